@@ -1,0 +1,169 @@
+"""The system of record: subscribers, offender states, pending alerts and digests (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine, make_url
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# JSONB on PostgreSQL (indexable, compact); plain JSON text on SQLite.
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+metadata = MetaData()
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),  # always lower-case
+    Column("confirmed", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False, default="active"),  # active|suspended|unsubscribed
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("unsubscribed_at", DateTime(timezone=True), nullable=True),
+)
+
+tracked_addresses = Table(
+    "tracked_addresses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("label", String(100), nullable=False),
+    Column("street", String(200), nullable=False),
+    Column("city", String(100), nullable=False),
+    Column("state", String(2), nullable=False),
+    Column("zip", String(10), nullable=False),
+    Column("normalized", String(300), nullable=False, default=""),
+    Column("radius_code", String(8), nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+)
+
+offender_watches = Table(
+    "offender_watches",
+    metadata,
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("offender_id", String(64), primary_key=True, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+)
+
+offenders = Table(
+    "offenders",
+    metadata,
+    Column("offender_id", String(64), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("removed", Boolean, nullable=False),
+    Column("juvenile", Boolean, nullable=False),
+    Column("state_json", JsonDoc, nullable=False),  # OffenderState.to_dict()
+    Column("updated_at", DateTime(timezone=True), nullable=False, default=utcnow),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("period", String(10), nullable=False),  # local date YYYY-MM-DD
+    Column("status", String(16), nullable=False),  # claimed|sent|empty|failed
+    Column("message_id", String(200), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", String(300), nullable=True),
+    # While "claimed": when the current attempt took the row; NULL = released for a retry.
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("subscriber_id", "period", name="uq_digests_subscriber_period"),
+)
+
+pending_alerts = Table(
+    "pending_alerts",
+    metadata,
+    Column("alert_id", String(32), primary_key=True),
+    # No foreign key: an alert for a subscriber deleted meanwhile must not fail its batch
+    # (the digest query joins subscribers, so such an alert is simply never mailed).
+    Column("subscriber_id", Integer, nullable=False, index=True),
+    Column("offender_id", String(64), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("payload", JsonDoc, nullable=False),  # Alert.to_dict()
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column(
+        "digest_id",
+        Integer,
+        ForeignKey("digests.id", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+    ),
+)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Python's sqlite3 would otherwise BEGIN lazily (only before DML); we BEGIN ourselves.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A read-then-write transaction that began DEFERRED cannot upgrade its lock once another
+    # process committed (SQLITE_BUSY at once, busy_timeout does not help): writers take the
+    # lock up front. Long read-only scans pass execution_options(sqlite_begin="DEFERRED").
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(u, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(u, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    metadata.create_all(engine)

@@ -1,0 +1,529 @@
+"""Database functions: each takes an Engine (or a Connection) and is one transaction."""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator, Protocol, Sequence
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from streams.adapters.db import (
+    digests,
+    offender_watches,
+    offenders,
+    pending_alerts,
+    subscribers,
+    tracked_addresses,
+    utcnow,
+)
+from streams.domain import radii
+from streams.domain.model import Alert, Circle, OffenderState
+
+Bind = Engine | Connection
+
+# Digests that are done with: their alerts are never mailed again.
+FINAL_DIGEST_STATUSES = ("sent", "empty", "failed")
+
+
+@contextmanager
+def _tx(bind: Bind) -> Iterator[Connection]:
+    """A transaction of our own on an Engine; the caller's on a Connection."""
+    if isinstance(bind, Connection):
+        if bind.in_transaction():
+            yield bind
+        else:
+            with bind.begin():
+                yield bind
+    else:
+        with bind.begin() as conn:
+            yield conn
+
+
+@contextmanager
+def _reading(bind: Bind) -> Iterator[Connection]:
+    """A read-only connection (on SQLite it does not take the write lock)."""
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            conn.execution_options(sqlite_begin="DEFERRED")
+            yield conn
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    """INSERT with ON CONFLICT support for the two databases we run on."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"database {conn.dialect.name!r} is not supported")
+
+
+def _active_subscriber() -> Any:
+    return and_(subscribers.c.confirmed.is_(True), subscribers.c.status == "active")
+
+
+# --- subscribers -------------------------------------------------------------------------
+
+
+class ImportedAddressLike(Protocol):
+    label: str
+    street: str
+    city: str
+    state: str
+    zip: str
+    radius_code: str
+    lat: float
+    lon: float
+    normalized: str
+
+
+class ImportedSubscriberLike(Protocol):
+    email: str
+    confirmed: bool
+    addresses: Sequence[ImportedAddressLike]
+    offenders: Sequence[str]
+
+
+@dataclass(frozen=True)
+class SubscriberChange:
+    """What a subscriber upsert changed, for publishing: upserts and withdrawals."""
+
+    subscriber_id: int
+    circles: list[Circle] = field(default_factory=list)
+    # Whole circles (not just ids): withdrawing one means a message to every cell it touched.
+    removed_circles: list[Circle] = field(default_factory=list)
+    watches: list[str] = field(default_factory=list)
+    removed_watches: list[str] = field(default_factory=list)
+
+    @property
+    def removed_circle_ids(self) -> list[int]:
+        return [c.circle_id for c in self.removed_circles]
+
+
+def _one_line(street: str, city: str, state: str, zip_: str) -> str:
+    return f"{street}, {city}, {state} {zip_}"
+
+
+def _circle(row: Any) -> Circle:
+    return Circle(
+        circle_id=row.id,
+        subscriber_id=row.subscriber_id,
+        label=row.label,
+        one_line=_one_line(row.street, row.city, row.state, row.zip),
+        lat=row.lat,
+        lon=row.lon,
+        radius_m=radii.radius_m(row.radius_code),
+        radius_code=row.radius_code,
+    )
+
+
+_ADDRESS_FIELDS = ("label", "street", "city", "state", "zip", "normalized", "radius_code", "lat", "lon")
+
+
+def _address_values(a: ImportedAddressLike) -> dict[str, Any]:
+    values = {f: getattr(a, f, None) for f in _ADDRESS_FIELDS}
+    values["normalized"] = values["normalized"] or ""
+    values["lat"], values["lon"] = float(values["lat"]), float(values["lon"])
+    return values
+
+
+def upsert_subscriber(bind: Bind, imported: ImportedSubscriberLike) -> SubscriberChange:
+    """Create or update a subscriber by e-mail; its tracked addresses and watches are replaced.
+
+    An address identical to one already tracked keeps its id (re-importing the same line
+    changes nothing and withdraws nothing). A subscriber who unsubscribed or was suspended
+    keeps that status; everything of theirs is then reported as withdrawn.
+    """
+    email = imported.email.strip().lower()
+    now = utcnow()
+    with _tx(bind) as conn:
+        conn.execute(
+            _insert(conn, subscribers)
+            .values(email=email, confirmed=bool(imported.confirmed), status="active", created_at=now)
+            .on_conflict_do_nothing(index_elements=[subscribers.c.email])
+        )
+        sid, status = conn.execute(
+            select(subscribers.c.id, subscribers.c.status).where(subscribers.c.email == email)
+        ).one()
+        conn.execute(
+            update(subscribers).where(subscribers.c.id == sid).values(confirmed=bool(imported.confirmed))
+        )
+
+        existing = list(
+            conn.execute(
+                select(tracked_addresses)
+                .where(tracked_addresses.c.subscriber_id == sid)
+                .order_by(tracked_addresses.c.id)
+            )
+        )
+        unused = {row.id: row for row in existing}
+        kept_ids: list[int] = []
+        for a in imported.addresses:
+            values = _address_values(a)
+            same = next(
+                (rid for rid, row in unused.items() if all(getattr(row, f) == values[f] for f in _ADDRESS_FIELDS)),
+                None,
+            )
+            if same is not None:
+                del unused[same]
+                kept_ids.append(same)
+                continue
+            result = conn.execute(
+                tracked_addresses.insert().values(subscriber_id=sid, created_at=now, **values)
+            )
+            kept_ids.append(result.inserted_primary_key[0])
+        removed = [_circle(row) for row in unused.values()]
+        if unused:
+            conn.execute(delete(tracked_addresses).where(tracked_addresses.c.id.in_(list(unused))))
+        rows = {
+            row.id: row
+            for row in conn.execute(select(tracked_addresses).where(tracked_addresses.c.subscriber_id == sid))
+        }
+        circles = [_circle(rows[i]) for i in kept_ids]
+
+        old_watches = set(
+            conn.execute(
+                select(offender_watches.c.offender_id).where(offender_watches.c.subscriber_id == sid)
+            ).scalars()
+        )
+        watches = list(dict.fromkeys(str(o) for o in imported.offenders))
+        removed_watches = sorted(old_watches - set(watches))
+        if removed_watches:
+            conn.execute(
+                delete(offender_watches).where(
+                    offender_watches.c.subscriber_id == sid,
+                    offender_watches.c.offender_id.in_(removed_watches),
+                )
+            )
+        added = [o for o in watches if o not in old_watches]
+        if added:
+            conn.execute(
+                offender_watches.insert(),
+                [{"subscriber_id": sid, "offender_id": o, "created_at": now} for o in added],
+            )
+
+    if status != "active":
+        return SubscriberChange(sid, [], removed + circles, [], removed_watches + watches)
+    return SubscriberChange(sid, circles, removed, watches, removed_watches)
+
+
+def active_circles(bind: Bind) -> Iterator[Circle]:
+    """Tracked addresses of confirmed, active subscribers (streamed; for resync)."""
+    stmt = (
+        select(tracked_addresses)
+        .join(subscribers, subscribers.c.id == tracked_addresses.c.subscriber_id)
+        .where(_active_subscriber())
+        .order_by(tracked_addresses.c.id)
+        .execution_options(yield_per=1000)
+    )
+    with _reading(bind) as conn:
+        for row in conn.execute(stmt):
+            yield _circle(row)
+
+
+def active_watches(bind: Bind) -> Iterator[tuple[int, str]]:
+    """(subscriber id, offender id) of confirmed, active subscribers (streamed; for resync)."""
+    stmt = (
+        select(offender_watches.c.subscriber_id, offender_watches.c.offender_id)
+        .join(subscribers, subscribers.c.id == offender_watches.c.subscriber_id)
+        .where(_active_subscriber())
+        .order_by(offender_watches.c.subscriber_id, offender_watches.c.offender_id)
+        .execution_options(yield_per=1000)
+    )
+    with _reading(bind) as conn:
+        for row in conn.execute(stmt):
+            yield int(row.subscriber_id), str(row.offender_id)
+
+
+# --- offenders ---------------------------------------------------------------------------
+
+
+def save_offender_state(bind: Bind, state: OffenderState) -> bool:
+    """Store the state unless the stored revision is already as new; True when written."""
+    values = {
+        "offender_id": state.offender_id,
+        "revision": state.revision,
+        "removed": state.removed,
+        "juvenile": bool(state.profile and state.profile.juvenile),
+        "state_json": state.to_dict(),
+        "updated_at": utcnow(),
+    }
+    with _tx(bind) as conn:
+        stmt = _insert(conn, offenders).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[offenders.c.offender_id],
+            set_={k: stmt.excluded[k] for k in values if k != "offender_id"},
+            where=offenders.c.revision < stmt.excluded.revision,
+        ).returning(offenders.c.offender_id)
+        # RETURNING rather than rowcount: drivers disagree on rowcount for upserts.
+        return conn.execute(stmt).first() is not None
+
+
+def get_offender_state(bind: Bind, offender_id: str) -> OffenderState | None:
+    with _reading(bind) as conn:
+        doc = conn.execute(
+            select(offenders.c.state_json).where(offenders.c.offender_id == offender_id)
+        ).scalar()
+    return OffenderState.from_dict(doc) if doc is not None else None
+
+
+def all_offender_states(bind: Bind) -> Iterator[OffenderState]:
+    stmt = (
+        select(offenders.c.state_json)
+        .order_by(offenders.c.offender_id)
+        .execution_options(yield_per=1000)
+    )
+    with _reading(bind) as conn:
+        for (doc,) in conn.execute(stmt):
+            yield OffenderState.from_dict(doc)
+
+
+# --- pending alerts ----------------------------------------------------------------------
+
+
+def _not_in_sent_digest() -> Any:
+    sent = select(digests.c.id).where(digests.c.status == "sent")
+    return or_(pending_alerts.c.digest_id.is_(None), pending_alerts.c.digest_id.not_in(sent))
+
+
+def purge_offender_alerts(bind: Bind, offender_id: str) -> int:
+    """Delete the not-yet-mailed alerts naming an offender who is no longer public.
+
+    The one kept is the watch alert saying a removed offender left the public registry:
+    that news is for the people who tracked them. A juvenile flag purges that too.
+    """
+    with _tx(bind) as conn:
+        juvenile = conn.execute(
+            select(offenders.c.juvenile).where(offenders.c.offender_id == offender_id)
+        ).scalar()
+        cond = and_(pending_alerts.c.offender_id == offender_id, _not_in_sent_digest())
+        if not juvenile:
+            cond = and_(cond, pending_alerts.c.kind != "watch_removed")
+        return conn.execute(delete(pending_alerts).where(cond)).rowcount
+
+
+def record_alerts(bind: Bind, alerts: Sequence[Alert]) -> int:
+    """Insert the alerts not stored yet (a redelivered alert is ignored); returns how many were new."""
+    if not alerts:
+        return 0
+    now = utcnow()
+    rows: dict[str, dict[str, Any]] = {}
+    for a in alerts:
+        rows.setdefault(
+            a.alert_id,
+            {
+                "alert_id": a.alert_id,
+                "subscriber_id": a.subscriber_id,
+                "offender_id": a.offender_id,
+                "kind": a.kind,
+                "payload": a.to_dict(),
+                "created_at": now,
+            },
+        )
+    with _tx(bind) as conn:
+        stmt = (
+            _insert(conn, pending_alerts)
+            .on_conflict_do_nothing(index_elements=[pending_alerts.c.alert_id])
+            .returning(pending_alerts.c.alert_id)
+        )
+        # executemany: SQLAlchemy batches these into multi-row INSERTs ("insertmanyvalues").
+        return len(conn.execute(stmt, list(rows.values())).all())
+
+
+def count_pending_alerts(bind: Bind) -> int:
+    """Alerts waiting for a digest."""
+    with _reading(bind) as conn:
+        return int(
+            conn.execute(
+                select(func.count()).select_from(pending_alerts).where(pending_alerts.c.digest_id.is_(None))
+            ).scalar_one()
+        )
+
+
+# --- digests -----------------------------------------------------------------------------
+
+
+def subscribers_with_unassigned_alerts(bind: Bind) -> list[int]:
+    """Confirmed, active subscribers with alerts not yet in any digest."""
+    stmt = (
+        select(pending_alerts.c.subscriber_id)
+        .join(subscribers, subscribers.c.id == pending_alerts.c.subscriber_id)
+        .where(pending_alerts.c.digest_id.is_(None), _active_subscriber())
+        .group_by(pending_alerts.c.subscriber_id)
+        .order_by(pending_alerts.c.subscriber_id)
+    )
+    with _reading(bind) as conn:
+        return [int(s) for s in conn.execute(stmt).scalars()]
+
+
+def claim_digest(
+    bind: Bind, subscriber_id: int, period: str, *, now: datetime, message_domain: str
+) -> int | None:
+    """Claim the (subscriber, period) digest and attach the subscriber's unassigned alerts.
+
+    Returns the digest id, or None when that period already has a digest (sent, or being
+    sent by another run) or the subscriber may not receive one. The UNIQUE constraint on
+    (subscriber_id, period) is what makes a second or concurrent run back off.
+    """
+    with _tx(bind) as conn:
+        ok = conn.execute(
+            select(subscribers.c.id).where(subscribers.c.id == subscriber_id, _active_subscriber())
+        ).first()
+        if ok is None:
+            return None
+        digest_id = conn.execute(
+            _insert(conn, digests)
+            .values(
+                subscriber_id=subscriber_id,
+                period=period,
+                status="claimed",
+                attempts=0,
+                claimed_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[digests.c.subscriber_id, digests.c.period])
+            .returning(digests.c.id)
+        ).scalar()
+        if digest_id is None:
+            return None
+        # Fixed at claim time so every retry of this digest carries the same Message-ID;
+        # the random part keeps ids unique across databases that reuse digest ids.
+        message_id = f"<digest-{digest_id}.{secrets.token_hex(6)}@{message_domain}>"
+        conn.execute(update(digests).where(digests.c.id == digest_id).values(message_id=message_id))
+        conn.execute(
+            update(pending_alerts)
+            .where(pending_alerts.c.subscriber_id == subscriber_id, pending_alerts.c.digest_id.is_(None))
+            .values(digest_id=digest_id)
+        )
+        return int(digest_id)
+
+
+def digest_status(bind: Bind, subscriber_id: int, period: str) -> str | None:
+    with _reading(bind) as conn:
+        return conn.execute(
+            select(digests.c.status).where(digests.c.subscriber_id == subscriber_id, digests.c.period == period)
+        ).scalar()
+
+
+def take_over_claimed_digests(bind: Bind, *, now: datetime, stale_before: datetime) -> list[int]:
+    """Take the claimed digests nobody is sending: released after a temporary failure, or
+    claimed before `stale_before` by a run that died. Each row is taken with a conditional
+    UPDATE, so of two concurrent runs only one gets it."""
+    free = and_(
+        digests.c.status == "claimed",
+        or_(digests.c.claimed_at.is_(None), digests.c.claimed_at < stale_before),
+    )
+    taken: list[int] = []
+    with _reading(bind) as conn:
+        candidates = list(conn.execute(select(digests.c.id).where(free).order_by(digests.c.id)).scalars())
+    for digest_id in candidates:
+        with _tx(bind) as conn:
+            n = conn.execute(
+                update(digests).where(digests.c.id == digest_id, free).values(claimed_at=now)
+            ).rowcount
+        if n == 1:
+            taken.append(int(digest_id))
+    return taken
+
+
+@dataclass(frozen=True)
+class DigestWork:
+    """A claimed digest with what is needed to mail it."""
+
+    digest_id: int
+    subscriber_id: int
+    period: str
+    email: str
+    deliverable: bool  # the subscriber is (still) confirmed and active
+    message_id: str | None
+    attempts: int
+    alerts: list[Alert]  # only offenders who may still be shown
+    withheld: int  # alerts dropped: the offender was removed or flagged juvenile since
+
+
+def _still_shown(kind: str, removed: bool | None, juvenile: bool | None) -> bool:
+    """Juvenile records are never shown; a removed offender only in the watch line saying so."""
+    if juvenile:
+        return False
+    if removed:
+        return kind == "watch_removed"
+    return True
+
+
+def load_digest(bind: Bind, digest_id: int) -> DigestWork:
+    with _reading(bind) as conn:
+        d = conn.execute(
+            select(
+                digests.c.id,
+                digests.c.subscriber_id,
+                digests.c.period,
+                digests.c.message_id,
+                digests.c.attempts,
+                subscribers.c.email,
+                subscribers.c.confirmed,
+                subscribers.c.status,
+            )
+            .join(subscribers, subscribers.c.id == digests.c.subscriber_id)
+            .where(digests.c.id == digest_id)
+        ).one()
+        rows = conn.execute(
+            select(pending_alerts.c.kind, pending_alerts.c.payload, offenders.c.removed, offenders.c.juvenile)
+            .select_from(
+                pending_alerts.outerjoin(offenders, offenders.c.offender_id == pending_alerts.c.offender_id)
+            )
+            .where(pending_alerts.c.digest_id == digest_id)
+            .order_by(pending_alerts.c.created_at, pending_alerts.c.alert_id)
+        ).all()
+    alerts = [Alert.from_dict(r.payload) for r in rows if _still_shown(r.kind, r.removed, r.juvenile)]
+    return DigestWork(
+        digest_id=int(d.id),
+        subscriber_id=int(d.subscriber_id),
+        period=d.period,
+        email=d.email,
+        deliverable=bool(d.confirmed) and d.status == "active",
+        message_id=d.message_id,
+        attempts=int(d.attempts),
+        alerts=alerts,
+        withheld=len(rows) - len(alerts),
+    )
+
+
+def _finish(bind: Bind, digest_id: int, **values: Any) -> bool:
+    with _tx(bind) as conn:
+        return (
+            conn.execute(
+                update(digests)
+                .where(digests.c.id == digest_id, digests.c.status == "claimed")
+                .values(**values)
+            ).rowcount
+            == 1
+        )
+
+
+def mark_digest_sent(bind: Bind, digest_id: int, *, now: datetime, message_id: str) -> bool:
+    return _finish(
+        bind, digest_id, status="sent", sent_at=now, message_id=message_id,
+        attempts=digests.c.attempts + 1, last_error=None,
+    )
+
+
+def mark_digest_empty(bind: Bind, digest_id: int, *, note: str | None = None) -> bool:
+    return _finish(bind, digest_id, status="empty", last_error=note)
+
+
+def mark_digest_failed(bind: Bind, digest_id: int, *, error: str) -> bool:
+    return _finish(
+        bind, digest_id, status="failed", attempts=digests.c.attempts + 1, last_error=error[:300]
+    )
+
+
+def release_digest(bind: Bind, digest_id: int, *, error: str) -> bool:
+    """A temporary failure: stays claimed, free for the next run to retry."""
+    return _finish(
+        bind, digest_id, claimed_at=None, attempts=digests.c.attempts + 1, last_error=error[:300]
+    )

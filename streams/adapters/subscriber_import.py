@@ -1,0 +1,194 @@
+"""The legacy migration file: one subscriber per JSON line, checked against subscriber-import.schema.json."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from os import PathLike
+from typing import Any, Iterator
+
+from email_validator import EmailNotValidError, validate_email
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from streams.adapters.event_codec import (
+    describe_error,
+    format_checker,
+    json_type,
+    load_schema,
+    scrub,
+    short,
+    strict_json_loads,
+)
+from streams.domain.addresses import normalize_address
+from streams.domain.radii import RADIUS_CODES
+
+MAX_ADDRESSES = 5
+MAX_OFFENDERS = 5
+# A legacy export is read line by line; one runaway line must not be read whole.
+MAX_LINE_BYTES = 64 * 1024
+GEOCODING_MESSAGE = "lat and lon are required until geocoding is available"
+_SECRET = frozenset({"email"})
+
+
+@dataclass(frozen=True)
+class ImportedAddress:
+    label: str
+    street: str
+    city: str
+    state: str
+    zip: str
+    radius_code: str
+    lat: float
+    lon: float
+    normalized: str
+
+
+@dataclass(frozen=True)
+class ImportedSubscriber:
+    email: str  # email-validator's normalized form, lower-cased: the identity for matching
+    confirmed: bool
+    addresses: tuple[ImportedAddress, ...]
+    offenders: tuple[str, ...]
+
+
+class InvalidLine(Exception):
+    """One line that cannot be imported; the message names the field and never the e-mail."""
+
+    def __init__(self, message: str) -> None:
+        self.message = scrub(message)
+        super().__init__(self.message)
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    schema = load_schema("subscriber-import.schema.json")
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=format_checker())
+
+
+def _describe(err: ValidationError) -> str:
+    parts = list(err.absolute_path)
+    if err.validator == "required" and parts[:1] == ["addresses"] and len(parts) == 2:
+        if err.message.startswith(("'lat' ", "'lon' ")):
+            return f"addresses[{parts[1]}]: {GEOCODING_MESSAGE}"
+    if err.validator == "enum" and parts[-1:] == ["radius"]:
+        return (
+            f"addresses[{parts[1]}].radius: {short(err.instance)} is not offered; "
+            f"choose one of {', '.join(RADIUS_CODES)}"
+        )
+    if err.validator == "maxItems" and parts == ["addresses"]:
+        return f"addresses: {len(err.instance)} given, at most {MAX_ADDRESSES} addresses per subscriber"
+    return describe_error(err, root="line", secret=_SECRET)
+
+
+def _schema_check(doc: dict[str, Any]) -> None:
+    errors = list(_validator().iter_errors(doc))
+    if not errors:
+        return
+    # Missing coordinates are the likeliest fault of a legacy export: say so first.
+    geo = [e for e in errors if _describe(e).endswith(GEOCODING_MESSAGE)]
+    message = _describe(geo[0] if geo else best_match(errors))
+    if len(errors) > 1:
+        n = len(errors) - 1
+        message += f" (and {n} more problem{'s' if n > 1 else ''})"
+    raise InvalidLine(message)
+
+
+def _without(text: str, email: str) -> str:
+    """email-validator's reason, minus any piece of the address it may quote."""
+    local, _, domain = email.rpartition("@")
+    for piece in sorted({email, local, domain}, key=len, reverse=True):
+        if len(piece) >= 2:
+            text = re.sub(re.escape(piece), "…", text, flags=re.IGNORECASE)
+
+    def quoted(m: re.Match[str]) -> str:
+        # IDNA and IP errors quote a label or an address literal from the domain.
+        inner = m.group(1)
+        return "'…'" if len(inner) >= 2 and inner.lower() in email.lower() else m.group(0)
+
+    return re.sub(r"'([^']*)'", quoted, text).rstrip(".")
+
+
+def _email(raw: str) -> str:
+    try:
+        valid = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as e:
+        raise InvalidLine(f"email: not a valid address ({_without(str(e), raw)})") from None
+    return valid.normalized.lower()
+
+
+def _address(a: dict[str, Any]) -> ImportedAddress:
+    state = a["state"].upper()
+    return ImportedAddress(
+        label=a["label"],
+        street=a["street"],
+        city=a["city"],
+        state=state,
+        zip=a["zip"],
+        radius_code=a["radius"],
+        lat=float(a["lat"]),
+        lon=float(a["lon"]),
+        normalized=normalize_address(a["street"], a["city"], state, a["zip"]),
+    )
+
+
+def parse_subscriber_line(line: str) -> ImportedSubscriber:
+    """One JSON line to a subscriber, or InvalidLine saying which rule it breaks."""
+    try:
+        doc = strict_json_loads(line)
+    except ValueError as e:
+        raise InvalidLine(f"not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidLine(f"a line must be one JSON object, got {json_type(doc)}")
+    _schema_check(doc)
+    # A repeated id counts once: the limit is on what is tracked, not on how it was typed.
+    offenders = tuple(dict.fromkeys(doc.get("offenders") or ()))
+    if len(offenders) > MAX_OFFENDERS:
+        raise InvalidLine(
+            f"offenders: {len(offenders)} distinct offender ids, at most {MAX_OFFENDERS} can be tracked"
+        )
+    return ImportedSubscriber(
+        email=_email(doc["email"]),
+        confirmed=doc["confirmed"],
+        addresses=tuple(_address(a) for a in doc.get("addresses") or ()),
+        offenders=offenders,
+    )
+
+
+def _lines(fh: Any) -> Iterator[bytes | None]:
+    """Raw lines; None for a line longer than MAX_LINE_BYTES (skipped to its end)."""
+    while chunk := fh.readline(MAX_LINE_BYTES + 1):
+        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            while chunk and not chunk.endswith(b"\n"):
+                chunk = fh.readline(MAX_LINE_BYTES + 1)
+            yield None
+        else:
+            yield chunk
+
+
+def iter_import_file(
+    path: str | PathLike[str],
+) -> Iterator[tuple[int, ImportedSubscriber | InvalidLine]]:
+    """(line number from 1, subscriber or the reason it was rejected); blank lines skipped."""
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(_lines(fh), start=1):
+            if raw is None:
+                yield n, InvalidLine(f"line is longer than {MAX_LINE_BYTES} bytes")
+                continue
+            if n == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a BOM from a Windows export
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield n, InvalidLine(
+                    f"line is not UTF-8: byte 0x{raw[e.start]:02x} at position {e.start} ({e.reason})"
+                )
+                continue
+            try:
+                yield n, parse_subscriber_line(text)
+            except InvalidLine as err:
+                yield n, err

@@ -1,0 +1,34 @@
+"""The geo join: an offender address that appeared or went away, against the circles held here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from streams.agents.registry_events import deliver
+from streams.app import StreamGraph
+from streams.bootstrap import Services
+from streams.domain.matching import proximity_alerts
+from streams.domain.model import AddressChange
+
+logger = structlog.get_logger()
+
+
+def register(g: StreamGraph, services: Services) -> None:
+    @g.app.agent(g.address_changes, name="match_address_change")
+    async def match_address_change(stream: Any) -> None:
+        async for value in stream:
+            change = AddressChange.from_dict(value)
+            alerts = proximity_alerts(change, services.circles.index)
+            sends = [
+                await g.alerts.send(key=str(a.subscriber_id), value=a.to_dict()) for a in alerts
+            ]
+            await deliver(sends)
+            logger.info(
+                "address change matched",
+                event_id=change.event_id,
+                offender_id=change.offender_id,
+                direction=change.direction,
+                alerts=len(alerts),
+            )

@@ -1,0 +1,72 @@
+"""The Faust app and its topics and tables; agents are registered by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from streams import topics as t
+from streams.settings import Settings
+
+
+@dataclass
+class StreamGraph:
+    app: faust.App
+    registry_events: faust.TopicT
+    dead_letters: faust.TopicT
+    offender_snapshots: faust.TopicT
+    offender_watches: faust.TopicT
+    tracked_circles: faust.TopicT
+    address_changes: faust.TopicT
+    alerts: faust.TopicT
+    offender_to_state: faust.Table
+    offender_to_watchers: faust.Table
+    cell_circle_to_circle: faust.Table
+
+
+def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
+    n = settings.partitions
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        # At-least-once; every effect downstream is idempotent (alert ids, revisions).
+        processing_guarantee="at_least_once",
+        topic_partitions=n,
+        topic_allow_declare=True,
+        topic_disable_leader=False,
+        web_enabled=settings.worker_web_enabled,
+        web_port=settings.worker_web_port,
+        web_bind="127.0.0.1",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 10),
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        datadir=str(settings.data_dir / "faust"),
+    )
+
+    def raw_topic(spec: t.TopicSpec) -> faust.TopicT:
+        return app.topic(spec.name, partitions=n, key_serializer="raw", value_serializer="raw")
+
+    def json_topic(spec: t.TopicSpec) -> faust.TopicT:
+        return app.topic(spec.name, partitions=n, key_type=str)
+
+    def table(name: str, default: type | None = None) -> faust.Table:
+        return app.Table(name, default=default, partitions=n, key_type=str)
+
+    return StreamGraph(
+        app=app,
+        registry_events=raw_topic(t.REGISTRY_EVENTS),
+        dead_letters=json_topic(t.DEAD_LETTERS),
+        offender_snapshots=json_topic(t.OFFENDER_SNAPSHOTS),
+        offender_watches=json_topic(t.OFFENDER_WATCHES),
+        tracked_circles=json_topic(t.TRACKED_CIRCLES),
+        address_changes=json_topic(t.ADDRESS_CHANGES),
+        alerts=json_topic(t.ALERTS),
+        offender_to_state=table(t.OFFENDER_TO_STATE),
+        offender_to_watchers=table(t.OFFENDER_TO_WATCHERS),
+        cell_circle_to_circle=table(t.CELL_CIRCLE_TO_CIRCLE),
+    )

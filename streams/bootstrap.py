@@ -1,0 +1,106 @@
+"""The composition root: builds the engine, mail sender, index and stream graph once."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+import structlog
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from streams import topics
+from streams.adapters.broker import Publisher, ensure_topics
+from streams.adapters.db import create_schema, make_engine
+from streams.adapters.mail import MaildirSender, MailSender, SmtpSender
+from streams.domain.cell_circles import CellCircles
+from streams.services import links
+from streams.settings import Settings
+
+logger = structlog.get_logger()
+T = TypeVar("T")
+
+
+def mail_sender_for(settings: Settings) -> MailSender:
+    if settings.uses_smtp:
+        return SmtpSender(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            timeout=30.0,
+        )
+    return MaildirSender(settings.maildir)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    mail: MailSender
+    circles: CellCircles = field(default_factory=CellCircles)
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a repository call off the loop; while the database is unreachable, wait."""
+        delay = 0.5
+        while True:
+            try:
+                return await asyncio.to_thread(fn, self.engine, *args)
+            except (OperationalError, InterfaceError) as exc:
+                logger.warning("database unreachable, retrying", error=type(exc).__name__, in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    @asynccontextmanager
+    async def publisher(self, bootstrap: str) -> AsyncIterator[Publisher]:
+        """Every publish goes through here: topics first, or the broker invents them."""
+        await ensure_topics(
+            bootstrap, topics.all_topic_names(self.settings.app_id), self.settings.partitions
+        )
+        async with Publisher(bootstrap) as pub:
+            yield pub
+
+    def local_period(self, now: datetime | None = None) -> str:
+        now = now or datetime.now(timezone.utc)
+        return now.astimezone(self.settings.zone).date().isoformat()
+
+    async def send_digests(self, period: str | None = None) -> Any:
+        from streams.services.digests import send_due_digests
+
+        return await send_due_digests(
+            self.engine,
+            self.mail,
+            period=period or self.local_period(),
+            from_addr=self.settings.mail_from,
+            public_url=self.settings.public_url,
+            unsubscribe_url_for=lambda sid: links.unsubscribe_url(self.settings, sid),
+            now=datetime.now(timezone.utc),
+        )
+
+
+def build_services(settings: Settings) -> Services:
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    return Services(settings=settings, engine=engine, mail=mail_sender_for(settings))
+
+
+def build_stream_graph(settings: Settings, bootstrap: str, services: Services) -> Any:
+    from streams.agents import (
+        address_changes,
+        alerts,
+        digests,
+        offender_watches,
+        registry_events,
+        tracked_circles,
+    )
+    from streams.app import create_app
+
+    graph = create_app(settings, bootstrap)
+    for flow in (registry_events, offender_watches, tracked_circles, address_changes, alerts, digests):
+        flow.register(graph, services)
+    return graph

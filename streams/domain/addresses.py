@@ -1,0 +1,60 @@
+"""Address text in USPS Pub 28 form, the identity that tells a real move from a re-spelling."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from scourgify import normalize_address_record
+from scourgify.exceptions import AddressNormalizationError
+
+from streams.domain.model import Address
+
+_DROP = re.compile(r"[.']")  # "P.O." and "O'Fallon" must read the same without them
+_SPACE = re.compile(r"[^\w#/-]+")
+
+
+def _plain(text: str) -> str:
+    return " ".join(_SPACE.sub(" ", _DROP.sub("", text.upper())).split())
+
+
+def _zip5(zip_code: str) -> str:
+    digits = re.sub(r"\D", "", zip_code or "")
+    # ZIP+4 suffixes come and go between registry extracts; five digits name the place.
+    return digits[:5] if len(digits) >= 5 else digits
+
+
+def normalize_address(street: str, city: str, state: str, zip: str) -> str:  # noqa: A002
+    zip5 = _zip5(str(zip))
+    try:
+        rec = normalize_address_record(
+            {"address_line_1": street, "city": city, "state": state, "postal_code": zip5}
+        )
+    except AddressNormalizationError:
+        # PO boxes, rural routes and garbage: good enough to tell two texts apart, and such
+        # text is never geocoded from here.
+        return f"{_plain(street)}, {_plain(city)}, {_plain(state)} {zip5}".strip()
+    line = " ".join(p for p in (rec["address_line_1"], rec.get("address_line_2")) if p)
+    # scourgify keeps "ST. LOUIS" but writes "ST LOUIS" for "St Louis": one city, one spelling.
+    return f"{_plain(line)}, {_plain(rec['city'])}, {rec['state']} {zip5}".strip()
+
+
+def _coord(v: Any) -> float | None:
+    return None if v is None or v == "" else float(v)
+
+
+def make_address(d: dict[str, Any]) -> Address:
+    street, city, state, zip_code = (
+        str(d.get(k) or "") for k in ("street", "city", "state", "zip")
+    )
+    return Address(
+        type=d["type"],
+        street=street,
+        city=city,
+        state=state,
+        zip=zip_code,
+        county=d.get("county"),
+        lat=_coord(d.get("lat")),
+        lon=_coord(d.get("lon")),
+        normalized=normalize_address(street, city, state, zip_code),
+    )

@@ -1,0 +1,287 @@
+"""Value objects shared by every stage: registry state, tracked circles, alerts."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+AddressType = Literal["home", "work", "school", "temporary"]
+# Only these address types take part in proximity and watch alerts (RSMo 43.650 lists
+# residence, work and school as the public addresses; "temporary" is kept for the record).
+ALERTING_TYPES: frozenset[str] = frozenset({"home", "work", "school"})
+
+AlertKind = Literal["moved_in", "moved_out", "watch_changed", "watch_removed"]
+
+
+@dataclass(frozen=True)
+class Address:
+    type: str
+    street: str
+    city: str
+    state: str
+    zip: str
+    county: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    # Normalized one-line text (USPS Pub 28 form); the address identity with `type`.
+    normalized: str = ""
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        return (self.type, self.normalized)
+
+    @property
+    def has_point(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+    @property
+    def one_line(self) -> str:
+        return f"{self.street}, {self.city}, {self.state} {self.zip}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Address:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Offense:
+    description: str
+    code: str | None = None
+    convicted_on: str | None = None
+
+
+@dataclass(frozen=True)
+class Alias:
+    last_name: str
+    first_name: str
+
+
+@dataclass(frozen=True)
+class OffenderProfile:
+    """What the statute lets the public see, plus the juvenile flag that hides it all.
+
+    Online identifiers are never held in clear text past the edge: only their SHA-256
+    digests (of the lower-cased identifier), for exact-match search (RSMo 43.650.4).
+    """
+
+    last_name: str
+    first_name: str
+    date_of_birth: str
+    tier: int
+    compliance: str
+    juvenile: bool
+    offenses: tuple[Offense, ...] = ()
+    middle_name: str | None = None
+    suffix: str | None = None
+    aliases: tuple[Alias, ...] = ()
+    sex: str | None = None
+    race: str | None = None
+    height_in: int | None = None
+    weight_lb: int | None = None
+    photo_url: str | None = None
+    online_identifier_digests: tuple[str, ...] = ()
+
+    @property
+    def display_name(self) -> str:
+        parts = [self.first_name, self.middle_name or "", self.last_name]
+        name = " ".join(p for p in parts if p)
+        return f"{name} {self.suffix}" if self.suffix else name
+
+    @property
+    def main_offense(self) -> str:
+        return self.offenses[0].description if self.offenses else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OffenderProfile:
+        d = dict(d)
+        d["offenses"] = tuple(Offense(**o) for o in d.get("offenses", ()))
+        d["aliases"] = tuple(Alias(**a) for a in d.get("aliases", ()))
+        d["online_identifier_digests"] = tuple(d.get("online_identifier_digests", ()))
+        return cls(**d)
+
+
+def digest_online_identifier(identifier: str) -> str:
+    return hashlib.sha256(identifier.strip().lower().encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class RegistryEvent:
+    """A validated `registry-event/1` (see schemas/registry-event.schema.json)."""
+
+    event_id: str
+    offender_id: str
+    revision: int
+    occurred_at: str
+    kind: Literal["upsert", "remove"]
+    baseline: bool = False
+    offender: OffenderProfile | None = None
+    addresses: tuple[Address, ...] = ()
+
+
+@dataclass(frozen=True)
+class OffenderState:
+    """The last applied registry state of one offender (the stream's table value)."""
+
+    offender_id: str
+    revision: int
+    removed: bool
+    profile: OffenderProfile | None
+    addresses: tuple[Address, ...]
+    # Recent event ids applied to this offender, to ignore a redelivered event.
+    recent_event_ids: tuple[str, ...] = ()
+    occurred_at: str = ""
+
+    @property
+    def is_public(self) -> bool:
+        return not self.removed and self.profile is not None and not self.profile.juvenile
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "offender_id": self.offender_id,
+            "revision": self.revision,
+            "removed": self.removed,
+            "profile": self.profile.to_dict() if self.profile else None,
+            "addresses": [a.to_dict() for a in self.addresses],
+            "recent_event_ids": list(self.recent_event_ids),
+            "occurred_at": self.occurred_at,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OffenderState:
+        return cls(
+            offender_id=d["offender_id"],
+            revision=d["revision"],
+            removed=d["removed"],
+            profile=OffenderProfile.from_dict(d["profile"]) if d.get("profile") else None,
+            addresses=tuple(Address.from_dict(a) for a in d.get("addresses", ())),
+            recent_event_ids=tuple(d.get("recent_event_ids", ())),
+            occurred_at=d.get("occurred_at", ""),
+        )
+
+
+@dataclass(frozen=True)
+class OffenderSummary:
+    """The few offender facts an alert carries (never online identifiers)."""
+
+    offender_id: str
+    name: str
+    main_offense: str
+    tier: int
+    compliance: str
+
+    @classmethod
+    def of(cls, offender_id: str, p: OffenderProfile) -> OffenderSummary:
+        return cls(offender_id, p.display_name, p.main_offense, p.tier, p.compliance)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AddressChange:
+    """One alerting address of one offender that appeared ("in") or went away ("out")."""
+
+    event_id: str
+    offender_id: str
+    occurred_at: str
+    direction: Literal["in", "out"]
+    address: Address
+    offender: OffenderSummary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "offender_id": self.offender_id,
+            "occurred_at": self.occurred_at,
+            "direction": self.direction,
+            "address": self.address.to_dict(),
+            "offender": self.offender.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AddressChange:
+        return cls(
+            event_id=d["event_id"],
+            offender_id=d["offender_id"],
+            occurred_at=d["occurred_at"],
+            direction=d["direction"],
+            address=Address.from_dict(d["address"]),
+            offender=OffenderSummary(**d["offender"]),
+        )
+
+
+@dataclass(frozen=True)
+class WatchChange:
+    """A tracked offender's alerting addresses changed (or the offender left the registry)."""
+
+    event_id: str
+    offender_id: str
+    occurred_at: str
+    removed: bool
+    offender: OffenderSummary
+    old_addresses: tuple[Address, ...] = ()
+    new_addresses: tuple[Address, ...] = ()
+
+
+@dataclass(frozen=True)
+class Circle:
+    """A subscriber's tracked address with its radius: the unit of the geo join."""
+
+    circle_id: int  # the tracked address id
+    subscriber_id: int
+    label: str
+    one_line: str
+    lat: float
+    lon: float
+    radius_m: float
+    radius_code: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Circle:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One line of a future digest, for one subscriber. `alert_id` makes re-delivery harmless."""
+
+    alert_id: str
+    subscriber_id: int
+    offender_id: str
+    kind: str  # AlertKind
+    event_id: str
+    occurred_at: str
+    offender: dict[str, Any]
+    # proximity alerts
+    tracked_address_id: int | None = None
+    tracked_label: str | None = None
+    tracked_one_line: str | None = None
+    address: dict[str, Any] | None = None
+    distance_m: float | None = None
+    band: str | None = None
+    # watch alerts
+    old_addresses: list[dict[str, Any]] = field(default_factory=list)
+    new_addresses: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Alert:
+        return cls(**d)
+
+
+def alert_id_for(*parts: object) -> str:
+    """Deterministic id: the same event re-processed yields the same alert ids."""
+    h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8"))
+    return h.hexdigest()[:32]

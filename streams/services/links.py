@@ -1,0 +1,30 @@
+"""Links that go into e-mails: signed, so nobody can unsubscribe somebody else."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from streams.settings import Settings
+
+
+def _sign(secret: str, purpose: str, subscriber_id: int) -> str:
+    mac = hmac.new(secret.encode(), f"{purpose}:{subscriber_id}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def unsubscribe_token(secret: str, subscriber_id: int) -> str:
+    return f"{subscriber_id}.{_sign(secret, 'unsubscribe', subscriber_id)}"
+
+
+def verify_unsubscribe_token(secret: str, token: str) -> int | None:
+    sid, _, sig = token.partition(".")
+    if not sid.isdigit():
+        return None
+    expected = _sign(secret, "unsubscribe", int(sid))
+    return int(sid) if hmac.compare_digest(expected, sig) else None
+
+
+def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
+    return f"{settings.public_url}/unsubscribe/{unsubscribe_token(settings.secret_key, subscriber_id)}"

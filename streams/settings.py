@@ -1,0 +1,162 @@
+"""One frozen settings object, read from the environment once, at the entrypoint."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class SettingsError(ValueError):
+    """A configuration value a person must fix; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    broker_url: str | None  # None: start the embedded broker
+    database_url: str
+    partitions: int
+    app_id: str
+    smtp_host: str | None
+    smtp_port: int
+    smtp_starttls: bool
+    smtp_username: str | None
+    smtp_password: str | None
+    mail_from: str
+    maildir: Path
+    public_url: str
+    digest_time: tuple[int, int]
+    timezone: str
+    secret_key: str
+    worker_web_port: int
+    worker_web_enabled: bool
+    log_format: str  # auto | json | console
+    log_level: str
+    session_timeout_s: float
+    embedded_broker_port: int
+
+    @property
+    def uses_smtp(self) -> bool:
+        return self.smtp_host is not None
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r}: expected true or false")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}={value}: expected a number from {lo} to {hi}")
+    return value
+
+
+def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
+    """Signs unsubscribe links. Embedded mode keeps a generated key in the data folder."""
+    key = env.get("SOR_SECRET_KEY")
+    if key:
+        if len(key) < 32:
+            raise SettingsError("SOR_SECRET_KEY: use at least 32 characters of random text")
+        return key
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    data_dir = Path(env.get("SOR_DATA_DIR") or ".sor-data").resolve()
+
+    broker = env.get("SOR_BROKER_URL") or None
+    if broker is not None:
+        if not re.fullmatch(r"(kafka://)?[\w.\-]+:\d+(,(kafka://)?[\w.\-]+:\d+)*", broker):
+            raise SettingsError(
+                f"SOR_BROKER_URL={broker!r}: expected host:port[,host:port...], e.g. localhost:9092"
+            )
+        broker = ",".join(b.removeprefix("kafka://") for b in broker.split(","))
+
+    database_url = env.get("SOR_DATABASE_URL") or f"sqlite:///{data_dir / 'sor-notify.db'}"
+    if not database_url.startswith(("sqlite:", "postgresql")):
+        raise SettingsError(
+            "SOR_DATABASE_URL: expected sqlite:///PATH or postgresql+psycopg://user@host/db"
+        )
+
+    digest_raw = env.get("SOR_DIGEST_TIME") or "06:00"
+    m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", digest_raw)
+    if not m:
+        raise SettingsError(f"SOR_DIGEST_TIME={digest_raw!r}: expected HH:MM in 24-hour time")
+
+    tz = env.get("SOR_TIMEZONE") or "America/Chicago"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"SOR_TIMEZONE={tz!r}: not a known IANA time zone") from None
+
+    public_url = (env.get("SOR_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise SettingsError(f"SOR_PUBLIC_URL={public_url!r}: expected an http(s) URL")
+
+    log_format = env.get("SOR_LOG_FORMAT") or "auto"
+    if log_format not in {"auto", "json", "console"}:
+        raise SettingsError(f"SOR_LOG_FORMAT={log_format!r}: expected auto, json or console")
+    log_level = (env.get("SOR_LOG_LEVEL") or "info").lower()
+    if log_level not in {"debug", "info", "warning", "error"}:
+        raise SettingsError(f"SOR_LOG_LEVEL={log_level!r}: expected debug, info, warning or error")
+
+    mail_from = env.get("SOR_MAIL_FROM") or "Registry Notifications <no-reply@sor-notify.localhost>"
+    if "@" not in mail_from:
+        raise SettingsError("SOR_MAIL_FROM: expected an e-mail address, optionally with a name")
+
+    return Settings(
+        data_dir=data_dir,
+        broker_url=broker,
+        database_url=database_url,
+        partitions=_int(env, "SOR_PARTITIONS", 4, 1, 256),
+        app_id=env.get("SOR_APP_ID") or "sor-notify",
+        smtp_host=env.get("SOR_SMTP_HOST") or None,
+        smtp_port=_int(env, "SOR_SMTP_PORT", 587, 1, 65535),
+        smtp_starttls=_bool(env, "SOR_SMTP_STARTTLS", True),
+        smtp_username=env.get("SOR_SMTP_USERNAME") or None,
+        smtp_password=env.get("SOR_SMTP_PASSWORD") or None,
+        mail_from=mail_from,
+        maildir=Path(env.get("SOR_MAILDIR") or data_dir / "maildir").resolve(),
+        public_url=public_url,
+        digest_time=(int(m.group(1)), int(m.group(2))),
+        timezone=tz,
+        secret_key=_secret_key(env, data_dir),
+        worker_web_port=_int(env, "SOR_WORKER_WEB_PORT", 6066, 0, 65535),
+        worker_web_enabled=_bool(env, "SOR_WORKER_WEB", True),
+        log_format=log_format,
+        log_level=log_level,
+        session_timeout_s=float(_int(env, "SOR_SESSION_TIMEOUT_S", 30, 6, 300)),
+        embedded_broker_port=_int(env, "SOR_EMBEDDED_BROKER_PORT", 19092, 1, 65535),
+    )

@@ -1,0 +1,64 @@
+"""Every topic and table of the pipeline, declared once with its key, value and partitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str  # what the key holds
+    value: str  # what the value holds
+    compacted: bool = False
+    # Topics that feed a table or share a key with one must have the same count.
+    copartitioned: bool = True
+
+
+REGISTRY_EVENTS = TopicSpec(
+    "registry-events", "offender id", "registry-event/1 JSON (schemas/registry-event.schema.json)"
+)
+DEAD_LETTERS = TopicSpec(
+    "registry-events-dlq", "offender id as received", "dead-letter/1 JSON with the original bytes"
+)
+OFFENDER_SNAPSHOTS = TopicSpec(
+    "offender-snapshots", "offender id", "stored offender state, re-published by resync", compacted=True
+)
+OFFENDER_WATCHES = TopicSpec(
+    "offender-watches", "offender id", "{subscriber_id, offender_id, active}"
+)
+TRACKED_CIRCLES = TopicSpec(
+    "tracked-circles", "grid cell", "{op: upsert|delete, circle} once per cell the circle touches"
+)
+ADDRESS_CHANGES = TopicSpec(
+    "address-changes", "grid cell of the address", "an offender address that appeared or went away"
+)
+ALERTS = TopicSpec("alerts", "subscriber id", "alert JSON, one line of a future digest")
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    REGISTRY_EVENTS,
+    DEAD_LETTERS,
+    OFFENDER_SNAPSHOTS,
+    OFFENDER_WATCHES,
+    TRACKED_CIRCLES,
+    ADDRESS_CHANGES,
+    ALERTS,
+)
+
+# Tables: name -> the topic whose partitions they follow. Faust names the changelog
+# "<app id>-<table>-changelog"; we create it ourselves with the right partition count.
+OFFENDER_TO_STATE = "offender_to_state"
+OFFENDER_TO_WATCHERS = "offender_to_watchers"
+CELL_CIRCLE_TO_CIRCLE = "cell_circle_to_circle"
+TABLES: tuple[str, ...] = (OFFENDER_TO_STATE, OFFENDER_TO_WATCHERS, CELL_CIRCLE_TO_CIRCLE)
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    return f"{app_id}-{table}-changelog"
+
+
+def all_topic_names(app_id: str) -> list[tuple[str, bool]]:
+    """(name, compacted) for everything that must exist before a worker starts."""
+    names = [(t.name, t.compacted) for t in ALL_TOPICS]
+    names += [(changelog_topic(app_id, t), True) for t in TABLES]
+    return names

@@ -1,0 +1,59 @@
+"""Fixtures shared by every suite: a real SMTP server on loopback, database URLs."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import socket
+import time
+from email.message import EmailMessage
+from typing import Iterator
+
+import pytest
+from aiosmtpd.controller import Controller
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MailCatcher:
+    """An aiosmtpd handler that keeps every message it accepted, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(msg)  # type: ignore[arg-type]
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.messages
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[MailCatcher, int]]:
+    catcher = MailCatcher()
+    port = _free_port()
+    controller = Controller(catcher, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield catcher, port
+    finally:
+        controller.stop()
+
+
+def database_urls() -> list[str]:
+    urls = ["sqlite"]
+    if os.environ.get("SOR_TEST_DATABASE_URL"):
+        urls.append("postgresql")
+    return urls

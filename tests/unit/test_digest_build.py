@@ -1,0 +1,168 @@
+"""What one day's alerts become in a digest: grouping, order, and changes that cancel out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.domain.digest import build_digest
+from streams.domain.model import Alert, alert_id_for
+from streams.domain.radii import proximity_band
+
+SUB = 7
+_seq = iter(range(1, 100_000))
+
+
+def address(street: str, type_: str = "home", city: str = "St. Louis") -> dict[str, Any]:
+    return {
+        "type": type_, "street": street, "city": city, "state": "MO", "zip": "63101",
+        "county": None, "lat": 38.63, "lon": -90.2, "normalized": f"{street.upper()}, {city.upper()}, MO 63101",
+    }
+
+
+def who(oid: str, name: str, offense: str = "Sexual assault") -> dict[str, Any]:
+    return {"offender_id": oid, "name": name, "main_offense": offense, "tier": 2, "compliance": "compliant"}
+
+
+def moved(
+    kind: str, oid: str, name: str, street: str, *, distance: float = 300.0, tracked: int = 1,
+    label: str = "Home", at: str | None = None, type_: str = "home", subscriber: int = SUB,
+) -> Alert:
+    n = next(_seq)
+    return Alert(
+        alert_id=alert_id_for("t", n), subscriber_id=subscriber, offender_id=oid, kind=kind,
+        event_id=f"ev-{n}", occurred_at=at or f"2026-11-20T10:{n % 60:02d}:00Z", offender=who(oid, name),
+        tracked_address_id=tracked, tracked_label=label,
+        tracked_one_line=f"{tracked} Tracked St, St. Louis, MO 63101",
+        address=address(street, type_), distance_m=distance, band=proximity_band(distance),
+    )
+
+
+def watch(oid: str, name: str, old: list[str], new: list[str], *, removed: bool = False, at: str = "") -> Alert:
+    n = next(_seq)
+    return Alert(
+        alert_id=alert_id_for("w", n), subscriber_id=SUB, offender_id=oid,
+        kind="watch_removed" if removed else "watch_changed", event_id=f"ev-{n}",
+        occurred_at=at or f"2026-11-20T11:{n % 60:02d}:00Z", offender=who(oid, name),
+        old_addresses=[address(s) for s in old], new_addresses=[address(s) for s in new],
+    )
+
+
+def test_nothing_to_say_is_no_digest() -> None:
+    assert build_digest(SUB, []) is None
+
+
+def test_proximity_lines_are_grouped_by_tracked_address_and_ordered() -> None:
+    alerts = [
+        moved("moved_out", "O-3", "Lee Outlaw", "20 Near St", distance=100, label="Work", tracked=2),
+        moved("moved_in", "O-2", "Bob Far", "900 Olive St", distance=1500),
+        moved("moved_out", "O-4", "Al Gone", "5 Elm St", distance=50),
+        moved("moved_in", "O-1", "Ray Abbott", "800 Olive St", distance=800, type_="work"),
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    assert [p.label for p in digest.places] == ["Home", "Work"]
+    home = digest.places[0]
+    # moved in before moved out, nearest first within each
+    assert [(ln.direction, ln.name) for ln in home.lines] == [
+        ("in", "Ray Abbott"), ("in", "Bob Far"), ("out", "Al Gone"),
+    ]
+    ray = home.lines[0]
+    assert (ray.address_type, ray.address, ray.offense, ray.band, ray.offender_id) == (
+        "Work", "800 Olive St, St. Louis, MO 63101", "Sexual assault", "within 1/2 mi", "O-1",
+    )
+    assert [ln.name for ln in home.moved_out] == ["Al Gone"]
+    assert digest.proximity_count == 4 and digest.watch_count == 0 and digest.change_count == 4
+
+
+def test_moved_in_then_out_of_the_same_address_cancels_out() -> None:
+    alerts = [
+        moved("moved_in", "O-1", "Ray Abbott", "800 Olive St", at="2026-11-20T09:00:00Z"),
+        moved("moved_out", "O-1", "Ray Abbott", "800 Olive St", at="2026-11-20T12:00:00Z"),
+    ]
+    assert build_digest(SUB, alerts) is None
+    # ... in whichever order they were recorded
+    assert build_digest(SUB, list(reversed(alerts))) is None
+
+
+def test_moved_out_then_back_in_cancels_out() -> None:
+    alerts = [
+        moved("moved_out", "O-1", "Ray Abbott", "800 Olive St", at="2026-11-20T09:00:00Z"),
+        moved("moved_in", "O-1", "Ray Abbott", "800 Olive St", at="2026-11-20T12:00:00Z"),
+    ]
+    assert build_digest(SUB, alerts) is None
+
+
+def test_in_out_in_leaves_one_moved_in() -> None:
+    alerts = [
+        moved("moved_in", "O-1", "Ray Abbott", "800 Olive St", at="2026-11-20T09:00:00Z"),
+        moved("moved_out", "O-1", "Ray Abbott", "800 Olive St", at="2026-11-20T10:00:00Z"),
+        moved("moved_in", "O-1", "Ray Abbott", "800 Olive St", at="2026-11-20T11:00:00Z"),
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    assert [(ln.direction, ln.address) for ln in digest.places[0].lines] == [
+        ("in", "800 Olive St, St. Louis, MO 63101")
+    ]
+
+
+def test_a_move_between_two_addresses_in_the_circle_shows_both() -> None:
+    alerts = [
+        moved("moved_out", "O-1", "Ray Abbott", "800 Olive St"),
+        moved("moved_in", "O-1", "Ray Abbott", "900 Olive St"),
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    assert [(ln.direction, ln.address.split(",")[0]) for ln in digest.places[0].lines] == [
+        ("in", "900 Olive St"), ("out", "800 Olive St"),
+    ]
+
+
+def test_changes_only_cancel_within_one_tracked_address() -> None:
+    alerts = [
+        moved("moved_in", "O-1", "Ray Abbott", "800 Olive St", tracked=1, label="Home", at="2026-11-20T09:00:00Z"),
+        moved("moved_out", "O-1", "Ray Abbott", "800 Olive St", tracked=2, label="School", at="2026-11-20T10:00:00Z"),
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    assert [(p.label, p.lines[0].direction) for p in digest.places] == [("Home", "in"), ("School", "out")]
+
+
+def test_tracked_offender_changes_collapse_to_before_and_after() -> None:
+    alerts = [
+        watch("W-1", "Sam Watts", ["400 S Campbell Ave"], ["1 First St"], at="2026-11-20T09:00:00Z"),
+        watch("W-1", "Sam Watts", ["1 First St"], ["2200 N Glenstone Ave"], at="2026-11-20T10:00:00Z"),
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None and digest.places == ()
+    [line] = digest.watches
+    assert (line.name, line.removed) == ("Sam Watts", False)
+    assert [a.one_line.split(",")[0] for a in line.old_addresses] == ["400 S Campbell Ave"]
+    assert [(a.type, a.one_line.split(",")[0]) for a in line.new_addresses] == [("Home", "2200 N Glenstone Ave")]
+
+
+def test_tracked_offender_changed_and_changed_back_says_nothing() -> None:
+    alerts = [
+        watch("W-1", "Sam Watts", ["400 S Campbell Ave"], ["1 First St"], at="2026-11-20T09:00:00Z"),
+        watch("W-1", "Sam Watts", ["1 First St"], ["400 S Campbell Ave"], at="2026-11-20T10:00:00Z"),
+    ]
+    assert build_digest(SUB, alerts) is None
+
+
+def test_tracked_offender_leaving_the_registry() -> None:
+    alerts = [
+        watch("W-2", "Zed Young", ["1 A St"], ["2 B St"], at="2026-11-20T09:00:00Z"),
+        watch("W-2", "Zed Young", ["2 B St"], [], removed=True, at="2026-11-20T10:00:00Z"),
+        watch("W-1", "Abe Adams", ["3 C St"], ["4 D St"]),
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    assert [(w.name, w.removed) for w in digest.watches] == [("Abe Adams", False), ("Zed Young", True)]
+    assert digest.watches[1].new_addresses == ()
+
+
+def test_other_subscribers_alerts_and_repeats_are_ignored() -> None:
+    mine = moved("moved_in", "O-1", "Ray Abbott", "800 Olive St")
+    other = moved("moved_in", "O-2", "Bob Far", "900 Olive St", subscriber=SUB + 1)
+    digest = build_digest(SUB, [mine, mine, other])
+    assert digest is not None and digest.change_count == 1
+    assert build_digest(SUB, [other]) is None

@@ -1,0 +1,152 @@
+"""Geodesic distances, conservative boxes and the exact within test, at the radius edge."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pyproj import Geod
+from shapely.geometry import Point
+
+from streams.domain.circle_index import CircleIndex
+from streams.domain.geometry import (
+    bounding_box,
+    ecef,
+    geodesic_distance_m,
+    within_circles,
+)
+from streams.domain.model import Circle
+from streams.domain.radii import FOOT_M, RADII
+
+GEOD = Geod(ellps="WGS84")
+
+MISSOURI = {
+    "st_louis": (38.627, -90.199),
+    "kansas_city": (39.0997, -94.5786),
+    "springfield": (37.2090, -93.2923),
+    "far_north": (40.5, -92.0),
+}
+AZIMUTHS = (0.0, 30.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 300.0, 359.0)
+
+
+def offset(lat: float, lon: float, azimuth: float, metres: float) -> tuple[float, float]:
+    lon2, lat2, _ = GEOD.fwd(lon, lat, azimuth, metres)
+    return lat2, lon2
+
+
+def one_circle_index(lat: float, lon: float, code: str) -> CircleIndex:
+    idx = CircleIndex()
+    idx.upsert(Circle(1, 7, "Home", "1 Main St", lat, lon, RADII[code][0], code))
+    return idx
+
+
+@pytest.mark.parametrize("place", sorted(MISSOURI))
+@pytest.mark.parametrize("code", list(RADII))
+def test_offender_one_foot_inside_matches_and_one_foot_outside_does_not(place, code):
+    lat, lon = MISSOURI[place]
+    r = RADII[code][0]
+    idx = one_circle_index(lat, lon, code)
+    for az in AZIMUTHS:
+        inside = offset(lat, lon, az, r - FOOT_M)
+        outside = offset(lat, lon, az, r + FOOT_M)
+        hits = idx.query(*inside)
+        assert [c.circle_id for c, _ in hits] == [1], (az, "inside")
+        assert hits[0][1] == pytest.approx(r - FOOT_M, abs=1e-6)
+        assert idx.query(*outside) == [], (az, "outside")
+
+
+def test_east_west_edge_a_degree_buffer_gets_wrong():
+    # At 40.5 N a degree of longitude is ~85 km but a degree of latitude ~111 km: a circle
+    # drawn in degrees misses an offender due east who is truly inside the radius.
+    lat, lon = MISSOURI["far_north"]
+    r = RADII["1mi"][0]
+    east = offset(lat, lon, 90.0, r - FOOT_M)
+    degree_circle = Point(lon, lat).buffer(r / 111_320.0, quad_segs=64)
+    assert not degree_circle.contains(Point(east[1], east[0]))
+    assert [c.circle_id for c, _ in one_circle_index(lat, lon, "1mi").query(*east)] == [1]
+    # A buffer sized by longitude degrees instead wrongly takes in a point north of the radius.
+    north = offset(lat, lon, 0.0, r + 100 * FOOT_M)
+    lon_degree_circle = Point(lon, lat).buffer(r / (111_320.0 * math.cos(math.radians(lat))))
+    assert lon_degree_circle.contains(Point(north[1], north[0]))
+    assert one_circle_index(lat, lon, "1mi").query(*north) == []
+
+
+def test_geodesic_distance_matches_known_values():
+    # One degree of latitude at the equator on WGS84 is 110,574.4 m.
+    assert geodesic_distance_m(0.0, 0.0, 1.0, 0.0) == pytest.approx(110_574.4, abs=0.1)
+    lat, lon = MISSOURI["st_louis"]
+    lat2, lon2 = offset(lat, lon, 63.0, 4321.0)
+    assert geodesic_distance_m(lat, lon, lat2, lon2) == pytest.approx(4321.0, abs=1e-6)
+    assert geodesic_distance_m(lat2, lon2, lat, lon) == pytest.approx(4321.0, abs=1e-6)
+
+
+US_PLACES = list(MISSOURI.values()) + [
+    (71.29, -156.79),  # Utqiagvik, Alaska: longitude degrees are short up here
+    (19.6, -155.5),  # Hawaii
+    (25.08, -80.45),  # Florida Keys
+    (48.99, -122.75),  # the Canadian border
+]
+
+
+@pytest.mark.parametrize("lat,lon", US_PLACES)
+@pytest.mark.parametrize("code", ["500ft", "1mi", "5mi"])
+def test_bounding_box_holds_the_whole_circle_but_not_much_more(lat, lon, code):
+    r = RADII[code][0]
+    min_lon, min_lat, max_lon, max_lat = bounding_box(lat, lon, r)
+    lons, lats, _ = GEOD.fwd(
+        np.full(720, lon),
+        np.full(720, lat),
+        np.linspace(0, 360, 720, endpoint=False),
+        np.full(720, r),
+    )
+    assert (lons > min_lon).all() and (lons < max_lon).all()
+    assert (lats > min_lat).all() and (lats < max_lat).all()
+    # Tight enough to be a useful pre-filter.
+    assert (max_lon - min_lon) < 1.05 * (lons.max() - lons.min())
+    assert (max_lat - min_lat) < 1.05 * (lats.max() - lats.min())
+
+
+def test_ecef_matches_the_ellipsoid_axes_and_vectorizes():
+    x, y, z = ecef(0.0, 0.0)
+    assert (x, y, z) == pytest.approx((6_378_137.0, 0.0, 0.0))
+    x, y, z = ecef(90.0, 0.0)
+    assert z == pytest.approx(6_356_752.314245, abs=1e-3)
+    lats = np.array([38.627, 39.0997, -45.0])
+    lons = np.array([-90.199, -94.5786, 170.0])
+    xs, ys, zs = ecef(lats, lons)
+    for i in range(3):
+        assert (xs[i], ys[i], zs[i]) == pytest.approx(ecef(float(lats[i]), float(lons[i])))
+
+
+def test_within_circles_gives_geodesic_distance_for_hits_only():
+    lat, lon = MISSOURI["springfield"]
+    centres = [offset(lat, lon, az, d) for az, d in [(0, 100.0), (90, 1000.0), (200, 5000.0)]]
+    c_lat = np.array([c[0] for c in centres])
+    c_lon = np.array([c[1] for c in centres])
+    xyz = np.column_stack(ecef(c_lat, c_lon))
+    radius = np.array([152.4, 999.0, 8046.72])
+    within, dist = within_circles(lat, lon, xyz, c_lat, c_lon, radius)
+    assert within.tolist() == [True, False, True]
+    assert dist[0] == pytest.approx(100.0, abs=1e-6)
+    assert dist[2] == pytest.approx(5000.0, abs=1e-6)
+
+
+def test_within_circles_with_no_circles():
+    none = np.zeros(0)
+    within, dist = within_circles(38.0, -90.0, np.zeros((0, 3)), none, none, none)
+    assert within.shape == (0,) and dist.shape == (0,)
+
+
+def test_within_is_decided_by_geodesic_not_chord_in_the_last_millimetre():
+    lat, lon = MISSOURI["kansas_city"]
+    r = RADII["5mi"][0]
+    c_lat, c_lon = np.array([lat, lat]), np.array([lon, lon])
+    xyz = np.column_stack(ecef(c_lat, c_lon))
+    for az in (0.0, 90.0, 151.0):
+        p_in = offset(lat, lon, az, r - 0.0005)
+        p_out = offset(lat, lon, az, r + 0.0005)
+        assert within_circles(*p_in, xyz, c_lat, c_lon, np.array([r, r]))[0].all()
+        assert not within_circles(*p_out, xyz, c_lat, c_lon, np.array([r, r]))[0].any()
+    far = offset(lat, lon, 0, 2 * r)
+    assert math.isinf(within_circles(*far, xyz, c_lat, c_lon, np.array([r, r]))[1][0])

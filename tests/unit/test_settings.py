@@ -1,0 +1,52 @@
+"""Configuration is validated once, with messages that name the variable to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.settings import SettingsError, load_settings
+
+
+def env(tmp_path: Path, **kw: str) -> dict[str, str]:
+    return {"SOR_DATA_DIR": str(tmp_path)} | kw
+
+
+def test_embedded_defaults(tmp_path: Path) -> None:
+    s = load_settings(env(tmp_path))
+    assert s.embedded_broker and not s.uses_smtp
+    assert s.database_url == f"sqlite:///{tmp_path / 'sor-notify.db'}"
+    assert s.maildir == tmp_path / "maildir"
+    assert s.digest_time == (6, 0) and s.timezone == "America/Chicago"
+    # The generated secret is kept, so unsubscribe links stay valid across restarts.
+    assert load_settings(env(tmp_path)).secret_key == s.secret_key
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("SOR_BROKER_URL", "http://kafka", "SOR_BROKER_URL"),
+        ("SOR_DATABASE_URL", "mysql://x", "SOR_DATABASE_URL"),
+        ("SOR_PARTITIONS", "zero", "whole number"),
+        ("SOR_PARTITIONS", "0", "from 1 to 256"),
+        ("SOR_DIGEST_TIME", "25:00", "HH:MM"),
+        ("SOR_TIMEZONE", "Mars/Olympus", "time zone"),
+        ("SOR_SMTP_STARTTLS", "maybe", "true or false"),
+        ("SOR_PUBLIC_URL", "notify.example", "http"),
+        ("SOR_SECRET_KEY", "short", "32 characters"),
+        ("SOR_LOG_FORMAT", "xml", "SOR_LOG_FORMAT"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(
+    tmp_path: Path, name: str, value: str, fragment: str
+) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(env(tmp_path, **{name: value}))
+    assert name in str(err.value) and fragment in str(err.value)
+
+
+def test_broker_url_accepts_lists_and_kafka_scheme(tmp_path: Path) -> None:
+    s = load_settings(env(tmp_path, SOR_BROKER_URL="kafka://a:9092,b:9093"))
+    assert s.broker_url == "a:9092,b:9093" and not s.embedded_broker
