@@ -27,6 +27,7 @@ def register(g: StreamGraph, services: Services) -> None:
                 # The partition rides along so a rebuild can keep only the owned ones.
                 table[key] = {"partition": event.message.partition, "circle": change["circle"]}
                 services.circles.upsert(cell, circle)
+                logger.info("tracked circle indexed", circle_id=circle.circle_id, cell=cell)
             else:
                 if key in table:
                     del table[key]
@@ -36,7 +37,7 @@ def register(g: StreamGraph, services: Services) -> None:
     async def rebuild_index() -> None:
         owned = {
             tp.partition
-            for tp in g.app.assignment.assigned_actives()
+            for tp in g.app.assignor.assigned_actives()
             if tp.topic == g.tracked_circles.get_topic_name()
         }
         copies = [

@@ -48,21 +48,25 @@ def require_broker(settings: Settings) -> str:
     return bootstrap
 
 
-async def _prepare(settings: Settings, services: Services, bootstrap: str) -> None:
-    from streams.services.publishing import resync
+async def _prepare(settings: Settings, services: Services, bootstrap: str, resync: bool) -> None:
+    """Topics always; a resync where the broker may have lost its data (`up`, `resync`)."""
+    from streams.services.publishing import resync as publish_resync
 
     await wait_for_broker(bootstrap)
     async with services.publisher(bootstrap) as pub:
-        report = await resync(services.engine, pub)
-    logger.info("resync published", **report.__dict__)
+        if resync:
+            report = await publish_resync(services.engine, pub)
+            logger.info("resync published", **report.__dict__)
 
 
-def _run_worker(settings: Settings, services: Services, bootstrap: str, demo: bool = False) -> int:
+def _run_worker(
+    settings: Settings, services: Services, bootstrap: str, *, resync: bool, demo: bool = False
+) -> int:
     import faust
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(_prepare(settings, services, bootstrap))
+    loop.run_until_complete(_prepare(settings, services, bootstrap, resync))
     if demo:
         from streams.services.demo import seed_demo
 
@@ -106,7 +110,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     try:
-        return _run_worker(settings, services, bootstrap, demo=args.demo)
+        return _run_worker(settings, services, bootstrap, resync=True, demo=args.demo)
     finally:
         if broker:
             _broker_file(settings).unlink(missing_ok=True)
@@ -123,13 +127,13 @@ def _safe_db(settings: Settings) -> str:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     bootstrap = require_broker(settings)
-    return _run_worker(settings, build_services(settings), bootstrap)
+    return _run_worker(settings, build_services(settings), bootstrap, resync=False)
 
 
 def cmd_resync(settings: Settings, args: argparse.Namespace) -> int:
     services = build_services(settings)
     bootstrap = require_broker(settings)
-    asyncio.run(_prepare(settings, services, bootstrap))
+    asyncio.run(_prepare(settings, services, bootstrap, resync=True))
     print("resync done: circles, offender watches and offender states re-published")
     return 0
 

@@ -97,7 +97,7 @@ CHANGES = [
     # Juvenile adjudication near the Columbia home: never disclosed, no alert.
     _event("MO-DEMO-0004", 1, offender=YOUNG, addresses=[_addr("home", "950 Rollins St", "Columbia", "65201", 38.9425, -92.3265)]),
     # First sight near the St. Louis school: moved in.
-    _event("MO-DEMO-0005", 1, offender=_offender("Coe", "Dennis", "Sexual abuse"), addresses=[_addr("home", "5500 Arsenal St", "St. Louis", "63139", 38.6100, -90.2860)]),
+    _event("MO-DEMO-0005", 1, offender=_offender("Coe", "Dennis", "Sexual abuse"), addresses=[_addr("home", "1200 S Kingshighway Blvd", "St. Louis", "63110", 38.6290, -90.2800)]),
     # Removed from the public registry: disappears, no alert.
     _event("MO-DEMO-0006", 2, kind="remove"),
 ]

@@ -49,6 +49,7 @@ class System:
         self.env = env
         self.tmp = tmp
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.stopped: set[int] = set()  # workers a test stopped on purpose
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -67,6 +68,11 @@ class System:
         )
         self.workers.append(proc)
         return proc
+
+    def stop_worker(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+        self.stopped.add(proc.pid)
+        proc.send_signal(sig)
+        proc.wait(30)
 
     def write_jsonl(self, name: str, docs: list[dict]) -> Path:
         path = self.tmp / name
@@ -102,7 +108,7 @@ class System:
                     value = None
                 if value is not None and predicate(value):
                     return value
-                if any(w.poll() is not None for w in self.workers):
+                if any(w.poll() is not None for w in self.workers if w.pid not in self.stopped):
                     raise AssertionError("a worker died:\n" + self.worker_log()[-4000:])
                 time.sleep(0.2)
         finally:
