@@ -68,7 +68,7 @@ class Services:
         now = now or datetime.now(timezone.utc)
         return now.astimezone(self.settings.zone).date().isoformat()
 
-    async def send_digests(self, period: str | None = None) -> Any:
+    async def send_digests(self, period: str | None = None, *, claim_new: bool = True) -> Any:
         from streams.services.digests import send_due_digests
 
         return await send_due_digests(
@@ -79,6 +79,7 @@ class Services:
             public_url=self.settings.public_url,
             unsubscribe_url_for=lambda sid: links.unsubscribe_url(self.settings, sid),
             now=datetime.now(timezone.utc),
+            claim_new=claim_new,
         )
 
 

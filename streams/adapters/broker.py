@@ -17,6 +17,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 logger = structlog.get_logger()
 
@@ -168,6 +169,22 @@ class Publisher:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._producer.stop()
+
+    async def send_to_partitions(
+        self, topic: str, partitions: int, items: Iterable[tuple[bytes, bytes, bytes]]
+    ) -> int:
+        """(partition key, message key, value): placed where Kafka's default partitioner puts
+        the partition key, the way a table's changelog follows its source topic."""
+        choose = DefaultPartitioner()
+        every = list(range(partitions))
+        futures = [
+            await self._producer.send(
+                topic, value=value, key=key, partition=choose(pkey, every, every)
+            )
+            for pkey, key, value in items
+        ]
+        await asyncio.gather(*futures)
+        return len(futures)
 
     async def send(self, topic: str, key: str | None, value: bytes | dict[str, Any]) -> None:
         await self.send_many(topic, [(key, value)])

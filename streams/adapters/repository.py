@@ -6,7 +6,7 @@ import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,6 +23,7 @@ from streams.adapters.db import (
 )
 from streams.domain import radii
 from streams.domain.model import Alert, Circle, OffenderState
+from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
 
 Bind = Engine | Connection
 
@@ -71,25 +72,6 @@ def _active_subscriber() -> Any:
 # --- subscribers -------------------------------------------------------------------------
 
 
-class ImportedAddressLike(Protocol):
-    label: str
-    street: str
-    city: str
-    state: str
-    zip: str
-    radius_code: str
-    lat: float
-    lon: float
-    normalized: str
-
-
-class ImportedSubscriberLike(Protocol):
-    email: str
-    confirmed: bool
-    addresses: Sequence[ImportedAddressLike]
-    offenders: Sequence[str]
-
-
 @dataclass(frozen=True)
 class SubscriberChange:
     """What a subscriber upsert changed, for publishing: upserts and withdrawals."""
@@ -126,14 +108,14 @@ def _circle(row: Any) -> Circle:
 _ADDRESS_FIELDS = ("label", "street", "city", "state", "zip", "normalized", "radius_code", "lat", "lon")
 
 
-def _address_values(a: ImportedAddressLike) -> dict[str, Any]:
+def _address_values(a: ImportedAddress) -> dict[str, Any]:
     values = {f: getattr(a, f, None) for f in _ADDRESS_FIELDS}
     values["normalized"] = values["normalized"] or ""
     values["lat"], values["lon"] = float(values["lat"]), float(values["lon"])
     return values
 
 
-def upsert_subscriber(bind: Bind, imported: ImportedSubscriberLike) -> SubscriberChange:
+def upsert_subscriber(bind: Bind, imported: ImportedSubscriber) -> SubscriberChange:
     """Create or update a subscriber by e-mail; its tracked addresses and watches are replaced.
 
     An address identical to one already tracked keeps its id (re-importing the same line

@@ -1,4 +1,4 @@
-"""Send the daily digests at the configured local time (one worker, the leader, does it)."""
+"""Send the daily digests at the configured local time, and retry deferred ones (leader only)."""
 
 from __future__ import annotations
 
@@ -17,3 +17,8 @@ def register(g: StreamGraph, services: Services) -> None:
     async def send_daily_digests() -> None:
         report = await services.send_digests()
         logger.info("daily digests sent", **report.__dict__)
+
+    @g.app.timer(interval=600.0, on_leader=True)
+    async def retry_deferred_digests() -> None:
+        # A mail server that was down at 06:00 should not cost subscribers a whole day.
+        await services.send_digests(claim_new=False)

@@ -55,7 +55,9 @@ async def _prepare(settings: Settings, services: Services, bootstrap: str, resyn
     await wait_for_broker(bootstrap)
     async with services.publisher(bootstrap) as pub:
         if resync:
-            report = await publish_resync(services.engine, pub)
+            report = await publish_resync(
+                services.engine, pub, app_id=settings.app_id, partitions=settings.partitions
+            )
             logger.info("resync published", **report.__dict__)
 
 

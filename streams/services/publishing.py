@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.engine import Engine
 
 from streams import topics
@@ -48,21 +49,66 @@ class ResyncReport:
     offenders: int = 0
 
 
-async def resync(engine: Engine, pub: Publisher) -> ResyncReport:
-    """Re-publish what the streams need from the system of record (idempotent)."""
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+async def resync(engine: Engine, pub: Publisher, *, app_id: str, partitions: int) -> ResyncReport:
+    """Re-seed the streams from the system of record (idempotent).
+
+    Table entries go straight into the tables' changelogs: a worker that starts next
+    restores them before it processes any event, so a registry event can never overtake
+    the state it must be compared with. The same changes are published to the topics too,
+    for workers already running.
+    """
     report = ResyncReport()
-    batch: list[tuple[str, dict[str, Any]]] = []
+    cell_copies: list[tuple[str, Circle]] = []
     for circle in repository.active_circles(engine):
         report.circles += 1
-        batch += circle_messages(circle, "upsert")
-        if len(batch) >= 5000:
-            report.circle_messages += await pub.send_many(topics.TRACKED_CIRCLES.name, batch)
-            batch = []
-    report.circle_messages += await pub.send_many(topics.TRACKED_CIRCLES.name, batch)
-    watches = [watch_message(s, o, True) for s, o in repository.active_watches(engine)]
-    report.watches = await pub.send_many(topics.OFFENDER_WATCHES.name, watches)
+        box = bounding_box(circle.lat, circle.lon, circle.radius_m)
+        cell_copies += [(cell, circle) for cell in cells_overlapping(box)]
+    report.circle_messages = len(cell_copies)
+    choose = DefaultPartitioner()
+    every = list(range(partitions))
+    await pub.send_to_partitions(
+        topics.changelog_topic(app_id, topics.CELL_CIRCLE_TO_CIRCLE),
+        partitions,
+        (
+            (
+                cell.encode(),
+                _json(f"{cell}/{c.circle_id}"),
+                _json({"partition": choose(cell.encode(), every, every), "circle": c.to_dict()}),
+            )
+            for cell, c in cell_copies
+        ),
+    )
+    await pub.send_many(
+        topics.TRACKED_CIRCLES.name,
+        [(cell, {"op": "upsert", "circle": c.to_dict()}) for cell, c in cell_copies],
+    )
+
+    watchers: dict[str, list[int]] = {}
+    for subscriber_id, offender_id in repository.active_watches(engine):
+        watchers.setdefault(offender_id, []).append(subscriber_id)
+    report.watches = sum(len(v) for v in watchers.values())
+    await pub.send_to_partitions(
+        topics.changelog_topic(app_id, topics.OFFENDER_TO_WATCHERS),
+        partitions,
+        ((o.encode(), _json(o), _json(sorted(subs))) for o, subs in watchers.items()),
+    )
+    await pub.send_many(
+        topics.OFFENDER_WATCHES.name,
+        [watch_message(s, o, True) for o, subs in watchers.items() for s in subs],
+    )
+
     states = [(s.offender_id, s.to_dict()) for s in repository.all_offender_states(engine)]
-    report.offenders = await pub.send_many(topics.OFFENDER_SNAPSHOTS.name, states)
+    report.offenders = len(states)
+    await pub.send_to_partitions(
+        topics.changelog_topic(app_id, topics.OFFENDER_TO_STATE),
+        partitions,
+        ((o.encode(), _json(o), _json(d)) for o, d in states),
+    )
+    await pub.send_many(topics.OFFENDER_SNAPSHOTS.name, states)
     return report
 
 

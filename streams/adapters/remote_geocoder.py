@@ -1,0 +1,455 @@
+"""Remote geocoding services (Nominatim, Pelias, ArcGIS) behind the domain's Geocoder contract."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+from urllib.parse import urlencode, urlsplit
+
+import structlog
+from geopy import exc as gexc
+from geopy.adapters import AdapterHTTPError, AioHTTPAdapter
+from geopy.geocoders import ArcGIS, Nominatim, Pelias
+
+from streams.domain.geocoding import (
+    ADDRESS_POINT,
+    INTERPOLATED,
+    PRECISIONS,
+    STREET,
+    ZIP_CENTROID,
+    GeocodeFailure,
+    GeocodeQuery,
+    GeocodeResult,
+    GeocoderUnavailable,
+)
+
+logger = structlog.get_logger()
+
+KINDS: tuple[str, ...] = ("nominatim", "pelias", "arcgis")
+
+NOT_FOUND_MESSAGE = (
+    "The map service could not find this address; check the spelling or try a nearby address."
+)
+CITY_LEVEL_MESSAGE = (
+    "The map service could only place this address at city level, which is too coarse for "
+    "alerts; check the street name and house number."
+)
+OTHER_TOWN_MESSAGE = (
+    "The map service found this street only in a different town or ZIP code; check the city "
+    "and ZIP code."
+)
+
+US_STATES: dict[str, str] = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
+    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
+    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
+    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
+    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan", "MN": "Minnesota",
+    "MS": "Mississippi", "MO": "Missouri", "MT": "Montana", "NE": "Nebraska", "NV": "Nevada",
+    "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico", "NY": "New York",
+    "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon",
+    "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota",
+    "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia",
+    "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
+}
+_STATE_BY_NAME = {name.upper(): code for code, name in US_STATES.items()}
+_FOREIGN = "--"  # a result outside the United States
+
+# A wrong key, a refused query or a spent quota will not heal by retrying within seconds.
+_NEVER_RETRY = (
+    gexc.ConfigurationError,
+    gexc.GeocoderAuthenticationFailure,
+    gexc.GeocoderInsufficientPrivileges,
+    gexc.GeocoderQueryError,
+)
+_ARCGIS_OUT_FIELDS = "Addr_type,Score,AddNum,City,Region,RegionAbbr,Postal,Country,Match_addr"
+_ARCGIS_MIN_SCORE = 80.0
+
+
+def query_hash(query: GeocodeQuery) -> str:
+    """A short tag that lets log lines about one lookup be correlated without the address."""
+    text = "|".join(" ".join(p.upper().split()) for p in (query.street, query.city, query.state, query.zip))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _zip5(value: Any) -> str:
+    digits = re.sub(r"\D", "", str(value or ""))
+    return digits[:5] if len(digits) >= 5 else ""
+
+
+def _town(value: Any) -> str:
+    text = " ".join(re.sub(r"[.'\-]", " ", str(value or "")).upper().split())
+    return re.sub(r"^SAINT ", "ST ", re.sub(r"^SAINTE ", "STE ", text))
+
+
+def _number(value: Any) -> str:
+    return re.sub(r"[\s-]", "", str(value or "")).upper()
+
+
+_HOUSE_NUMBER = re.compile(r"^\s*(\d+(?:\s*-\s*\d+)?[A-Za-z]?)\b")
+
+
+def _query_number(street: str) -> str:
+    m = _HOUSE_NUMBER.match(street)
+    return _number(m.group(1)) if m else ""
+
+
+def _state_code(*, code: Any = None, name: Any = None, iso: Any = None, country: Any = None) -> str | None:
+    """The two-letter state of a result, _FOREIGN outside the US, None when the service did not say."""
+    c = str(country or "").strip().upper()
+    if c and c not in {"US", "USA", "UNITED STATES"}:
+        return _FOREIGN
+    iso_text = str(iso or "").strip().upper()
+    if iso_text.startswith("US-") and len(iso_text) == 5:
+        return iso_text[3:]
+    code_text = str(code or "").strip().upper()
+    if code_text in US_STATES:
+        return code_text
+    return _STATE_BY_NAME.get(str(name or "").strip().upper())
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One answer of a service, reduced to what the choice needs."""
+
+    lat: float
+    lon: float
+    precision: str | None  # None: coarser than a ZIP code (city, county, ...)
+    state: str | None
+    postcode: str
+    towns: tuple[str, ...]
+    matched: str
+
+
+def _house_grade(query_number: str, result_numbers: Iterable[Any], precision: str) -> str:
+    """A house-level answer for another house number only tells us the street."""
+    numbers = {_number(n) for raw in result_numbers for n in re.split(r"[;,]", str(raw or "")) if n.strip()}
+    return precision if query_number and query_number in numbers else STREET
+
+
+def _nominatim_candidate(raw: dict[str, Any], query_number: str) -> _Candidate:
+    addr = raw.get("address") or {}
+    cls = raw.get("category") or raw.get("class") or ""
+    typ = raw.get("type") or ""
+    addresstype = raw.get("addresstype") or ""
+    try:
+        rank = int(raw.get("place_rank") or 0)
+    except (TypeError, ValueError):
+        rank = 0
+    precision: str | None
+    if cls == "building" or (cls == "place" and typ == "house") or addresstype in {"house", "building"} or rank >= 30:
+        # An address node or a building carrying the number is a surveyed point; a place=house
+        # from a way is an OSM interpolation line or TIGER range, placed by arithmetic.
+        interpolated = cls == "place" and typ == "house" and raw.get("osm_type") in {"way", "W"}
+        precision = _house_grade(query_number, [addr.get("house_number")],
+                                 INTERPOLATED if interpolated else ADDRESS_POINT)
+    elif cls == "highway" or addresstype in {"road", "street"} or 26 <= rank <= 27:
+        precision = STREET
+    elif addresstype == "postcode" or typ in {"postcode", "postal_code"}:
+        precision = ZIP_CENTROID
+    else:
+        precision = None
+    towns = tuple(addr.get(k) for k in ("city", "town", "village", "hamlet", "municipality", "suburb") if addr.get(k))
+    return _Candidate(
+        lat=float(raw["lat"]), lon=float(raw["lon"]), precision=precision,
+        state=_state_code(name=addr.get("state"), iso=addr.get("ISO3166-2-lvl4"), country=addr.get("country_code")),
+        postcode=_zip5(addr.get("postcode")), towns=towns, matched=str(raw.get("display_name") or ""),
+    )
+
+
+def _pelias_candidate(feature: dict[str, Any], query_number: str) -> _Candidate:
+    props = feature.get("properties") or {}
+    lon, lat = feature["geometry"]["coordinates"][:2]
+    layer = props.get("layer")
+    precision: str | None
+    if layer == "address":
+        interpolated = props.get("match_type") == "interpolated" or props.get("accuracy") == "centroid"
+        precision = _house_grade(query_number, [props.get("housenumber")], INTERPOLATED if interpolated else ADDRESS_POINT)
+    elif layer == "street":
+        precision = STREET
+    elif layer == "postalcode":
+        precision = ZIP_CENTROID
+    else:
+        precision = None
+    return _Candidate(
+        lat=float(lat), lon=float(lon), precision=precision,
+        state=_state_code(code=props.get("region_a"), name=props.get("region"), country=props.get("country_a")),
+        postcode=_zip5(props.get("postalcode")),
+        towns=tuple(props[k] for k in ("locality", "localadmin") if props.get(k)),
+        matched=str(props.get("label") or props.get("name") or ""),
+    )
+
+
+_ARCGIS_TYPES = {
+    "PointAddress": ADDRESS_POINT,
+    "Subaddress": ADDRESS_POINT,
+    "StreetAddress": INTERPOLATED,
+    # An intersection or a number beyond the known range is not where the house stands.
+    "StreetInt": STREET,
+    "StreetAddressExt": STREET,
+    "StreetName": STREET,
+    "StreetMidBlock": STREET,
+    "Postal": ZIP_CENTROID,
+    "PostalExt": ZIP_CENTROID,
+    "PostalLoc": ZIP_CENTROID,
+}
+
+
+def _arcgis_candidate(cand: dict[str, Any], query_number: str) -> _Candidate | None:
+    attrs = cand.get("attributes") or {}
+    score = cand.get("score", attrs.get("Score"))
+    try:
+        if float(score) < _ARCGIS_MIN_SCORE:
+            return None
+    except (TypeError, ValueError):
+        return None
+    precision = _ARCGIS_TYPES.get(str(attrs.get("Addr_type") or ""))
+    if precision in {ADDRESS_POINT, INTERPOLATED}:
+        precision = _house_grade(query_number, [attrs.get("AddNum")], precision)
+    return _Candidate(
+        lat=float(cand["location"]["y"]), lon=float(cand["location"]["x"]), precision=precision,
+        state=_state_code(code=attrs.get("RegionAbbr"), name=attrs.get("Region"), country=attrs.get("Country")),
+        postcode=_zip5(attrs.get("Postal")), towns=tuple(t for t in (attrs.get("City"),) if t),
+        matched=str(cand.get("address") or attrs.get("Match_addr") or ""),
+    )
+
+
+class _ArcGIS(ArcGIS):
+    """geopy's ArcGIS signs in with username/password; location-service API keys go as `token`."""
+
+    def __init__(self, *, api_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Esri's terms forbid keeping results unless the request says so; we keep them.
+        self._extra = urlencode({"token": api_key, "forStorage": "true"}) if api_key else ""
+
+    def _call_geocoder(self, url: str, callback: Any, **kwargs: Any) -> Any:
+        return super()._call_geocoder(f"{url}&{self._extra}" if self._extra else url, callback, **kwargs)
+
+
+class _Pacer:
+    """Spaces request starts by min_interval across every concurrent caller of one geocoder."""
+
+    def __init__(self, min_interval: float) -> None:
+        self.min_interval = min_interval
+        self._lock = asyncio.Lock()
+        self._next = 0.0
+
+    async def turn(self, max_wait: float) -> bool:
+        async with self._lock:
+            wait = self._next - time.monotonic()
+            if wait > max_wait:
+                return False
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next = time.monotonic() + self.min_interval
+            return True
+
+    def hold_off(self, seconds: float) -> None:
+        self._next = max(self._next, time.monotonic() + seconds)
+
+
+def _status(exc: BaseException) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, AdapterHTTPError):
+        return str(cause.status_code)
+    if isinstance(exc, gexc.GeocoderTimedOut):
+        return "timeout"
+    if isinstance(exc, gexc.GeocoderUnavailable):
+        return "unreachable"
+    return type(exc).__name__
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, _NEVER_RETRY):
+        return False
+    if isinstance(exc, gexc.GeocoderQuotaExceeded) and not isinstance(exc, gexc.GeocoderRateLimited):
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, AdapterHTTPError) and 400 <= cause.status_code < 500:
+        return cause.status_code in {408, 429}
+    return True
+
+
+class RemoteGeocoder:
+    """One remote geocoding service, paced, retried, and judged on how exactly it placed the address."""
+
+    def __init__(
+        self,
+        kind: str,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        min_interval: float = 1.0,
+        user_agent: str = "sor-notify/0.1",
+        api_key: str | None = None,
+        state: str = "MO",
+        max_retry_after: float = 30.0,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"geocoder kind {kind!r}: expected one of {', '.join(KINDS)}")
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError(f"geocoder url {url!r}: expected http(s)://host[:port][/path]")
+        if state.upper() not in US_STATES:
+            raise ValueError(f"state {state!r}: expected a two-letter US state code")
+        self.kind = kind
+        self.state = state.upper()
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.max_retry_after = max_retry_after
+        self._pacer = _Pacer(min_interval)
+        path = parts.path.rstrip("/")
+        common: dict[str, Any] = dict(
+            scheme=parts.scheme, timeout=timeout, user_agent=user_agent, adapter_factory=AioHTTPAdapter,
+        )
+        self._geopy: Any
+        if kind == "nominatim":
+            self._geopy = Nominatim(domain=parts.netloc + path, **common)
+        elif kind == "pelias":
+            self._geopy = Pelias(parts.netloc + path, api_key=api_key, **common)
+        elif path.endswith("/GeocodeServer"):
+            # A self-hosted locator: the URL names the service, not the host of Esri's World one.
+            self._geopy = _ArcGIS(api_key=api_key, domain=parts.netloc, **common)
+            self._geopy.api = f"{parts.scheme}://{parts.netloc}{path}/findAddressCandidates"
+        else:
+            self._geopy = _ArcGIS(api_key=api_key, domain=parts.netloc + path, **common)
+
+    async def __aenter__(self) -> RemoteGeocoder:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._geopy.__aexit__(None, None, None)
+
+    async def geocode(self, query: GeocodeQuery) -> GeocodeResult | GeocodeFailure:
+        qhash = query_hash(query)
+        if query.state.strip().upper() != self.state:
+            return GeocodeFailure(
+                "outside_state", f"This address is not in {US_STATES[self.state]}; only "
+                f"{US_STATES[self.state]} addresses can be tracked.",
+            )
+        started = time.monotonic()
+        raws, attempts = await self._fetch(query, qhash)
+        answer = self._choose(query, raws)
+        logger.info(
+            "geocoded", service=self.kind, qhash=qhash, attempts=attempts,
+            latency_ms=round((time.monotonic() - started) * 1000),
+            precision=getattr(answer, "precision", None), failure=getattr(answer, "reason", None),
+        )
+        return answer
+
+    # --- the request -------------------------------------------------------------------
+
+    def _request(self, query: GeocodeQuery) -> Any:
+        one_line = f"{query.street}, {query.city}, {query.state} {query.zip}".strip()
+        if self.kind == "nominatim":
+            structured = {
+                "street": query.street, "city": query.city,
+                "state": US_STATES.get(query.state.strip().upper(), query.state),
+                "postalcode": _zip5(query.zip), "country": "us",
+            }
+            return self._geopy.geocode(
+                {k: v for k, v in structured.items() if v}, exactly_one=False, limit=5,
+                addressdetails=True, country_codes="us",
+            )
+        if self.kind == "pelias":
+            return self._geopy.geocode(one_line, exactly_one=False, countries=["USA"])
+        return self._geopy.geocode(one_line, exactly_one=False, out_fields=_ARCGIS_OUT_FIELDS)
+
+    async def _fetch(self, query: GeocodeQuery, qhash: str) -> tuple[list[dict[str, Any]], int]:
+        """The raw candidates, or GeocoderUnavailable once the retries are spent."""
+        attempt = 0
+        while True:
+            attempt += 1
+            if not await self._pacer.turn(self.max_retry_after):
+                logger.warning("geocoder asked us to wait", service=self.kind, qhash=qhash)
+                raise GeocoderUnavailable(f"{self.kind} asked us to wait before the next request")
+            t0 = time.monotonic()
+            try:
+                locations = await self._request(query)
+            except (gexc.GeopyError, KeyError, IndexError, TypeError, ValueError) as exc:
+                latency_ms = round((time.monotonic() - t0) * 1000)
+                status = _status(exc)
+                retry_after = getattr(exc, "retry_after", None)
+                give_up = (
+                    not _retryable(exc)
+                    or attempt > self.retries
+                    or (retry_after is not None and retry_after > self.max_retry_after)
+                )
+                logger.warning(
+                    "geocoder request failed", service=self.kind, qhash=qhash, attempt=attempt,
+                    status=status, latency_ms=latency_ms, retry_after=retry_after, giving_up=give_up,
+                )
+                if retry_after is not None:
+                    self._pacer.hold_off(retry_after)  # everyone waits, not only this caller
+                if give_up:
+                    raise GeocoderUnavailable(f"{self.kind} unavailable ({status})") from exc
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
+                continue
+            logger.debug(
+                "geocoder request", service=self.kind, qhash=qhash, attempt=attempt, status="ok",
+                latency_ms=round((time.monotonic() - t0) * 1000),
+            )
+            return [loc.raw for loc in (locations or [])], attempt
+
+    # --- the verdict -------------------------------------------------------------------
+
+    def _candidates(self, query: GeocodeQuery, raws: list[dict[str, Any]]) -> list[_Candidate]:
+        number = _query_number(query.street)
+        out: list[_Candidate] = []
+        for raw in raws:
+            try:
+                if self.kind == "nominatim":
+                    cand: _Candidate | None = _nominatim_candidate(raw, number)
+                elif self.kind == "pelias":
+                    cand = _pelias_candidate(raw, number)
+                else:
+                    cand = _arcgis_candidate(raw, number)
+            except (KeyError, IndexError, TypeError, ValueError):
+                cand = None  # a malformed candidate is no evidence either way
+            if cand is not None:
+                out.append(cand)
+        return out
+
+    def _choose(self, query: GeocodeQuery, raws: list[dict[str, Any]]) -> GeocodeResult | GeocodeFailure:
+        cands = self._candidates(query, raws)
+        if not cands:
+            return GeocodeFailure("not_found", NOT_FOUND_MESSAGE)
+        in_state = [c for c in cands if c.state == self.state]
+        if not in_state:
+            if any(c.state is not None for c in cands):
+                name = US_STATES[self.state]
+                return GeocodeFailure(
+                    "outside_state", f"The map service placed this address outside {name}; "
+                    f"check the city and ZIP code, only {name} addresses can be tracked.",
+                )
+            return GeocodeFailure("not_found", NOT_FOUND_MESSAGE)
+        here = [c for c in in_state if self._same_place(query, c)]
+        if not here:
+            return GeocodeFailure("not_found", OTHER_TOWN_MESSAGE)
+        placed = [c for c in here if c.precision is not None]
+        if not placed:
+            return GeocodeFailure("not_found", CITY_LEVEL_MESSAGE)
+        best = min(placed, key=lambda c: PRECISIONS.index(c.precision))  # type: ignore[arg-type]
+        return GeocodeResult(best.lat, best.lon, best.precision, self.kind, best.matched)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _same_place(query: GeocodeQuery, cand: _Candidate) -> bool:
+        """Main Street exists in a hundred Missouri towns: the answer must be in the asked one."""
+        zip5 = _zip5(query.zip)
+        if zip5 and cand.postcode == zip5:
+            return True
+        if _town(query.city) and _town(query.city) in {_town(t) for t in cand.towns}:
+            return True
+        # USPS town names often differ from municipalities and OSM lacks many postcodes: only a
+        # different ZIP code with a different town contradicts the question.
+        return not (zip5 and cand.postcode)
