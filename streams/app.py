@@ -14,6 +14,7 @@ from streams.settings import Settings
 class StreamGraph:
     app: faust.App
     registry_events: faust.TopicT
+    geocode_retries: faust.TopicT
     dead_letters: faust.TopicT
     offender_snapshots: faust.TopicT
     offender_watches: faust.TopicT
@@ -60,6 +61,7 @@ def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
     return StreamGraph(
         app=app,
         registry_events=raw_topic(t.REGISTRY_EVENTS),
+        geocode_retries=json_topic(t.GEOCODE_RETRIES),
         dead_letters=json_topic(t.DEAD_LETTERS),
         offender_snapshots=json_topic(t.OFFENDER_SNAPSHOTS),
         offender_watches=json_topic(t.OFFENDER_WATCHES),

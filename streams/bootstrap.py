@@ -14,9 +14,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from streams import topics
 from streams.adapters.broker import Publisher, ensure_topics
+from streams.adapters import gazetteer_db, geocode_cache  # noqa: F401 (their tables)
 from streams.adapters.db import create_schema, make_engine
+from streams.adapters.gazetteer import LocalGazetteer
+from streams.adapters.geocode_cache import CachedGeocoder, ChainGeocoder
+from streams.adapters.remote_geocoder import RemoteGeocoder
 from streams.adapters.mail import MaildirSender, MailSender, SmtpSender
 from streams.domain.cell_circles import CellCircles
+from streams.domain.geocoding import Geocoder
 from streams.services import links
 from streams.settings import Settings
 
@@ -42,6 +47,7 @@ class Services:
     settings: Settings
     engine: Engine
     mail: MailSender
+    geocoder: Geocoder
     circles: CellCircles = field(default_factory=CellCircles)
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -83,11 +89,35 @@ class Services:
         )
 
 
+def geocoder_for(settings: Settings, engine: Engine) -> Geocoder:
+    """The local gazetteer first; remote services (cached) only for what it cannot place."""
+    remotes = [
+        CachedGeocoder(
+            RemoteGeocoder(
+                kind,
+                url,
+                timeout=settings.geocode_timeout_s,
+                min_interval=settings.geocode_min_interval_s,
+                state=settings.service_state,
+            ),
+            engine,
+            kind,
+        )
+        for kind, url in settings.remote_geocoders
+    ]
+    return ChainGeocoder(LocalGazetteer(engine, state=settings.service_state), *remotes)
+
+
 def build_services(settings: Settings) -> Services:
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     create_schema(engine)
-    return Services(settings=settings, engine=engine, mail=mail_sender_for(settings))
+    return Services(
+        settings=settings,
+        engine=engine,
+        mail=mail_sender_for(settings),
+        geocoder=geocoder_for(settings, engine),
+    )
 
 
 def build_stream_graph(settings: Settings, bootstrap: str, services: Services) -> Any:

@@ -71,5 +71,6 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Faust and aiokafka are chatty at INFO; keep their warnings.
-    for noisy in ("aiokafka", "faust", "mode"):
+    # geopy logs request URLs, which hold addresses: never below WARNING.
+    for noisy in ("aiokafka", "faust", "mode", "geopy"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -38,6 +38,13 @@ class Settings:
     log_level: str
     session_timeout_s: float
     embedded_broker_port: int
+    # Geocoding: the local gazetteer always, then remote services as (kind, url) in order.
+    remote_geocoders: tuple[tuple[str, str], ...]
+    geocode_timeout_s: float
+    geocode_min_interval_s: float
+    geocode_retry_base_s: float
+    geocode_max_attempts: int
+    service_state: str
 
     @property
     def uses_smtp(self) -> bool:
@@ -91,6 +98,33 @@ def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     path.write_text(key)
     path.chmod(0o600)
     return key
+
+
+def _remote_geocoders(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    raw = env.get("SOR_GEOCODERS") or ""
+    out = []
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        kind, sep, url = item.partition("=")
+        if not sep or kind not in {"nominatim", "pelias", "arcgis"} or not url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"SOR_GEOCODERS: {item!r} should look like nominatim=https://host, "
+                "pelias=https://host or arcgis=https://host (comma-separated, tried in order)"
+            )
+        out.append((kind, url.rstrip("/")))
+    return tuple(out)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}={value}: expected from {lo} to {hi} seconds")
+    return value
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -159,4 +193,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=log_level,
         session_timeout_s=float(_int(env, "SOR_SESSION_TIMEOUT_S", 30, 6, 300)),
         embedded_broker_port=_int(env, "SOR_EMBEDDED_BROKER_PORT", 19092, 1, 65535),
+        remote_geocoders=_remote_geocoders(env),
+        geocode_timeout_s=_seconds(env, "SOR_GEOCODE_TIMEOUT_S", 5.0, 0.1, 60.0),
+        geocode_min_interval_s=_seconds(env, "SOR_GEOCODE_MIN_INTERVAL_S", 1.0, 0.0, 60.0),
+        geocode_retry_base_s=_seconds(env, "SOR_GEOCODE_RETRY_BASE_S", 30.0, 0.1, 3600.0),
+        geocode_max_attempts=_int(env, "SOR_GEOCODE_MAX_ATTEMPTS", 6, 1, 20),
+        service_state=(env.get("SOR_SERVICE_STATE") or "MO").upper(),
     )

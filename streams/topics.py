@@ -18,6 +18,11 @@ class TopicSpec:
 REGISTRY_EVENTS = TopicSpec(
     "registry-events", "offender id", "registry-event/1 JSON (schemas/registry-event.schema.json)"
 )
+GEOCODE_RETRIES = TopicSpec(
+    "registry-events-retry",
+    "offender id",
+    "{attempt, not_before, original_b64}: an event whose geocoding met a slow or down service",
+)
 DEAD_LETTERS = TopicSpec(
     "registry-events-dlq", "offender id as received", "dead-letter/1 JSON with the original bytes"
 )
@@ -37,6 +42,7 @@ ALERTS = TopicSpec("alerts", "subscriber id", "alert JSON, one line of a future 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     REGISTRY_EVENTS,
+    GEOCODE_RETRIES,
     DEAD_LETTERS,
     OFFENDER_SNAPSHOTS,
     OFFENDER_WATCHES,

@@ -138,12 +138,18 @@ async def ensure_topics(
             except TopicAlreadyExistsError:
                 pass
             created = [t.name for t in missing]
-        described = await admin.describe_topics([n for n, _ in wanted])
-        wrong = [
-            f"{d['topic']} has {len(d['partitions'])}"
-            for d in described
-            if len(d.get("partitions", [])) != partitions
-        ]
+        # Another process may be creating the same topics right now: let that settle.
+        deadline = time.monotonic() + 15
+        while True:
+            described = await admin.describe_topics([n for n, _ in wanted])
+            wrong = [
+                f"{d['topic']} has {len(d.get('partitions', []))}"
+                for d in described
+                if len(d.get("partitions", [])) != partitions
+            ]
+            if not wrong or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
         if wrong:
             raise BrokerError(
                 f"topics must have {partitions} partitions (SOR_PARTITIONS) but "

@@ -65,6 +65,8 @@ tracked_addresses = Table(
     Column("radius_code", String(8), nullable=False),
     Column("lat", Float, nullable=False),
     Column("lon", Float, nullable=False),
+    # How exact lat/lon are (streams.domain.geocoding): shown to the subscriber.
+    Column("precision", String(20), nullable=False, default="provided"),
     Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
 )
 

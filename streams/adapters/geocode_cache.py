@@ -125,10 +125,6 @@ class CachedGeocoder:
         return answer
 
 
-# Verdicts about the text itself: no other geocoder will read a PO box as a house.
-_FINAL_REASONS = frozenset({"unparseable", "outside_state"})
-
-
 class ChainGeocoder:
     """Asks each geocoder in turn until one places the address well enough for proximity alerts."""
 
@@ -152,9 +148,9 @@ class ChainGeocoder:
                     return answer
                 coarse.append(answer)
             else:
+                if answer.reason == "unparseable":
+                    return answer  # a verdict on the text: no other geocoder reads a PO box as a house
                 failures.append(answer)
-                if answer.reason in _FINAL_REASONS and not coarse:
-                    break
         if unavailable is not None:
             # The member that could not answer might have placed the house: ask again later
             # rather than settle for a coarse guess or a failure.

@@ -376,7 +376,7 @@ class RemoteGeocoder:
             t0 = time.monotonic()
             try:
                 locations = await self._request(query)
-            except (gexc.GeopyError, KeyError, IndexError, TypeError, ValueError) as exc:
+            except (gexc.GeopyError, AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
                 latency_ms = round((time.monotonic() - t0) * 1000)
                 status = _status(exc)
                 retry_after = getattr(exc, "retry_after", None)
@@ -414,7 +414,7 @@ class RemoteGeocoder:
                     cand = _pelias_candidate(raw, number)
                 else:
                     cand = _arcgis_candidate(raw, number)
-            except (KeyError, IndexError, TypeError, ValueError):
+            except (AttributeError, KeyError, IndexError, TypeError, ValueError):
                 cand = None  # a malformed candidate is no evidence either way
             if cand is not None:
                 out.append(cand)

@@ -24,6 +24,7 @@ from streams.adapters.db import (
 from streams.domain import radii
 from streams.domain.model import Alert, Circle, OffenderState
 from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
+from streams.domain.geocoding import PROVIDED
 
 Bind = Engine | Connection
 
@@ -105,13 +106,16 @@ def _circle(row: Any) -> Circle:
     )
 
 
-_ADDRESS_FIELDS = ("label", "street", "city", "state", "zip", "normalized", "radius_code", "lat", "lon")
+_ADDRESS_FIELDS = (
+    "label", "street", "city", "state", "zip", "normalized", "radius_code", "lat", "lon", "precision",
+)
 
 
 def _address_values(a: ImportedAddress) -> dict[str, Any]:
     values = {f: getattr(a, f, None) for f in _ADDRESS_FIELDS}
     values["normalized"] = values["normalized"] or ""
     values["lat"], values["lon"] = float(values["lat"]), float(values["lon"])
+    values["precision"] = values["precision"] or PROVIDED
     return values
 
 

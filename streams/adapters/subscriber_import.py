@@ -23,12 +23,13 @@ from streams.adapters.event_codec import (
 )
 from streams.domain.addresses import normalize_address
 from streams.domain.radii import RADIUS_CODES
+from streams.domain.geocoding import PROVIDED
 
 MAX_ADDRESSES = 5
 MAX_OFFENDERS = 5
 # A legacy export is read line by line; one runaway line must not be read whole.
 MAX_LINE_BYTES = 64 * 1024
-GEOCODING_MESSAGE = "lat and lon are required until geocoding is available"
+GEOCODING_MESSAGE = "give both lat and lon, or neither (the address is then geocoded)"
 _SECRET = frozenset({"email"})
 
 
@@ -40,9 +41,10 @@ class ImportedAddress:
     state: str
     zip: str
     radius_code: str
-    lat: float
-    lon: float
+    lat: float | None  # None until geocoded
+    lon: float | None
     normalized: str
+    precision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ def _describe(err: ValidationError) -> str:
     if err.validator == "required" and parts[:1] == ["addresses"] and len(parts) == 2:
         if err.message.startswith(("'lat' ", "'lon' ")):
             return f"addresses[{parts[1]}]: {GEOCODING_MESSAGE}"
+    if err.validator == "dependentRequired" and parts[:1] == ["addresses"]:
+        return f"addresses[{parts[1]}]: {GEOCODING_MESSAGE}"
     if err.validator == "enum" and parts[-1:] == ["radius"]:
         return (
             f"addresses[{parts[1]}].radius: {short(err.instance)} is not offered; "
@@ -128,9 +132,10 @@ def _address(a: dict[str, Any]) -> ImportedAddress:
         state=state,
         zip=a["zip"],
         radius_code=a["radius"],
-        lat=float(a["lat"]),
-        lon=float(a["lon"]),
+        lat=float(a["lat"]) if a.get("lat") is not None else None,
+        lon=float(a["lon"]) if a.get("lon") is not None else None,
         normalized=normalize_address(a["street"], a["city"], state, a["zip"]),
+        precision=PROVIDED if a.get("lat") is not None else None,
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import time
 from typing import Any
 
 import structlog
@@ -13,9 +15,14 @@ from streams.app import StreamGraph
 from streams.bootstrap import Services
 from streams.domain.cells import cell_of
 from streams.domain.matching import apply_event, watch_alerts
+from streams.domain.geocoding import GeocoderUnavailable
 from streams.domain.model import OffenderState
+from streams.services.locating import locate_event
 
 logger = structlog.get_logger()
+
+# How many times an event has come back from the geocoding retry topic.
+RETRY_HEADER = "sor-geocode-attempt"
 
 
 async def deliver(sends: list[Any]) -> None:
@@ -33,7 +40,8 @@ def register(g: StreamGraph, services: Services) -> None:
                 topic=msg.topic, partition=msg.partition, offset=msg.offset
             )
             try:
-                await _apply_one(g, services, event.value, event.key, msg)
+                attempt = int(event.headers.get(RETRY_HEADER, b"0") or 0)
+                await _apply_one(g, services, event.value, event.key, msg, attempt)
             finally:
                 structlog.contextvars.clear_contextvars()
 
@@ -46,8 +54,24 @@ def register(g: StreamGraph, services: Services) -> None:
             if current is None or current["revision"] < state.revision:
                 g.offender_to_state[state.offender_id] = snapshot
 
+    @g.app.agent(g.geocode_retries, name="retry_geocoding")
+    async def retry_geocoding(stream: Any) -> None:
+        # Waiting here holds up only this retry topic, never the registry partitions.
+        async for event in stream.events():
+            wait = event.value["not_before"] - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            sent = await g.registry_events.send(
+                key=event.key.encode(),
+                value=base64.b64decode(event.value["original_b64"]),
+                headers={RETRY_HEADER: str(event.value["attempt"]).encode()},
+            )
+            await deliver([sent])
 
-async def _apply_one(g: StreamGraph, services: Services, raw: bytes, key: Any, msg: Any) -> None:
+
+async def _apply_one(
+    g: StreamGraph, services: Services, raw: bytes, key: Any, msg: Any, attempt: int
+) -> None:
     try:
         ev = decode_registry_event(raw or b"", key)
     except InvalidEvent as err:
@@ -62,6 +86,28 @@ async def _apply_one(g: StreamGraph, services: Services, raw: bytes, key: Any, m
     structlog.contextvars.bind_contextvars(event_id=ev.event_id, offender_id=ev.offender_id)
     stored = g.offender_to_state.get(ev.offender_id)
     old = OffenderState.from_dict(stored) if stored else None
+    fresh = old is None or (ev.event_id not in old.recent_event_ids and ev.revision > old.revision)
+    if fresh and any(not a.has_point for a in ev.addresses):
+        settings = services.settings
+        try:
+            located = await locate_event(
+                ev, old, services.geocoder,
+                timeout_s=settings.geocode_timeout_s,
+                give_up=attempt >= settings.geocode_max_attempts,
+            )
+        except GeocoderUnavailable:
+            delay = min(settings.geocode_retry_base_s * 2**attempt, 900.0)
+            retry = {
+                "attempt": attempt + 1,
+                "not_before": time.time() + delay,
+                "original_b64": base64.b64encode(raw).decode(),
+            }
+            await deliver([await g.geocode_retries.send(key=ev.offender_id, value=retry)])
+            logger.warning("geocoder unavailable: event queued for retry", attempt=attempt + 1, in_s=delay)
+            return
+        for address, failure in located.failures:
+            logger.warning("address could not be mapped", address_type=address.type, reason=failure.reason)
+        ev = located.event
     outcome = apply_event(old, ev)
     if outcome.status != "applied":
         logger.info("registry event ignored", why=outcome.status, revision=ev.revision)

@@ -8,6 +8,7 @@ from typing import Any
 from scourgify import normalize_address_record
 from scourgify.exceptions import AddressNormalizationError
 
+from streams.domain.geocoding import PROVIDED
 from streams.domain.model import Address
 
 _DROP = re.compile(r"[.']")  # "P.O." and "O'Fallon" must read the same without them
@@ -54,7 +55,8 @@ def make_address(d: dict[str, Any]) -> Address:
         state=state,
         zip=zip_code,
         county=d.get("county"),
-        lat=_coord(d.get("lat")),
+        lat=(lat := _coord(d.get("lat"))),
         lon=_coord(d.get("lon")),
         normalized=normalize_address(street, city, state, zip_code),
+        precision=d.get("precision") or (PROVIDED if lat is not None else None),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import math
 
 import numpy as np
@@ -89,3 +91,32 @@ def within_circles(
     within = np.zeros(n, dtype=bool)
     within[idx] = sure | (s <= r)
     return within, dist
+
+
+SIDE_OFFSET_M = 8.0  # a house stands back from the street centre line
+
+
+def point_along(line: Sequence[Sequence[float]], fraction: float, *, left: bool | None = None,
+                offset_m: float = SIDE_OFFSET_M) -> tuple[float, float]:
+    """(lat, lon) at `fraction` of the line's geodesic length, `offset_m` to its left or right.
+
+    The line is [[lon, lat], ...]; left and right are as seen walking from its first point.
+    """
+    segments = []
+    for (lon1, lat1), (lon2, lat2) in zip(line, line[1:]):
+        az, _back, dist = GEOD.inv(lon1, lat1, lon2, lat2)
+        if dist > 0:
+            segments.append((lon1, lat1, az, dist))
+    if not segments:
+        return float(line[0][1]), float(line[0][0])
+    target = min(max(fraction, 0.0), 1.0) * sum(s[3] for s in segments)
+    for lon1, lat1, az, dist in segments:
+        if target <= dist:
+            break
+        target -= dist
+    target = min(target, dist)
+    lon, lat, back = GEOD.fwd(lon1, lat1, az, target)
+    heading = back + 180.0 if target > 0 else az
+    if left is not None and offset_m > 0:
+        lon, lat, _ = GEOD.fwd(lon, lat, heading - 90.0 if left else heading + 90.0, offset_m)
+    return float(lat), float(lon)

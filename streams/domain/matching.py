@@ -28,7 +28,8 @@ class Outcome:
     watch_change: WatchChange | None = None
     # The offender is no longer public: every not-yet-sent alert naming them must go.
     purge: bool = False
-    # Alerting addresses without coordinates: kept in state, never a proximity alert.
+    # Alerting addresses without a point exact enough for proximity (none, or only street /
+    # ZIP level): kept in state and shown as approximate, never a proximity alert.
     unmapped: tuple[Address, ...] = ()
 
 
@@ -77,7 +78,7 @@ def apply_event(
         return Outcome("stale")
 
     new = _next_state(old, event, recent_limit)
-    unmapped = tuple(a for a in new.addresses if a.type in ALERTING_TYPES and not a.has_point)
+    unmapped = tuple(a for a in new.addresses if a.type in ALERTING_TYPES and not a.locates)
     purge = not new.is_public
     if event.baseline:
         # A baseline load records the registry as it stands: nothing "moved" for anyone.
@@ -90,12 +91,12 @@ def apply_event(
     if new.is_public:
         assert new.profile is not None
         for identity, a in old_view.items():
-            if identity not in new_view and a.has_point:
+            if identity not in new_view and a.locates:
                 assert old is not None and old.profile is not None  # old_view is empty otherwise
                 who = OffenderSummary.of(event.offender_id, old.profile)
                 changes.append(_change(event, "out", a, who))
         for identity, a in new_view.items():
-            if identity not in old_view and a.has_point:
+            if identity not in old_view and a.locates:
                 who = OffenderSummary.of(event.offender_id, new.profile)
                 changes.append(_change(event, "in", a, who))
 
@@ -134,7 +135,7 @@ def _change(
 
 def proximity_alerts(change: AddressChange, index: CircleIndex) -> list[Alert]:
     a = change.address
-    if a.lat is None or a.lon is None:
+    if a.lat is None or a.lon is None or not a.locates:
         return []
     kind = "moved_in" if change.direction == "in" else "moved_out"
     return [

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from streams.domain.geocoding import PROXIMITY_PRECISIONS
+
 AddressType = Literal["home", "work", "school", "temporary"]
 # Only these address types take part in proximity and watch alerts (RSMo 43.650 lists
 # residence, work and school as the public addresses; "temporary" is kept for the record).
@@ -26,6 +28,8 @@ class Address:
     lon: float | None = None
     # Normalized one-line text (USPS Pub 28 form); the address identity with `type`.
     normalized: str = ""
+    # How exact lat/lon are (streams.domain.geocoding); None for states stored before it.
+    precision: str | None = None
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -34,6 +38,11 @@ class Address:
     @property
     def has_point(self) -> bool:
         return self.lat is not None and self.lon is not None
+
+    @property
+    def locates(self) -> bool:
+        """Exact enough to say "within 500 ft": coarser points are shown as approximate only."""
+        return self.has_point and (self.precision is None or self.precision in PROXIMITY_PRECISIONS)
 
     @property
     def one_line(self) -> str:

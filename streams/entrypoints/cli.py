@@ -188,6 +188,29 @@ def cmd_subscribers_import(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if report.rejected else 0
 
 
+def cmd_gazetteer_import(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.adapters.gazetteer_import import import_gazetteer
+
+    path = Path(args.file)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    services = build_services(settings)
+    report = import_gazetteer(
+        services.engine, path, args.format, default_state=settings.service_state,
+        progress=not args.no_progress,
+    )
+    for n, reason in report.rejected[:20]:
+        print(f"{path}:{n}: rejected: {reason}", file=sys.stderr)
+    if len(report.rejected) > 20:
+        print(f"… and {len(report.rejected) - 20} more rejected rows", file=sys.stderr)
+    reasons = "".join(f"\n  {count:>8}  {reason}" for reason, count in report.by_reason.most_common())
+    print(
+        f"gazetteer {report.fmt}: {report.inserted} new, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.rejected)} rejected" + reasons
+    )
+    return 0
+
+
 def cmd_digest_send(settings: Settings, args: argparse.Namespace) -> int:
     services = build_services(settings)
     report = asyncio.run(services.send_digests(args.period))
@@ -224,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp = subs.add_parser("import", help="import subscribers from a JSON-lines file (legacy migration)")
     imp.add_argument("file")
     imp.set_defaults(fn=cmd_subscribers_import)
+
+    gaz = sub.add_parser("gazetteer", help="the local address gazetteer").add_subparsers(dest="gaz_cmd", required=True)
+    gimp = gaz.add_parser("import", help="load address points (OpenAddresses) or TIGER/Line address ranges")
+    gimp.add_argument("file")
+    gimp.add_argument("--format", choices=["oa-csv", "oa-geojson", "tiger"], help="default: from the file name")
+    gimp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    gimp.set_defaults(fn=cmd_gazetteer_import)
 
     dig = sub.add_parser("digest", help="digests").add_subparsers(dest="digest_cmd", required=True)
     send = dig.add_parser("send", help="send due digests now (a period is never mailed twice)")

@@ -12,6 +12,7 @@ import structlog
 
 from streams import topics
 from streams.adapters import repository
+from streams.adapters.gazetteer_import import import_gazetteer
 from streams.bootstrap import Services
 from streams.services.importing import import_subscribers
 
@@ -23,8 +24,9 @@ SUBSCRIBERS: list[dict[str, Any]] = [
         "email": "parent@example.com",
         "confirmed": True,
         "addresses": [
-            {"label": "Home", "street": "1 Hitt St", "city": "Columbia", "state": "MO",
-             "zip": "65201", "radius": "0.5mi", "lat": 38.9467, "lon": -92.3252},
+            # No coordinates: mapped by the demo gazetteer, as a legacy line would be.
+            {"label": "Home", "street": "1 Hitt Street", "city": "Columbia", "state": "MO",
+             "zip": "65201", "radius": "0.5mi"},
             {"label": "School", "street": "5600 Clayton Ave", "city": "St. Louis", "state": "MO",
              "zip": "63110", "radius": "1mi", "lat": 38.6350, "lon": -90.2870},
         ],
@@ -60,8 +62,11 @@ def _offender(last: str, first: str, offense: str, *, juvenile: bool = False, ti
     }
 
 
-def _addr(kind: str, street: str, city: str, zip_: str, lat: float, lon: float) -> dict[str, Any]:
-    return {"type": kind, "street": street, "city": city, "state": "MO", "zip": zip_, "lat": lat, "lon": lon}
+def _addr(kind: str, street: str, city: str, zip_: str, lat: float | None, lon: float | None) -> dict[str, Any]:
+    a: dict[str, Any] = {"type": kind, "street": street, "city": city, "state": "MO", "zip": zip_}
+    if lat is not None:
+        a |= {"lat": lat, "lon": lon}
+    return a
 
 
 def _event(oid: str, rev: int, kind: str = "upsert", offender: Any = None, addresses: Any = None) -> dict[str, Any]:
@@ -88,8 +93,9 @@ BASELINE = [
     _event("MO-DEMO-0006", 1, offender=LOE, addresses=[_addr("home", "5800 Oakland Ave", "St. Louis", "63110", 38.6300, -90.2900)]),
 ]
 CHANGES = [
-    # Moves into the Columbia "Home" circle: moved in.
-    _event("MO-DEMO-0001", 2, offender=DOE, addresses=[_addr("home", "900 Rollins St", "Columbia", "65201", 38.9420, -92.3270)]),
+    # Moves into the Columbia "Home" circle: moved in (the registry sent no coordinates:
+    # the worker geocodes the address with the gazetteer).
+    _event("MO-DEMO-0001", 2, offender=DOE, addresses=[_addr("home", "900 Rollins Street", "Columbia", "65201", None, None)]),
     # Work moves from near the Capitol to Springfield: moved out (and nobody watches him).
     _event("MO-DEMO-0002", 2, offender=ROE, addresses=[_addr("work", "1000 E Sunshine St", "Springfield", "65807", 37.1810, -93.2780)]),
     # The tracked offender changes his home: a watch alert, wherever he lives.
@@ -103,8 +109,16 @@ CHANGES = [
 ]
 
 
+# OpenAddresses-format points for the streets around the demo's places.
+DEMO_GAZETTEER = Path(__file__).resolve().parents[1] / "demo" / "gazetteer.csv"
+
+
 async def seed_demo(services: Services, bootstrap: str) -> None:
-    """Subscribers and the baseline load go in before the worker starts."""
+    """Gazetteer, subscribers and the baseline load go in before the worker starts."""
+    report = await asyncio.to_thread(
+        import_gazetteer, services.engine, DEMO_GAZETTEER, progress=False
+    )
+    logger.info("demo gazetteer loaded", inserted=report.inserted, unchanged=report.unchanged)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "subscribers.jsonl"
         path.write_text("\n".join(json.dumps(s) for s in SUBSCRIBERS) + "\n")

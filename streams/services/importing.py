@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
 
 from streams.adapters import repository
-from streams.adapters.subscriber_import import InvalidLine, iter_import_file
+from streams.adapters.subscriber_import import (
+    ImportedAddress,
+    ImportedSubscriber,
+    InvalidLine,
+    iter_import_file,
+)
+from streams.domain.geocoding import GeocodeResult, GeocoderUnavailable, GeocodeQuery
 from streams.bootstrap import Services
 from streams.services.publishing import publish_subscriber_change
 
@@ -31,6 +38,11 @@ async def import_subscribers(services: Services, path: Path, bootstrap: str | No
         if isinstance(item, InvalidLine):
             report.rejected.append((n, str(item)))
             continue
+        try:
+            item = await locate_subscriber(services, item)
+        except InvalidLine as err:
+            report.rejected.append((n, str(err)))
+            continue
         change = await services.db(repository.upsert_subscriber, item)
         report.imported += 1
         if item.confirmed:
@@ -52,3 +64,38 @@ async def import_subscribers(services: Services, path: Path, bootstrap: str | No
         report.published = True
     logger.info("subscribers imported", imported=report.imported, rejected=len(report.rejected))
     return report
+
+
+async def locate_subscriber(services: Services, sub: ImportedSubscriber) -> ImportedSubscriber:
+    """Geocode tracked addresses that came without coordinates; refuse anything coarse."""
+    located: list[ImportedAddress] = []
+    for i, a in enumerate(sub.addresses):
+        if a.lat is not None:
+            located.append(a)
+            continue
+        query = GeocodeQuery(a.street, a.city, a.state, a.zip)
+        try:
+            answer = await asyncio.wait_for(
+                services.geocoder.geocode(query), services.settings.geocode_timeout_s
+            )
+        except (GeocoderUnavailable, asyncio.TimeoutError):
+            raise InvalidLine(
+                f"addresses[{i}]: the geocoder is unavailable right now; import this line again later"
+            ) from None
+        if isinstance(answer, GeocodeResult) and answer.supports_proximity:
+            located.append(replace(a, lat=answer.lat, lon=answer.lon, precision=answer.precision))
+            continue
+        if isinstance(answer, GeocodeResult):
+            message = (
+                f"could only be placed at {answer.precision.replace('_', ' ')} level, "
+                "not exactly enough for a radius"
+            )
+            suggestions: tuple = ()
+        else:
+            message, suggestions = answer.message, answer.suggestions
+        hint = (
+            "; addresses that can be mapped nearby: " + "; ".join(s.one_line for s in suggestions[:3])
+            if suggestions else ""
+        )
+        raise InvalidLine(f"addresses[{i}]: {message}{hint}")
+    return replace(sub, addresses=tuple(located))

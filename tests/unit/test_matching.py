@@ -348,3 +348,22 @@ def test_reappearing_after_removal_is_news_again(circles):
     assert [c.direction for c in out.address_changes] == ["in"]
     assert kinds(all_alerts(out, circles)) == [(1, "moved_in"), (2, "moved_in")]
     assert out.watch_change is not None and out.watch_change.old_addresses == ()
+
+
+@pytest.mark.parametrize("precision", ["street", "zip_centroid"])
+def test_a_coarse_location_never_claims_proximity(circles: CircleIndex, precision: str) -> None:
+    # Placed only at street or ZIP level: it may be 2 miles off, so no "within 500 ft".
+    coarse = dataclasses.replace(addr("100 Somewhere St", near(50)), precision=precision)
+    out = apply_event(None, event(coarse))
+    assert out.address_changes == ()
+    assert out.unmapped == (coarse,)
+    assert out.state is not None and out.state.addresses[0].lat is not None  # kept for the record
+    assert out.watch_change is not None  # watchers still hear of the new address
+
+
+@pytest.mark.parametrize("precision", ["address_point", "interpolated", "provided"])
+def test_point_grade_locations_alert(circles: CircleIndex, precision: str) -> None:
+    exact = dataclasses.replace(addr("100 Somewhere St", near(50)), precision=precision)
+    out = apply_event(None, event(exact))
+    assert [c.direction for c in out.address_changes] == ["in"]
+    assert [a.subscriber_id for a in proximity_alerts(out.address_changes[0], circles)] == [1, 2]

@@ -53,13 +53,20 @@ def test_good_line_becomes_a_subscriber() -> None:
         confirmed=True,
         addresses=(
             ImportedAddress("Home", "1510 East Elm Street", "Jefferson City", "MO", "65101", "1mi",
-                            38.5713, -92.1636, sub.addresses[0].normalized),
+                            38.5713, -92.1636, sub.addresses[0].normalized, "provided"),
             ImportedAddress("Emma's school", "300 E High St", "Jefferson City", "MO", "65101-1234", "500ft",
-                            38.5770, -92.1690, sub.addresses[1].normalized),
+                            38.5770, -92.1690, sub.addresses[1].normalized, "provided"),
         ),
         offenders=("MO-0042",),
     )
     assert sub.addresses[0].normalized.startswith("1510 E ELM ST, JEFFERSON CITY, MO")
+
+
+def test_an_address_without_coordinates_is_left_for_the_geocoder() -> None:
+    doc = subscriber()
+    del doc["addresses"][0]["lat"], doc["addresses"][0]["lon"]
+    a = parse_subscriber_line(line(doc)).addresses[0]
+    assert (a.lat, a.lon, a.precision) == (None, None, None)
 
 
 def test_unconfirmed_subscriber_without_addresses_or_offenders() -> None:
@@ -103,8 +110,8 @@ def test_email_schema_errors_do_not_echo_it(value: Any, says: str) -> None:
          "offenders: 6 distinct offender ids, at most 5 can be tracked"),
         (lambda d: d["addresses"][0].update(radius="10mi"),
          "addresses[0].radius: '10mi' is not offered; choose one of " + ", ".join(RADIUS_CODES)),
-        (lambda d: d["addresses"][0].pop("lat"), "addresses[0]: lat and lon are required until geocoding is available"),
-        (lambda d: d["addresses"][0].pop("lon"), "addresses[0]: lat and lon are required until geocoding is available"),
+        (lambda d: d["addresses"][0].pop("lat"), "addresses[0]: give both lat and lon, or neither (the address is then geocoded)"),
+        (lambda d: d["addresses"][0].pop("lon"), "addresses[0]: give both lat and lon, or neither (the address is then geocoded)"),
         (lambda d: d["addresses"][0].update(lat=138.57), "addresses[0].lat: 138.57 is greater than the maximum of 90"),
         (lambda d: d["addresses"][0].update(lon=-192.16), "addresses[0].lon: -192.16 is less than the minimum of -180"),
         (lambda d: d["addresses"][0].update(label=""), "addresses[0].label: is empty"),
