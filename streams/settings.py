@@ -45,6 +45,9 @@ class Settings:
     geocode_retry_base_s: float
     geocode_max_attempts: int
     service_state: str
+    web_host: str
+    web_port: int
+    map_tiles_url: str  # "" for no background map
 
     @property
     def uses_smtp(self) -> bool:
@@ -127,6 +130,17 @@ def _seconds(env: Mapping[str, str], name: str, default: float, lo: float, hi: f
     return value
 
 
+def _tiles(env: Mapping[str, str]) -> str:
+    raw = env.get("SOR_MAP_TILES_URL")
+    if raw is None:
+        return "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    if raw and not (raw.startswith("https://") and "{z}" in raw and "{x}" in raw and "{y}" in raw):
+        raise SettingsError(
+            "SOR_MAP_TILES_URL: expected an https URL with {z}, {x} and {y}, or empty for no map tiles"
+        )
+    return raw
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     data_dir = Path(env.get("SOR_DATA_DIR") or ".sor-data").resolve()
 
@@ -199,4 +213,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         geocode_retry_base_s=_seconds(env, "SOR_GEOCODE_RETRY_BASE_S", 30.0, 0.1, 3600.0),
         geocode_max_attempts=_int(env, "SOR_GEOCODE_MAX_ATTEMPTS", 6, 1, 20),
         service_state=(env.get("SOR_SERVICE_STATE") or "MO").upper(),
+        web_host=env.get("SOR_WEB_HOST") or "127.0.0.1",
+        web_port=_int(env, "SOR_WEB_PORT", 8080, 0, 65535),
+        map_tiles_url=_tiles(env),
     )

@@ -43,6 +43,9 @@ subscribers = Table(
     Column("status", String(16), nullable=False, default="active"),  # active|suspended|unsubscribed
     Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
     Column("unsubscribed_at", DateTime(timezone=True), nullable=True),
+    # argon2id (web enrollments); NULL for subscribers imported from the legacy program,
+    # who set one through "forgot password".
+    Column("password_hash", String(200), nullable=True),
 )
 
 tracked_addresses = Table(

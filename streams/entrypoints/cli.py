@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,18 @@ def _run_worker(
     return 0
 
 
+def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.web.server import serve
+
+    services = build_services(settings)
+    asyncio.run(serve(services, running_broker(settings)))
+    return 0
+
+
+def _start_web_process() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "streams.entrypoints.cli", "web"])
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     services = build_services(settings)
     broker: EmbeddedBroker | None = None
@@ -105,8 +118,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     else:
         assert settings.broker_url
         bootstrap = settings.broker_url
+    site = _start_web_process()
     print(
-        f"sor-notify is up: broker {bootstrap}, database {_safe_db(settings)}, "
+        f"sor-notify is up: web site http://{settings.web_host}:{settings.web_port}/, broker {bootstrap}, database {_safe_db(settings)}, "
         + (f"mail via SMTP {settings.smtp_host}" if settings.uses_smtp else f"mail to {settings.maildir}")
         + f", worker web on 127.0.0.1:{settings.worker_web_port}. Ctrl-C stops it.",
         file=sys.stderr,
@@ -114,6 +128,11 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     try:
         return _run_worker(settings, services, bootstrap, resync=True, demo=args.demo)
     finally:
+        site.terminate()
+        try:
+            site.wait(10)
+        except subprocess.TimeoutExpired:
+            site.kill()
         if broker:
             _broker_file(settings).unlink(missing_ok=True)
             broker.stop()
@@ -234,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--demo", action="store_true", help="seed demo subscribers and events, mail a digest")
     up.set_defaults(fn=cmd_up)
     sub.add_parser("worker", help="run a stream worker against SOR_BROKER_URL").set_defaults(fn=cmd_worker)
+    sub.add_parser("web", help="run the subscriber web site (SOR_WEB_HOST:SOR_WEB_PORT)").set_defaults(fn=cmd_web)
     sub.add_parser("resync", help="re-publish circles, watches and offender states from the database").set_defaults(fn=cmd_resync)
     sub.add_parser("topics", help="create every topic with SOR_PARTITIONS partitions").set_defaults(fn=cmd_topics)
 

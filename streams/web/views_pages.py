@@ -1,0 +1,19 @@
+"""Pages that need no account: home and FAQ."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from streams.web.app import render
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    return render(request, "web/home.html.j2")
+
+
+@routes.get("/faq")
+async def faq(request: web.Request) -> web.Response:
+    return render(request, "web/faq.html.j2")

@@ -1,0 +1,18 @@
+"""The public pages and the protections every page carries."""
+
+from __future__ import annotations
+
+
+async def test_home_page_has_security_headers_and_a_session_cookie(site) -> None:
+    resp = await site.client.get("/")
+    assert resp.status == 200
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    cookie = resp.cookies["sor_session"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+async def test_a_post_without_csrf_token_is_refused(site) -> None:
+    await site.get("/")
+    status, text = await site.post("/logout", csrf=False)
+    assert status == 403 and "form has expired" in text.lower()
