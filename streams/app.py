@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import faust
 
 from streams import topics as t
+from streams.adapters import faust_fixes
 from streams.settings import Settings
 
 
@@ -27,6 +28,7 @@ class StreamGraph:
 
 
 def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
+    faust_fixes.apply()
     n = settings.partitions
     app = faust.App(
         settings.app_id,

@@ -14,7 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from streams import topics
 from streams.adapters.broker import Publisher, ensure_topics
-from streams.adapters import gazetteer_db, geocode_cache  # noqa: F401 (their tables)
+from streams.adapters import accounts, gazetteer_db, geocode_cache, offender_search, web_db  # noqa: F401 (tables)
 from streams.adapters.db import create_schema, make_engine
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.geocode_cache import CachedGeocoder, ChainGeocoder

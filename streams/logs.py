@@ -73,4 +73,6 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     # Faust and aiokafka are chatty at INFO; keep their warnings.
     # geopy logs request URLs, which hold addresses: never below WARNING.
     for noisy in ("aiokafka", "faust", "mode", "geopy"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(noisy).setLevel(
+            root.level if root.level <= logging.DEBUG and noisy != "geopy" else max(logging.WARNING, root.level)
+        )

@@ -12,6 +12,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from streams.adapters import offender_search
 from streams.adapters.db import (
     digests,
     offender_watches,
@@ -248,7 +249,10 @@ def save_offender_state(bind: Bind, state: OffenderState) -> bool:
             where=offenders.c.revision < stmt.excluded.revision,
         ).returning(offenders.c.offender_id)
         # RETURNING rather than rowcount: drivers disagree on rowcount for upserts.
-        return conn.execute(stmt).first() is not None
+        written = conn.execute(stmt).first() is not None
+        if written:
+            offender_search.index_offender(conn, state)
+        return written
 
 
 def get_offender_state(bind: Bind, offender_id: str) -> OffenderState | None:

@@ -27,8 +27,15 @@ RETRY_HEADER = "sor-geocode-attempt"
 
 async def deliver(sends: list[Any]) -> None:
     """Wait until the broker has every message: only then may state move on."""
-    if sends:
-        await asyncio.gather(*sends)
+    if not sends:
+        return
+    pending = asyncio.ensure_future(asyncio.gather(*sends))
+    while True:
+        done, _ = await asyncio.wait({pending}, timeout=10.0)
+        if done:
+            pending.result()
+            return
+        logger.warning("still waiting for the broker to acknowledge messages", messages=len(sends))
 
 
 def register(g: StreamGraph, services: Services) -> None:
@@ -39,6 +46,7 @@ def register(g: StreamGraph, services: Services) -> None:
             structlog.contextvars.bind_contextvars(
                 topic=msg.topic, partition=msg.partition, offset=msg.offset
             )
+            logger.debug("registry event received")
             try:
                 attempt = int(event.headers.get(RETRY_HEADER, b"0") or 0)
                 await _apply_one(g, services, event.value, event.key, msg, attempt)

@@ -54,6 +54,10 @@ async def _prepare(settings: Settings, services: Services, bootstrap: str, resyn
     from streams.services.publishing import resync as publish_resync
 
     await wait_for_broker(bootstrap)
+    if resync:
+        from streams.adapters.offender_search import index_missing
+
+        await asyncio.to_thread(index_missing, services.engine)
     async with services.publisher(bootstrap) as pub:
         if resync:
             report = await publish_resync(

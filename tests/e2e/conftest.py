@@ -132,8 +132,11 @@ def system(broker: EmbeddedBroker, database_url: str, smtp_server, tmp_path: Pat
         "SOR_SESSION_TIMEOUT_S": "6",
         "SOR_PARTITIONS": "2",
         "SOR_LOG_FORMAT": "json",
+        "SOR_LOG_LEVEL": os.environ.get("SOR_LOG_LEVEL", "info"),
         "SOR_PUBLIC_URL": "https://notify.example.test",
         "SOR_SECRET_KEY": "e2e-secret-key-that-is-long-enough-0123456789",
+        "SOR_WEB_PORT": str(free_port()),
+        "SOR_MAP_TILES_URL": "",
     }
     s = System(env, tmp_path)
     s.catcher = catcher  # type: ignore[attr-defined]

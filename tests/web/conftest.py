@@ -77,3 +77,102 @@ async def site(engine, smtp_server, tmp_path: Path) -> AsyncIterator[Site]:  # n
     app = init_app(services, publish=publish, limiter=RateLimiter())
     async with TestClient(TestServer(app)) as client:
         yield Site(client, catcher, published)
+
+
+# --- a logged-in subscriber (the account flows are not needed to test what comes after) ---
+
+
+def add_subscriber(engine, email: str, *, status: str = "active") -> int:  # noqa: F811
+    """A confirmed subscriber straight in the database; returns its id."""
+    from datetime import datetime, timezone
+
+    from streams.adapters.db import subscribers
+
+    with engine.begin() as conn:
+        return conn.execute(
+            subscribers.insert().values(
+                email=email, confirmed=True, status=status, created_at=datetime.now(timezone.utc),
+            )
+        ).inserted_primary_key[0]
+
+
+@pytest.fixture
+async def logged_in_site(site: Site, engine) -> Site:  # noqa: F811
+    """The `site` with a confirmed subscriber logged in through a real server-side session."""
+    from datetime import datetime, timezone
+
+    from streams.web import sessions
+
+    email = "reader@example.com"
+    sid = add_subscriber(engine, email)
+    session = sessions.create(engine, sid, datetime.now(timezone.utc))
+    site.client.session.cookie_jar.update_cookies({sessions.COOKIE: session.raw_id})
+    site.subscriber_id = sid  # type: ignore[attr-defined]
+    site.email = email  # type: ignore[attr-defined]
+    return site
+
+
+# --- account flows ------------------------------------------------------------------------
+
+from contextlib import asynccontextmanager  # noqa: E402
+
+from streams.adapters import accounts  # noqa: E402,F401 (its table, before any test creates the schema)
+from streams.web.security import DEFAULT_LIMITS, Limit  # noqa: E402
+
+
+async def sent_mail(site: Site) -> list[Any]:
+    """Every message the SMTP server got, once the account e-mails under way are out
+    (they are sent after the response, so a page never waits for, or betrays, a mail)."""
+    from streams.web.views_account import mail_sent
+
+    await mail_sent()
+    return site.mail.messages
+
+
+async def enroll_and_log_in(site: Site, email: str, password: str = "plum orchard lantern") -> None:
+    """Enroll over HTTP, follow the confirmation link: `site` is then logged in."""
+    await site.get("/enroll")
+    before = len(await sent_mail(site))
+    status, _ = await site.post("/enroll", {"email": email, "email2": email,
+                                            "password": password, "password2": password})
+    assert status == 200
+    assert len(await sent_mail(site)) == before + 1
+    [link] = [u for u in site.links_in_last_mail() if "/confirm/" in u]
+    resp = await site.client.get(link.replace("http://notify.test", ""), allow_redirects=False)
+    assert resp.status == 303
+    await site.get("/account")
+
+
+@asynccontextmanager
+async def open_site(engine: Any, smtp_port: int, mail_catcher: Any, tmp_path: Path, *,  # noqa: F811
+                    limiter: RateLimiter | None = None, mail: Any = None) -> AsyncIterator[Site]:
+    settings = load_settings({
+        "SOR_DATA_DIR": str(tmp_path), "SOR_PUBLIC_URL": "http://notify.test", "SOR_MAP_TILES_URL": "",
+    })
+    import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
+    services = Services(
+        settings=settings, engine=engine,
+        mail=mail or SmtpSender(host="127.0.0.1", port=smtp_port, starttls=False, username=None,
+                                password=None, timeout=10),
+        geocoder=LocalGazetteer(engine),
+    )
+    published: list[SubscriberChange] = []
+
+    async def publish(change: SubscriberChange) -> None:
+        published.append(change)
+
+    app = init_app(services, publish=publish, limiter=limiter or RateLimiter())
+    async with TestClient(TestServer(app)) as client:
+        yield Site(client, mail_catcher, published)
+
+
+LOGIN_LIMITS = {"login:client": Limit(6, 900), "login:account": Limit(3, 900)}
+
+
+@pytest.fixture
+async def site_with_limits(engine, smtp_server, tmp_path: Path) -> AsyncIterator[Site]:  # noqa: F811
+    """The site with a login limit of 3 tries per account and 6 per client in 15 minutes."""
+    catcher, port = smtp_server
+    limiter = RateLimiter(limits={**DEFAULT_LIMITS, **LOGIN_LIMITS})
+    async with open_site(engine, port, catcher, tmp_path, limiter=limiter) as s:
+        yield s

@@ -1,0 +1,433 @@
+"""Subscriber accounts: enrollment, argon2id passwords, and the single-use links we mail."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Table, and_, delete, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from streams.adapters.db import (
+    digests,
+    metadata,
+    offender_watches,
+    pending_alerts,
+    subscribers,
+    tracked_addresses,
+    utcnow,
+)
+from streams.adapters.repository import SubscriberChange, _circle
+from streams.adapters.web_db import web_sessions
+
+email_tokens = Table(
+    "email_tokens",
+    metadata,
+    # SHA-256 of the link's secret: a database leak hands out no working link.
+    Column("token_hash", String(64), primary_key=True),
+    Column("purpose", String(16), nullable=False),  # confirm|reset|delete|change_email
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("new_email", String(320), nullable=True),  # change_email only
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+
+CONFIRM, RESET, DELETE, CHANGE_EMAIL = "confirm", "reset", "delete", "change_email"
+LIFETIMES = {
+    CONFIRM: timedelta(hours=48),
+    RESET: timedelta(hours=1),
+    DELETE: timedelta(hours=24),
+    CHANGE_EMAIL: timedelta(hours=48),
+}
+# An enrollment nobody confirmed is forgotten when its confirmation link has run out.
+UNCONFIRMED_KEPT = LIFETIMES[CONFIRM]
+
+# OWASP Password Storage Cheat Sheet and ASVS 4.0 (2.4.4): argon2id, 19 MiB, 2 passes, 1 lane.
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16, type=Type.ID)
+# Verified against when the e-mail is unknown or has no password: such a login costs the same time.
+DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(32))
+
+
+def _nfkc(password: str) -> str:
+    # NIST SP 800-63B 5.1.1.2: the same password typed on another keyboard must still match.
+    return unicodedata.normalize("NFKC", password)
+
+
+def hash_password(password: str) -> str:
+    return HASHER.hash(_nfkc(password))
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    """Always one argon2 verification, whether or not there is a stored hash."""
+    try:
+        HASHER.verify(stored or DUMMY_HASH, _nfkc(password))
+    except (VerificationError, InvalidHashError):
+        return False
+    return stored is not None
+
+
+def _email(email: str) -> str:
+    return email.strip().lower()
+
+
+# --- links -------------------------------------------------------------------------------
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _issue(conn: Connection, purpose: str, subscriber_id: int, now: datetime, new_email: str | None = None) -> str:
+    raw = secrets.token_urlsafe(32)  # 256 bits
+    conn.execute(
+        insert(email_tokens).values(
+            token_hash=_digest(raw), purpose=purpose, subscriber_id=subscriber_id, new_email=new_email,
+            created_at=now, expires_at=now + LIFETIMES[purpose],
+        )
+    )
+    return raw
+
+
+def _retire(conn: Connection, subscriber_id: int, now: datetime, *purposes: str) -> None:
+    """Links of these purposes still out for this subscriber stop working."""
+    conn.execute(
+        update(email_tokens)
+        .where(
+            email_tokens.c.subscriber_id == subscriber_id,
+            email_tokens.c.purpose.in_(purposes),
+            email_tokens.c.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+
+
+def _live(raw: str, purpose: str, now: datetime) -> Any:
+    return and_(
+        email_tokens.c.token_hash == _digest(raw),
+        email_tokens.c.purpose == purpose,
+        email_tokens.c.used_at.is_(None),
+        email_tokens.c.expires_at > now,
+    )
+
+
+def _spend(conn: Connection, raw: str, purpose: str, now: datetime) -> Any:
+    """Use a link once: of two concurrent clicks exactly one gets the row."""
+    if not raw or len(raw) > 100:
+        return None
+    n = conn.execute(update(email_tokens).where(_live(raw, purpose, now)).values(used_at=now)).rowcount
+    if n != 1:
+        return None
+    return conn.execute(
+        select(email_tokens.c.subscriber_id, email_tokens.c.new_email).where(
+            email_tokens.c.token_hash == _digest(raw)
+        )
+    ).one()
+
+
+@dataclass(frozen=True)
+class LinkHolder:
+    """Whom a still-valid link is for (read without using it up)."""
+
+    subscriber_id: int
+    email: str
+    new_email: str | None
+
+
+def peek(engine: Engine, raw: str, purpose: str, now: datetime) -> LinkHolder | None:
+    if not raw or len(raw) > 100:
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(email_tokens.c.subscriber_id, email_tokens.c.new_email, subscribers.c.email)
+            .join(subscribers, subscribers.c.id == email_tokens.c.subscriber_id)
+            .where(_live(raw, purpose, now))
+        ).first()
+    return LinkHolder(int(row.subscriber_id), row.email, row.new_email) if row else None
+
+
+# --- subscribers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    subscriber_id: int
+    email: str
+    confirmed: bool
+    status: str
+    has_password: bool
+
+
+def account(engine: Engine, subscriber_id: int) -> Account | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+    if row is None:
+        return None
+    return Account(int(row.id), row.email, bool(row.confirmed), row.status, row.password_hash is not None)
+
+
+def _subscriptions(conn: Connection, subscriber_id: int) -> tuple[list[Any], list[str]]:
+    circles = [
+        _circle(r)
+        for r in conn.execute(
+            select(tracked_addresses)
+            .where(tracked_addresses.c.subscriber_id == subscriber_id)
+            .order_by(tracked_addresses.c.id)
+        )
+    ]
+    watches = list(
+        conn.execute(
+            select(offender_watches.c.offender_id)
+            .where(offender_watches.c.subscriber_id == subscriber_id)
+            .order_by(offender_watches.c.offender_id)
+        ).scalars()
+    )
+    return circles, watches
+
+
+def _now_active(conn: Connection, subscriber_id: int) -> SubscriberChange:
+    """What a subscriber who just became confirmed brings to the stream."""
+    status = conn.execute(select(subscribers.c.status).where(subscribers.c.id == subscriber_id)).scalar()
+    if status != "active":
+        return SubscriberChange(subscriber_id)
+    circles, watches = _subscriptions(conn, subscriber_id)
+    return SubscriberChange(subscriber_id, circles=circles, watches=watches)
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    token: str | None  # a confirmation link's secret; None when the address already has an enrollment
+    pending: bool = False  # that enrollment is still waiting for its confirmation
+
+
+def create_enrollment(engine: Engine, email: str, password: str, now: datetime) -> Enrollment:
+    """A new, unconfirmed subscriber and its confirmation link.
+
+    An address that already has an enrollment is left exactly as it was: a second attempt
+    must not replace the password someone else may have chosen. The hash is computed either
+    way, so both answers take the same time.
+    """
+    email = _email(email)
+    password_hash = hash_password(password)
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(
+                select(subscribers.c.id, subscribers.c.confirmed, subscribers.c.password_hash).where(
+                    subscribers.c.email == email
+                )
+            ).first()
+            if row is not None:
+                return Enrollment(None, pending=not row.confirmed and row.password_hash is not None)
+            sid = conn.execute(
+                insert(subscribers).values(
+                    email=email, confirmed=False, status="active", created_at=now, password_hash=password_hash
+                )
+            ).inserted_primary_key[0]
+            return Enrollment(_issue(conn, CONFIRM, int(sid), now))
+    except IntegrityError:  # enrolled at the same moment by another request
+        return Enrollment(None, pending=True)
+
+
+def confirm(engine: Engine, raw: str, now: datetime) -> SubscriberChange | None:
+    """Use a confirmation link; returns what to publish, or None for a link that does not work."""
+    with engine.begin() as conn:
+        tok = _spend(conn, raw, CONFIRM, now)
+        if tok is None:
+            return None
+        sid = int(tok.subscriber_id)
+        conn.execute(update(subscribers).where(subscribers.c.id == sid).values(confirmed=True))
+        return _now_active(conn, sid)
+
+
+def authenticate(engine: Engine, email: str, password: str) -> int | None:
+    """The subscriber id, or None. Unknown, unconfirmed and password-less accounts cost one
+    argon2 verification like any other, and all answer None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(subscribers.c.id, subscribers.c.password_hash, subscribers.c.confirmed, subscribers.c.status)
+            .where(subscribers.c.email == _email(email))
+        ).first()
+    stored = row.password_hash if row is not None else None
+    if not _verify(stored, password) or not row.confirmed or row.status == "suspended":
+        return None
+    if HASHER.check_needs_rehash(stored):
+        with engine.begin() as conn:
+            conn.execute(
+                update(subscribers).where(subscribers.c.id == row.id).values(password_hash=hash_password(password))
+            )
+    return int(row.id)
+
+
+def check_password(engine: Engine, subscriber_id: int, password: str) -> bool:
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(subscribers.c.password_hash).where(subscribers.c.id == subscriber_id)
+        ).scalar()
+    return _verify(stored, password)
+
+
+def change_password(engine: Engine, subscriber_id: int, current: str, new: str) -> bool:
+    """False when `current` is not the subscriber's password."""
+    if not check_password(engine, subscriber_id, current):
+        return False
+    new_hash = hash_password(new)
+    with engine.begin() as conn:
+        conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(password_hash=new_hash))
+        # A reset link mailed earlier must not undo this change; a pending move may be an intruder's.
+        _retire(conn, subscriber_id, utcnow(), RESET, CHANGE_EMAIL)
+    return True
+
+
+# --- password reset ----------------------------------------------------------------------
+
+
+def _subscriber_for_link(conn: Connection, email: str) -> int | None:
+    return conn.execute(
+        select(subscribers.c.id).where(subscribers.c.email == _email(email), subscribers.c.status != "suspended")
+    ).scalar()
+
+
+def start_reset(engine: Engine, email: str, now: datetime) -> str | None:
+    """A reset link for an enrolled address (also how imported subscribers choose a first password)."""
+    with engine.begin() as conn:
+        sid = _subscriber_for_link(conn, email)
+        return _issue(conn, RESET, int(sid), now) if sid is not None else None
+
+
+def finish_reset(engine: Engine, raw: str, password: str, now: datetime) -> SubscriberChange | None:
+    """Set the password through a reset link. Following a link mailed to the address proves
+    the address as well as a confirmation does, so an unconfirmed account becomes confirmed
+    and what it tracks is returned for publishing."""
+    new_hash = hash_password(password)
+    with engine.begin() as conn:
+        tok = _spend(conn, raw, RESET, now)
+        if tok is None:
+            return None
+        sid = int(tok.subscriber_id)
+        was_confirmed = conn.execute(select(subscribers.c.confirmed).where(subscribers.c.id == sid)).scalar()
+        conn.execute(
+            update(subscribers).where(subscribers.c.id == sid).values(password_hash=new_hash, confirmed=True)
+        )
+        # Whoever asked to move the alerts elsewhere may have known the old password.
+        _retire(conn, sid, now, RESET, CHANGE_EMAIL)
+        return SubscriberChange(sid) if was_confirmed else _now_active(conn, sid)
+
+
+# --- changing the e-mail address ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmailChange:
+    old_email: str
+    token: str | None  # None: the new address already has an enrollment of its own
+
+
+def start_email_change(engine: Engine, subscriber_id: int, new_email: str, now: datetime) -> EmailChange:
+    new_email = _email(new_email)
+    with engine.begin() as conn:
+        old = conn.execute(select(subscribers.c.email).where(subscribers.c.id == subscriber_id)).scalar_one()
+        _retire(conn, subscriber_id, now, CHANGE_EMAIL)  # only the latest request counts
+        taken = conn.execute(select(subscribers.c.id).where(subscribers.c.email == new_email)).first()
+        if taken is not None:
+            return EmailChange(old, None)
+        return EmailChange(old, _issue(conn, CHANGE_EMAIL, subscriber_id, now, new_email=new_email))
+
+
+@dataclass(frozen=True)
+class EmailChanged:
+    subscriber_id: int
+    old_email: str
+    new_email: str
+    changed: bool  # False: the new address was enrolled by someone else meanwhile
+
+
+def finish_email_change(engine: Engine, raw: str, now: datetime) -> EmailChanged | None:
+    try:
+        with engine.begin() as conn:
+            tok = _spend(conn, raw, CHANGE_EMAIL, now)
+            if tok is None:
+                return None
+            sid, new = int(tok.subscriber_id), tok.new_email
+            old = conn.execute(select(subscribers.c.email).where(subscribers.c.id == sid)).scalar_one()
+            if conn.execute(select(subscribers.c.id).where(subscribers.c.email == new)).first() is not None:
+                return EmailChanged(sid, old, new, changed=False)
+            conn.execute(update(subscribers).where(subscribers.c.id == sid).values(email=new))
+            # Links mailed to the old address must not act on the account any more.
+            _retire(conn, sid, now, CONFIRM, RESET, DELETE, CHANGE_EMAIL)
+            return EmailChanged(sid, old, new, changed=True)
+    except IntegrityError:  # the unique e-mail, taken between our check and the update
+        return None
+
+
+# --- deleting ----------------------------------------------------------------------------
+
+
+def _delete_everything(conn: Connection, subscriber_id: int) -> SubscriberChange:
+    """Every row about the subscriber; the change withdraws all they tracked from the stream."""
+    circles, watches = _subscriptions(conn, subscriber_id)
+    # pending_alerts has no foreign key (see db.py); the rest would cascade, but say it outright.
+    for table in (pending_alerts, digests, tracked_addresses, offender_watches, email_tokens, web_sessions):
+        conn.execute(delete(table).where(table.c.subscriber_id == subscriber_id))
+    conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
+    return SubscriberChange(subscriber_id, removed_circles=circles, removed_watches=watches)
+
+
+def start_delete(engine: Engine, email: str, now: datetime) -> str | None:
+    with engine.begin() as conn:
+        sid = conn.execute(select(subscribers.c.id).where(subscribers.c.email == _email(email))).scalar()
+        return _issue(conn, DELETE, int(sid), now) if sid is not None else None
+
+
+def finish_delete(engine: Engine, raw: str, now: datetime) -> SubscriberChange | None:
+    with engine.begin() as conn:
+        tok = _spend(conn, raw, DELETE, now)
+        if tok is None:
+            return None
+        return _delete_everything(conn, int(tok.subscriber_id))
+
+
+def delete_with_password(engine: Engine, subscriber_id: int, password: str) -> SubscriberChange | None:
+    """For a logged-in subscriber who typed their password again; None when it was wrong."""
+    if not check_password(engine, subscriber_id, password):
+        return None
+    with engine.begin() as conn:
+        return _delete_everything(conn, subscriber_id)
+
+
+# --- housekeeping ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Purged:
+    tokens: int
+    enrollments: int
+
+
+def purge_expired(engine: Engine, now: datetime) -> Purged:
+    """Drop used and expired links, and web enrollments nobody confirmed in time.
+
+    Imported subscribers (no password yet) are kept: they were enrolled in the old program.
+    """
+    with engine.begin() as conn:
+        tokens = conn.execute(
+            delete(email_tokens).where(or_(email_tokens.c.used_at.is_not(None), email_tokens.c.expires_at <= now))
+        ).rowcount
+        stale = list(
+            conn.execute(
+                select(subscribers.c.id).where(
+                    subscribers.c.confirmed.is_(False),
+                    subscribers.c.password_hash.is_not(None),
+                    subscribers.c.created_at < now - UNCONFIRMED_KEPT,
+                )
+            ).scalars()
+        )
+        for sid in stale:
+            _delete_everything(conn, int(sid))
+    return Purged(tokens=tokens, enrollments=len(stale))

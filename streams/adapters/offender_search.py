@@ -1,0 +1,376 @@
+"""The public registry search: name, address and exact online-identifier lookups, and who is near a point."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    exists,
+    or_,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from streams.adapters.db import metadata, offenders, utcnow
+from streams.domain.geocoding import PROXIMITY_PRECISIONS
+from streams.domain.geometry import bounding_box, geodesic_distance_m
+from streams.domain.model import ALERTING_TYPES, Address, OffenderState, digest_online_identifier
+
+Bind = Engine | Connection
+
+offender_search = Table(
+    "offender_search",
+    metadata,
+    Column("offender_id", String(64), primary_key=True),
+    Column("last_name_norm", String(100), nullable=False, index=True),
+    Column("first_name_norm", String(100), nullable=False),
+    # "|LAST/FIRST|ALIAS LAST/ALIAS FIRST|": the normal form below keeps only letters, digits
+    # and spaces, so "|" and "/" delimit names and a LIKE pattern needs no escaping.
+    Column("names_text", Text, nullable=False),
+    # Not removed, has a profile, not juvenile (RSMo 43.650.5): only these are ever searched.
+    Column("public", Boolean, nullable=False, index=True),
+    Column("tier", Integer, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+offender_search_addresses = Table(
+    "offender_search_addresses",
+    metadata,
+    Column("offender_id", String(64), primary_key=True),
+    Column("position", Integer, primary_key=True),  # index into OffenderState.addresses
+    Column("type", String(16), nullable=False),
+    # The street as registered and in USPS form, "|"-joined: "Elm Street" and "Elm St" both match.
+    Column("street_norm", String(450), nullable=False),
+    Column("city_norm", String(100), nullable=False),
+    Column("county_norm", String(100), nullable=False),
+    Column("zip", String(5), nullable=False),
+    Column("lat", Float, nullable=True),
+    Column("lon", Float, nullable=True),
+    Column("precision", String(20), nullable=True),
+    Index("ix_offender_search_addresses_city", "city_norm"),
+    Index("ix_offender_search_addresses_zip", "zip"),
+    Index("ix_offender_search_addresses_lat", "lat"),
+)
+
+# SHA-256 of the lower-cased identifier only (the registry feed never hands us the text):
+# a search can match it exactly, nobody can list or display it.
+offender_identifier_digests = Table(
+    "offender_identifier_digests",
+    metadata,
+    Column("offender_id", String(64), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Index("ix_offender_identifier_digests_digest", "digest"),
+)
+
+SEARCH_TABLES = (offender_search, offender_search_addresses, offender_identifier_digests)
+
+_DROP = re.compile(r"[.']")
+_OTHER = re.compile(r"[^A-Z0-9]+")
+_WORDS = {"SAINT": "ST", "SAINTE": "STE", "MOUNT": "MT", "FORT": "FT"}
+
+
+def norm(text: str | None) -> str:
+    """Upper case, letters and digits only; "O'Fallon" = "OFALLON", "Saint Louis" = "ST LOUIS"."""
+    words = _OTHER.sub(" ", _DROP.sub("", (text or "").upper())).split()
+    return " ".join(_WORDS.get(w, w) for w in words)
+
+
+def norm_county(text: str | None) -> str:
+    n = norm(text)
+    return n[: -len(" COUNTY")] if n.endswith(" COUNTY") else n
+
+
+def zip5(text: str | None) -> str:
+    digits = re.sub(r"\D", "", text or "")
+    return digits[:5] if len(digits) >= 5 else ""
+
+
+def _street_text(a: Address) -> str:
+    usps = a.normalized.split(",", 1)[0] if a.normalized else ""
+    return "|".join(dict.fromkeys(x for x in (norm(a.street), norm(usps)) if x))
+
+
+@contextmanager
+def _tx(bind: Bind) -> Iterator[Connection]:
+    """The caller's transaction on a Connection, one of our own on an Engine."""
+    if isinstance(bind, Connection):
+        if bind.in_transaction():
+            yield bind
+        else:
+            with bind.begin():
+                yield bind
+    else:
+        with bind.begin() as conn:
+            yield conn
+
+
+@contextmanager
+def _reading(bind: Bind) -> Iterator[Connection]:
+    if isinstance(bind, Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            conn.execution_options(sqlite_begin="DEFERRED")  # reads only: no SQLite write lock
+            yield conn
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def index_offender(bind: Bind, state: OffenderState) -> None:
+    """Rewrite one offender's search rows from its state (in the caller's transaction)."""
+    oid = state.offender_id
+    with _tx(bind) as conn:
+        for table in SEARCH_TABLES:
+            conn.execute(delete(table).where(table.c.offender_id == oid))
+        if not state.is_public:
+            # A hidden record keeps only its row (so it counts as indexed): no name, no address,
+            # no identifier of it is ever in the search tables.
+            conn.execute(
+                offender_search.insert().values(
+                    offender_id=oid, last_name_norm="", first_name_norm="", names_text="|", public=False,
+                    tier=None, updated_at=utcnow(),
+                )
+            )
+            return
+        p = state.profile
+        assert p is not None  # is_public
+        names = [(p.last_name, p.first_name)] + [(a.last_name, a.first_name) for a in p.aliases]
+        names_text = "|" + "|".join(dict.fromkeys(f"{norm(last)}/{norm(first)}" for last, first in names)) + "|"
+        conn.execute(
+            offender_search.insert().values(
+                offender_id=oid,
+                last_name_norm=norm(p.last_name)[:100],
+                first_name_norm=norm(p.first_name)[:100],
+                names_text=names_text,
+                public=True,
+                tier=p.tier,
+                updated_at=utcnow(),
+            )
+        )
+        rows = [
+            {
+                "offender_id": oid, "position": i, "type": a.type,
+                "street_norm": _street_text(a)[:450], "city_norm": norm(a.city)[:100],
+                "county_norm": norm_county(a.county)[:100], "zip": zip5(a.zip),
+                "lat": a.lat if a.has_point else None, "lon": a.lon if a.has_point else None,
+                "precision": a.precision,
+            }
+            for i, a in enumerate(state.addresses)
+        ]
+        if rows:
+            conn.execute(offender_search_addresses.insert(), rows)
+        digests = sorted(set(p.online_identifier_digests))
+        if digests:
+            conn.execute(
+                offender_identifier_digests.insert(), [{"offender_id": oid, "digest": d} for d in digests]
+            )
+
+
+def index_missing(engine: Engine) -> int:
+    """Index offenders stored before the search existed (idempotent; cheap when none are missing)."""
+    stmt = select(offenders.c.state_json).where(
+        ~exists().where(offender_search.c.offender_id == offenders.c.offender_id)
+    )
+    with _reading(engine) as conn:
+        docs = list(conn.execute(stmt).scalars())
+    for doc in docs:
+        with engine.begin() as conn:
+            index_offender(conn, OffenderState.from_dict(doc))
+    return len(docs)
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _shown() -> Any:
+    """Public in the index and, defensively, in the system of record itself."""
+    return and_(
+        offender_search.c.public.is_(True),
+        offenders.c.removed.is_(False),
+        offenders.c.juvenile.is_(False),
+    )
+
+
+def _public_state(doc: Any) -> OffenderState | None:
+    state = OffenderState.from_dict(doc)
+    return state if state.is_public else None
+
+
+def public_offender(bind: Bind, offender_id: str) -> OffenderState | None:
+    """The record the public may see; None alike for unknown, removed and juvenile."""
+    with _reading(bind) as conn:
+        doc = conn.execute(
+            select(offenders.c.state_json).where(
+                offenders.c.offender_id == offender_id,
+                offenders.c.removed.is_(False),
+                offenders.c.juvenile.is_(False),
+            )
+        ).scalar()
+    return _public_state(doc) if doc is not None else None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    state: OffenderState
+    addresses: tuple[Address, ...]  # those matching the address fields, else all of them
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[SearchHit]
+    more: bool  # there were more than `limit` matches
+
+
+def search(
+    bind: Bind,
+    last_name: str = "",
+    first_name: str = "",
+    address_type: str = "",
+    street: str = "",
+    city: str = "",
+    county: str = "",
+    zip: str = "",  # noqa: A002 - the form's field name
+    online_identifier: str = "",
+    limit: int = 50,
+) -> SearchResult:
+    """Public offenders matching every field given.
+
+    Names match by prefix against the name and every alias (last and first name on the same
+    one); the online identifier only as a whole, through its digest.
+    """
+    last, first = norm(last_name), norm(first_name)
+    if not (last or first or norm(street) or norm(city) or norm_county(county) or zip.strip()
+            or online_identifier.strip()):
+        return SearchResult([], False)  # an address type alone would list everyone
+    conds: list[Any] = [_shown()]
+    if last:
+        conds.append(offender_search.c.names_text.like(f"%|{last}%"))
+    if first:
+        conds.append(offender_search.c.names_text.like(f"%/{first}%"))
+
+    a = offender_search_addresses
+    addr_conds: list[Any] = []
+    if address_type:
+        addr_conds.append(a.c.type == address_type)
+    if norm(street):
+        addr_conds.append(a.c.street_norm.like(f"%{norm(street)}%"))
+    if norm(city):
+        addr_conds.append(a.c.city_norm.like(f"{norm(city)}%"))
+    if norm_county(county):
+        addr_conds.append(a.c.county_norm.like(f"{norm_county(county)}%"))
+    if zip.strip():
+        # A partial ZIP matches nothing rather than a whole region.
+        addr_conds.append(a.c.zip == (zip5(zip) or "-"))
+    if addr_conds:
+        conds.append(exists().where(a.c.offender_id == offender_search.c.offender_id, *addr_conds))
+    if online_identifier.strip():
+        d = offender_identifier_digests
+        conds.append(
+            exists().where(
+                d.c.offender_id == offender_search.c.offender_id,
+                d.c.digest == digest_online_identifier(online_identifier),
+            )
+        )
+
+    stmt = (
+        select(offenders.c.state_json)
+        .select_from(offender_search.join(offenders, offenders.c.offender_id == offender_search.c.offender_id))
+        .where(*conds)
+        .order_by(offender_search.c.last_name_norm, offender_search.c.first_name_norm, offender_search.c.offender_id)
+        .execution_options(yield_per=200)
+    )
+    hits: list[SearchHit] = []
+    more = False
+    with _reading(bind) as conn:
+        for doc in conn.execute(stmt).scalars():
+            state = _public_state(doc)
+            if state is None or not _names_match(state, last, first):
+                continue
+            if len(hits) == limit:
+                more = True
+                break
+            hits.append(SearchHit(state, _matching_addresses(state, address_type, street, city, county, zip)))
+    return SearchResult(hits, more)
+
+
+def _names_match(state: OffenderState, last: str, first: str) -> bool:
+    """SQL matched last and first anywhere; here they must belong to the same name."""
+    p = state.profile
+    assert p is not None
+    names = [(p.last_name, p.first_name)] + [(al.last_name, al.first_name) for al in p.aliases]
+    return any(norm(ln).startswith(last) and norm(fn).startswith(first) for ln, fn in names)
+
+
+def _matching_addresses(state: OffenderState, type_: str, street: str, city: str, county: str,
+                        zip_: str) -> tuple[Address, ...]:
+    s, c, co, z = norm(street), norm(city), norm_county(county), zip_.strip()
+    if not (type_ or s or c or co or z):
+        return state.addresses
+    return tuple(
+        ad for ad in state.addresses
+        if (not type_ or ad.type == type_)
+        and (not s or s in _street_text(ad))
+        and (not c or norm(ad.city).startswith(c))
+        and (not co or norm_county(ad.county).startswith(co))
+        and (not z or zip5(ad.zip) == zip5(z))
+    )
+
+
+def offenders_within(bind: Bind, lat: float, lon: float, radius_m: float) -> list[tuple[OffenderState, Address, float]]:
+    """Public offenders with a home, work or school address within radius_m, nearest first.
+
+    Only addresses placed exactly enough to say "within 500 ft" count; the box only
+    narrows the search, the geodesic distance decides.
+    """
+    min_lon, min_lat, max_lon, max_lat = bounding_box(lat, lon, radius_m)
+    a = offender_search_addresses
+    lon_conds = [a.c.lon.between(min_lon, max_lon)]
+    # Near the antimeridian the box runs past +/-180: look on the other side too.
+    if min_lon < -180:
+        lon_conds.append(a.c.lon >= min_lon + 360)
+    if max_lon > 180:
+        lon_conds.append(a.c.lon <= max_lon - 360)
+    stmt = (
+        select(a.c.offender_id, a.c.position, offenders.c.state_json)
+        .select_from(
+            a.join(offender_search, offender_search.c.offender_id == a.c.offender_id)
+            .join(offenders, offenders.c.offender_id == a.c.offender_id)
+        )
+        .where(
+            _shown(),
+            a.c.type.in_(sorted(ALERTING_TYPES)),
+            a.c.lat.between(min_lat, max_lat),
+            or_(*lon_conds),
+            or_(a.c.precision.is_(None), a.c.precision.in_(sorted(PROXIMITY_PRECISIONS))),
+        )
+    )
+    found: list[tuple[OffenderState, Address, float]] = []
+    with _reading(bind) as conn:
+        for row in conn.execute(stmt):
+            state = _public_state(row.state_json)
+            if state is None or row.position >= len(state.addresses):
+                continue
+            address = state.addresses[row.position]
+            if not address.locates or address.type not in ALERTING_TYPES:
+                continue
+            d = geodesic_distance_m(lat, lon, address.lat, address.lon)  # type: ignore[arg-type]
+            if d <= radius_m:
+                found.append((state, address, d))
+    found.sort(key=lambda t: (t[2], t[0].offender_id, t[1].type))
+    return found
+
