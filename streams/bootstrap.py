@@ -13,13 +13,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from streams import topics
+from streams.adapters import (  # noqa: F401 (tables)
+    accounts,
+    gazetteer_db,
+    geocode_cache,
+    offender_search,
+    web_db,
+)
 from streams.adapters.broker import Publisher, ensure_topics
-from streams.adapters import accounts, gazetteer_db, geocode_cache, offender_search, web_db  # noqa: F401 (tables)
 from streams.adapters.db import create_schema, make_engine
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.geocode_cache import CachedGeocoder, ChainGeocoder
-from streams.adapters.remote_geocoder import RemoteGeocoder
 from streams.adapters.mail import MaildirSender, MailSender, SmtpSender
+from streams.adapters.remote_geocoder import RemoteGeocoder
 from streams.domain.cell_circles import CellCircles
 from streams.domain.geocoding import Geocoder
 from streams.services import links

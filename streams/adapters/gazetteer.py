@@ -6,7 +6,7 @@ import asyncio
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from scourgify import normalize_address_record
 from scourgify.exceptions import AddressNormalizationError
@@ -34,7 +34,11 @@ from streams.domain.geocoding import (
     GeocodeResult,
     Suggestion,
 )
-from streams.domain.geometry import GEOD, SIDE_OFFSET_M, geodesic_distance_m, point_along
+from streams.domain.geometry import (
+    SIDE_OFFSET_M,
+    geodesic_distance_m,
+    point_along,
+)
 
 SOURCE = "gazetteer"
 # Hits for one number further apart than this are different places, not one building.

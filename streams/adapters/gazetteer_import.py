@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, TextIO
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
 from streams.adapters.gazetteer_db import (
@@ -33,6 +32,7 @@ from streams.adapters.gazetteer_db import (
     street_ranges,
     zip5,
 )
+from streams.adapters.sql import insert as sql_insert
 
 FORMATS = ("oa-csv", "oa-geojson", "tiger")
 # Missouri with a few kilometres to spare: (min_lon, min_lat, max_lon, max_lat).
@@ -517,14 +517,6 @@ _POINT_COMPARE = ("lat", "lon", "number_int", "state")
 _RANGE_COMPARE = ("geometry",)
 
 
-def _insert(conn: Connection, table: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"database {conn.dialect.name!r} is not supported")
-
-
 class _Writer:
     """Upserts rows by hash, one transaction per batch, counting new, moved and unchanged rows.
 
@@ -576,7 +568,7 @@ class _Writer:
                 kept.append(row)
             if write:
                 # PostgreSQL refuses to upsert one key twice in a statement: keys are unique here.
-                stmt = _insert(conn, t)
+                stmt = sql_insert(conn, t)
                 stmt = stmt.on_conflict_do_update(
                     index_elements=[t.c.hash],
                     set_={c: stmt.excluded[c] for c in self.columns},
@@ -586,7 +578,7 @@ class _Writer:
                 conn.execute(update(t).where(t.c.hash.in_(touch)).values(import_run=self.run))
             streets = sorted({s for row in kept for s in self.streets_of(row)})
             if streets:
-                ins = _insert(conn, gazetteer_streets).on_conflict_do_nothing(
+                ins = sql_insert(conn, gazetteer_streets).on_conflict_do_nothing(
                     index_elements=["street_norm", "city_norm", "zip"]
                 )
                 conn.execute(ins, [{"street_norm": s, "city_norm": c, "zip": z} for s, c, z in streets])

@@ -9,11 +9,11 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Column, DateTime, String, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from streams.adapters.db import JsonDoc, metadata, utcnow
 from streams.adapters.remote_geocoder import query_hash
+from streams.adapters.sql import insert as sql_insert
 from streams.domain.addresses import normalize_address
 from streams.domain.geocoding import (
     PRECISIONS,
@@ -66,14 +66,6 @@ def _decode(value: dict[str, Any], source: str) -> GeocodeResult | GeocodeFailur
                           tuple(Suggestion(**s) for s in value.get("suggestions", ())))
 
 
-def _insert(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(geocode_cache)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(geocode_cache)
-    raise NotImplementedError(f"database {conn.dialect.name!r} is not supported")
-
-
 def cache_lookup(engine: Engine, key: str) -> dict[str, Any] | None:
     with engine.connect() as conn:
         conn = conn.execution_options(sqlite_begin="DEFERRED")
@@ -88,7 +80,7 @@ def cache_store(engine: Engine, key: str, source: str, value: dict[str, Any], tt
     now = utcnow()
     row = {"key": key, "source": source, "value": value, "created_at": now, "expires_at": now + ttl}
     with engine.begin() as conn:
-        stmt = _insert(conn).values(**row)
+        stmt = sql_insert(conn, geocode_cache).values(**row)
         # Two workers may look up one new address at once: the later answer simply wins.
         conn.execute(stmt.on_conflict_do_update(
             index_elements=[geocode_cache.c.key],

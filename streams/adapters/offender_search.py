@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -23,14 +22,18 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from streams.adapters.db import metadata, offenders, utcnow
+from streams.adapters.sql import Bind, reading, transaction
 from streams.domain.geocoding import PROXIMITY_PRECISIONS
 from streams.domain.geometry import bounding_box, geodesic_distance_m
-from streams.domain.model import ALERTING_TYPES, Address, OffenderState, digest_online_identifier
-
-Bind = Engine | Connection
+from streams.domain.model import (
+    ALERTING_TYPES,
+    Address,
+    OffenderState,
+    digest_online_identifier,
+)
 
 offender_search = Table(
     "offender_search",
@@ -104,37 +107,10 @@ def _street_text(a: Address) -> str:
     return "|".join(dict.fromkeys(x for x in (norm(a.street), norm(usps)) if x))
 
 
-@contextmanager
-def _tx(bind: Bind) -> Iterator[Connection]:
-    """The caller's transaction on a Connection, one of our own on an Engine."""
-    if isinstance(bind, Connection):
-        if bind.in_transaction():
-            yield bind
-        else:
-            with bind.begin():
-                yield bind
-    else:
-        with bind.begin() as conn:
-            yield conn
-
-
-@contextmanager
-def _reading(bind: Bind) -> Iterator[Connection]:
-    if isinstance(bind, Connection):
-        yield bind
-    else:
-        with bind.connect() as conn:
-            conn.execution_options(sqlite_begin="DEFERRED")  # reads only: no SQLite write lock
-            yield conn
-
-
-# --- writing ---------------------------------------------------------------------------
-
-
 def index_offender(bind: Bind, state: OffenderState) -> None:
     """Rewrite one offender's search rows from its state (in the caller's transaction)."""
     oid = state.offender_id
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         for table in SEARCH_TABLES:
             conn.execute(delete(table).where(table.c.offender_id == oid))
         if not state.is_public:
@@ -186,7 +162,7 @@ def index_missing(engine: Engine) -> int:
     stmt = select(offenders.c.state_json).where(
         ~exists().where(offender_search.c.offender_id == offenders.c.offender_id)
     )
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         docs = list(conn.execute(stmt).scalars())
     for doc in docs:
         with engine.begin() as conn:
@@ -213,7 +189,7 @@ def _public_state(doc: Any) -> OffenderState | None:
 
 def public_offender(bind: Bind, offender_id: str) -> OffenderState | None:
     """The record the public may see; None alike for unknown, removed and juvenile."""
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         doc = conn.execute(
             select(offenders.c.state_json).where(
                 offenders.c.offender_id == offender_id,
@@ -296,7 +272,7 @@ def search(
     )
     hits: list[SearchHit] = []
     more = False
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         for doc in conn.execute(stmt).scalars():
             state = _public_state(doc)
             if state is None or not _names_match(state, last, first):
@@ -360,7 +336,7 @@ def offenders_within(bind: Bind, lat: float, lon: float, radius_m: float) -> lis
         )
     )
     found: list[tuple[OffenderState, Address, float]] = []
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         for row in conn.execute(stmt):
             state = _public_state(row.state_json)
             if state is None or row.position >= len(state.addresses):

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator, Sequence
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
 
 from streams.adapters import offender_search
 from streams.adapters.db import (
@@ -22,49 +19,15 @@ from streams.adapters.db import (
     tracked_addresses,
     utcnow,
 )
-from streams.domain import radii
-from streams.domain.model import Alert, Circle, OffenderState
+from streams.adapters.sql import Bind, reading, transaction
+from streams.adapters.sql import insert as sql_insert
 from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
+from streams.domain import radii
 from streams.domain.geocoding import PROVIDED
-
-Bind = Engine | Connection
+from streams.domain.model import Alert, Circle, OffenderState
 
 # Digests that are done with: their alerts are never mailed again.
 FINAL_DIGEST_STATUSES = ("sent", "empty", "failed")
-
-
-@contextmanager
-def _tx(bind: Bind) -> Iterator[Connection]:
-    """A transaction of our own on an Engine; the caller's on a Connection."""
-    if isinstance(bind, Connection):
-        if bind.in_transaction():
-            yield bind
-        else:
-            with bind.begin():
-                yield bind
-    else:
-        with bind.begin() as conn:
-            yield conn
-
-
-@contextmanager
-def _reading(bind: Bind) -> Iterator[Connection]:
-    """A read-only connection (on SQLite it does not take the write lock)."""
-    if isinstance(bind, Connection):
-        yield bind
-    else:
-        with bind.connect() as conn:
-            conn.execution_options(sqlite_begin="DEFERRED")
-            yield conn
-
-
-def _insert(conn: Connection, table: Any) -> Any:
-    """INSERT with ON CONFLICT support for the two databases we run on."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"database {conn.dialect.name!r} is not supported")
 
 
 def _active_subscriber() -> Any:
@@ -129,9 +92,9 @@ def upsert_subscriber(bind: Bind, imported: ImportedSubscriber) -> SubscriberCha
     """
     email = imported.email.strip().lower()
     now = utcnow()
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         conn.execute(
-            _insert(conn, subscribers)
+            sql_insert(conn, subscribers)
             .values(email=email, confirmed=bool(imported.confirmed), status="active", created_at=now)
             .on_conflict_do_nothing(index_elements=[subscribers.c.email])
         )
@@ -209,7 +172,7 @@ def active_circles(bind: Bind) -> Iterator[Circle]:
         .order_by(tracked_addresses.c.id)
         .execution_options(yield_per=1000)
     )
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         for row in conn.execute(stmt):
             yield _circle(row)
 
@@ -223,7 +186,7 @@ def active_watches(bind: Bind) -> Iterator[tuple[int, str]]:
         .order_by(offender_watches.c.subscriber_id, offender_watches.c.offender_id)
         .execution_options(yield_per=1000)
     )
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         for row in conn.execute(stmt):
             yield int(row.subscriber_id), str(row.offender_id)
 
@@ -241,8 +204,8 @@ def save_offender_state(bind: Bind, state: OffenderState) -> bool:
         "state_json": state.to_dict(),
         "updated_at": utcnow(),
     }
-    with _tx(bind) as conn:
-        stmt = _insert(conn, offenders).values(**values)
+    with transaction(bind) as conn:
+        stmt = sql_insert(conn, offenders).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[offenders.c.offender_id],
             set_={k: stmt.excluded[k] for k in values if k != "offender_id"},
@@ -256,7 +219,7 @@ def save_offender_state(bind: Bind, state: OffenderState) -> bool:
 
 
 def get_offender_state(bind: Bind, offender_id: str) -> OffenderState | None:
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         doc = conn.execute(
             select(offenders.c.state_json).where(offenders.c.offender_id == offender_id)
         ).scalar()
@@ -269,7 +232,7 @@ def all_offender_states(bind: Bind) -> Iterator[OffenderState]:
         .order_by(offenders.c.offender_id)
         .execution_options(yield_per=1000)
     )
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         for (doc,) in conn.execute(stmt):
             yield OffenderState.from_dict(doc)
 
@@ -288,7 +251,7 @@ def purge_offender_alerts(bind: Bind, offender_id: str) -> int:
     The one kept is the watch alert saying a removed offender left the public registry:
     that news is for the people who tracked them. A juvenile flag purges that too.
     """
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         juvenile = conn.execute(
             select(offenders.c.juvenile).where(offenders.c.offender_id == offender_id)
         ).scalar()
@@ -316,9 +279,9 @@ def record_alerts(bind: Bind, alerts: Sequence[Alert]) -> int:
                 "created_at": now,
             },
         )
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         stmt = (
-            _insert(conn, pending_alerts)
+            sql_insert(conn, pending_alerts)
             .on_conflict_do_nothing(index_elements=[pending_alerts.c.alert_id])
             .returning(pending_alerts.c.alert_id)
         )
@@ -328,7 +291,7 @@ def record_alerts(bind: Bind, alerts: Sequence[Alert]) -> int:
 
 def count_pending_alerts(bind: Bind) -> int:
     """Alerts waiting for a digest."""
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         return int(
             conn.execute(
                 select(func.count()).select_from(pending_alerts).where(pending_alerts.c.digest_id.is_(None))
@@ -348,7 +311,7 @@ def subscribers_with_unassigned_alerts(bind: Bind) -> list[int]:
         .group_by(pending_alerts.c.subscriber_id)
         .order_by(pending_alerts.c.subscriber_id)
     )
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         return [int(s) for s in conn.execute(stmt).scalars()]
 
 
@@ -361,14 +324,14 @@ def claim_digest(
     sent by another run) or the subscriber may not receive one. The UNIQUE constraint on
     (subscriber_id, period) is what makes a second or concurrent run back off.
     """
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         ok = conn.execute(
             select(subscribers.c.id).where(subscribers.c.id == subscriber_id, _active_subscriber())
         ).first()
         if ok is None:
             return None
         digest_id = conn.execute(
-            _insert(conn, digests)
+            sql_insert(conn, digests)
             .values(
                 subscriber_id=subscriber_id,
                 period=period,
@@ -394,7 +357,7 @@ def claim_digest(
 
 
 def digest_status(bind: Bind, subscriber_id: int, period: str) -> str | None:
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         return conn.execute(
             select(digests.c.status).where(digests.c.subscriber_id == subscriber_id, digests.c.period == period)
         ).scalar()
@@ -409,10 +372,10 @@ def take_over_claimed_digests(bind: Bind, *, now: datetime, stale_before: dateti
         or_(digests.c.claimed_at.is_(None), digests.c.claimed_at < stale_before),
     )
     taken: list[int] = []
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         candidates = list(conn.execute(select(digests.c.id).where(free).order_by(digests.c.id)).scalars())
     for digest_id in candidates:
-        with _tx(bind) as conn:
+        with transaction(bind) as conn:
             n = conn.execute(
                 update(digests).where(digests.c.id == digest_id, free).values(claimed_at=now)
             ).rowcount
@@ -446,7 +409,7 @@ def _still_shown(kind: str, removed: bool | None, juvenile: bool | None) -> bool
 
 
 def load_digest(bind: Bind, digest_id: int) -> DigestWork:
-    with _reading(bind) as conn:
+    with reading(bind) as conn:
         d = conn.execute(
             select(
                 digests.c.id,
@@ -484,7 +447,7 @@ def load_digest(bind: Bind, digest_id: int) -> DigestWork:
 
 
 def _finish(bind: Bind, digest_id: int, **values: Any) -> bool:
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         return (
             conn.execute(
                 update(digests)

@@ -22,8 +22,8 @@ from streams.adapters.event_codec import (
     strict_json_loads,
 )
 from streams.domain.addresses import normalize_address
-from streams.domain.radii import RADIUS_CODES
 from streams.domain.geocoding import PROVIDED
+from streams.domain.radii import RADIUS_CODES
 
 MAX_ADDRESSES = 5
 MAX_OFFENDERS = 5

@@ -10,12 +10,16 @@ from typing import Any
 import structlog
 
 from streams.adapters import repository
-from streams.adapters.event_codec import InvalidEvent, dead_letter, decode_registry_event
+from streams.adapters.event_codec import (
+    InvalidEvent,
+    dead_letter,
+    decode_registry_event,
+)
 from streams.app import StreamGraph
 from streams.bootstrap import Services
 from streams.domain.cells import cell_of
-from streams.domain.matching import apply_event, watch_alerts
 from streams.domain.geocoding import GeocoderUnavailable
+from streams.domain.matching import apply_event, watch_alerts
 from streams.domain.model import OffenderState
 from streams.services.locating import locate_event
 

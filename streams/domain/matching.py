@@ -8,8 +8,8 @@ from typing import Iterable, Literal
 from streams.domain.circle_index import CircleIndex
 from streams.domain.model import (
     ALERTING_TYPES,
-    AddressChange,
     Address,
+    AddressChange,
     Alert,
     OffenderState,
     OffenderSummary,

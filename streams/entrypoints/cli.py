@@ -13,7 +13,12 @@ from typing import Any
 import structlog
 
 from streams import topics
-from streams.adapters.broker import BrokerError, EmbeddedBroker, ensure_topics, wait_for_broker
+from streams.adapters.broker import (
+    BrokerError,
+    EmbeddedBroker,
+    ensure_topics,
+    wait_for_broker,
+)
 from streams.bootstrap import Services, build_services, build_stream_graph
 from streams.logs import configure_logging
 from streams.settings import Settings, SettingsError, load_settings

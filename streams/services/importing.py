@@ -15,8 +15,8 @@ from streams.adapters.subscriber_import import (
     InvalidLine,
     iter_import_file,
 )
-from streams.domain.geocoding import GeocodeResult, GeocoderUnavailable, GeocodeQuery
 from streams.bootstrap import Services
+from streams.domain.geocoding import GeocodeQuery, GeocodeResult, GeocoderUnavailable
 from streams.services.publishing import publish_subscriber_change
 
 logger = structlog.get_logger()

@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from streams.domain.geocoding import (
     GeocodeFailure,
     GeocodeQuery,
-    GeocodeResult,
     Geocoder,
+    GeocodeResult,
     GeocoderUnavailable,
 )
 from streams.domain.model import Address, OffenderState, RegistryEvent

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
 import structlog
 from aiohttp import web
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from streams.adapters import offender_search
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses, utcnow
@@ -23,6 +22,7 @@ from streams.adapters.gazetteer import display_street
 from streams.adapters.mail import MailError
 from streams.adapters.rendering import environment as mail_environment
 from streams.adapters.repository import SubscriberChange, _circle
+from streams.adapters.sql import reading
 from streams.adapters.subscriber_import import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain import radii
 from streams.domain.addresses import normalize_address
@@ -35,8 +35,8 @@ from streams.domain.geocoding import (
     ZIP_CENTROID,
     GeocodeFailure,
     GeocodeQuery,
-    GeocoderUnavailable,
     GeocodeResult,
+    GeocoderUnavailable,
     Suggestion,
 )
 from streams.domain.geometry import geodesic_distance_m
@@ -91,15 +91,8 @@ def _clean(value: Any, limit: int) -> str:
 # --- database (plain functions, run off the loop through `db`) -------------------------
 
 
-@contextmanager
-def _reading(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as conn:
-        conn.execution_options(sqlite_begin="DEFERRED")  # reads only: no SQLite write lock
-        yield conn
-
-
 def _subscriber(engine: Engine, sid: int) -> Any:
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         return conn.execute(
             select(subscribers.c.id, subscribers.c.email, subscribers.c.confirmed, subscribers.c.status)
             .where(subscribers.c.id == sid)
@@ -111,14 +104,14 @@ def _is_active(row: Any) -> bool:
 
 
 def _tracked_rows(engine: Engine, sid: int) -> list[Any]:
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         return list(conn.execute(
             select(tracked_addresses).where(tracked_addresses.c.subscriber_id == sid).order_by(tracked_addresses.c.id)
         ))
 
 
 def _tracked_row(engine: Engine, sid: int, address_id: int) -> Any:
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         return conn.execute(
             select(tracked_addresses).where(
                 tracked_addresses.c.id == address_id, tracked_addresses.c.subscriber_id == sid
@@ -170,7 +163,7 @@ def _delete_address(engine: Engine, sid: int, address_id: int) -> Circle | None:
 
 
 def _watched_ids(engine: Engine, sid: int) -> list[str]:
-    with _reading(engine) as conn:
+    with reading(engine) as conn:
         return list(conn.execute(
             select(offender_watches.c.offender_id)
             .where(offender_watches.c.subscriber_id == sid)
