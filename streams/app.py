@@ -41,7 +41,7 @@ def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
         topic_disable_leader=False,
         web_enabled=settings.worker_web_enabled,
         web_port=settings.worker_web_port,
-        web_bind="127.0.0.1",
+        web_bind=settings.worker_web_host,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 10),
         broker_commit_every=100,
@@ -49,6 +49,7 @@ def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         datadir=str(settings.data_dir / "faust"),
+        **({"producer_max_batch_size": 1} if settings.single_record_batches else {}),
     )
 
     def raw_topic(spec: t.TopicSpec) -> faust.TopicT:

@@ -18,6 +18,7 @@ from streams.adapters import (  # noqa: F401 (tables)
     gazetteer_db,
     geocode_cache,
     offender_search,
+    ops_db,
     web_db,
 )
 from streams.adapters.broker import Publisher, ensure_topics
@@ -71,9 +72,14 @@ class Services:
     async def publisher(self, bootstrap: str) -> AsyncIterator[Publisher]:
         """Every publish goes through here: topics first, or the broker invents them."""
         await ensure_topics(
-            bootstrap, topics.all_topic_names(self.settings.app_id), self.settings.partitions
+            bootstrap,
+            topics.all_topic_names(self.settings.app_id),
+            self.settings.partitions,
+            self.settings.topic_replication,
         )
-        async with Publisher(bootstrap) as pub:
+        async with Publisher(
+            bootstrap, single_record_batches=self.settings.single_record_batches
+        ) as pub:
             yield pub
 
     def local_period(self, now: datetime | None = None) -> str:
@@ -131,6 +137,7 @@ def build_stream_graph(settings: Settings, bootstrap: str, services: Services) -
         address_changes,
         alerts,
         digests,
+        health,
         offender_watches,
         registry_events,
         tracked_circles,
@@ -138,6 +145,6 @@ def build_stream_graph(settings: Settings, bootstrap: str, services: Services) -
     from streams.app import create_app
 
     graph = create_app(settings, bootstrap)
-    for flow in (registry_events, offender_watches, tracked_circles, address_changes, alerts, digests):
+    for flow in (registry_events, offender_watches, tracked_circles, address_changes, alerts, digests, health):
         flow.register(graph, services)
     return graph

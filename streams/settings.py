@@ -34,10 +34,16 @@ class Settings:
     secret_key: str
     worker_web_port: int
     worker_web_enabled: bool
+    worker_web_host: str
     log_format: str  # auto | json | console
     log_level: str
     session_timeout_s: float
     embedded_broker_port: int
+    # Tansu 0.6 (the embedded broker) reports a partition's end offset as one past the first
+    # record of its last batch; Faust's table recovery trusts that number. One record per
+    # produced batch keeps it right. On for the embedded broker, off for Apache Kafka.
+    single_record_batches: bool
+    topic_replication: int
     # Geocoding: the local gazetteer always, then remote services as (kind, url) in order.
     remote_geocoders: tuple[tuple[str, str], ...]
     geocode_timeout_s: float
@@ -203,10 +209,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         secret_key=_secret_key(env, data_dir),
         worker_web_port=_int(env, "SOR_WORKER_WEB_PORT", 6066, 0, 65535),
         worker_web_enabled=_bool(env, "SOR_WORKER_WEB", True),
+        worker_web_host=env.get("SOR_WORKER_WEB_HOST") or "127.0.0.1",
         log_format=log_format,
         log_level=log_level,
         session_timeout_s=float(_int(env, "SOR_SESSION_TIMEOUT_S", 30, 6, 300)),
         embedded_broker_port=_int(env, "SOR_EMBEDDED_BROKER_PORT", 19092, 1, 65535),
+        single_record_batches=_bool(env, "SOR_SINGLE_RECORD_BATCHES", broker is None),
+        topic_replication=_int(env, "SOR_TOPIC_REPLICATION", 1, 1, 10),
         remote_geocoders=_remote_geocoders(env),
         geocode_timeout_s=_seconds(env, "SOR_GEOCODE_TIMEOUT_S", 5.0, 0.1, 60.0),
         geocode_min_interval_s=_seconds(env, "SOR_GEOCODE_MIN_INTERVAL_S", 1.0, 0.0, 60.0),

@@ -164,9 +164,10 @@ async def ensure_topics(
 class Publisher:
     """A small producer for commands (publish, import, resync): JSON in, acks awaited."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, *, single_record_batches: bool = False) -> None:
+        extra = {"max_batch_size": 1} if single_record_batches else {}
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False, **extra
         )
 
     async def __aenter__(self) -> Publisher:

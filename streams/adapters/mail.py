@@ -13,6 +13,8 @@ from typing import Protocol
 
 import aiosmtplib
 
+from streams.adapters import metrics
+
 _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(\.[\w\-]+)+")
 
 
@@ -73,16 +75,17 @@ class SmtpSender:
 
     async def send(self, msg: EmailMessage) -> None:
         try:
-            await aiosmtplib.send(
-                msg,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                start_tls=self.starttls and not self.use_tls,
-                use_tls=self.use_tls,
-                timeout=self.timeout,
-            )
+            with metrics.SMTP_SEND_SECONDS.time():
+                await aiosmtplib.send(
+                    msg,
+                    hostname=self.host,
+                    port=self.port,
+                    username=self.username,
+                    password=self.password,
+                    start_tls=self.starttls and not self.use_tls,
+                    use_tls=self.use_tls,
+                    timeout=self.timeout,
+                )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             first = exc.recipients[0] if exc.recipients else None

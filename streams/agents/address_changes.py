@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 
+from streams.adapters import metrics
 from streams.agents.registry_events import deliver
 from streams.app import StreamGraph
 from streams.bootstrap import Services
@@ -20,11 +21,14 @@ def register(g: StreamGraph, services: Services) -> None:
     async def match_address_change(stream: Any) -> None:
         async for value in stream:
             change = AddressChange.from_dict(value)
-            alerts = proximity_alerts(change, services.circles.index)
+            with metrics.GEO_JOIN_SECONDS.time():
+                alerts = proximity_alerts(change, services.circles.index)
+            metrics.ALERTS_PER_ADDRESS_CHANGE.observe(len(alerts))
             sends = [
                 await g.alerts.send(key=str(a.subscriber_id), value=a.to_dict()) for a in alerts
             ]
             await deliver(sends)
+            metrics.alerts_emitted(alerts)
             logger.info(
                 "address change matched",
                 event_id=change.event_id,

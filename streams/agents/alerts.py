@@ -6,7 +6,7 @@ from typing import Any
 
 import structlog
 
-from streams.adapters import repository
+from streams.adapters import metrics, repository
 from streams.app import StreamGraph
 from streams.bootstrap import Services
 from streams.domain.model import Alert
@@ -21,4 +21,5 @@ def register(g: StreamGraph, services: Services) -> None:
         async for batch in stream.take(1000, within=0.2):
             alerts = [Alert.from_dict(v) for v in batch]
             new = await services.db(repository.record_alerts, alerts)
+            metrics.alerts_recorded(len(alerts), new)
             logger.info("alerts recorded", received=len(alerts), new=new)

@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from streams.adapters import repository
+from streams.adapters import metrics, repository
 from streams.adapters.event_codec import (
     InvalidEvent,
     dead_letter,
@@ -88,6 +88,7 @@ async def _apply_one(
         ev = decode_registry_event(raw or b"", key)
     except InvalidEvent as err:
         logger.warning("registry event dead-lettered", reason=err.reason, detail=err.detail)
+        metrics.REGISTRY_EVENTS_DEAD_LETTERED.labels(reason=err.reason).inc()
         record = dead_letter(
             raw or b"", err, topic=msg.topic, partition=msg.partition, offset=msg.offset, key=key
         )
@@ -115,6 +116,7 @@ async def _apply_one(
                 "original_b64": base64.b64encode(raw).decode(),
             }
             await deliver([await g.geocode_retries.send(key=ev.offender_id, value=retry)])
+            metrics.GEOCODE_RETRIES_QUEUED.inc()
             logger.warning("geocoder unavailable: event queued for retry", attempt=attempt + 1, in_s=delay)
             return
         for address, failure in located.failures:
@@ -123,6 +125,7 @@ async def _apply_one(
     outcome = apply_event(old, ev)
     if outcome.status != "applied":
         logger.info("registry event ignored", why=outcome.status, revision=ev.revision)
+        metrics.REGISTRY_EVENTS_IGNORED.labels(reason=outcome.status).inc()
         return
     for address in outcome.unmapped:
         logger.warning(
@@ -138,6 +141,7 @@ async def _apply_one(
         watchers = g.offender_to_watchers.get(ev.offender_id) or []
         for alert in watch_alerts(outcome.watch_change, watchers):
             sends.append(await g.alerts.send(key=str(alert.subscriber_id), value=alert.to_dict()))
+            metrics.ALERTS_EMITTED.labels(kind=alert.kind).inc()
     await deliver(sends)
 
     assert outcome.state is not None
@@ -146,6 +150,7 @@ async def _apply_one(
         dropped = await services.db(repository.purge_offender_alerts, ev.offender_id)
         logger.info("offender no longer public: pending alerts dropped", dropped=dropped)
     g.offender_to_state[ev.offender_id] = outcome.state.to_dict()
+    metrics.REGISTRY_EVENTS_APPLIED.inc()
     logger.info(
         "registry event applied",
         revision=ev.revision,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -171,7 +172,10 @@ def cmd_resync(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
     bootstrap = require_broker(settings)
     created = asyncio.run(
-        ensure_topics(bootstrap, topics.all_topic_names(settings.app_id), settings.partitions)
+        ensure_topics(
+            bootstrap, topics.all_topic_names(settings.app_id), settings.partitions,
+            settings.topic_replication,
+        )
     )
     print(f"topics ready ({len(created)} created, {settings.partitions} partitions each)")
     return 0
@@ -251,6 +255,190 @@ def cmd_digest_send(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _broker_hint(err: BrokerError, bootstrap: str) -> UsageError:
+    return UsageError(
+        f"{err}\n  is the broker running? start `sor-notify up`, or check SOR_BROKER_URL ({bootstrap})"
+    )
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]], right: set[int]) -> str:
+    cells = [header, *[tuple("-" if v is None else str(v) for v in row) for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            (c.rjust(w) if i in right else c.ljust(w)) for i, (c, w) in enumerate(zip(r, widths))
+        ).rstrip()
+        for r in cells
+    )
+
+
+def _format_status(st: Any) -> str:
+    out = [f"Consumer group {st.group_id!r} on broker {st.bootstrap or '(none)'}", ""]
+    if st.partitions:
+        rows = [(p.topic, p.partition, p.end_offset, p.committed, p.lag) for p in st.partitions]
+        out.append(_table(("TOPIC", "PARTITION", "END OFFSET", "COMMITTED", "LAG"), rows, {1, 2, 3, 4}))
+        out.append(f"total lag: {st.total_lag} (- : not read by the workers' group; the DLQ is for `sor-notify dlq`)")
+    elif st.broker_error:
+        out.append("offsets and lag unknown: the broker cannot be reached")
+    else:
+        out.append("no topics yet: `sor-notify topics` creates them")
+    t = st.tables
+    out += [
+        "",
+        "Database",
+        f"  subscribers        {t.subscribers:>8}  ({t.subscribers_confirmed} confirmed, {t.subscribers_active} active)",
+        f"  tracked addresses  {t.tracked_addresses:>8}",
+        f"  offender watches   {t.offender_watches:>8}",
+        (
+            f"  offenders          {t.offenders:>8}  ({t.offenders_public} public, "
+            f"{t.offenders_removed} removed, {t.offenders_juvenile} juvenile)"
+        ),
+        f"  pending alerts     {t.pending_alerts:>8}  (not yet in a digest)",
+        f"  geocode cache      {t.geocode_cache:>8}",
+        f"  gazetteer points   {t.gazetteer_points:>8}  ({t.gazetteer_ranges} TIGER address ranges)",
+        "",
+        "Last digest run",
+    ]
+    d = st.to_dict()["last_digest"]
+    if d["period"] is None:
+        out.append("  none yet")
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in d["by_status"].items())
+        out.append(f"  period {d['period']}: {counts}")
+    out.append(f"  last digest mailed: {d['last_sent_at'] or 'never'}")
+    return "\n".join(out)
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.services.operations import status
+
+    services = build_services(settings)
+    st = asyncio.run(status(settings, services, running_broker(settings)))
+    print(json.dumps(st.to_dict(), indent=2) if args.json else _format_status(st))
+    if st.broker_error:
+        raise UsageError(
+            f"offsets and lag unavailable: {st.broker_error}"
+            + ("" if st.bootstrap is None else "; start `sor-notify up`, or check SOR_BROKER_URL")
+        )
+    return 0
+
+
+def _dlq_call(settings: Settings, make: Any, still_invalid: str = "the event") -> Any:
+    """Run one DLQ operation; its refusals become messages for the operator."""
+    from streams.services.operations import OperationError, StillInvalid
+
+    bootstrap = require_broker(settings)
+    try:
+        return asyncio.run(make(bootstrap))
+    except StillInvalid as err:
+        raise UsageError(
+            f"refused: {still_invalid} would be dead-lettered again: {err.reason}: {err.detail}\n"
+            "  correct it and replay it with --file FIXED.json (`sor-notify dlq show ID` prints the original)"
+        ) from None
+    except OperationError as err:
+        raise UsageError(str(err)) from None
+    except BrokerError as err:
+        raise _broker_hint(err, bootstrap) from None
+
+
+def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.services.operations import dlq_list
+
+    services = build_services(settings)
+    listing = _dlq_call(settings, lambda b: dlq_list(b, args.limit, services=services))
+    if args.json:
+        print(json.dumps({"total": listing.total, "entries": [e.to_dict() for e in listing.entries]}, indent=2))
+        return 0
+    if not listing.entries:
+        print(f"the dead-letter queue ({topics.DEAD_LETTERS.name}) is empty")
+        return 0
+    rows = [
+        (
+            e.id,
+            e.dead_lettered_at,
+            e.reason,
+            e.source.get("key"),
+            f"yes, as {e.replayed_as}" if e.replayed_at else "no",
+            e.detail,
+        )
+        for e in listing.entries
+    ]
+    print(_table(("ID", "DEAD-LETTERED AT", "REASON", "KEY", "REPLAYED", "DETAIL"), rows, set()))
+    shown = len(listing.entries)
+    print(
+        f"\n{listing.total} dead letter{'s' if listing.total != 1 else ''}"
+        + (f", the {shown} most recent shown (--limit)" if shown < listing.total else "")
+        + "; `sor-notify dlq show ID` shows one with its original event"
+    )
+    return 0
+
+
+def cmd_dlq_show(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.services.operations import dlq_show
+
+    services = build_services(settings)
+    shown = _dlq_call(settings, lambda b: dlq_show(b, args.id, services=services))
+    e = shown.entry
+    src = e.source
+    replayed = f"yes, at {e.replayed_at} as event {e.replayed_as!r}" if e.replayed_at else "no"
+    print(
+        f"DLQ entry {e.id}\n"
+        f"  reason:           {e.reason}\n"
+        f"  detail:           {e.detail}\n"
+        f"  dead-lettered at: {e.dead_lettered_at}\n"
+        f"  received on:      {src.get('topic')} partition {src.get('partition')} offset {src.get('offset')}, "
+        f"key {src.get('key')!r}\n"
+        f"  replayed:         {replayed}\n"
+    )
+    note = "" if shown.valid_utf8 else " (NOT valid UTF-8: undecodable bytes shown as \ufffd)"
+    print(
+        f"===== BEGIN ORIGINAL EVENT as received{note} =====\n"
+        "===== it may hold online identifiers: keep it out of tickets, chat and logs ====="
+    )
+    print(shown.original_text)
+    print("===== END ORIGINAL EVENT =====")
+    print(
+        f"\nto replay: fix the cause upstream and run `sor-notify dlq replay {e.id}`, or save a "
+        f"corrected event and run `sor-notify dlq replay {e.id} --file FIXED.json`"
+    )
+    return 0
+
+
+def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.services.operations import dlq_replay
+
+    fixed = None
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+        fixed = path.read_bytes()
+    services = build_services(settings)
+    result = _dlq_call(
+        settings,
+        lambda b: dlq_replay(services, b, args.id, fixed=fixed, force=args.force),
+        still_invalid=f"the corrected event in {args.file}" if args.file else "the original event",
+    )
+    for warning in result.warnings:
+        print(f"sor-notify: warning: {warning}", file=sys.stderr)
+    how = f"corrected from {args.file}" if result.corrected else "as received"
+    print(
+        f"replayed DLQ entry {result.entry_id} {how}: event {result.event_id!r} for offender "
+        f"{result.offender_id!r}, revision {result.revision}, sent to {topics.REGISTRY_EVENTS.name}"
+    )
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sor-notify",
@@ -288,6 +476,26 @@ def build_parser() -> argparse.ArgumentParser:
     send = dig.add_parser("send", help="send due digests now (a period is never mailed twice)")
     send.add_argument("--period", help="local date YYYY-MM-DD (default: today in SOR_TIMEZONE)")
     send.set_defaults(fn=cmd_digest_send)
+
+    st = sub.add_parser("status", help="lag per topic and partition, database counts, last digest run")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(fn=cmd_status)
+
+    dlq = sub.add_parser("dlq", help="the dead-letter queue of registry events").add_subparsers(
+        dest="dlq_cmd", required=True
+    )
+    dls = dlq.add_parser("list", help="the most recent dead letters with their reasons (no event content)")
+    dls.add_argument("--limit", type=_positive, default=50, help="how many, newest last (default 50)")
+    dls.add_argument("--json", action="store_true", help="machine-readable output")
+    dls.set_defaults(fn=cmd_dlq_list)
+    dsh = dlq.add_parser("show", help="one dead letter with its original event, to correct it")
+    dsh.add_argument("id", help="PARTITION:OFFSET, as `dlq list` shows it")
+    dsh.set_defaults(fn=cmd_dlq_show)
+    drp = dlq.add_parser("replay", help="send a dead letter (as received, or corrected) to registry-events again")
+    drp.add_argument("id", help="PARTITION:OFFSET, as `dlq list` shows it")
+    drp.add_argument("--file", metavar="FIXED.json", help="a corrected event (one JSON object) to send instead")
+    drp.add_argument("--force", action="store_true", help="replay an entry that was replayed before")
+    drp.set_defaults(fn=cmd_dlq_replay)
     return p
 
 

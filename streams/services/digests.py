@@ -11,7 +11,7 @@ from typing import Callable
 import structlog
 from sqlalchemy.engine import Engine
 
-from streams.adapters import repository
+from streams.adapters import metrics, repository
 from streams.adapters.mail import MailSender, PermanentMailError, TemporaryMailError
 from streams.adapters.rendering import render_digest
 from streams.domain.digest import build_digest
@@ -105,12 +105,14 @@ async def _deliver(
     if not work.deliverable:
         await asyncio.to_thread(repository.mark_digest_empty, engine, digest_id, note="subscriber not active")
         report.empty += 1
+        metrics.DIGESTS.labels(outcome="empty").inc()
         log.info("digest not sent: subscriber no longer active")
         return
     digest = build_digest(work.subscriber_id, work.alerts)
     if digest is None:
         await asyncio.to_thread(repository.mark_digest_empty, engine, digest_id)
         report.empty += 1
+        metrics.DIGESTS.labels(outcome="empty").inc()
         log.info("digest empty: nothing to send", withheld=work.withheld)
         return
 
@@ -130,22 +132,26 @@ async def _deliver(
     except TemporaryMailError as exc:
         await asyncio.to_thread(repository.release_digest, engine, digest_id, error=exc.reason)
         report.deferred += 1
+        metrics.DIGESTS.labels(outcome="deferred").inc()
         log.warning("digest deferred: temporary mail failure", error=exc.reason, attempt=work.attempts + 1)
         return
     except PermanentMailError as exc:
         await asyncio.to_thread(repository.mark_digest_failed, engine, digest_id, error=exc.reason)
         report.failed += 1
+        metrics.DIGESTS.labels(outcome="failed").inc()
         log.warning("digest failed: mail refused for good", error=exc.reason)
         return
     except Exception as exc:  # noqa: BLE001 - one bad digest must not stop everyone else's
         # Only the type: a message could quote the recipient.
         await asyncio.to_thread(repository.release_digest, engine, digest_id, error=type(exc).__name__)
         report.deferred += 1
+        metrics.DIGESTS.labels(outcome="deferred").inc()
         log.error("digest deferred: unexpected error", error=type(exc).__name__)
         return
 
     await asyncio.to_thread(repository.mark_digest_sent, engine, digest_id, now=now, message_id=message_id)
     report.sent += 1
+    metrics.DIGESTS.labels(outcome="sent").inc()
     log.info(
         "digest sent",
         changes=digest.change_count,

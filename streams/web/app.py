@@ -175,10 +175,10 @@ async def _not_published(change: SubscriberChange) -> None:
 
 def init_app(services: Services, *, publish: Publish | None = None,
              limiter: RateLimiter | None = None) -> web.Application:
-    from streams.web import routes
+    from streams.web import routes, views_ops
 
     app = web.Application(
-        middlewares=[headers_middleware, session_middleware, csrf_middleware],
+        middlewares=[views_ops.metrics_middleware, headers_middleware, session_middleware, csrf_middleware],
         client_max_size=64 * 1024,  # forms only: nothing here needs more
     )
     app[SERVICES] = services

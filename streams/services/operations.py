@@ -1,0 +1,473 @@
+"""Operator commands: pipeline status (lag, table sizes, digests) and the dead-letter queue."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import re
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+
+from streams import topics
+from streams.adapters import ops_db
+from streams.adapters.broker import BrokerError, wait_for_broker
+from streams.adapters.event_codec import (
+    InvalidEvent,
+    decode_registry_event,
+    encode_registry_event,
+    strict_json_loads,
+)
+from streams.bootstrap import Services
+from streams.domain.model import RegistryEvent
+from streams.settings import Settings
+
+# An operator waits this long for a broker that is not there, not the workers' 30 s.
+BROKER_WAIT_S = 5.0
+READ_TIMEOUT_S = 15.0
+# Every topic but the DLQ is read by the workers' consumer group: the DLQ is for people.
+READ_BY_WORKERS: frozenset[str] = frozenset(
+    t.name for t in topics.ALL_TOPICS if t is not topics.DEAD_LETTERS
+)
+UNREADABLE = "unreadable_record"  # a DLQ record our workers did not write
+_ENTRY_ID = re.compile(r"(\d{1,5}):(\d{1,19})")
+
+
+class OperationError(Exception):
+    """A refusal the operator can act on; the message says what to do."""
+
+
+class UnknownEntry(OperationError):
+    pass
+
+
+class StillInvalid(OperationError):
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"the event is still invalid ({reason}): {detail}")
+
+
+class AlreadyReplayed(OperationError):
+    def __init__(self, replay: ops_db.Replay) -> None:
+        self.replay = replay
+        super().__init__(
+            f"entry {replay.entry_id} was already replayed at {_when(replay.replayed_at)} "
+            f"as event {replay.event_id!r}; the workers ignore an event id they have applied. "
+            "Use --force to send it again"
+        )
+
+
+def _when(at: datetime) -> str:
+    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)  # SQLite drops the zone
+    return at.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# --- broker access -----------------------------------------------------------------------
+
+
+async def _accepts_connections(bootstrap: str) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
+        except (OSError, ValueError, TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+@asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    # A broker that is simply not running is said so at once, without a client's retry log.
+    if not await _accepts_connections(bootstrap):
+        raise BrokerError(f"broker {bootstrap} unreachable: nothing accepts connections there")
+    await wait_for_broker(bootstrap, timeout=BROKER_WAIT_S)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def _reader(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer of no group: it reads, it never commits, it moves nobody's offsets."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=10000,
+    )
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, list[int]]:
+    """Partitions of the topics that exist (a missing topic is not asked about: some
+    brokers create a topic they are asked about, with the wrong partition count)."""
+    existing = set(await admin.list_topics())
+    wanted = [n for n in names if n in existing]
+    if not wanted:
+        return {}
+    described = await admin.describe_topics(wanted)
+    return {d["topic"]: sorted(p["partition"] for p in d.get("partitions", [])) for d in described}
+
+
+def _broker_failure(bootstrap: str, exc: Exception) -> BrokerError:
+    return BrokerError(f"broker {bootstrap}: {type(exc).__name__}: {exc}".rstrip(": "))
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    end_offset: int
+    committed: int | None  # None: the group has committed nothing here
+    lag: int | None  # None: the workers do not read this topic as a group
+
+
+@dataclass(frozen=True)
+class Status:
+    group_id: str
+    bootstrap: str | None
+    broker_error: str | None  # why the broker part is missing
+    partitions: list[PartitionLag]
+    tables: ops_db.TableSizes
+    last_digest: ops_db.DigestRun
+
+    @property
+    def total_lag(self) -> int:
+        return sum(p.lag or 0 for p in self.partitions)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.last_digest
+        return {
+            "group_id": self.group_id,
+            "broker": self.bootstrap,
+            "broker_error": self.broker_error,
+            "total_lag": self.total_lag,
+            "partitions": [p.__dict__ for p in self.partitions],
+            "database": dict(self.tables.__dict__),
+            "last_digest": {
+                "period": d.period,
+                "by_status": dict(d.by_status),
+                "last_sent_at": _when(d.last_sent_at) if d.last_sent_at else None,
+            },
+        }
+
+
+async def _lags(bootstrap: str, group_id: str, names: list[str]) -> list[PartitionLag]:
+    async with _admin(bootstrap) as admin:
+        parts = await _partitions(admin, names)
+        tps = [TopicPartition(t, p) for t in names for p in parts.get(t, [])]
+        if not tps:
+            return []
+        committed = await admin.list_consumer_group_offsets(group_id, partitions=tps)
+    async with _reader(bootstrap) as consumer:
+        ends = await consumer.end_offsets(tps)
+        begins = await consumer.beginning_offsets(tps)
+    out = []
+    for tp in tps:
+        meta = committed.get(tp)
+        done = meta.offset if meta is not None and meta.offset >= 0 else None
+        if done is not None:
+            lag: int | None = max(ends[tp] - done, 0)
+        elif tp.topic in READ_BY_WORKERS:
+            # Nothing committed: the workers start from the beginning (auto_offset_reset).
+            lag = ends[tp] - begins[tp]
+        else:
+            lag = None
+        out.append(PartitionLag(tp.topic, tp.partition, ends[tp], done, lag))
+    return out
+
+
+async def status(settings: Settings, services: Services, bootstrap: str | None) -> Status:
+    """Where the workers are on every topic, what the database holds, how the last digests went."""
+    tables = await asyncio.to_thread(ops_db.table_sizes, services.engine)
+    digest = await asyncio.to_thread(ops_db.last_digest_run, services.engine)
+    lags: list[PartitionLag] = []
+    error = None
+    if bootstrap is None:
+        error = "no broker running (start `sor-notify up`, or set SOR_BROKER_URL=host:port)"
+    else:
+        names = [name for name, _ in topics.all_topic_names(settings.app_id)]
+        try:
+            lags = await _lags(bootstrap, settings.app_id, names)
+        except BrokerError as exc:
+            error = str(exc)
+        except (KafkaError, OSError) as exc:
+            error = str(_broker_failure(bootstrap, exc))
+    return Status(settings.app_id, bootstrap, error, lags, tables, digest)
+
+
+# --- the dead-letter queue ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DlqEntry:
+    """A dead letter as listed: never the original bytes (they may hold online identifiers)."""
+
+    id: str  # "partition:offset" on registry-events-dlq
+    reason: str
+    detail: str
+    source: dict[str, Any]
+    dead_lettered_at: str | None
+    fingerprint: str
+    replayed_at: str | None = None
+    replayed_as: str | None = None  # the event id that was sent
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        del d["fingerprint"]
+        return d
+
+
+@dataclass(frozen=True)
+class DlqListing:
+    entries: list[DlqEntry]  # the most recent, oldest first
+    total: int  # how many the topic holds
+
+
+@dataclass(frozen=True)
+class DlqOriginal:
+    """One entry with the event as received, for the operator to correct."""
+
+    entry: DlqEntry
+    original: bytes
+    original_text: str  # UTF-8, undecodable bytes replaced by U+FFFD
+    valid_utf8: bool
+
+
+def _fingerprint(value: bytes) -> str:
+    return hashlib.sha256(value).hexdigest()
+
+
+def _parse(entry_id: str, value: bytes) -> tuple[DlqEntry, bytes]:
+    try:
+        doc = json.loads(value)
+        original = base64.b64decode(doc["original_b64"], validate=True)
+        entry = DlqEntry(
+            id=entry_id,
+            reason=str(doc["reason"]),
+            detail=str(doc.get("detail", "")),
+            source=dict(doc.get("source") or {}),
+            dead_lettered_at=doc.get("dead_lettered_at"),
+            fingerprint=_fingerprint(value),
+        )
+        return entry, original
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        # Not written by our workers: listed, so the operator sees it, but not replayable.
+        detail = f"this DLQ record is not dead-letter/1 ({type(exc).__name__})"
+        return DlqEntry(entry_id, UNREADABLE, detail, {}, None, _fingerprint(value)), b""
+
+
+def parse_entry_id(entry_id: str) -> tuple[TopicPartition, int]:
+    m = _ENTRY_ID.fullmatch(entry_id.strip())
+    if not m:
+        raise UnknownEntry(
+            f"{entry_id!r} is not a DLQ entry id: expected PARTITION:OFFSET, "
+            "as `sor-notify dlq list` shows them (e.g. 0:12)"
+        )
+    return TopicPartition(topics.DEAD_LETTERS.name, int(m.group(1))), int(m.group(2))
+
+
+async def _with_replays(services: Services | None, entries: list[DlqEntry]) -> list[DlqEntry]:
+    if services is None:
+        return entries
+    done = await asyncio.to_thread(
+        ops_db.find_replays, services.engine, [(e.id, e.fingerprint) for e in entries]
+    )
+    return [
+        DlqEntry(**{**e.__dict__, "replayed_at": _when(r.replayed_at), "replayed_as": r.event_id})
+        if (r := done.get(e.id))
+        else e
+        for e in entries
+    ]
+
+
+async def dlq_list(bootstrap: str, limit: int = 50, *, services: Services | None = None) -> DlqListing:
+    """The `limit` most recent dead letters; with services, which of them were replayed."""
+    name = topics.DEAD_LETTERS.name
+    try:
+        async with _admin(bootstrap) as admin:
+            parts = (await _partitions(admin, [name])).get(name, [])
+        if not parts:
+            return DlqListing([], 0)
+        tps = [TopicPartition(name, p) for p in parts]
+        found: list[tuple[DlqEntry, int]] = []
+        async with _reader(bootstrap) as consumer:
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            begins = await consumer.beginning_offsets(tps)
+            total = sum(ends[tp] - begins[tp] for tp in tps)
+            # The newest `limit` overall are among the newest `limit` of each partition.
+            for tp in tps:
+                consumer.seek(tp, max(begins[tp], ends[tp] - limit))
+            waiting = {tp for tp in tps if ends[tp] > begins[tp]}
+            deadline = asyncio.get_running_loop().time() + READ_TIMEOUT_S
+            while waiting:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise BrokerError(f"broker {bootstrap}: reading the DLQ timed out; try again")
+                batch = await consumer.getmany(*waiting, timeout_ms=1000)
+                for tp, records in batch.items():
+                    for r in records:
+                        if r.offset < ends[tp]:
+                            entry, _ = _parse(f"{tp.partition}:{r.offset}", r.value or b"")
+                            found.append((entry, r.timestamp))
+                    if await consumer.position(tp) >= ends[tp]:
+                        waiting.discard(tp)
+    except (KafkaError, OSError) as exc:
+        raise _broker_failure(bootstrap, exc) from exc
+    found.sort(key=lambda f: (f[0].dead_lettered_at or "", f[1], f[0].id))
+    entries = [e for e, _ in found[-limit:]] if limit > 0 else []
+    return DlqListing(await _with_replays(services, entries), total)
+
+
+async def dlq_show(bootstrap: str, entry_id: str, *, services: Services | None = None) -> DlqOriginal:
+    """One dead letter with the original event, as received."""
+    tp, offset = parse_entry_id(entry_id)
+    entry_id = f"{tp.partition}:{offset}"
+    try:
+        async with _admin(bootstrap) as admin:
+            parts = (await _partitions(admin, [tp.topic])).get(tp.topic, [])
+        if tp.partition not in parts:
+            raise UnknownEntry(
+                f"no DLQ entry {entry_id}: {tp.topic} has "
+                + (f"partitions 0 to {max(parts)}" if parts else "no messages (nothing was dead-lettered)")
+                + "; `sor-notify dlq list` shows the ids"
+            )
+        async with _reader(bootstrap) as consumer:
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            begin = (await consumer.beginning_offsets([tp]))[tp]
+            if not begin <= offset < end:
+                held = f"offsets {begin} to {end - 1}" if end > begin else "nothing"
+                raise UnknownEntry(
+                    f"no DLQ entry {entry_id}: partition {tp.partition} holds {held}; "
+                    "`sor-notify dlq list` shows the ids"
+                )
+            consumer.seek(tp, offset)
+            record = None
+            for _ in range(int(READ_TIMEOUT_S)):
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+                if batch.get(tp):
+                    record = batch[tp][0]
+                    break
+            if record is None or record.offset != offset:
+                raise BrokerError(f"broker {bootstrap}: could not read DLQ entry {entry_id}; try again")
+    except (KafkaError, OSError) as exc:
+        raise _broker_failure(bootstrap, exc) from exc
+    entry, original = _parse(entry_id, record.value or b"")
+    [entry] = await _with_replays(services, [entry])
+    try:
+        text, valid = original.decode("utf-8"), True
+    except UnicodeDecodeError:
+        text, valid = original.decode("utf-8", "replace"), False
+    return DlqOriginal(entry, original, text, valid)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    entry_id: str
+    event_id: str
+    offender_id: str
+    revision: int
+    corrected: bool  # from a file, not the original bytes
+    warnings: list[str] = field(default_factory=list)
+
+
+def _validated(raw: bytes) -> RegistryEvent:
+    """The event, or StillInvalid with the reason the workers would give."""
+    try:
+        return decode_registry_event(raw)
+    except InvalidEvent as err:
+        raise StillInvalid(err.reason, err.detail) from None
+
+
+async def dlq_replay(
+    services: Services,
+    bootstrap: str,
+    entry_id: str,
+    *,
+    fixed: bytes | None = None,
+    force: bool = False,
+    now: datetime | None = None,
+) -> ReplayResult:
+    """Send a dead letter (as received, or corrected) back to registry-events, once.
+
+    Validated exactly as the workers will, so a still-broken event is refused here rather
+    than dead-lettered again.
+    """
+    shown = await dlq_show(bootstrap, entry_id, services=services)
+    entry = shown.entry
+    if entry.reason == UNREADABLE:
+        raise OperationError(
+            f"DLQ entry {entry.id} is not a dead-letter/1 record: it holds no event to replay"
+        )
+    if fixed is None:
+        event = _validated(shown.original)
+        raw = shown.original
+    else:
+        event = _validated(fixed)
+        # One compact line on the topic, like `registry publish`, however the file is laid out.
+        raw = encode_registry_event(strict_json_loads(fixed.decode("utf-8").removeprefix("\ufeff")))
+
+    warnings = []
+    key = entry.source.get("key")
+    if key is not None and key != event.offender_id and entry.reason != "key_mismatch":
+        warnings.append(
+            f"the entry came keyed {key!r} but the event is for offender {event.offender_id!r}: "
+            "it is sent keyed by its offender id"
+        )
+    stored = await asyncio.to_thread(ops_db.offender_revision, services.engine, event.offender_id)
+    if stored is not None and stored >= event.revision:
+        warnings.append(
+            f"offender {event.offender_id!r} is already at revision {stored}: the workers will ignore "
+            f"revision {event.revision} as stale; give the correction a higher revision"
+        )
+
+    now = now or datetime.now(timezone.utc)
+    previous = await asyncio.to_thread(ops_db.find_replay, services.engine, entry.id, entry.fingerprint)
+    earlier = await asyncio.to_thread(
+        ops_db.claim_replay, services.engine, entry.id, entry.fingerprint, event.event_id,
+        force=force, now=now,
+    )
+    if earlier is not None:
+        raise AlreadyReplayed(earlier)
+    try:
+        async with services.publisher(bootstrap) as pub:
+            await pub.send(topics.REGISTRY_EVENTS.name, event.offender_id, raw)
+    except BaseException as exc:
+        await asyncio.to_thread(
+            ops_db.release_replay, services.engine, entry.id, entry.fingerprint, previous
+        )
+        if isinstance(exc, (KafkaError, OSError)):
+            raise _broker_failure(bootstrap, exc) from exc
+        raise
+    return ReplayResult(
+        entry_id=entry.id,
+        event_id=event.event_id,
+        offender_id=event.offender_id,
+        revision=event.revision,
+        corrected=fixed is not None,
+        warnings=warnings,
+    )
