@@ -263,24 +263,30 @@ async def forgot_form(request: web.Request) -> web.Response:
 
 @routes.post("/forgot")
 async def forgot(request: web.Request) -> web.Response:
+    return await _mailed_link_request(
+        request, "web/forgot.html.j2", "reset", accounts.start_reset,
+        subject="Choose a new password for registry e-mail alerts", path="/reset/",
+        done="If that address is enrolled, we sent it a link to choose a new password. "
+        "The link works once, for one hour. If nothing arrives in a few minutes, look in your spam or junk folder.",
+    )
+
+
+async def _mailed_link_request(request: web.Request, template: str, purpose: str, start: Any, *,
+                               subject: str, path: str, done: str) -> web.Response:
+    """Ask for an address, mail it a link if it is enrolled, and say the same thing either way."""
     form = await request.post()
     raw = _text(form, "email")
     if not raw:
-        return render(request, "web/forgot.html.j2",
+        return render(request, template,
                       {"errors": {"email": "Enter the e-mail address you enrolled with."}}, status=400)
     email = _lookup_email(raw)
-    if _limited(request, "reset", email):
+    if _limited(request, purpose, email):
         return _too_many(request)
-    token = await db(request, accounts.start_reset, email, now())
+    token = await db(request, start, email, now())
     if token:
-        msg = _message(request, "reset", email, "Choose a new password for registry e-mail alerts",
-                       link=_link(request, f"/reset/{token}"))
-        _send_later(request, msg, "reset")
-    return _check_email(
-        request, "Check your e-mail",
-        "If that address is enrolled, we sent it a link to choose a new password. "
-        "The link works once, for one hour. If nothing arrives in a few minutes, look in your spam or junk folder.",
-    )
+        msg = _message(request, purpose, email, subject, link=_link(request, f"{path}{token}"))
+        _send_later(request, msg, purpose)
+    return _check_email(request, "Check your e-mail", done)
 
 
 @routes.get("/reset/{token}")
@@ -476,22 +482,10 @@ async def delete_form(request: web.Request) -> web.Response:
 
 @routes.post("/delete")
 async def delete_request(request: web.Request) -> web.Response:
-    form = await request.post()
-    raw = _text(form, "email")
-    if not raw:
-        return render(request, "web/delete.html.j2",
-                      {"errors": {"email": "Enter the e-mail address you enrolled with."}}, status=400)
-    email = _lookup_email(raw)
-    if _limited(request, "delete", email):
-        return _too_many(request)
-    token = await db(request, accounts.start_delete, email, now())
-    if token:
-        msg = _message(request, "delete", email, "Confirm deleting your registry e-mail alerts enrollment",
-                       link=_link(request, f"/delete/confirm/{token}"))
-        _send_later(request, msg, "delete")
-    return _check_email(
-        request, "Check your e-mail",
-        "If that address is enrolled, we sent it a link to delete the enrollment. Nothing is deleted "
+    return await _mailed_link_request(
+        request, "web/delete.html.j2", "delete", accounts.start_delete,
+        subject="Confirm deleting your registry e-mail alerts enrollment", path="/delete/confirm/",
+        done="If that address is enrolled, we sent it a link to delete the enrollment. Nothing is deleted "
         "until you open the link (it works for 24 hours) and confirm there.",
     )
 
