@@ -70,9 +70,10 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Faust and aiokafka are chatty at INFO; keep their warnings.
+    # Faust and aiokafka are chatty at INFO; keep their warnings. At debug level they speak
+    # too (that is how broker trouble is diagnosed).
+    quiet = root.level if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+    for noisy in ("aiokafka", "faust", "mode"):
+        logging.getLogger(noisy).setLevel(quiet)
     # geopy logs request URLs, which hold addresses: never below WARNING.
-    for noisy in ("aiokafka", "faust", "mode", "geopy"):
-        logging.getLogger(noisy).setLevel(
-            root.level if root.level <= logging.DEBUG and noisy != "geopy" else max(logging.WARNING, root.level)
-        )
+    logging.getLogger("geopy").setLevel(max(logging.WARNING, root.level))

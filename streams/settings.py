@@ -6,7 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -79,17 +79,26 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r}: expected true or false")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+def _number(env: Mapping[str, str], name: str, default: Any, lo: Any, hi: Any,
+            parse: Any, expected: str, in_range: str) -> Any:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+        raise SettingsError(f"{name}={raw!r}: expected {expected}") from None
     if not lo <= value <= hi:
-        raise SettingsError(f"{name}={value}: expected a number from {lo} to {hi}")
+        raise SettingsError(f"{name}={value}: expected {in_range.format(lo=lo, hi=hi)}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    return _number(env, name, default, lo, hi, int, "a whole number", "a number from {lo} to {hi}")
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    return _number(env, name, default, lo, hi, float, "a number of seconds", "from {lo} to {hi} seconds")
 
 
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
@@ -121,19 +130,6 @@ def _remote_geocoders(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
             )
         out.append((kind, url.rstrip("/")))
     return tuple(out)
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name}={value}: expected from {lo} to {hi} seconds")
-    return value
 
 
 def _tiles(env: Mapping[str, str]) -> str:
