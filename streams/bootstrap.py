@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 import structlog
@@ -68,19 +68,8 @@ class Services:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    @asynccontextmanager
-    async def publisher(self, bootstrap: str) -> AsyncIterator[Publisher]:
-        """Every publish goes through here: topics first, or the broker invents them."""
-        await ensure_topics(
-            bootstrap,
-            topics.all_topic_names(self.settings.app_id),
-            self.settings.partitions,
-            self.settings.topic_replication,
-        )
-        async with Publisher(
-            bootstrap, single_record_batches=self.settings.single_record_batches
-        ) as pub:
-            yield pub
+    def publisher(self, bootstrap: str) -> Any:
+        return publisher_for(self.settings, bootstrap)
 
     def local_period(self, now: datetime | None = None) -> str:
         now = now or datetime.now(timezone.utc)
@@ -97,6 +86,8 @@ class Services:
             public_url=self.settings.public_url,
             unsubscribe_url_for=lambda sid: links.unsubscribe_url(self.settings, sid),
             now=datetime.now(timezone.utc),
+            stale_after=timedelta(seconds=self.settings.digest_stale_after_s),
+            suspend_after=self.settings.suspend_after_bounces,
             claim_new=claim_new,
         )
 
@@ -118,6 +109,19 @@ def geocoder_for(settings: Settings, engine: Engine) -> Geocoder:
         for kind, url in settings.remote_geocoders
     ]
     return ChainGeocoder(LocalGazetteer(engine, state=settings.service_state), *remotes)
+
+
+@asynccontextmanager
+async def publisher_for(settings: Settings, bootstrap: str) -> AsyncIterator[Publisher]:
+    """Every publish goes through here: topics first, or the broker invents them.
+
+    Needs no database: the registry's side can publish while ours is down.
+    """
+    await ensure_topics(
+        bootstrap, topics.topic_configs(settings.app_id), settings.partitions, settings.topic_replication
+    )
+    async with Publisher(bootstrap, single_record_batches=settings.single_record_batches) as pub:
+        yield pub
 
 
 def build_services(settings: Settings) -> Services:

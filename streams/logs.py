@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import structlog
 
@@ -36,6 +37,20 @@ class _RedactingFilter(logging.Filter):
                 _redact_text(a) if isinstance(a, str) else a for a in record.args  # type: ignore[union-attr]
             )
         return True
+
+
+@contextmanager
+def about_message(message: Any, **ids: Any) -> Iterator[None]:
+    """Every log line inside names the record it is about: topic, partition, offset, ids.
+
+    Bound with structlog contextvars, so lines logged by code called from here (the
+    repository, the geocoder) carry them too. Ids must be pseudonymous (event and offender
+    ids, never an e-mail address).
+    """
+    with structlog.contextvars.bound_contextvars(
+        topic=message.topic, partition=message.partition, offset=message.offset, **ids
+    ):
+        yield
 
 
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:

@@ -30,6 +30,10 @@ class Settings:
     maildir: Path
     public_url: str
     digest_time: tuple[int, int]
+    # A digest claimed by a run that never finished it (the process died mid-send) is taken
+    # over after this long. Far above one SMTP attempt; a re-send keeps its Message-ID.
+    digest_stale_after_s: float
+    suspend_after_bounces: int  # hard bounces in a row after which a subscriber's digests stop
     timezone: str
     secret_key: str
     worker_web_port: int
@@ -190,7 +194,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         data_dir=data_dir,
         broker_url=broker,
         database_url=database_url,
-        partitions=_int(env, "SOR_PARTITIONS", 4, 1, 256),
+        partitions=_int(env, "SOR_PARTITIONS", 12, 1, 256),
         app_id=env.get("SOR_APP_ID") or "sor-notify",
         smtp_host=env.get("SOR_SMTP_HOST") or None,
         smtp_port=_int(env, "SOR_SMTP_PORT", 587, 1, 65535),
@@ -201,6 +205,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         maildir=Path(env.get("SOR_MAILDIR") or data_dir / "maildir").resolve(),
         public_url=public_url,
         digest_time=(int(m.group(1)), int(m.group(2))),
+        digest_stale_after_s=_seconds(env, "SOR_DIGEST_STALE_AFTER_S", 1800.0, 0.0, 86400.0),
+        suspend_after_bounces=_int(env, "SOR_SUSPEND_AFTER_BOUNCES", 3, 1, 100),
         timezone=tz,
         secret_key=_secret_key(env, data_dir),
         worker_web_port=_int(env, "SOR_WORKER_WEB_PORT", 6066, 0, 65535),

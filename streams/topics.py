@@ -11,6 +11,10 @@ class TopicSpec:
     key: str  # what the key holds
     value: str  # what the value holds
     compacted: bool = False
+    # Delete-policy topics keep messages this long: well past the longest outage an operator
+    # would fix (a stopped worker resumes from its committed offset), and for dead letters
+    # long enough to inspect and replay them.
+    retention_days: int = 14
     # Topics that feed a table or share a key with one must have the same count.
     copartitioned: bool = True
 
@@ -24,7 +28,8 @@ GEOCODE_RETRIES = TopicSpec(
     "{attempt, not_before, original_b64}: an event whose geocoding met a slow or down service",
 )
 DEAD_LETTERS = TopicSpec(
-    "registry-events-dlq", "offender id as received", "dead-letter/1 JSON with the original bytes"
+    "registry-events-dlq", "offender id as received", "dead-letter/1 JSON with the original bytes",
+    retention_days=90,
 )
 OFFENDER_SNAPSHOTS = TopicSpec(
     "offender-snapshots", "offender id", "stored offender state, re-published by resync", compacted=True
@@ -68,3 +73,15 @@ def all_topic_names(app_id: str) -> list[tuple[str, bool]]:
     names = [(t.name, t.compacted) for t in ALL_TOPICS]
     names += [(changelog_topic(app_id, t), True) for t in TABLES]
     return names
+
+
+def topic_configs(app_id: str) -> list[tuple[str, dict[str, str]]]:
+    """(name, Kafka topic config) for everything that must exist before a worker starts."""
+    out: list[tuple[str, dict[str, str]]] = []
+    for t in ALL_TOPICS:
+        if t.compacted:
+            out.append((t.name, {"cleanup.policy": "compact"}))
+        else:
+            out.append((t.name, {"cleanup.policy": "delete", "retention.ms": str(t.retention_days * 86_400_000)}))
+    out += [(changelog_topic(app_id, t), {"cleanup.policy": "compact"}) for t in TABLES]
+    return out

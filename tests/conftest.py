@@ -11,6 +11,8 @@ from email.message import EmailMessage
 from typing import Iterator
 
 import pytest
+
+from tests import counts
 from aiosmtpd.controller import Controller
 
 
@@ -57,3 +59,26 @@ def database_urls() -> list[str]:
     if os.environ.get("SOR_TEST_DATABASE_URL"):
         urls.append("postgresql")
     return urls
+
+
+@pytest.fixture(autouse=True)
+def _counts_reported_by(request: pytest.FixtureRequest) -> Iterator[None]:
+    counts.current = request.node
+    yield
+    counts.current = None
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest hook)
+    """The fault and property tests' counts (kills, events, e-mails, duplicates, lost), at the end."""
+    lines = [
+        f"{rep.nodeid}: {value}"
+        for outcome in ("passed", "failed")
+        for rep in terminalreporter.stats.get(outcome, [])
+        if rep.when == "call"
+        for key, value in getattr(rep, "user_properties", [])
+        if key == "counts"
+    ]
+    if lines:
+        terminalreporter.section("counts from the fault and property tests")
+        for line in lines:
+            terminalreporter.write_line(line)

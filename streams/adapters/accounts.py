@@ -176,6 +176,9 @@ class Account:
     confirmed: bool
     status: str
     has_password: bool
+    mail_bounces: int = 0  # digests refused for good in a row
+    mail_suspended: bool = False  # digests stopped after repeated refusals
+    last_bounce_reason: str | None = None  # the receiving server's words, addresses masked
 
 
 def account(engine: Engine, subscriber_id: int) -> Account | None:
@@ -183,7 +186,23 @@ def account(engine: Engine, subscriber_id: int) -> Account | None:
         row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
     if row is None:
         return None
-    return Account(int(row.id), row.email, bool(row.confirmed), row.status, row.password_hash is not None)
+    return Account(
+        int(row.id), row.email, bool(row.confirmed), row.status, row.password_hash is not None,
+        mail_bounces=int(row.mail_bounces or 0), mail_suspended=row.mail_suspended_at is not None,
+        last_bounce_reason=row.last_bounce_reason,
+    )
+
+
+def resume_mail(engine: Engine, subscriber_id: int) -> bool:
+    """The subscriber says the address works again: digests resume (with every alert kept
+    meanwhile). The run of refusals is not forgotten, so the next refusal stops them again at
+    once; a delivered digest clears it. False when the mail was not suspended."""
+    with engine.begin() as conn:
+        return conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == subscriber_id, subscribers.c.mail_suspended_at.is_not(None))
+            .values(mail_suspended_at=None)
+        ).rowcount == 1
 
 
 def _subscriptions(conn: Connection, subscriber_id: int) -> tuple[list[Any], list[str]]:
@@ -371,7 +390,13 @@ def finish_email_change(engine: Engine, raw: str, now: datetime) -> EmailChanged
             old = conn.execute(select(subscribers.c.email).where(subscribers.c.id == sid)).scalar_one()
             if conn.execute(select(subscribers.c.id).where(subscribers.c.email == new)).first() is not None:
                 return EmailChanged(sid, old, new, changed=False)
-            conn.execute(update(subscribers).where(subscribers.c.id == sid).values(email=new))
+            # A new address starts with a clean record: refusals of the old one say nothing about it.
+            conn.execute(
+                update(subscribers).where(subscribers.c.id == sid).values(
+                    email=new, mail_bounces=0, mail_suspended_at=None, last_bounce_at=None,
+                    last_bounce_reason=None,
+                )
+            )
             # Links mailed to the old address must not act on the account any more.
             _retire(conn, sid, now, CONFIRM, RESET, DELETE, CHANGE_EMAIL)
             return EmailChanged(sid, old, new, changed=True)

@@ -11,7 +11,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -113,9 +113,9 @@ async def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[tuple[str, bool]], partitions: int, replication: int = 1
+    bootstrap: str, topics: Iterable[tuple[str, Mapping[str, str]]], partitions: int, replication: int = 1
 ) -> list[str]:
-    """Create every topic with its partition count; refuse a mismatch rather than fail later."""
+    """Create every topic with its partition count and config; refuse a partition mismatch."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     await admin.start()
     created: list[str] = []
@@ -127,9 +127,9 @@ async def ensure_topics(
                 name,
                 partitions,
                 replication,
-                topic_configs={"cleanup.policy": "compact" if compacted else "delete"},
+                topic_configs=dict(configs),
             )
-            for name, compacted in wanted
+            for name, configs in wanted
             if name not in existing
         ]
         if missing:

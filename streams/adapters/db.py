@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -46,6 +47,13 @@ subscribers = Table(
     # argon2id (web enrollments); NULL for subscribers imported from the legacy program,
     # who set one through "forgot password".
     Column("password_hash", String(200), nullable=True),
+    # Digests refused for good in a row (hard bounces); a delivered digest resets it.
+    Column("mail_bounces", Integer, nullable=False, default=0, server_default="0"),
+    Column("last_bounce_at", DateTime(timezone=True), nullable=True),
+    Column("last_bounce_reason", String(200), nullable=True),  # the server's words, addresses masked
+    # Set after SOR_SUSPEND_AFTER_BOUNCES bounces in a row: no digests (alerts are still
+    # recorded) until the subscriber changes the address or resumes the e-mails on the site.
+    Column("mail_suspended_at", DateTime(timezone=True), nullable=True),
 )
 
 tracked_addresses = Table(
@@ -82,15 +90,15 @@ offender_watches = Table(
         ForeignKey("subscribers.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("offender_id", String(64), primary_key=True, index=True),
+    Column("offender_id", String(100), primary_key=True, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
 )
 
 offenders = Table(
     "offenders",
     metadata,
-    Column("offender_id", String(64), primary_key=True),
-    Column("revision", Integer, nullable=False),
+    Column("offender_id", String(100), primary_key=True),
+    Column("revision", BigInteger, nullable=False),  # the contract allows up to 2^63-1
     Column("removed", Boolean, nullable=False),
     Column("juvenile", Boolean, nullable=False),
     Column("state_json", JsonDoc, nullable=False),  # OffenderState.to_dict()
@@ -108,12 +116,17 @@ digests = Table(
         nullable=False,
     ),
     Column("period", String(10), nullable=False),  # local date YYYY-MM-DD
-    Column("status", String(16), nullable=False),  # claimed|sent|empty|failed
+    # claimed|sent|empty|failed; indexed for the retry runs, which look for the few still claimed.
+    Column("status", String(16), nullable=False, index=True),
     Column("message_id", String(200), nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", String(300), nullable=True),
     # While "claimed": when the current attempt took the row; NULL = released for a retry.
     Column("claimed_at", DateTime(timezone=True), nullable=True),
+    # Released after a temporary failure: not retried before this (backoff).
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    # First claimed: retries give up a fixed time after this.
+    Column("created_at", DateTime(timezone=True), nullable=True),
     Column("sent_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("subscriber_id", "period", name="uq_digests_subscriber_period"),
 )
@@ -125,7 +138,7 @@ pending_alerts = Table(
     # No foreign key: an alert for a subscriber deleted meanwhile must not fail its batch
     # (the digest query joins subscribers, so such an alert is simply never mailed).
     Column("subscriber_id", Integer, nullable=False, index=True),
-    Column("offender_id", String(64), nullable=False, index=True),
+    Column("offender_id", String(100), nullable=False, index=True),
     Column("kind", String(16), nullable=False),
     Column("payload", JsonDoc, nullable=False),  # Alert.to_dict()
     Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),

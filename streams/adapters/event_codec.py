@@ -155,6 +155,31 @@ def strict_json_loads(text: str) -> Any:
         raise ValueError("nested too deeply") from None
 
 
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(doc: Any) -> str | None:
+    """Where a parsed document holds what no text column can store, said without the value:
+    an unpaired surrogate escape (\\ud800 alone is not a character, and UTF-8 cannot carry
+    it) or U+0000 (PostgreSQL refuses it in text and JSONB)."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for k, v in value.items():
+                stack.append(((*path, k), k))
+                stack.append(((*path, k), v))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
+        elif isinstance(value, str) and (m := _NOT_TEXT.search(value)):
+            # A field name may be the culprit: never repeated, only its place.
+            where = field_path(p if isinstance(p, int) or p.isprintable() else "?" for p in path) or "(top level)"
+            what = "a NUL character (U+0000)" if m.group() == "\x00" else \
+                f"an unpaired surrogate escape \\u{ord(m.group()):04x}, which is not a character"
+            return f"{where}: holds {what}; no text field may contain it"
+    return None
+
+
 def json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -388,6 +413,8 @@ def decode_registry_event(raw: bytes, key: bytes | str | None = None) -> Registr
     except ValueError as e:
         raise InvalidEvent("bad_json", f"the event is not valid JSON: {e}") from None
     _check(doc)
+    if problem := text_problem(doc):
+        raise InvalidEvent("bad_encoding", problem)
     offender_id = doc["offender_id"]
     if key is not None:
         k = _key_text(key)

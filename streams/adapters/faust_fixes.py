@@ -1,12 +1,22 @@
-"""A correction to faust-streaming's consumer that at-least-once delivery depends on."""
+"""Corrections to faust-streaming's consumer that at-least-once delivery depends on."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, AsyncIterator, Mapping
 
+from aiokafka.consumer.fetcher import Fetcher
+from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
-_original = AIOKafkaConsumerThread.seek_to_committed
+_original_seek_to_committed = AIOKafkaConsumerThread.seek_to_committed
+_original_ack = Consumer.ack
+_original_getmany = Consumer.getmany
+_original_wait_next_records = Consumer._wait_next_records
+_original_fetch_records = AIOKafkaConsumerThread._fetch_records
+_original_fetcher_seek_to = Fetcher.seek_to
+_original_request_offset_reset = Fetcher.request_offset_reset
 
 
 async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
@@ -20,12 +30,101 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
     "from the beginning" under auto_offset_reset=earliest; re-reading is harmless because
     every effect downstream is idempotent.
     """
-    committed = await _original(self)
+    committed = await _original_seek_to_committed(self)
     unset = [tp for tp, offset in committed.items() if not offset]
     if unset:
         await self.call_thread(self._ensure_consumer().seek_to_beginning, *unset)
     return committed
 
 
+def _ack(self: Any, message: Any) -> bool:
+    """Acknowledge a message only if it can have been processed: never one skipped at a rebalance.
+
+    A stream skips a message fetched before a rebalance (an older consumer generation) or
+    taken off its queue while flow is suspended for one, and then acknowledges it "so the lag
+    does not grow". Acknowledged means committable: the offset is committed with the next
+    commit, and whoever owns the partition next starts after a message nobody processed (seen
+    here: after SIGKILLs, one address change per partition lost, exactly the first one fetched
+    in the short-lived generation). Such a message is marked done for Faust's bookkeeping (so
+    a rebalance does not wait for it) but its offset is not offered for commit; after the
+    rebalance the partition is read again from its committed offset. A message that really
+    was processed during the suspension is then processed again: every effect is idempotent.
+    """
+    app = self.app
+    generation = getattr(message, "generation_id", None)
+    stale = generation is not None and generation != app.consumer_generation_id
+    with ack_lock:
+        if stale or not app.flow_control.is_active():
+            if not message.acked:
+                message.acked = True
+                self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)
+            return False
+    return _original_ack(self, message)
+
+
+# Position changes (seeks, offset resets) per partition, counted where aiokafka makes them.
+_SEEKS: dict[tuple[str, int], int] = {}
+
+
+def _count_seek(tp: Any) -> None:
+    key = (tp.topic, tp.partition)
+    _SEEKS[key] = _SEEKS.get(key, 0) + 1
+
+
+def _fetcher_seek_to(self: Any, tp: Any, offset: int) -> Any:
+    _count_seek(tp)
+    return _original_fetcher_seek_to(self, tp, offset)
+
+
+def _fetcher_request_offset_reset(self: Any, tps: Any, strategy: Any) -> Any:
+    for tp in tps:
+        _count_seek(tp)
+    return _original_request_offset_reset(self, tps, strategy)
+
+
+class _Fetched(dict):  # type: ignore[type-arg]
+    """Records of one fetch, with each partition's seek count at the moment they were taken."""
+
+    seeks: dict[tuple[str, int], int]
+
+
+async def _fetch_records(self: Any, *args: Any, **kwargs: Any) -> Any:
+    records = await _original_fetch_records(self, *args, **kwargs)
+    fetched = _Fetched(records)
+    fetched.seeks = {(tp.topic, tp.partition): _SEEKS.get((tp.topic, tp.partition), 0) for tp in records}
+    return fetched
+
+
+async def _wait_next_records(self: Any, timeout: float) -> Any:
+    records, active = await _original_wait_next_records(self, timeout)
+    self._sor_fetch_seeks = getattr(records, "seeks", {})
+    return records, active
+
+
+async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+    """Hand out the records of one fetch, except those of a partition seeked since the fetch.
+
+    Faust's fetch loop keeps handing out a batch fetched before a rebalance's seek and marks
+    each record as read; the same offsets fetched again from the committed position are then
+    "already read" and dropped for good (seen here: 93 registry events in a row never
+    processed by the worker that owned their partition throughout), and handing them out
+    first would also process a partition out of order. A seek resets aiokafka's position, so
+    whatever is held back here is fetched again.
+    """
+    async for tp, message in _original_getmany(self, timeout):
+        key = (tp.topic, tp.partition)
+        marks = getattr(self, "_sor_fetch_seeks", {})
+        if key in marks and _SEEKS.get(key, 0) != marks[key]:
+            continue
+        yield tp, message
+
+
 def apply() -> None:
     AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]
+    Consumer.ack = _ack  # type: ignore[method-assign]
+    Consumer.getmany = _getmany  # type: ignore[method-assign]
+    Consumer._wait_next_records = _wait_next_records  # type: ignore[method-assign]
+    AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]
+    Fetcher.seek_to = _fetcher_seek_to  # type: ignore[method-assign]
+    Fetcher.request_offset_reset = _fetcher_request_offset_reset  # type: ignore[method-assign]

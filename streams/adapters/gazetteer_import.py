@@ -193,7 +193,14 @@ def _progress_csv(path: Path, show: bool) -> Iterator[tuple[int, Any]]:
         missing = {"LON", "LAT", "NUMBER", "STREET"} - set(header)
         if missing:
             raise ValueError(f"{path.name}: not an OpenAddresses CSV, no {', '.join(sorted(missing))} column")
-        for cells in reader:
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # e.g. a field over csv's limit: that row only, read on
+                yield reader.line_num, Rejected(f"not a readable CSV row ({exc})")
+                continue
             if not any(c.strip() for c in cells):
                 continue
             yield reader.line_num, dict(zip(header, cells))
@@ -237,7 +244,7 @@ def _lines_features(buf: str, f: TextIO) -> Iterator[tuple[int, Any]]:
                 continue
             try:
                 yield n, json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                 yield n, Rejected("line is not valid JSON")
         if not chunk:
             return
@@ -285,6 +292,8 @@ class _Tokens:
                 if self._more():
                     continue
                 raise ValueError("not a GeoJSON FeatureCollection: truncated or invalid JSON") from None
+            except RecursionError:
+                raise ValueError("not a GeoJSON FeatureCollection: a feature is nested too deeply") from None
             # A number at the end of the buffer may go on in the next chunk.
             if end == len(self.buf) and not isinstance(obj, (dict, list, str)) and self._more():
                 continue
@@ -372,10 +381,14 @@ def _point_row(props: dict[str, Any], lon: float, lat: float, bounds: Bounds, de
     number = normalize_number(props.get("NUMBER"))
     if not number:
         raise Rejected("no house number")
+    if len(number) > 32:  # before int(): Python refuses to read more than 4300 digits
+        raise Rejected("house number is too long")
+    if not number.isprintable():  # NUL, controls, lone surrogates: PostgreSQL would fail the batch
+        raise Rejected("house number holds a character that is not text")
     n = number_int(number)
     if n is None:
         raise Rejected("house number does not start with a digit")
-    if n > MAX_HOUSE_NUMBER or len(number) > 32:
+    if n > MAX_HOUSE_NUMBER:
         raise Rejected("house number is too long")
     street = _street(props.get("STREET"), "no street name")
     state = normalize_state(str(props.get("REGION") or "")) or default_state
@@ -405,13 +418,16 @@ def _csv_point(record: dict[str, str], bounds: Bounds, default_state: str, sourc
 def _upper_props(feature: Any) -> dict[str, Any]:
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
         raise Rejected("not a GeoJSON Feature")
-    return {str(k).upper(): v for k, v in (feature.get("properties") or {}).items()}
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise Rejected("properties is not an object")
+    return {str(k).upper(): v for k, v in props.items()}
 
 
 def _geojson_point(feature: Any, bounds: Bounds, default_state: str, source: str) -> dict[str, Any]:
     props = _upper_props(feature)
     geom = feature.get("geometry") or {}
-    coords = geom.get("coordinates") if geom.get("type") == "Point" else None
+    coords = geom.get("coordinates") if isinstance(geom, dict) and geom.get("type") == "Point" else None
     if not isinstance(coords, list) or len(coords) < 2:
         raise Rejected("geometry is not a point")
     lon, lat = _float(coords[0], "longitude"), _float(coords[1], "latitude")
@@ -424,9 +440,9 @@ def _house_number(value: Any) -> int | None:
         return None
     if text.endswith(".0"):  # a shapefile numeric field read as float
         text = text[:-2]
-    if not text.isdigit():
+    if not text.isdecimal():  # not isdigit(): int() refuses "²", which isdigit() takes
         return None
-    if int(text) > MAX_HOUSE_NUMBER:
+    if len(text) > 32 or int(text) > MAX_HOUSE_NUMBER:
         raise Rejected("house number is too long")
     return int(text)
 
@@ -449,8 +465,10 @@ def _city(value: Any) -> str | None:
 
 
 def _line_coords(geom: Any) -> list[list[float]]:
-    kind = (geom or {}).get("type")
-    coords = (geom or {}).get("coordinates")
+    if not isinstance(geom, dict):
+        raise Rejected("geometry is not a line")
+    kind = geom.get("type")
+    coords = geom.get("coordinates")
     if kind == "LineString":
         parts = [coords]
     elif kind == "MultiLineString":
@@ -458,14 +476,16 @@ def _line_coords(geom: Any) -> list[list[float]]:
     else:
         raise Rejected("geometry is not a line")
     line: list[list[float]] = []
-    for part in parts or []:
-        for p in part or []:
-            try:
+    try:
+        for part in parts or []:
+            for p in part or []:
                 pt = [float(p[0]), float(p[1])]
-            except (TypeError, ValueError, IndexError):
-                raise Rejected("geometry has a coordinate that is not a number") from None
-            if not line or line[-1] != pt:  # parts of one edge join end to start
-                line.append(pt)
+                if not all(map(math.isfinite, pt)):
+                    raise ValueError(pt)
+                if not line or line[-1] != pt:  # parts of one edge join end to start
+                    line.append(pt)
+    except (TypeError, ValueError, IndexError, KeyError):  # a number, a string, an object...
+        raise Rejected("geometry has a coordinate that is not a number") from None
     if len(line) < 2:
         raise Rejected("geometry has fewer than two points")
     return line
@@ -491,6 +511,8 @@ def _range_row(feature: Any, bounds: Bounds, source: str) -> dict[str, Any]:
     if not any(_inside(lon, lat, bounds) for lon, lat in line):
         raise Rejected("line lies outside the service area")
     tlid = str(props.get("TLID") or "").removesuffix(".0")
+    if not tlid.isprintable():  # it goes into the row's hash, which needs UTF-8 text
+        raise Rejected("TLID holds a character that is not text")
     return {
         "street_norm": street, "city_norm": city, "zip_left": zl, "zip_right": zr,
         "from_left": fl, "to_left": tl, "from_right": fr, "to_right": tr,

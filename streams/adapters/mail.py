@@ -33,22 +33,30 @@ class MailError(Exception):
 
 
 class TemporaryMailError(MailError):
-    """Worth retrying later: 4xx replies, connection trouble, a mail set-up to fix."""
+    """Worth retrying later: a 4xx reply about this recipient or this message."""
+
+
+class MailServerUnavailable(TemporaryMailError):
+    """Every message would fail alike right now: the server cannot be reached, or will not
+    take mail from us (greeting, HELO, login, sender refused, a 421 "closing"). A run stops
+    trying others on this; nothing about the recipient is learnt from it."""
 
 
 class PermanentMailError(MailError):
-    """Retrying will not help: a 5xx reply about this recipient or this message."""
+    """A hard bounce: a 5xx reply to this recipient (RCPT) or to this message (DATA)."""
 
 
 class MailSender(Protocol):
     async def send(self, msg: EmailMessage) -> None: ...
 
 
-def _response_error(exc: aiosmtplib.SMTPResponseException, what: str) -> MailError:
-    reason = _clean(f"{what}: {exc.code} {exc.message}")
-    if 500 <= exc.code < 600:
-        return PermanentMailError(reason, exc.code)
-    return TemporaryMailError(reason, exc.code)
+def _about_message(code: int, reason: str) -> MailError:
+    """A reply to RCPT or DATA: about this recipient or message, except 421 (the server is closing)."""
+    if code == 421:
+        return MailServerUnavailable(reason, code)
+    if 500 <= code < 600:
+        return PermanentMailError(reason, code)
+    return TemporaryMailError(reason, code)
 
 
 class SmtpSender:
@@ -87,22 +95,28 @@ class SmtpSender:
                     timeout=self.timeout,
                 )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
             first = exc.recipients[0] if exc.recipients else None
-            reason = _clean(f"recipient refused: {first.code} {first.message}" if first else "recipient refused")
-            if codes and all(500 <= c < 600 for c in codes):
-                raise PermanentMailError(reason, codes[0]) from None
-            raise TemporaryMailError(reason, codes[0] if codes else None) from None
+            if first is None:
+                raise TemporaryMailError("recipient refused") from None
+            reason = _clean(f"recipient refused: {first.code} {first.message}")
+            # Digests have one recipient; were there more, one "later" makes it all worth a retry.
+            later = [r.code for r in exc.recipients if not 500 <= r.code < 600]
+            raise _about_message(later[0] if later else first.code, reason) from None
+        except aiosmtplib.SMTPDataError as exc:
+            raise _about_message(exc.code, _clean(f"SMTPDataError: {exc.code} {exc.message}")) from None
         except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPSenderRefused) as exc:
             # Our credentials or our sender address: wrong for every digest alike, so failing
             # them all for good would be worse than retrying once the set-up is fixed.
-            raise TemporaryMailError(_clean(f"mail set-up: {exc.code} {exc.message}"), exc.code) from None
+            raise MailServerUnavailable(_clean(f"mail set-up: {exc.code} {exc.message}"), exc.code) from None
         except aiosmtplib.SMTPResponseException as exc:
-            raise _response_error(exc, type(exc).__name__) from None
+            # Greeting, HELO/EHLO, STARTTLS: the server as a whole, never this recipient.
+            raise MailServerUnavailable(
+                _clean(f"{type(exc).__name__}: {exc.code} {exc.message}"), exc.code
+            ) from None
         except aiosmtplib.SMTPNotSupported as exc:
-            raise TemporaryMailError(_clean(f"mail set-up: {exc.message}")) from None
+            raise MailServerUnavailable(_clean(f"mail set-up: {exc.message}")) from None
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-            raise TemporaryMailError(_clean(f"connection: {type(exc).__name__}")) from None
+            raise MailServerUnavailable(_clean(f"connection: {type(exc).__name__}")) from None
 
 
 class MaildirSender:
@@ -143,4 +157,5 @@ class MaildirSender:
             try:
                 await asyncio.to_thread(self._write, msg)
             except OSError as exc:
-                raise TemporaryMailError(_clean(f"maildir: {type(exc).__name__}")) from None
+                # A full or unwritable disk fails every message alike.
+                raise MailServerUnavailable(_clean(f"maildir: {type(exc).__name__}")) from None

@@ -39,6 +39,10 @@ REGISTRY_EVENTS_IGNORED = Counter(
     "Registry events ignored: an event seen before (duplicate) or an older revision (stale).",
     ["reason"],
 )
+REGISTRY_EVENTS_REPLAYED = Counter(
+    "sor_registry_events_replayed",
+    "The latest event of an offender delivered again: its alerts derived and sent again (idempotent).",
+)
 REGISTRY_EVENTS_DEAD_LETTERED = Counter(
     "sor_registry_events_dead_lettered",
     "Registry events that could not be read, sent to the dead-letter topic, per reason code.",
@@ -67,6 +71,9 @@ ALERTS_PER_ADDRESS_CHANGE = Histogram(
     buckets=(0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
 )
 CIRCLES_HELD = Gauge("sor_circles_held", "Tracked circles in this worker's index.")
+CIRCLE_COPIES_HELD = Gauge(
+    "sor_circle_copies_held", "Circle copies (one per grid cell a circle touches) in this worker's partitions."
+)
 CELLS_HELD = Gauge("sor_cells_held", "Grid cells with at least one tracked circle on this worker.")
 OFFENDERS_HELD = Gauge("sor_offenders_held", "Offenders in this worker's state table.")
 CONSUMER_LAG = Gauge(
@@ -79,8 +86,16 @@ CONSUMER_LAG = Gauge(
 
 DIGESTS = Counter(
     "sor_digests",
-    "Digest e-mails handled: sent, failed for good, deferred to a later run, or empty (not sent).",
+    "Digest e-mails handled: sent, failed (refused for good or given up on), deferred to a retry, or empty (not sent).",
     ["outcome"],
+)
+DIGEST_BOUNCES = Counter(
+    "sor_digest_bounces",
+    "Digests refused for good by the receiving side (hard bounces), counted per subscriber towards suspension.",
+)
+MAIL_SUSPENSIONS = Counter(
+    "sor_mail_suspensions",
+    "Subscribers whose digests were stopped after repeated hard bounces.",
 )
 SMTP_SEND_SECONDS = Histogram(
     "sor_smtp_send_seconds",

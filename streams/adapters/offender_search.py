@@ -38,7 +38,7 @@ from streams.domain.model import (
 offender_search = Table(
     "offender_search",
     metadata,
-    Column("offender_id", String(64), primary_key=True),
+    Column("offender_id", String(100), primary_key=True),
     Column("last_name_norm", String(100), nullable=False, index=True),
     Column("first_name_norm", String(100), nullable=False),
     # "|LAST/FIRST|ALIAS LAST/ALIAS FIRST|": the normal form below keeps only letters, digits
@@ -53,7 +53,7 @@ offender_search = Table(
 offender_search_addresses = Table(
     "offender_search_addresses",
     metadata,
-    Column("offender_id", String(64), primary_key=True),
+    Column("offender_id", String(100), primary_key=True),
     Column("position", Integer, primary_key=True),  # index into OffenderState.addresses
     Column("type", String(16), nullable=False),
     # The street as registered and in USPS form, "|"-joined: "Elm Street" and "Elm St" both match.
@@ -74,7 +74,7 @@ offender_search_addresses = Table(
 offender_identifier_digests = Table(
     "offender_identifier_digests",
     metadata,
-    Column("offender_id", String(64), primary_key=True),
+    Column("offender_id", String(100), primary_key=True),
     Column("digest", String(64), primary_key=True),
     Index("ix_offender_identifier_digests_digest", "digest"),
 )

@@ -125,6 +125,7 @@ class TableSizes:
     subscribers: int
     subscribers_confirmed: int
     subscribers_active: int
+    subscribers_mail_suspended: int  # digests stopped after repeated hard bounces
     tracked_addresses: int
     offender_watches: int
     offenders: int
@@ -157,6 +158,7 @@ def table_sizes(engine: Engine) -> TableSizes:
             subscribers=count(conn, subscribers),
             subscribers_confirmed=count(conn, subscribers, subscribers.c.confirmed.is_(True)),
             subscribers_active=count(conn, subscribers, subscribers.c.status == "active"),
+            subscribers_mail_suspended=count(conn, subscribers, subscribers.c.mail_suspended_at.is_not(None)),
             tracked_addresses=count(conn, tracked_addresses),
             offender_watches=count(conn, offender_watches),
             offenders=count(conn, offenders),

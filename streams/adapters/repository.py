@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.engine import Connection
 
 from streams.adapters import offender_search
 from streams.adapters.db import (
@@ -32,6 +33,11 @@ FINAL_DIGEST_STATUSES = ("sent", "empty", "failed")
 
 def _active_subscriber() -> Any:
     return and_(subscribers.c.confirmed.is_(True), subscribers.c.status == "active")
+
+
+def _mailable_subscriber() -> Any:
+    """Active, and digests not suspended after repeated hard bounces (their alerts are still recorded)."""
+    return and_(_active_subscriber(), subscribers.c.mail_suspended_at.is_(None))
 
 
 # --- subscribers -------------------------------------------------------------------------
@@ -261,6 +267,9 @@ def purge_offender_alerts(bind: Bind, offender_id: str) -> int:
         return conn.execute(delete(pending_alerts).where(cond)).rowcount
 
 
+_ALERT_FIELDS = tuple(f.name for f in fields(Alert))
+
+
 def record_alerts(bind: Bind, alerts: Sequence[Alert]) -> int:
     """Insert the alerts not stored yet (a redelivered alert is ignored); returns how many were new."""
     if not alerts:
@@ -275,7 +284,9 @@ def record_alerts(bind: Bind, alerts: Sequence[Alert]) -> int:
                 "subscriber_id": a.subscriber_id,
                 "offender_id": a.offender_id,
                 "kind": a.kind,
-                "payload": a.to_dict(),
+                # A shallow copy: dataclasses.asdict deep-copies every nested dict and was the
+                # largest cost per alert (bench/README.md, Pipeline); the JSON is the same.
+                "payload": {f: getattr(a, f) for f in _ALERT_FIELDS},
                 "created_at": now,
             },
         )
@@ -303,11 +314,11 @@ def count_pending_alerts(bind: Bind) -> int:
 
 
 def subscribers_with_unassigned_alerts(bind: Bind) -> list[int]:
-    """Confirmed, active subscribers with alerts not yet in any digest."""
+    """Confirmed, active subscribers whose mail is not suspended, with alerts not yet in any digest."""
     stmt = (
         select(pending_alerts.c.subscriber_id)
         .join(subscribers, subscribers.c.id == pending_alerts.c.subscriber_id)
-        .where(pending_alerts.c.digest_id.is_(None), _active_subscriber())
+        .where(pending_alerts.c.digest_id.is_(None), _mailable_subscriber())
         .group_by(pending_alerts.c.subscriber_id)
         .order_by(pending_alerts.c.subscriber_id)
     )
@@ -326,7 +337,7 @@ def claim_digest(
     """
     with transaction(bind) as conn:
         ok = conn.execute(
-            select(subscribers.c.id).where(subscribers.c.id == subscriber_id, _active_subscriber())
+            select(subscribers.c.id).where(subscribers.c.id == subscriber_id, _mailable_subscriber())
         ).first()
         if ok is None:
             return None
@@ -338,6 +349,7 @@ def claim_digest(
                 status="claimed",
                 attempts=0,
                 claimed_at=now,
+                created_at=now,
             )
             .on_conflict_do_nothing(index_elements=[digests.c.subscriber_id, digests.c.period])
             .returning(digests.c.id)
@@ -364,12 +376,18 @@ def digest_status(bind: Bind, subscriber_id: int, period: str) -> str | None:
 
 
 def take_over_claimed_digests(bind: Bind, *, now: datetime, stale_before: datetime) -> list[int]:
-    """Take the claimed digests nobody is sending: released after a temporary failure, or
-    claimed before `stale_before` by a run that died. Each row is taken with a conditional
-    UPDATE, so of two concurrent runs only one gets it."""
+    """Take the claimed digests nobody is sending and that are due: released after a temporary
+    failure and past their `next_attempt_at`, or claimed before `stale_before` by a run that
+    died. Each row is taken with a conditional UPDATE, so of two concurrent runs only one gets it."""
     free = and_(
         digests.c.status == "claimed",
-        or_(digests.c.claimed_at.is_(None), digests.c.claimed_at < stale_before),
+        or_(
+            and_(
+                digests.c.claimed_at.is_(None),
+                or_(digests.c.next_attempt_at.is_(None), digests.c.next_attempt_at <= now),
+            ),
+            digests.c.claimed_at < stale_before,
+        ),
     )
     taken: list[int] = []
     with reading(bind) as conn:
@@ -393,8 +411,10 @@ class DigestWork:
     period: str
     email: str
     deliverable: bool  # the subscriber is (still) confirmed and active
+    mail_suspended: bool  # digests stopped after repeated hard bounces
     message_id: str | None
     attempts: int
+    created_at: datetime | None  # first claimed (None: a row from before this was kept)
     alerts: list[Alert]  # only offenders who may still be shown
     withheld: int  # alerts dropped: the offender was removed or flagged juvenile since
 
@@ -408,6 +428,13 @@ def _still_shown(kind: str, removed: bool | None, juvenile: bool | None) -> bool
     return True
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite gives back naive datetimes; every time stored here is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
 def load_digest(bind: Bind, digest_id: int) -> DigestWork:
     with reading(bind) as conn:
         d = conn.execute(
@@ -417,9 +444,11 @@ def load_digest(bind: Bind, digest_id: int) -> DigestWork:
                 digests.c.period,
                 digests.c.message_id,
                 digests.c.attempts,
+                digests.c.created_at,
                 subscribers.c.email,
                 subscribers.c.confirmed,
                 subscribers.c.status,
+                subscribers.c.mail_suspended_at,
             )
             .join(subscribers, subscribers.c.id == digests.c.subscriber_id)
             .where(digests.c.id == digest_id)
@@ -439,44 +468,112 @@ def load_digest(bind: Bind, digest_id: int) -> DigestWork:
         period=d.period,
         email=d.email,
         deliverable=bool(d.confirmed) and d.status == "active",
+        mail_suspended=d.mail_suspended_at is not None,
         message_id=d.message_id,
         attempts=int(d.attempts),
+        created_at=_utc(d.created_at),
         alerts=alerts,
         withheld=len(rows) - len(alerts),
     )
 
 
-def _finish(bind: Bind, digest_id: int, **values: Any) -> bool:
-    with transaction(bind) as conn:
-        return (
-            conn.execute(
-                update(digests)
-                .where(digests.c.id == digest_id, digests.c.status == "claimed")
-                .values(**values)
-            ).rowcount
-            == 1
-        )
+def _finish(conn: Connection, digest_id: int, **values: Any) -> bool:
+    return (
+        conn.execute(
+            update(digests)
+            .where(digests.c.id == digest_id, digests.c.status == "claimed")
+            .values(**values)
+        ).rowcount
+        == 1
+    )
 
 
 def mark_digest_sent(bind: Bind, digest_id: int, *, now: datetime, message_id: str) -> bool:
-    return _finish(
-        bind, digest_id, status="sent", sent_at=now, message_id=message_id,
-        attempts=digests.c.attempts + 1, last_error=None,
-    )
+    """Done; a delivered digest also ends the subscriber's run of hard bounces."""
+    with transaction(bind) as conn:
+        if not _finish(
+            conn, digest_id, status="sent", sent_at=now, message_id=message_id,
+            attempts=digests.c.attempts + 1, last_error=None, next_attempt_at=None,
+        ):
+            return False
+        owner = select(digests.c.subscriber_id).where(digests.c.id == digest_id).scalar_subquery()
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == owner, subscribers.c.mail_bounces != 0)
+            .values(mail_bounces=0)
+        )
+        return True
 
 
 def mark_digest_empty(bind: Bind, digest_id: int, *, note: str | None = None) -> bool:
-    return _finish(bind, digest_id, status="empty", last_error=note)
+    with transaction(bind) as conn:
+        return _finish(conn, digest_id, status="empty", last_error=note, next_attempt_at=None)
 
 
-def mark_digest_failed(bind: Bind, digest_id: int, *, error: str) -> bool:
-    return _finish(
-        bind, digest_id, status="failed", attempts=digests.c.attempts + 1, last_error=error[:300]
-    )
+@dataclass(frozen=True)
+class DigestFailure:
+    """What marking a digest failed did to its subscriber."""
+
+    bounces: int  # hard bounces in a row now (unchanged when this was not a bounce)
+    suspended: bool  # this failure suspended the subscriber's digests
 
 
-def release_digest(bind: Bind, digest_id: int, *, error: str) -> bool:
-    """A temporary failure: stays claimed, free for the next run to retry."""
-    return _finish(
-        bind, digest_id, claimed_at=None, attempts=digests.c.attempts + 1, last_error=error[:300]
-    )
+def mark_digest_failed(
+    bind: Bind,
+    digest_id: int,
+    *,
+    error: str,
+    now: datetime,
+    bounce: bool,
+    suspend_after: int,
+    attempted: bool = True,
+) -> DigestFailure | None:
+    """Fail the digest for good (None if it was not claimed any more).
+
+    Its alerts go back to waiting, so the subscriber's next digest carries them: a refused
+    digest loses nothing. A `bounce` (the receiving side refused the recipient or message)
+    counts towards the subscriber's run of hard bounces; at `suspend_after` in a row their
+    digests stop until they change the address or resume on the site.
+    """
+    if suspend_after < 1:
+        raise ValueError(f"suspend_after={suspend_after}: expected at least 1")
+    with transaction(bind) as conn:
+        if not _finish(
+            conn, digest_id, status="failed", attempts=digests.c.attempts + (1 if attempted else 0),
+            last_error=error[:300], next_attempt_at=None,
+        ):
+            return None
+        conn.execute(
+            update(pending_alerts).where(pending_alerts.c.digest_id == digest_id).values(digest_id=None)
+        )
+        sid = conn.execute(select(digests.c.subscriber_id).where(digests.c.id == digest_id)).scalar_one()
+        if bounce:
+            conn.execute(
+                update(subscribers)
+                .where(subscribers.c.id == sid)
+                .values(
+                    mail_bounces=subscribers.c.mail_bounces + 1,
+                    last_bounce_at=now,
+                    last_bounce_reason=error[:200],
+                )
+            )
+        count, suspended_at = conn.execute(
+            select(subscribers.c.mail_bounces, subscribers.c.mail_suspended_at).where(subscribers.c.id == sid)
+        ).one()
+        suspend = bounce and count >= suspend_after and suspended_at is None
+        if suspend:
+            conn.execute(update(subscribers).where(subscribers.c.id == sid).values(mail_suspended_at=now))
+        return DigestFailure(bounces=int(count), suspended=suspend)
+
+
+def release_digest(
+    bind: Bind, digest_id: int, *, error: str, retry_at: datetime, attempted: bool = True
+) -> bool:
+    """A temporary failure: stays claimed, free for a run at or after `retry_at` to retry.
+    `attempted=False` for a digest not tried because the mail server was found down."""
+    with transaction(bind) as conn:
+        return _finish(
+            conn, digest_id, claimed_at=None, next_attempt_at=retry_at,
+            attempts=digests.c.attempts + (1 if attempted else 0), last_error=error[:300],
+        )
+

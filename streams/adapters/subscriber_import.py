@@ -20,6 +20,7 @@ from streams.adapters.event_codec import (
     scrub,
     short,
     strict_json_loads,
+    text_problem,
 )
 from streams.domain.addresses import normalize_address
 from streams.domain.geocoding import PROVIDED
@@ -148,6 +149,8 @@ def parse_subscriber_line(line: str) -> ImportedSubscriber:
     if not isinstance(doc, dict):
         raise InvalidLine(f"a line must be one JSON object, got {json_type(doc)}")
     _schema_check(doc)
+    if problem := text_problem(doc):
+        raise InvalidLine(problem)
     # A repeated id counts once: the limit is on what is tracked, not on how it was typed.
     offenders = tuple(dict.fromkeys(doc.get("offenders") or ()))
     if len(offenders) > MAX_OFFENDERS:

@@ -43,6 +43,7 @@ def register(g: StreamGraph, services: Services) -> None:
 def refresh_gauges(g: StreamGraph, services: Services) -> None:
     """Index sizes and consumer lag, read at scrape time so they are never older than the scrape."""
     metrics.CIRCLES_HELD.set(len(services.circles))
+    metrics.CIRCLE_COPIES_HELD.set(services.circles.copies)
     metrics.OFFENDERS_HELD.set(len(g.offender_to_state))
     # The table keeps a revoked partition's rows; count only what the index holds, as its rebuild does.
     owned = _owned_partitions(g, g.tracked_circles.get_topic_name())

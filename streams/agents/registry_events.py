@@ -21,6 +21,7 @@ from streams.domain.cells import cell_of
 from streams.domain.geocoding import GeocoderUnavailable
 from streams.domain.matching import apply_event, watch_alerts
 from streams.domain.model import OffenderState
+from streams.logs import about_message
 from streams.services.locating import locate_event
 
 logger = structlog.get_logger()
@@ -47,15 +48,13 @@ def register(g: StreamGraph, services: Services) -> None:
     async def apply_registry_event(stream: Any) -> None:
         async for event in stream.events():
             msg = event.message
-            structlog.contextvars.bind_contextvars(
-                topic=msg.topic, partition=msg.partition, offset=msg.offset
-            )
-            logger.debug("registry event received")
             try:
-                attempt = int(event.headers.get(RETRY_HEADER, b"0") or 0)
-                await _apply_one(g, services, event.value, event.key, msg, attempt)
+                with about_message(msg):
+                    logger.debug("registry event received")
+                    attempt = int(event.headers.get(RETRY_HEADER, b"0") or 0)
+                    await _apply_one(g, services, event.value, event.key, msg, attempt)
             finally:
-                structlog.contextvars.clear_contextvars()
+                structlog.contextvars.clear_contextvars()  # and the ids bound once decoded
 
     @g.app.agent(g.offender_snapshots, name="restore_offender_snapshot")
     async def restore_offender_snapshot(stream: Any) -> None:
@@ -70,15 +69,17 @@ def register(g: StreamGraph, services: Services) -> None:
     async def retry_geocoding(stream: Any) -> None:
         # Waiting here holds up only this retry topic, never the registry partitions.
         async for event in stream.events():
-            wait = event.value["not_before"] - time.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            sent = await g.registry_events.send(
-                key=event.key.encode(),
-                value=base64.b64decode(event.value["original_b64"]),
-                headers={RETRY_HEADER: str(event.value["attempt"]).encode()},
-            )
-            await deliver([sent])
+            with about_message(event.message, offender_id=event.key):
+                wait = event.value["not_before"] - time.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                sent = await g.registry_events.send(
+                    key=event.key.encode(),
+                    value=base64.b64decode(event.value["original_b64"]),
+                    headers={RETRY_HEADER: str(event.value["attempt"]).encode()},
+                )
+                await deliver([sent])
+                logger.info("event sent back for geocoding", attempt=event.value["attempt"])
 
 
 async def _apply_one(
@@ -123,7 +124,7 @@ async def _apply_one(
             logger.warning("address could not be mapped", address_type=address.type, reason=failure.reason)
         ev = located.event
     outcome = apply_event(old, ev)
-    if outcome.status != "applied":
+    if outcome.status in ("duplicate", "stale"):
         logger.info("registry event ignored", why=outcome.status, revision=ev.revision)
         metrics.REGISTRY_EVENTS_IGNORED.labels(reason=outcome.status).inc()
         return
@@ -143,6 +144,18 @@ async def _apply_one(
             sends.append(await g.alerts.send(key=str(alert.subscriber_id), value=alert.to_dict()))
             metrics.ALERTS_EMITTED.labels(kind=alert.kind).inc()
     await deliver(sends)
+    if outcome.status == "replayed":
+        # Nothing to store: the state already holds this event. Its alerts were sent again
+        # in case the first ones were lost with a broker; recorded ones are not doubled.
+        if outcome.purge:
+            await services.db(repository.purge_offender_alerts, ev.offender_id)
+        metrics.REGISTRY_EVENTS_REPLAYED.inc()
+        logger.info(
+            "registry event replayed: its alerts derived again",
+            revision=ev.revision,
+            address_changes=len(outcome.address_changes),
+        )
+        return
 
     assert outcome.state is not None
     await services.db(repository.save_offender_state, outcome.state)

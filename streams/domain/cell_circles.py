@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import gc
+from typing import Any, Iterable
 
 from streams.domain.circle_index import CircleIndex
 from streams.domain.model import Circle
@@ -13,34 +14,69 @@ class CellCircles:
 
     An event is routed to the cell of its point, and any circle containing that point
     touches that cell, so querying the unique circles held here finds every match once.
+
+    Only the number of copies held is kept per circle, not which cells: the caller knows
+    whether a copy is new (its table is keyed by cell and circle), and a count costs ~80
+    bytes per circle where a set of cell names cost ~900 (bench/README.md, rebuild).
     """
 
     def __init__(self) -> None:
         self.index = CircleIndex()
-        self._cells: dict[int, set[str]] = defaultdict(set)
+        self._held: dict[int, int] = {}  # circle_id -> copies held here
+        self._copies = 0
 
     def __len__(self) -> int:
+        """Unique circles held."""
         return len(self.index)
 
-    def upsert(self, cell: str, circle: Circle) -> None:
-        self._cells[circle.circle_id].add(cell)
+    @property
+    def copies(self) -> int:
+        """(cell, circle) pairs held: what the owned partitions of the join carry."""
+        return self._copies
+
+    def upsert(self, circle: Circle, *, new_copy: bool) -> None:
+        """A copy of `circle` stored for one cell: `new_copy` unless that cell held it already."""
+        if new_copy or circle.circle_id not in self._held:
+            self._held[circle.circle_id] = self._held.get(circle.circle_id, 0) + 1
+            self._copies += 1
         self.index.upsert(circle)
 
-    def remove(self, cell: str, circle_id: int) -> None:
-        cells = self._cells.get(circle_id)
-        if cells is None:
+    def remove(self, circle_id: int, *, held_copy: bool) -> None:
+        """One cell's copy dropped (`held_copy`: that cell did hold one); the circle leaves the
+        index with its last copy."""
+        n = self._held.get(circle_id)
+        if n is None or not held_copy:
             return
-        cells.discard(cell)
-        if not cells:
-            del self._cells[circle_id]
+        self._copies -= 1
+        if n > 1:
+            self._held[circle_id] = n - 1
+        else:
+            del self._held[circle_id]
             self.index.remove(circle_id)
 
-    def rebuild(self, copies: list[tuple[str, Circle]]) -> None:
-        """Replace everything (after a rebalance) with the copies of the partitions owned now."""
-        self._cells.clear()
-        unique: dict[int, Circle] = {}
-        for cell, circle in copies:
-            self._cells[circle.circle_id].add(cell)
-            unique[circle.circle_id] = circle
-        self.index.clear()
-        self.index.bulk_load(list(unique.values()))
+    def rebuild(self, copies: Iterable[dict[str, Any]]) -> None:
+        """Replace everything (after a rebalance) with the copies of the partitions owned now,
+        given as stored (`Circle.to_dict` values, one per cell).
+
+        One `Circle` is built per circle, not per copy, and the garbage collector waits: it
+        would otherwise walk the millions of new objects again and again (the largest part of
+        a 1M-circle rebuild, bench/README.md).
+        """
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            held: dict[int, int] = {}
+            unique: dict[int, dict[str, Any]] = {}
+            n = 0
+            for d in copies:
+                cid = d["circle_id"]
+                held[cid] = held.get(cid, 0) + 1
+                unique[cid] = d  # the last copy wins, as with upsert
+                n += 1
+            self._held, self._copies = held, n
+            self.index.clear()
+            self.index.bulk_load(map(Circle.from_dict, unique.values()))
+            del unique
+        finally:
+            if collecting:
+                gc.enable()

@@ -105,8 +105,10 @@ class Digest:
 
 
 def _chronological(alerts: Iterable[Alert]) -> list[Alert]:
-    # Stable: alerts with the same timestamp keep the order they were recorded in.
-    return sorted(alerts, key=lambda a: a.occurred_at)
+    """In registry order. Every group built from this is one offender's, and an offender's
+    revisions are the registry's own order: two of them may carry the same occurred_at, and
+    alerts are not recorded in order (a batch stores them together, under one timestamp)."""
+    return sorted(alerts, key=lambda a: (a.revision, a.occurred_at))
 
 
 def _net_proximity(alerts: Sequence[Alert]) -> list[Alert]:

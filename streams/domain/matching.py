@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Literal
 
 from streams.domain.circle_index import CircleIndex
@@ -22,7 +22,8 @@ from streams.domain.radii import proximity_band
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["applied", "duplicate", "stale"]
+    # replayed: the latest event again; its effects are derived again, the state is unchanged.
+    status: Literal["applied", "replayed", "duplicate", "stale"]
     state: OffenderState | None = None
     address_changes: tuple[AddressChange, ...] = ()
     watch_change: WatchChange | None = None
@@ -48,6 +49,7 @@ def _next_state(
     old: OffenderState | None, event: RegistryEvent, recent_limit: int
 ) -> OffenderState:
     recent = ((old.recent_event_ids if old else ()) + (event.event_id,))[-recent_limit:]
+    previous = replace(old, previous="unknown") if old is not None else None
     if event.kind == "remove":
         return OffenderState(
             offender_id=event.offender_id,
@@ -57,6 +59,7 @@ def _next_state(
             addresses=(),
             recent_event_ids=recent,
             occurred_at=event.occurred_at,
+            previous=previous,
         )
     return OffenderState(
         offender_id=event.offender_id,
@@ -66,6 +69,7 @@ def _next_state(
         addresses=event.addresses,
         recent_event_ids=recent,
         occurred_at=event.occurred_at,
+        previous=previous,
     )
 
 
@@ -73,6 +77,15 @@ def apply_event(
     old: OffenderState | None, event: RegistryEvent, recent_limit: int = 64
 ) -> Outcome:
     if old is not None and event.event_id in old.recent_event_ids:
+        if old.recent_event_ids[-1] == event.event_id and old.previous != "unknown":
+            # The latest event again: what it caused is derived again from the state before
+            # it, and sent again downstream, where every effect is idempotent.
+            # The stored addresses, not the event's: they carry the points geocoding gave them.
+            stored = replace(event, addresses=old.addresses) if event.kind == "upsert" else event
+            again = apply_event(old.previous, stored, recent_limit)
+            return Outcome(
+                "replayed", None, again.address_changes, again.watch_change, again.purge, again.unmapped
+            )
         return Outcome("duplicate")
     if old is not None and event.revision <= old.revision:
         return Outcome("stale")
@@ -108,6 +121,7 @@ def apply_event(
             event_id=event.event_id,
             offender_id=event.offender_id,
             occurred_at=event.occurred_at,
+            revision=event.revision,
             removed=False,
             offender=OffenderSummary.of(event.offender_id, new.profile),
             old_addresses=tuple(old_view.values()),
@@ -119,6 +133,7 @@ def apply_event(
             event_id=event.event_id,
             offender_id=event.offender_id,
             occurred_at=event.occurred_at,
+            revision=event.revision,
             removed=True,
             offender=OffenderSummary.of(event.offender_id, old.profile),
             old_addresses=tuple(old_view.values()),
@@ -130,7 +145,7 @@ def apply_event(
 def _change(
     event: RegistryEvent, direction: Literal["in", "out"], a: Address, who: OffenderSummary
 ) -> AddressChange:
-    return AddressChange(event.event_id, event.offender_id, event.occurred_at, direction, a, who)
+    return AddressChange(event.event_id, event.offender_id, event.occurred_at, direction, a, who, event.revision)
 
 
 def proximity_alerts(change: AddressChange, index: CircleIndex) -> list[Alert]:
@@ -146,6 +161,7 @@ def proximity_alerts(change: AddressChange, index: CircleIndex) -> list[Alert]:
             kind=kind,
             event_id=change.event_id,
             occurred_at=change.occurred_at,
+            revision=change.revision,
             offender=change.offender.to_dict(),
             tracked_address_id=circle.circle_id,
             tracked_label=circle.label,
@@ -168,6 +184,7 @@ def watch_alerts(change: WatchChange, subscriber_ids: Iterable[int]) -> list[Ale
             kind=kind,
             event_id=change.event_id,
             occurred_at=change.occurred_at,
+            revision=change.revision,
             offender=change.offender.to_dict(),
             old_addresses=[a.to_dict() for a in change.old_addresses],
             new_addresses=[a.to_dict() for a in change.new_addresses],

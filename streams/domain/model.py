@@ -146,6 +146,12 @@ class OffenderState:
     # Recent event ids applied to this offender, to ignore a redelivered event.
     recent_event_ids: tuple[str, ...] = ()
     occurred_at: str = ""
+    # The state before the latest event (without its own `previous`), so that the latest
+    # event, delivered again, can re-derive its alerts: after a broker lost messages that
+    # were in flight, re-publishing the day's events makes the missing alerts again (alert
+    # ids are deterministic, so the ones already recorded are not doubled). "unknown" for a
+    # state stored before this field existed.
+    previous: OffenderState | None | Literal["unknown"] = "unknown"
 
     @property
     def is_public(self) -> bool:
@@ -160,10 +166,16 @@ class OffenderState:
             "addresses": [a.to_dict() for a in self.addresses],
             "recent_event_ids": list(self.recent_event_ids),
             "occurred_at": self.occurred_at,
+            **(
+                {}
+                if self.previous == "unknown"
+                else {"previous": self.previous.to_dict() if self.previous else None}
+            ),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OffenderState:
+        prev = d.get("previous", "unknown")
         return cls(
             offender_id=d["offender_id"],
             revision=d["revision"],
@@ -172,6 +184,7 @@ class OffenderState:
             addresses=tuple(Address.from_dict(a) for a in d.get("addresses", ())),
             recent_event_ids=tuple(d.get("recent_event_ids", ())),
             occurred_at=d.get("occurred_at", ""),
+            previous=prev if prev in ("unknown", None) else OffenderState.from_dict(prev),
         )
 
 
@@ -203,6 +216,7 @@ class AddressChange:
     direction: Literal["in", "out"]
     address: Address
     offender: OffenderSummary
+    revision: int = 0  # the offender's registry revision: orders one offender's changes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -212,6 +226,7 @@ class AddressChange:
             "direction": self.direction,
             "address": self.address.to_dict(),
             "offender": self.offender.to_dict(),
+            "revision": self.revision,
         }
 
     @classmethod
@@ -223,6 +238,7 @@ class AddressChange:
             direction=d["direction"],
             address=Address.from_dict(d["address"]),
             offender=OffenderSummary(**d["offender"]),
+            revision=int(d.get("revision", 0)),  # absent from changes queued before 2026-12
         )
 
 
@@ -237,6 +253,7 @@ class WatchChange:
     offender: OffenderSummary
     old_addresses: tuple[Address, ...] = ()
     new_addresses: tuple[Address, ...] = ()
+    revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -281,6 +298,9 @@ class Alert:
     # watch alerts
     old_addresses: list[dict[str, Any]] = field(default_factory=list)
     new_addresses: list[dict[str, Any]] = field(default_factory=list)
+    # The offender's registry revision: one offender's alerts are ordered by it, since two
+    # revisions can carry the same occurred_at (0 in alerts stored before 2026-12).
+    revision: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

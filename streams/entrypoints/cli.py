@@ -20,7 +20,7 @@ from streams.adapters.broker import (
     ensure_topics,
     wait_for_broker,
 )
-from streams.bootstrap import Services, build_services, build_stream_graph
+from streams.bootstrap import Services, build_services, build_stream_graph, publisher_for
 from streams.logs import configure_logging
 from streams.settings import Settings, SettingsError, load_settings
 
@@ -173,7 +173,7 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
     bootstrap = require_broker(settings)
     created = asyncio.run(
         ensure_topics(
-            bootstrap, topics.all_topic_names(settings.app_id), settings.partitions,
+            bootstrap, topics.topic_configs(settings.app_id), settings.partitions,
             settings.topic_replication,
         )
     )
@@ -188,10 +188,9 @@ def cmd_registry_publish(settings: Settings, args: argparse.Namespace) -> int:
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     bootstrap = require_broker(settings)
-    services = build_services(settings)
 
     async def run() -> Any:
-        async with services.publisher(bootstrap) as pub:
+        async with publisher_for(settings, bootstrap) as pub:  # no database needed
             return await publish_registry_file(pub, path, baseline=args.baseline)
 
     report = asyncio.run(run())
@@ -249,7 +248,8 @@ def cmd_digest_send(settings: Settings, args: argparse.Namespace) -> int:
     print(
         f"digests: {report.sent} sent, {report.empty} with nothing to say, "
         f"{report.failed} failed, {report.skipped_already_sent} already sent, "
-        f"{report.deferred} deferred (mail server unavailable: retried on the next run)"
+        f"{report.deferred} deferred (temporary mail failure: retried with backoff), "
+        f"{report.suspended} subscribers suspended after repeated bounces"
         + ("" if settings.uses_smtp else f" (Maildir: {settings.maildir})")
     )
     return 1 if report.failed else 0
@@ -286,7 +286,10 @@ def _format_status(st: Any) -> str:
     out += [
         "",
         "Database",
-        f"  subscribers        {t.subscribers:>8}  ({t.subscribers_confirmed} confirmed, {t.subscribers_active} active)",
+        (
+            f"  subscribers        {t.subscribers:>8}  ({t.subscribers_confirmed} confirmed, {t.subscribers_active} active, "
+            f"{t.subscribers_mail_suspended} with mail suspended after repeated bounces)"
+        ),
         f"  tracked addresses  {t.tracked_addresses:>8}",
         f"  offender watches   {t.offender_watches:>8}",
         (

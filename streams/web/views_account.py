@@ -339,10 +339,19 @@ async def _current_account(request: web.Request) -> accounts.Account:
     return acct
 
 
+def mail_status(request: web.Request, acct: accounts.Account) -> dict[str, Any]:
+    """What the suspended-mail banner needs (templates/web/_mail_status.html.j2)."""
+    return {
+        "suspended": acct.mail_suspended, "bounces": acct.mail_bounces, "reason": acct.last_bounce_reason,
+        "email": acct.email, "suspend_after": services_of(request).settings.suspend_after_bounces,
+    }
+
+
 def _account_page(request: web.Request, acct: accounts.Account, errors: dict[str, str] | None = None,
                   values: dict[str, str] | None = None, status: int = 200) -> web.Response:
     return render(request, "web/account.html.j2", {
         "account": acct, "errors": errors or {}, "values": values or {}, "hint": passwords.HINT,
+        "mail": mail_status(request, acct),
     }, status=status)
 
 
@@ -350,6 +359,17 @@ def _account_page(request: web.Request, acct: accounts.Account, errors: dict[str
 @require_login
 async def account_page(request: web.Request) -> web.Response:
     return _account_page(request, await _current_account(request))
+
+
+@routes.post("/account/mail/resume")
+@require_login
+async def resume_mail(request: web.Request) -> web.Response:
+    acct = await _current_account(request)
+    if await db(request, accounts.resume_mail, acct.subscriber_id):
+        logger.info("digests resumed by the subscriber", subscriber_id=acct.subscriber_id)
+        await flash(request, "Your alert e-mails are on again. Your next e-mail brings every change recorded "
+                             "meanwhile. If it is refused too, we stop again at once.")
+    raise redirect("/notifications")
 
 
 @routes.post("/account/password")

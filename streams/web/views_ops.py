@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from streams.adapters import metrics
-from streams.web.app import services_of
+from streams.web.app import _security_headers, render, services_of
 
 routes = web.RouteTableDef()
 
@@ -42,6 +42,9 @@ async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamRe
         handler = request.match_info.handler
     status = 500
     try:
+        if request.method == "POST" and (unreadable := await _unreadable_form(request)) is not None:
+            status = unreadable.status
+            return unreadable
         response = await handler(request)
         status = response.status
         return response
@@ -53,6 +56,26 @@ async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamRe
         raise
     finally:
         _count(request, status)
+
+
+async def _unreadable_form(request: web.Request) -> web.Response | None:
+    """Read the form before anything else does (later reads get the same one): a body that
+    is not UTF-8, names an unknown charset or is broken multipart is the client's mistake,
+    answered 400, not a server error."""
+    try:
+        await request.post()
+    except web.HTTPException as exc:  # 413: too large; the same headers as any answer
+        _security_headers(request, exc)
+        raise
+    except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError
+        response = render(request, "web/error.html.j2", {
+            "title": "This form could not be read",
+            "message": "What was sent is not a form this site can read (it must be UTF-8 text). "
+                       "Go back, reload the page and try again.",
+        }, status=400)
+        _security_headers(request, response)
+        return response
+    return None
 
 
 def _count(request: web.Request, status: int) -> None:

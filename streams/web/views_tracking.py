@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import offender_search
+from streams.adapters import accounts, offender_search
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses, utcnow
 from streams.adapters.gazetteer import display_street
 from streams.adapters.mail import MailError
@@ -56,6 +56,7 @@ from streams.web.app import (
     session_of,
 )
 from streams.web.security import content_security_policy
+from streams.web.views_account import mail_status
 
 logger = structlog.get_logger()
 
@@ -446,7 +447,9 @@ async def _notifications_context(request: web.Request, sid: int) -> dict[str, An
     ids = await db(request, _watched_ids, sid)
     states = await db(request, _public_states, ids)
     sub = await db(request, _subscriber, sid)
+    acct = await db(request, accounts.account, sid)
     return {
+        "mail": mail_status(request, acct) if acct else {},
         "addresses": [_address_view(r) for r in rows],
         "offenders": [_offender_view(oid, states[oid]) for oid in ids],
         "max_addresses": MAX_ADDRESSES, "max_offenders": MAX_OFFENDERS,

@@ -36,6 +36,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'e2e.db'}"
     url = os.environ["SOR_TEST_DATABASE_URL"]
+    import streams.bootstrap  # noqa: F401  (imports every module that declares a table)
+
     engine = make_engine(url)
     metadata.drop_all(engine)
     engine.dispose()

@@ -153,3 +153,16 @@ def test_registry_events_become_one_digest_per_subscriber(system) -> None:
     assert all("original_b64" in r for r in dlq)
     assert "secret-handle" not in system.worker_log()
     assert "parent@example.org" not in system.worker_log().lower()
+
+    # An operator can follow any event through the logs: each line about one names it.
+    lines = [json.loads(ln) for ln in system.worker_log().splitlines() if ln.startswith("{")]
+    about_events = [
+        ln for ln in lines
+        if ln["event"] in {"registry event applied", "registry event ignored", "address change matched"}
+    ]
+    assert {ln["event"] for ln in about_events} == {
+        "registry event applied", "registry event ignored", "address change matched"}
+    for ln in about_events:
+        assert {"event_id", "offender_id", "topic", "partition", "offset"} <= ln.keys(), ln
+    dead = [ln for ln in lines if ln["event"] == "registry event dead-lettered"]
+    assert len(dead) == 2 and all({"topic", "partition", "offset", "reason"} <= ln.keys() for ln in dead)

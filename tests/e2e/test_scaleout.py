@@ -6,11 +6,14 @@ import json
 import random
 import re
 import time
+import urllib.request
 
 import pytest
 from pyproj import Geod
 from sqlalchemy import text
 
+from bench import workload as statewide
+from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
 from streams.domain.addresses import make_address
 from streams.domain.circle_index import CircleIndex
@@ -122,3 +125,59 @@ def test_the_same_alerts_whatever_the_number_of_workers(system, workers: int) ->
         p = payload if isinstance(payload, dict) else json.loads(payload)
         got.add((p["subscriber_id"], p["offender_id"], p["kind"], p["tracked_address_id"]))
     assert got == want
+
+
+def _gauges(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        body = resp.read().decode()
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(sor_circle\w*_held) (\S+)$", body, re.M)}
+
+
+# How circles spread over workers has nothing to do with the database: one run, on SQLite.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_three_workers_each_hold_a_third_of_a_statewide_workload(system) -> None:
+    """Circles spread over Missouri as people are: three workers share them about evenly."""
+    circles = statewide.circles(6000, seed=5)
+    rows = list(circles.rows())
+    subscribers = [
+        {"email": f"s{n}@example.org", "confirmed": True, "offenders": [],
+         "addresses": [{"label": f"Place {cid}", "street": f"{cid} Main St", "city": "Town", "state": "MO",
+                        "zip": "63101", "radius": code, "lat": round(lat, 6), "lon": round(lon, 6)}
+                       for cid, _, lat, lon, _, code in rows[n:n + 5]]}
+        for n in range(0, len(rows), 5)
+    ]
+    copies = sum(len(cells_overlapping(bounding_box(lat, lon, r))) for _, _, lat, lon, r, _ in rows)
+
+    system.env["SOR_PARTITIONS"] = "12"
+    system.run("subscribers", "import", str(system.write_jsonl("s.jsonl", subscribers)))
+    ports = []
+    for _ in range(3):
+        ports.append(free_port())
+        system.env |= {"SOR_WORKER_WEB": "true", "SOR_WORKER_WEB_PORT": str(ports[-1])}
+        system.start_worker()
+
+    # Settled: every copy held exactly once across the workers, and it stays so.
+    deadline, held, steady_since = time.monotonic() + 240, [], None
+    while time.monotonic() < deadline:
+        try:
+            held = [_gauges(p) for p in ports]
+        except OSError:  # a worker's web server not up yet
+            held = []
+        if held and sum(h.get("sor_circle_copies_held", 0) for h in held) == copies:
+            steady_since = steady_since or time.monotonic()
+            if time.monotonic() - steady_since > 5:
+                break
+        else:
+            steady_since = None
+        time.sleep(0.5)
+    assert held and sum(h["sor_circle_copies_held"] for h in held) == copies, (held, copies)
+
+    unique = [h["sor_circles_held"] for h in held]
+    share = [h["sor_circle_copies_held"] / copies for h in held]
+    print(f"\nstatewide balance: circles={len(rows)} copies={copies} "
+          f"copies per worker={[int(h['sor_circle_copies_held']) for h in held]} unique per worker={unique}")
+    # Each worker carries about a third of the join's work and state...
+    assert all(abs(s - 1 / 3) <= 0.2 / 3 for s in share), share
+    # ...and holds about as many distinct circles as each of the others.
+    mean = sum(unique) / 3
+    assert all(abs(u - mean) <= 0.2 * mean for u in unique), unique

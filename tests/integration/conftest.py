@@ -33,6 +33,8 @@ _pg_schema_ready = False
 def _postgres_engine() -> Engine:
     """Schema rebuilt once per session (it may be from an older version), emptied per test."""
     global _pg_schema_ready
+    import streams.bootstrap  # noqa: F401  (imports every module that declares a table)
+
     engine = make_engine(os.environ["SOR_TEST_DATABASE_URL"])
     if not _pg_schema_ready:
         metadata.drop_all(engine)

@@ -340,8 +340,19 @@ async def test_unreachable_server_is_a_temporary_failure(engine, parent, smtp_se
     sid, tid = parent
     record(engine, proximity_alert(sid, tid, "OFF-1", "Ray Abbott", "800 Olive St"))
     assert (await run(engine, _free_port())) == DigestRunReport(deferred=1)
-    assert (await run(engine, port)) == DigestRunReport(sent=1)
+    [row] = digest_rows(engine)
+    assert (row.status, row.attempts, row.claimed_at) == ("claimed", 1, None)
+    assert row.last_error == "connection: SMTPConnectError"
+    # Not retried before its backoff is over, even with the server back.
+    assert (await run(engine, port, now=NOW + timedelta(minutes=7))) == DigestRunReport()
+    assert (await run(engine, port, now=NOW + timedelta(minutes=10))) == DigestRunReport(sent=1)
     assert len(catcher.messages) == 1
+
+
+def bounce_record(engine: Engine, sid: int) -> tuple[int, str | None, bool]:
+    with engine.connect() as conn:
+        row = conn.execute(select(subscribers).where(subscribers.c.id == sid)).one()
+    return row.mail_bounces, row.last_bounce_reason, row.mail_suspended_at is not None
 
 
 async def test_permanent_refusal_fails_the_digest_for_good(engine, parent, smtp_server, serve) -> None:
@@ -350,10 +361,21 @@ async def test_permanent_refusal_fails_the_digest_for_good(engine, parent, smtp_
     assert (await run(engine, serve(RefusingCatcher()))) == DigestRunReport(failed=1)
     [row] = digest_rows(engine)
     assert row.status == "failed" and "550" in row.last_error and "@" not in row.last_error
+    bounces, reason, suspended = bounce_record(engine, sid)
+    assert (bounces, suspended) == (1, False)
+    assert reason == "recipient refused: 550 5.1.1 <[email]>: no such user here"
 
+    # The period is done: never retried, however often the command runs that day.
     catcher, port = smtp_server
-    assert (await run(engine, port, now=NOW + timedelta(hours=2))) == DigestRunReport()
+    assert (await run(engine, port, now=NOW + timedelta(hours=2))) == DigestRunReport(skipped_already_sent=1)
     assert catcher.messages == []
+
+    # Its alert is not lost: the next day's digest carries it, and a delivery clears the record.
+    record(engine, proximity_alert(sid, tid, "OFF-2", "Bob Late", "900 Olive St"))
+    assert (await run(engine, port, period="2026-11-21", now=NOW + timedelta(days=1))) == DigestRunReport(sent=1)
+    text, _ = bodies(catcher.messages[0])
+    assert "Ray Abbott" in text and "Bob Late" in text
+    assert bounce_record(engine, sid)[0] == 0
 
 
 async def test_maildir_sink_writes_a_message_id_once(engine, parent, tmp_path: Path) -> None:

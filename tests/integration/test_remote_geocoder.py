@@ -394,8 +394,11 @@ async def test_concurrent_callers_are_spaced_by_min_interval(service, make_geoco
     assert all(isinstance(a, GeocodeResult) for a in answers)
     times = sorted(seen.at for seen in service.requests)
     assert len(times) == 3
-    # Spacing is enforced on request starts; a few ms of connection set-up may shift arrivals.
-    assert all(b - a >= 0.19 for a, b in zip(times, times[1:]))
+    # Spacing is enforced on request starts (0.2 s apart). Arrivals at the server can shift by
+    # connection set-up, more so on a loaded machine, so the bound leaves room for that; without
+    # the limiter all three would arrive within milliseconds.
+    assert all(b - a >= 0.1 for a, b in zip(times, times[1:]))
+    assert times[-1] - times[0] >= 0.3
 
 
 async def test_logs_name_a_hash_not_the_address(service, make_geocoder) -> None:

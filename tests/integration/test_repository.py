@@ -104,6 +104,14 @@ def test_offender_state_only_moves_forward(engine: Engine) -> None:
     assert [(s.offender_id, s.revision, s.removed) for s in states] == [("MO-1", 3, True), ("MO-2", 1, False)]
 
 
+def test_the_longest_offender_id_and_the_highest_revision_the_contract_allows_are_stored(engine: Engine) -> None:
+    oid = "MO-" + "9" * 97  # schemas/registry-event.schema.json: up to 100 characters
+    top = 2**63 - 1  # ...and revisions up to 2^63 - 1
+    assert repository.save_offender_state(engine, offender_state(oid, top)) is True
+    stored = repository.get_offender_state(engine, oid)
+    assert stored is not None and (stored.offender_id, stored.revision) == (oid, top)
+
+
 def test_record_alerts_is_idempotent(engine: Engine) -> None:
     sub = repository.upsert_subscriber(engine, imported("a@example.org"))
     tid = sub.circles[0].circle_id

@@ -34,20 +34,24 @@ def test_circles_held_in_several_cells_match_once_and_leave_with_the_last_cell()
     c = circle(1, 38.6270, -90.1994, "5mi")
     cells = cells_overlapping(bounding_box(c.lat, c.lon, c.radius_m))
     assert len(cells) > 1
-    for cell in cells:
-        held.upsert(cell, c)
+    for _cell in cells:
+        held.upsert(c, new_copy=True)
+    held.upsert(c, new_copy=False)  # one cell's copy again (a redelivery): still one copy there
+    assert held.copies == len(cells)
     assert [m[0].circle_id for m in held.index.query(38.63, -90.20)] == [1]
-    for cell in cells[:-1]:
-        held.remove(cell, 1)
-    assert len(held) == 1
-    held.remove(cells[-1], 1)
-    assert len(held) == 0 and held.index.query(38.63, -90.20) == []
+    for _cell in cells[:-1]:
+        held.remove(1, held_copy=True)
+    held.remove(1, held_copy=False)  # a removal redelivered: that cell's copy is gone already
+    assert len(held) == 1 and held.copies == 1
+    held.remove(1, held_copy=True)
+    assert len(held) == 0 and held.copies == 0 and held.index.query(38.63, -90.20) == []
 
 
 def test_rebuild_replaces_everything() -> None:
     held = CellCircles()
-    held.upsert("a", circle(1, 38.6, -90.2))
-    held.rebuild([("b", circle(2, 39.1, -94.6)), ("c", circle(2, 39.1, -94.6))])
-    assert len(held) == 1
+    held.upsert(circle(1, 38.6, -90.2), new_copy=True)
+    two = circle(2, 39.1, -94.6).to_dict()
+    held.rebuild([two, two])  # two cells' copies of one circle
+    assert len(held) == 1 and held.copies == 2
     assert held.index.query(38.6, -90.2) == []
     assert [m[0].circle_id for m in held.index.query(39.1, -94.6)] == [2]

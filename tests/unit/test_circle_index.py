@@ -188,3 +188,92 @@ def test_circle_across_the_antimeridian_is_found_from_both_sides():
     west = offset(51.9, -179.995, 270.0, RADII["1mi"][0] - FOOT_M)
     assert west[1] > 0
     assert ids(idx.query(*west)) == [1, 2]
+
+
+def test_match_finds_what_query_finds():
+    rng = random.Random(11)
+    circles = random_circles(rng, 400)
+    idx = CircleIndex()
+    idx.bulk_load(circles[:300])
+    for c in circles[300:]:
+        idx.upsert(c)
+    for c in rng.sample(circles, 60):
+        idx.remove(c.circle_id)
+    total = 0
+    for lat, lon in probe_points(rng, circles, 120) + [ST_LOUIS, KANSAS_CITY]:
+        hits = idx.query(lat, lon)
+        one = idx.match(lat, lon)
+        assert one.circle_id.tolist() == ids(hits)
+        assert one.subscriber_id.tolist() == [c.subscriber_id for c, _ in hits]
+        assert one.distance_m.tolist() == [d for _, d in hits]
+        total += len(hits)
+    assert total > 1000
+    assert len(CircleIndex().match(38.6, -90.2).circle_id) == 0
+
+
+def test_a_circle_at_the_pole_is_found_and_removed():
+    # Its box spans every longitude, too many cells to file: it is checked on every query.
+    idx = CircleIndex()
+    idx.upsert(circle(1, 89.999, 0.0, "5mi"))
+    idx.upsert(circle(2, *ST_LOUIS))
+    across = offset(89.999, 0.0, 180.0, RADII["5mi"][0] - 1.0)  # over the pole and down
+    assert ids(idx.query(*across)) == [1]
+    assert ids(idx.query(*ST_LOUIS)) == [2]
+    assert ids(idx.query(90.0, 123.0)) == [1]
+    assert idx.remove(1)
+    assert idx.query(*across) == [] and ids(idx.query(*ST_LOUIS)) == [2]
+    idx.bulk_load([circle(3, -89.9999, 45.0, "1mi")])
+    assert ids(idx.query(-90.0, -100.0)) == [3]
+
+
+def test_churn_keeps_ids_slots_and_answers_consistent():
+    # Thousands of adds, moves and removals, past the point where ids placed since the last
+    # bulk load are folded into the sorted id map, with freed slots reused by other ids.
+    rng = random.Random(5)
+    idx = CircleIndex()
+    base = random_circles(rng, 2000)
+    idx.bulk_load(base)
+    live = {c.circle_id: c for c in base}
+    next_id = 10_000
+    for step in range(12_000):
+        roll = rng.random()
+        if roll < 0.35 and live:
+            cid = rng.choice(list(live)) if step % 50 == 0 else next(iter(live))
+            assert idx.remove(cid)
+            del live[cid]
+        elif roll < 0.55 and live:
+            old = live[rng.choice(list(live))] if step % 50 == 0 else next(reversed(live.values()))
+            moved = circle(old.circle_id, *offset(*ST_LOUIS, rng.uniform(0, 360),
+                                                  rng.uniform(0, 9000)), "0.5mi", 3)
+            idx.upsert(moved)
+            live[old.circle_id] = moved
+        else:
+            # Sometimes an id seen before comes back.
+            cid = rng.choice([next_id, rng.randint(1, 2000)])
+            next_id += 1
+            c = circle(cid, *offset(*ST_LOUIS, rng.uniform(0, 360), rng.uniform(0, 9000)),
+                       rng.choice(list(RADII)), rng.randint(1, 40))
+            idx.upsert(c)
+            live[cid] = c
+    assert len(idx) == len(live)
+    for cid in list(live)[:300] + [next_id + 5, 1, 2, 3]:
+        assert (cid in idx) == (cid in live)
+        assert idx.get(cid) == live.get(cid)
+    assert sorted(c.circle_id for c in idx.circles()) == sorted(live)
+    everything = list(live.values())
+    for lat, lon in probe_points(rng, everything, 60) + [ST_LOUIS]:
+        assert_same(idx.query(lat, lon), brute_force(everything, lat, lon))
+
+
+def test_labels_addresses_and_codes_come_back_as_given():
+    idx = CircleIndex()
+    c = Circle(1, 2, "Grand-mère’s 🏠", "12 Rue Élysée, Ste. Geneviève, MO 63670",
+               37.98, -90.04, 500.0, "custom")
+    idx.upsert(c)
+    assert idx.get(1) == c
+    [(hit, _)] = idx.query(37.98, -90.04)
+    assert hit == c and hit.label == c.label and hit.radius_code == "custom"
+    relabelled = Circle(1, 2, "", "", 37.98, -90.04, 500.0, "custom")
+    idx.upsert(relabelled)
+    assert idx.get(1) == relabelled
+    assert 1 in idx and "1" not in idx and 2 not in idx

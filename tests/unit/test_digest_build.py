@@ -25,7 +25,7 @@ def who(oid: str, name: str, offense: str = "Sexual assault") -> dict[str, Any]:
 
 def moved(
     kind: str, oid: str, name: str, street: str, *, distance: float = 300.0, tracked: int = 1,
-    label: str = "Home", at: str | None = None, type_: str = "home", subscriber: int = SUB,
+    label: str = "Home", at: str | None = None, type_: str = "home", subscriber: int = SUB, revision: int = 0,
 ) -> Alert:
     n = next(_seq)
     return Alert(
@@ -33,17 +33,18 @@ def moved(
         event_id=f"ev-{n}", occurred_at=at or f"2026-11-20T10:{n % 60:02d}:00Z", offender=who(oid, name),
         tracked_address_id=tracked, tracked_label=label,
         tracked_one_line=f"{tracked} Tracked St, St. Louis, MO 63101",
-        address=address(street, type_), distance_m=distance, band=proximity_band(distance),
+        address=address(street, type_), distance_m=distance, band=proximity_band(distance), revision=revision,
     )
 
 
-def watch(oid: str, name: str, old: list[str], new: list[str], *, removed: bool = False, at: str = "") -> Alert:
+def watch(oid: str, name: str, old: list[str], new: list[str], *, removed: bool = False, at: str = "",
+          revision: int = 0) -> Alert:
     n = next(_seq)
     return Alert(
         alert_id=alert_id_for("w", n), subscriber_id=SUB, offender_id=oid,
         kind="watch_removed" if removed else "watch_changed", event_id=f"ev-{n}",
         occurred_at=at or f"2026-11-20T11:{n % 60:02d}:00Z", offender=who(oid, name),
-        old_addresses=[address(s) for s in old], new_addresses=[address(s) for s in new],
+        old_addresses=[address(s) for s in old], new_addresses=[address(s) for s in new], revision=revision,
     )
 
 
@@ -138,6 +139,27 @@ def test_tracked_offender_changes_collapse_to_before_and_after() -> None:
     assert (line.name, line.removed) == ("Sam Watts", False)
     assert [a.one_line.split(",")[0] for a in line.old_addresses] == ["400 S Campbell Ave"]
     assert [(a.type, a.one_line.split(",")[0]) for a in line.new_addresses] == [("Home", "2200 N Glenstone Ave")]
+
+
+def test_revisions_order_changes_that_carry_the_same_time() -> None:
+    """Three revisions stamped with the same minute, recorded out of order (one batch of
+    alerts shares one timestamp): the digest still goes from the first to the last."""
+    same = "2026-11-20T09:00:00Z"
+    alerts = [
+        watch("W-1", "Sam Watts", ["2 Second St"], ["3 Third St"], at=same, revision=3),
+        watch("W-1", "Sam Watts", ["1 First St"], ["2 Second St"], at=same, revision=2),
+        moved("moved_out", "O-1", "Ray Abbott", "800 Olive St", at=same, revision=3),
+        moved("moved_in", "O-1", "Ray Abbott", "800 Olive St", at=same, revision=2),
+        moved("moved_out", "O-1", "Ray Abbott", "12 Pine St", at=same, revision=2),
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    [line] = digest.watches
+    assert [a.one_line.split(",")[0] for a in line.old_addresses] == ["1 First St"]
+    assert [a.one_line.split(",")[0] for a in line.new_addresses] == ["3 Third St"]
+    # In at revision 2, out at 3: nothing to say about Olive St; Pine St's move out stands.
+    [place] = digest.places
+    assert [(ln.direction, ln.address.split(",")[0]) for ln in place.lines] == [("out", "12 Pine St")]
 
 
 def test_tracked_offender_changed_and_changed_back_says_nothing() -> None:

@@ -12,12 +12,13 @@ from shapely.geometry import Point
 from streams.domain.circle_index import CircleIndex
 from streams.domain.geometry import (
     bounding_box,
+    bounding_boxes,
     ecef,
     geodesic_distance_m,
     within_circles,
 )
 from streams.domain.model import Circle
-from streams.domain.radii import FOOT_M, RADII
+from streams.domain.radii import FOOT_M, RADII, proximity_band
 
 GEOD = Geod(ellps="WGS84")
 
@@ -150,3 +151,91 @@ def test_within_is_decided_by_geodesic_not_chord_in_the_last_millimetre():
         assert not within_circles(*p_out, xyz, c_lat, c_lon, np.array([r, r]))[0].any()
     far = offset(lat, lon, 0, 2 * r)
     assert math.isinf(within_circles(*far, xyz, c_lat, c_lon, np.array([r, r]))[1][0])
+
+
+def circles_around(rng: np.random.Generator, lat: float, lon: float, n: int, max_m: float):
+    """n circle centres up to max_m from (lat, lon), in every direction."""
+    c_lon, c_lat, _ = GEOD.fwd(np.full(n, lon), np.full(n, lat), rng.uniform(0, 360, n),
+                               rng.uniform(0, max_m, n))
+    return np.asarray(c_lat), np.asarray(c_lon)
+
+
+def test_short_line_distances_agree_with_geod_inv_worldwide():
+    # Points anywhere from the equator to next to a pole, circles up to 10 km away in any
+    # direction: the distances reported without calling Geod.inv match it to 0.1 micrometre.
+    rng = np.random.default_rng(1)
+    worst = 0.0
+    for lat, lon in zip(rng.uniform(-89.9, 89.9, 300), rng.uniform(-180, 180, 300)):
+        c_lat, c_lon = circles_around(rng, lat, lon, 40, 10_000.0)
+        xyz = np.column_stack(ecef(c_lat, c_lon))
+        big = np.full(40, 50_000.0)  # far from every band edge: nothing goes to Geod.inv
+        within, dist = within_circles(lat, lon, xyz, c_lat, c_lon, big)
+        assert within.all()
+        expected = np.asarray(GEOD.inv(c_lon, c_lat, np.full(40, lon), np.full(40, lat))[2])
+        worst = max(worst, float(np.abs(dist - expected).max()))
+    assert worst < 1e-7
+
+
+def test_within_is_decided_like_geod_inv_right_at_every_radius():
+    # Points within half a micrometre of the radius: only Geod.inv can tell, and does.
+    rng = np.random.default_rng(2)
+    radii = np.array([m for m, _ in RADII.values()])
+    inside = 0
+    for lat, lon in zip(rng.uniform(-80, 80, 200), rng.uniform(-180, 180, 200)):
+        r = rng.choice(radii, 20)
+        c_lon, c_lat, _ = GEOD.fwd(np.full(20, lon), np.full(20, lat), rng.uniform(0, 360, 20),
+                                   r + rng.uniform(-5e-7, 5e-7, 20))
+        c_lat, c_lon = np.asarray(c_lat), np.asarray(c_lon)
+        truth = np.asarray(GEOD.inv(c_lon, c_lat, np.full(20, lon), np.full(20, lat))[2])
+        xyz = np.column_stack(ecef(c_lat, c_lon))
+        within, dist = within_circles(lat, lon, xyz, c_lat, c_lon, r)
+        assert (within == (truth <= r)).all()
+        # Right at an edge the distance is Geod.inv's own, to the last bit.
+        assert (dist[within] == truth[within]).all()
+        inside += int(within.sum())
+    assert 1000 < inside < 3000
+
+
+def test_a_distance_next_to_a_band_edge_is_geod_inv_s_own():
+    # 1 mi circle, offender 1/2 mi away give or take a micrometre: the band shown depends on it.
+    lat, lon = MISSOURI["springfield"]
+    half = RADII["0.5mi"][0]
+    c_lat, c_lon = np.array([lat]), np.array([lon])
+    xyz = np.column_stack(ecef(c_lat, c_lon))
+    for delta in (-5e-7, -1e-9, 0.0, 1e-9, 5e-7):
+        p = offset(lat, lon, 33.0, half + delta)
+        within, dist = within_circles(*p, xyz, c_lat, c_lon, np.array([RADII["1mi"][0]]))
+        assert within[0]
+        assert dist[0] == geodesic_distance_m(lat, lon, *p)
+        assert proximity_band(dist[0]) == proximity_band(geodesic_distance_m(lat, lon, *p))
+    # Farther from the edge the short-line distance is used; it still names the same band.
+    for delta in (-0.01, -1e-5, 1e-5, 0.01):
+        p = offset(lat, lon, 33.0, half + delta)
+        dist = within_circles(*p, xyz, c_lat, c_lon, np.array([RADII["1mi"][0]]))[1]
+        assert dist[0] == pytest.approx(geodesic_distance_m(lat, lon, *p), abs=1e-7)
+        assert proximity_band(dist[0]) == ("within 1/2 mi" if delta < 0 else "within 1 mi")
+
+
+def test_within_circles_on_chosen_rows_matches_all_rows():
+    p_lat, p_lon = MISSOURI["kansas_city"]
+    lat, lon = circles_around(np.random.default_rng(3), p_lat, p_lon, 300, 9_000.0)
+    xyz = np.column_stack(ecef(lat, lon))
+    r = np.full(300, RADII["3mi"][0])
+    rows = np.array([5, 3, 299, 0, 3])
+    w_all, d_all = within_circles(p_lat, p_lon, xyz, lat, lon, r)
+    assert 50 < w_all.sum() < 300
+    w_rows, d_rows = within_circles(p_lat, p_lon, xyz, lat, lon, r, rows=rows)
+    assert (w_rows == w_all[rows]).all()
+    assert np.array_equal(d_rows, d_all[rows])
+    # A chord far past every radius: Geod.inv decides the rest of the way for long lines too.
+    far = within_circles(0.0, 0.0, xyz[:1], lat[:1], lon[:1], np.array([2e7]))
+    assert far[0][0] and far[1][0] == pytest.approx(geodesic_distance_m(lat[0], lon[0], 0, 0))
+
+
+@pytest.mark.parametrize("lat,lon", US_PLACES + [(89.99, 10.0), (-89.0, 179.99), (51.9, -179.995)])
+@pytest.mark.parametrize("code", list(RADII))
+def test_bounding_boxes_vectorized_match_the_scalar_box(lat, lon, code):
+    r = RADII[code][0]
+    boxes = bounding_boxes(np.array([lat, lat]), np.array([lon, lon]), np.array([r, r]))
+    for got, want in zip(boxes, bounding_box(lat, lon, r)):
+        assert got[0] == pytest.approx(want, rel=1e-12, abs=1e-12) and got[1] == got[0]

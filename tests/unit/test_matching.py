@@ -229,13 +229,34 @@ def test_alert_ids_are_deterministic(circles):
 # --- idempotence ----------------------------------------------------------------------
 
 
-def test_redelivered_event_is_a_duplicate():
-    ev = event(addr("100 N Tucker Blvd", near(300)))
-    state = apply_event(None, ev).state
-    again = apply_event(state, dataclasses.replace(ev, revision=ev.revision + 5))
+def test_an_older_event_delivered_again_is_a_duplicate():
+    first = event(addr("100 N Tucker Blvd", near(300)), event_id="e1", revision=1)
+    state = state_after(first, event(addr("1 Far Rd", FAR), event_id="e2", revision=2))
+    again = apply_event(state, dataclasses.replace(first, revision=9))
     assert again.status == "duplicate"
     assert again.state is None and again.address_changes == () and again.watch_change is None
     assert not again.purge
+
+
+def test_the_latest_event_delivered_again_derives_the_same_alerts_again(circles):
+    """After a broker lost in-flight messages, re-publishing the day makes the lost alerts again."""
+    before = state_after(event(addr("1 Far Rd", FAR), event_id="e1", revision=1))
+    moved = event(addr("100 N Tucker Blvd", near(300)), event_id="e2", revision=2)
+    applied = apply_event(before, moved)
+    # Stored and read back, as the table and the database keep it.
+    stored = OffenderState.from_dict(applied.state.to_dict())
+    again = apply_event(stored, moved)
+    assert again.status == "replayed" and again.state is None  # nothing new to store
+    assert [a.alert_id for a in all_alerts(again, circles)] == [a.alert_id for a in all_alerts(applied, circles)]
+    assert kinds(all_alerts(again, circles)) == kinds(all_alerts(applied, circles)) != []
+    assert again.watch_change == applied.watch_change
+
+
+def test_a_state_stored_before_replays_existed_treats_the_latest_event_as_a_duplicate():
+    ev = event(addr("100 N Tucker Blvd", near(300)))
+    old_format = apply_event(None, ev).state.to_dict()
+    del old_format["previous"]
+    assert apply_event(OffenderState.from_dict(old_format), ev).status == "duplicate"
 
 
 def test_older_or_equal_revision_is_stale():

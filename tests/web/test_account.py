@@ -549,6 +549,7 @@ async def test_every_account_form_refuses_a_post_without_its_csrf_token(site, en
         ("/account/email", {"new_email": "sam2@example.org", "new_email2": "sam2@example.org",
                             "email_password": PW}),
         ("/account/delete", {"delete_password": PW}),
+        ("/account/mail/resume", {}),
         ("/logout", {}),
     ]:
         status, page = await site.post(path, data, csrf=False)

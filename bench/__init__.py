@@ -1,0 +1,1 @@
+"""Benchmarks: a seeded Missouri workload, the geo join against PostGIS, index rebuild and memory."""

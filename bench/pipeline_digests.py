@@ -1,0 +1,334 @@
+"""Digests rendered and delivered per second: the real `send_due_digests` to a loopback SMTP server.
+
+    .venv/bin/python -m bench.pipeline_digests                # PostgreSQL database `bench`
+    .venv/bin/python -m bench.pipeline_digests --db sqlite    # SQLite in a temporary folder
+
+Loads a seeded workload (bench.workload circles as subscribers' tracked addresses, offenders,
+and the alerts a day of address changes gives them, computed with the pipeline's own domain
+code and stored with `repository.record_alerts`), then per run:
+
+- full: `Services.send_digests()` (what `sor-notify digest send` and the 06:00 schedule call)
+  with the real SmtpSender to an aiosmtpd server on loopback, in its own process;
+- no SMTP: the same call with a sender that drops the message (claim, load, render, mark);
+- render only: `build_digest` + `render_digest` + serializing the message, nothing else;
+- SMTP only: SmtpSender.send of already rendered messages, one after another (one connection
+  each, as SmtpSender does), and the same over one connection kept open (what reuse would give).
+
+Between runs the digests are deleted and their alerts detached, so each run sends them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import workload
+from bench.pipeline_common import (
+    Oracle,
+    SmtpServer,
+    bench_database,
+    city_name,
+    describe_database,
+    load_now,
+    load_subscribers,
+    machine,
+    median,
+    offender_id,
+    pick_watches,
+    print_table,
+    registry_event,
+    write_json,
+)
+
+
+class DroppingSender:
+    """Takes every message and sends nothing: the run without SMTP."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, msg: Any) -> None:
+        msg.as_bytes()  # what a sender would serialize
+        self.sent += 1
+
+
+def seed_database(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Subscribers, offenders (stored as the worker stores them) and their pending alerts."""
+    from streams.adapters import repository
+
+    cs = workload.circles(args.circles, args.seed)
+    offenders = [offender_id(i) for i in range(args.offenders)]
+    watches = pick_watches(sorted(set(cs.subscriber_id.tolist())), offenders, args.watch_share, args.seed)
+    n_subs, n_circles = load_subscribers(engine, cs, watches)
+    oracle = Oracle(cs.domain_circles(), watches)
+    points = workload.events(args.offenders + 50 * args.digests, args.seed)
+
+    def doc(j: int, rev: int, baseline: bool = False) -> dict[str, Any]:
+        oid = offenders[j % len(offenders)]
+        return registry_event(oid, rev, j, float(points.lat[j]), float(points.lon[j]),
+                              city_name(int(points.city[j])), baseline=baseline)
+
+    for j in range(args.offenders):
+        d = doc(j, 1, baseline=True)
+        oracle.apply(d)
+        repository.save_offender_state(engine, oracle.states[d["offender_id"]])
+    # Address changes until --digests subscribers have something to read.
+    alerts: list[Any] = []
+    due: set[int] = set()
+    j = args.offenders
+    while len(due) < args.digests and j < len(points):
+        d = doc(j, 2 + (j - args.offenders) // args.offenders)
+        new = oracle.apply(d)
+        alerts += new
+        due.update(a.subscriber_id for a in new)
+        repository.save_offender_state(engine, oracle.states[d["offender_id"]])
+        j += 1
+    for i in range(0, len(alerts), 1000):
+        repository.record_alerts(engine, alerts[i:i + 1000])
+    return {
+        "subscribers": n_subs, "circles": n_circles, "offenders": args.offenders,
+        "events": j - args.offenders, "alerts": len(alerts), "digests_due": len(due),
+        "alerts_per_digest": round(len(alerts) / max(1, len(due)), 1),
+    }
+
+
+def reset_digests(engine: Any) -> None:
+    from sqlalchemy import delete, update
+
+    from streams.adapters.db import digests, pending_alerts
+
+    with engine.begin() as conn:
+        conn.execute(update(pending_alerts).values(digest_id=None))
+        conn.execute(delete(digests))
+
+
+def digest_ids(engine: Any) -> list[int]:
+    from sqlalchemy import select
+
+    from streams.adapters.db import digests
+
+    with engine.connect() as conn:
+        return [int(i) for i in conn.execute(select(digests.c.id).order_by(digests.c.id)).scalars()]
+
+
+async def timed_send(services: Any, sender: Any, profile: Path | None = None) -> tuple[Any, float, float]:
+    """(report, wall seconds, CPU seconds of this process) of one `send_digests` call."""
+    services.mail = sender
+    profiler = None
+    if profile is not None:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="enabled", interval=0.0005)
+        profiler.start()
+    t = time.perf_counter()
+    cpu = time.process_time()
+    report = await services.send_digests()
+    elapsed = time.perf_counter() - t
+    cpu = time.process_time() - cpu
+    if profiler is not None:
+        profiler.stop()
+        profile.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    return report, elapsed, cpu
+
+
+class DbTimer:
+    """Wall time inside each repository call the digest run makes (in its worker thread)."""
+
+    NAMES = ("subscribers_with_unassigned_alerts", "claim_digest", "load_digest", "mark_digest_sent",
+             "take_over_claimed_digests", "digest_status")
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[float]] = {}
+
+    def __enter__(self) -> DbTimer:
+        from streams.adapters import repository
+
+        self.saved = {n: getattr(repository, n) for n in self.NAMES if hasattr(repository, n)}
+        for name, fn in self.saved.items():
+            setattr(repository, name, self._wrap(name, fn))
+        return self
+
+    def _wrap(self, name: str, fn: Any) -> Any:
+        def timed(*args: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kw)
+            finally:
+                c = self.calls.setdefault(name, [0, 0.0])
+                c[0] += 1
+                c[1] += time.perf_counter() - t
+        return timed
+
+    def __exit__(self, *exc: object) -> None:
+        from streams.adapters import repository
+
+        for name, fn in self.saved.items():
+            setattr(repository, name, fn)
+
+    def per_digest_ms(self, n: int) -> dict[str, float]:
+        return {k: round(1000 * t / n, 2) for k, (_c, t) in sorted(self.calls.items())}
+
+
+def render_only(services: Any, ids: list[int]) -> tuple[list[Any], float, float]:
+    """(messages, seconds to render them, seconds to load them from the database)."""
+    from streams.adapters import repository
+    from streams.adapters.rendering import render_digest
+    from streams.domain.digest import build_digest
+    from streams.services import links
+
+    s = services.settings
+    t = time.perf_counter()
+    works = [repository.load_digest(services.engine, i) for i in ids]
+    loaded = time.perf_counter() - t
+    t = time.perf_counter()
+    msgs = []
+    for w in works:
+        digest = build_digest(w.subscriber_id, w.alerts)
+        assert digest is not None
+        msg = render_digest(
+            digest, to_addr=w.email, from_addr=s.mail_from, public_url=s.public_url,
+            unsubscribe_url=links.unsubscribe_url(s, w.subscriber_id), message_id=w.message_id or "<x@y>",
+            period=w.period,
+        )
+        msg.as_bytes()
+        msgs.append(msg)
+    return msgs, time.perf_counter() - t, loaded
+
+
+async def smtp_only(sender: Any, msgs: list[Any]) -> float:
+    t = time.perf_counter()
+    for m in msgs:
+        await sender.send(m)
+    return time.perf_counter() - t
+
+
+async def smtp_one_connection(host: str, port: int, msgs: list[Any]) -> float:
+    """What SmtpSender would do if it kept one connection for a run (it opens one per message)."""
+    import aiosmtplib
+
+    t = time.perf_counter()
+    async with aiosmtplib.SMTP(hostname=host, port=port, start_tls=False, timeout=30) as smtp:
+        for m in msgs:
+            await smtp.send_message(m)
+    return time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.pipeline_digests", description=__doc__.split("\n")[0])
+    p.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
+    p.add_argument("--circles", type=int, default=20_000, help="tracked circles (bench.workload)")
+    p.add_argument("--offenders", type=int, default=2_000)
+    p.add_argument("--digests", type=int, default=1_000,
+                   help="address changes are drawn until this many subscribers have pending alerts")
+    p.add_argument("--watch-share", type=float, default=0.1)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tag", default="", help="suffix of the results file name")
+    p.add_argument("--profile", help="write a pyinstrument profile of one more full run here (not in the figures)")
+    p.add_argument("--json", help="write every figure here (default: bench/results/pipeline_digests[-TAG].json)")
+    args = p.parse_args(argv)
+
+    from streams.adapters.mail import SmtpSender
+    from streams.bootstrap import build_services
+    from streams.logs import configure_logging
+    from streams.settings import load_settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="sor-bench-digests-"))
+    smtp = SmtpServer.start()
+    started = machine()
+    results: list[dict[str, Any]] = []
+    try:
+        url = bench_database(args.db, tmp)
+        env = {
+            "SOR_DATABASE_URL": url, "SOR_DATA_DIR": str(tmp / "data"), "SOR_SMTP_HOST": "127.0.0.1",
+            "SOR_SMTP_PORT": str(smtp.port), "SOR_SMTP_STARTTLS": "false", "SOR_LOG_FORMAT": "json",
+            "SOR_LOG_LEVEL": "warning", "SOR_PUBLIC_URL": "https://notify.example.test",
+            "SOR_SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
+        }
+        settings = load_settings(env)
+        configure_logging(settings.log_format, settings.log_level)
+        services = build_services(settings)
+        t = time.monotonic()
+        workload_info = seed_database(services.engine, args)
+        workload_info["seed_s"] = round(time.monotonic() - t, 1)
+        print(f"database: {describe_database(url)}; workload: {json.dumps(workload_info)}", flush=True)
+        smtp_sender = services.mail
+        assert isinstance(smtp_sender, SmtpSender)
+
+        for r in range(1, args.runs + 1):
+            load0 = load_now()
+            reset_digests(services.engine)
+            report, full_s, full_cpu = asyncio.run(timed_send(services, smtp_sender))
+            assert report.sent == workload_info["digests_due"], report
+            ids = digest_ids(services.engine)
+            reset_digests(services.engine)
+            dropping = DroppingSender()
+            with DbTimer() as db_timer:
+                report2, nosmtp_s, _ = asyncio.run(timed_send(services, dropping))
+            assert report2.sent == dropping.sent == workload_info["digests_due"], report2
+            msgs, render_s, load_s = render_only(services, digest_ids(services.engine))
+            smtp_s = asyncio.run(smtp_only(smtp_sender, msgs))
+            smtp1_s = asyncio.run(smtp_one_connection("127.0.0.1", smtp.port, msgs))
+            n = report.sent
+            results.append({
+                "run": r,
+                "digests": n,
+                "full_per_s": round(n / full_s, 1),
+                "no_smtp_per_s": round(n / nosmtp_s, 1),
+                "render_only_per_s": round(n / render_s, 1),
+                "smtp_only_per_s": round(n / smtp_s, 1),
+                "smtp_1conn_per_s": round(n / smtp1_s, 1),
+                "full_ms_per_digest": round(1000 * full_s / n, 2),
+                # CPU of this process (all threads) per digest in the full run: with every wait
+                # overlapped, one process could not go faster than 1000 / this per second.
+                "full_cpu_ms": round(1000 * full_cpu / n, 2),
+                "render_ms": round(1000 * render_s / n, 2),
+                "smtp_ms": round(1000 * smtp_s / n, 2),
+                "smtp_1conn_ms": round(1000 * smtp1_s / n, 2),
+                "db_and_rest_ms": round(1000 * (nosmtp_s - render_s) / n, 2),
+                "load_digest_ms": round(1000 * load_s / n, 2),
+                "mean_message_kb": round(sum(len(m.as_bytes()) for m in msgs) / n / 1024, 1),
+                "db_ms_per_digest": db_timer.per_digest_ms(n),
+                "load_1m": load0,
+            })
+            print(json.dumps(results[-1]), flush=True)
+            assert len(ids) == n
+        profile_text = None
+        if args.profile:
+            reset_digests(services.engine)
+            asyncio.run(timed_send(services, smtp_sender, Path(args.profile)))
+            profile_text = Path(args.profile).read_text()
+        services.engine.dispose()
+    finally:
+        delivered = smtp.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    cols = ["run", "digests", "full_per_s", "no_smtp_per_s", "render_only_per_s", "smtp_only_per_s",
+            "smtp_1conn_per_s", "full_ms_per_digest", "full_cpu_ms", "render_ms", "smtp_ms", "smtp_1conn_ms",
+            "db_and_rest_ms", "mean_message_kb", "load_1m"]
+    print()
+    print_table(cols, [[x[c] for c in cols] for x in results])
+    summary = {k: median(x[k] for x in results) for k in cols[2:-1]}
+    print(f"\nmedian of {args.runs} runs, {describe_database(url)}; the loopback server accepted "
+          f"{delivered.get('messages')} messages in all:")
+    for k, v in summary.items():
+        print(f"  {k:20} {v}")
+    if profile_text:
+        print(f"\npyinstrument profile of one more full run: {args.profile}")
+    saved = write_json(args.json, {
+        "machine_at_start": started, "load_at_end": load_now(), "args": vars(args), "workload": workload_info,
+        "results": results, "summary": summary, "smtp_server": delivered,
+    }, "pipeline_digests" + (f"-{args.tag}" if args.tag else ""))
+    print(f"figures written to {saved}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
