@@ -28,7 +28,7 @@ class StreamGraph:
 
 
 def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
-    faust_fixes.apply()
+    faust_fixes.apply(fetch_max_wait_ms=settings.fetch_max_wait_ms)
     n = settings.partitions
     app = faust.App(
         settings.app_id,

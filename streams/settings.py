@@ -47,6 +47,10 @@ class Settings:
     # record of its last batch; Faust's table recovery trusts that number. One record per
     # produced batch keeps it right. On for the embedded broker, off for Apache Kafka.
     single_record_batches: bool
+    # How long a consumer's fetch may wait for records. Faust asks for 1500 ms, and the
+    # embedded broker answers about when that runs out even once records have arrived, so
+    # each of the three topics an alert crosses cost up to 1.5 s (bench/README.md, Pipeline).
+    fetch_max_wait_ms: int
     topic_replication: int
     # Geocoding: the local gazetteer always, then remote services as (kind, url) in order.
     remote_geocoders: tuple[tuple[str, str], ...]
@@ -217,6 +221,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         session_timeout_s=float(_int(env, "SOR_SESSION_TIMEOUT_S", 30, 6, 300)),
         embedded_broker_port=_int(env, "SOR_EMBEDDED_BROKER_PORT", 19092, 1, 65535),
         single_record_batches=_bool(env, "SOR_SINGLE_RECORD_BATCHES", broker is None),
+        fetch_max_wait_ms=_int(env, "SOR_FETCH_MAX_WAIT_MS", 50 if broker is None else 500, 1, 10000),
         topic_replication=_int(env, "SOR_TOPIC_REPLICATION", 1, 1, 10),
         remote_geocoders=_remote_geocoders(env),
         geocode_timeout_s=_seconds(env, "SOR_GEOCODE_TIMEOUT_S", 5.0, 0.1, 60.0),

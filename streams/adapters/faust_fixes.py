@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Mapping
+import weakref
+from contextlib import contextmanager
+from typing import Any, AsyncIterator, Iterator, Mapping
 
 from aiokafka.consumer.fetcher import Fetcher
+from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types.tuples import ack_lock
@@ -17,6 +20,8 @@ _original_wait_next_records = Consumer._wait_next_records
 _original_fetch_records = AIOKafkaConsumerThread._fetch_records
 _original_fetcher_seek_to = Fetcher.seek_to
 _original_request_offset_reset = Fetcher.request_offset_reset
+_original_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+_fetch_max_wait_ms: int | None = None
 
 
 async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
@@ -120,7 +125,34 @@ async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         yield tp, message
 
 
-def apply() -> None:
+def _create_worker_consumer(self: Any, transport: Any) -> Any:
+    """Faust's consumer, asking for the configured fetch wait instead of its fixed 1500 ms."""
+    consumer = _original_create_worker_consumer(self, transport)
+    if _fetch_max_wait_ms is not None:
+        consumer._fetch_max_wait_ms = _fetch_max_wait_ms  # read when the consumer starts
+    return consumer
+
+
+@contextmanager
+def for_event(event: Any) -> Iterator[None]:
+    """Table writes on behalf of `event` after the stream has moved past it.
+
+    A table finds the partition a key is written to from the stream's current event, which
+    is unset once `take_events` has handed out a batch ("Cannot modify table key from outside
+    of stream iteration"). Writing a batch's table updates after its effects are stored needs
+    each update's own event back in place.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def apply(*, fetch_max_wait_ms: int | None = None) -> None:
+    global _fetch_max_wait_ms
+    _fetch_max_wait_ms = fetch_max_wait_ms
+    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
     AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]
     Consumer.ack = _ack  # type: ignore[method-assign]
     Consumer.getmany = _getmany  # type: ignore[method-assign]

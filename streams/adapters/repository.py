@@ -202,6 +202,18 @@ def active_watches(bind: Bind) -> Iterator[tuple[int, str]]:
 
 def save_offender_state(bind: Bind, state: OffenderState) -> bool:
     """Store the state unless the stored revision is already as new; True when written."""
+    with transaction(bind) as conn:
+        return _save_offender_state(conn, state)
+
+
+def save_offender_states(bind: Bind, states: Sequence[OffenderState]) -> int:
+    """Store each state unless its stored revision is already as new, all in one transaction;
+    returns how many were written."""
+    with transaction(bind) as conn:
+        return sum(_save_offender_state(conn, state) for state in states)
+
+
+def _save_offender_state(conn: Any, state: OffenderState) -> bool:
     values = {
         "offender_id": state.offender_id,
         "revision": state.revision,
@@ -210,18 +222,17 @@ def save_offender_state(bind: Bind, state: OffenderState) -> bool:
         "state_json": state.to_dict(),
         "updated_at": utcnow(),
     }
-    with transaction(bind) as conn:
-        stmt = sql_insert(conn, offenders).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[offenders.c.offender_id],
-            set_={k: stmt.excluded[k] for k in values if k != "offender_id"},
-            where=offenders.c.revision < stmt.excluded.revision,
-        ).returning(offenders.c.offender_id)
-        # RETURNING rather than rowcount: drivers disagree on rowcount for upserts.
-        written = conn.execute(stmt).first() is not None
-        if written:
-            offender_search.index_offender(conn, state)
-        return written
+    stmt = sql_insert(conn, offenders).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[offenders.c.offender_id],
+        set_={k: stmt.excluded[k] for k in values if k != "offender_id"},
+        where=offenders.c.revision < stmt.excluded.revision,
+    ).returning(offenders.c.offender_id)
+    # RETURNING rather than rowcount: drivers disagree on rowcount for upserts.
+    written = conn.execute(stmt).first() is not None
+    if written:
+        offender_search.index_offender(conn, state)
+    return written
 
 
 def get_offender_state(bind: Bind, offender_id: str) -> OffenderState | None:
@@ -230,6 +241,19 @@ def get_offender_state(bind: Bind, offender_id: str) -> OffenderState | None:
             select(offenders.c.state_json).where(offenders.c.offender_id == offender_id)
         ).scalar()
     return OffenderState.from_dict(doc) if doc is not None else None
+
+
+def get_offender_states(bind: Bind, offender_ids: Sequence[str]) -> dict[str, OffenderState]:
+    """The stored states of these offenders (those that have one), by id."""
+    out: dict[str, OffenderState] = {}
+    with reading(bind) as conn:
+        for start in range(0, len(offender_ids), 500):
+            chunk = list(offender_ids[start:start + 500])
+            rows = conn.execute(
+                select(offenders.c.offender_id, offenders.c.state_json).where(offenders.c.offender_id.in_(chunk))
+            )
+            out.update((oid, OffenderState.from_dict(doc)) for oid, doc in rows)
+    return out
 
 
 def all_offender_states(bind: Bind) -> Iterator[OffenderState]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+from streams.adapters import repository
 from streams.adapters.broker import free_port
+from streams.adapters.db import make_engine
 from tests.e2e.conftest import REPO
 from tests.e2e.test_pipeline import ST_LOUIS, event, home, offset, profile
 
@@ -85,12 +88,21 @@ def test_up_demo_mails_digests_and_a_second_up_resyncs_a_fresh_broker(system, tm
     try:
         # Publish once the restarted worker has restored its tables: the watch and the
         # circle can only have come from resync, since the new broker started empty.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            second_run = (tmp_path / "up.log").read_text().split("sor-notify is up")[2:]
-            if second_run and "circle index rebuilt" in second_run[0]:
-                break
+        # Restored means: the parent's circles indexed (by the rebuild or one by one as the
+        # resync's messages arrive) and the watch of MO-DEMO-0003 recorded.
+        engine = make_engine(env["SOR_DATABASE_URL"])
+        tracked = len(list(repository.active_circles(engine)))  # what resync sends
+        engine.dispose()
+        deadline, restored, second_run = time.monotonic() + 90, False, ""
+        while time.monotonic() < deadline and not restored:
+            second_run = "".join((tmp_path / "up.log").read_text().split("sor-notify is up")[2:])
+            rebuilt = [int(n) for n in re.findall(r'"circles": (\d+), "partitions"', second_run)]
+            one_by_one = set(re.findall(r'"circle_id": (\d+)[^}]*"tracked circle indexed"', second_run))
+            watch = re.search(r'"offender watch recorded"[^}]*MO-DEMO-0003|MO-DEMO-0003[^}]*"offender watch recorded"',
+                              second_run)
+            restored = max([len(one_by_one), *rebuilt]) >= tracked and watch is not None
             time.sleep(0.2)
+        assert restored, second_run[-3000:]
         moved = [event("MO-DEMO-0003", 3, profile("Poe", "Walter"),
                        home("9 Elm St", "Columbia", "65201", (38.9440, -92.3260)))]
         proc = subprocess.run(

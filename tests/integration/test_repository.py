@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import repository
+from streams.adapters import offender_search, repository
 from streams.adapters.db import create_schema, digests, pending_alerts, subscribers
 from streams.domain.model import Circle
 from streams.domain.radii import radius_m
@@ -102,6 +102,23 @@ def test_offender_state_only_moves_forward(engine: Engine) -> None:
     repository.save_offender_state(engine, offender_state("MO-2", 1))
     states = list(repository.all_offender_states(engine))
     assert [(s.offender_id, s.revision, s.removed) for s in states] == [("MO-1", 3, True), ("MO-2", 1, False)]
+
+
+def test_a_batch_of_offender_states_is_stored_at_once_and_only_moves_forward(engine: Engine) -> None:
+    repository.save_offender_state(engine, offender_state("MO-1", 5))
+    written = repository.save_offender_states(engine, [
+        offender_state("MO-1", 4, first="Older"),  # a redelivered, older state: kept out
+        offender_state("MO-2", 1),
+        offender_state("MO-3", 7, first="Ann"),
+    ])
+    assert written == 2
+    assert repository.get_offender_state(engine, "MO-1") == offender_state("MO-1", 5)
+    assert repository.get_offender_state(engine, "MO-3") == offender_state("MO-3", 7, first="Ann")
+    # What the worker reads for offenders its table lacks: those stored, by id.
+    found = repository.get_offender_states(engine, ["MO-3", "MO-404", "MO-1"])
+    assert found == {"MO-1": offender_state("MO-1", 5), "MO-3": offender_state("MO-3", 7, first="Ann")}
+    # And the search finds what was stored in the batch.
+    assert [h.state.offender_id for h in offender_search.search(engine, first_name="Ann").hits] == ["MO-3"]
 
 
 def test_the_longest_offender_id_and_the_highest_revision_the_contract_allows_are_stored(engine: Engine) -> None:
