@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import (
     Boolean,
@@ -109,36 +109,35 @@ def _street_text(a: Address) -> str:
 
 def index_offender(bind: Bind, state: OffenderState) -> None:
     """Rewrite one offender's search rows from its state (in the caller's transaction)."""
-    oid = state.offender_id
-    with transaction(bind) as conn:
-        for table in SEARCH_TABLES:
-            conn.execute(delete(table).where(table.c.offender_id == oid))
+    index_offenders(bind, [state])
+
+
+def index_offenders(bind: Bind, states: Sequence[OffenderState]) -> None:
+    """Rewrite these offenders' search rows from their states, a few statements for all of
+    them (in the caller's transaction)."""
+    if not states:
+        return
+    ids = list(dict.fromkeys(s.offender_id for s in states))
+    now = utcnow()
+    heads: list[dict[str, Any]] = []
+    addresses: list[dict[str, Any]] = []
+    digests: list[dict[str, Any]] = []
+    for state in {s.offender_id: s for s in states}.values():
+        oid = state.offender_id
         if not state.is_public:
             # A hidden record keeps only its row (so it counts as indexed): no name, no address,
             # no identifier of it is ever in the search tables.
-            conn.execute(
-                offender_search.insert().values(
-                    offender_id=oid, last_name_norm="", first_name_norm="", names_text="|", public=False,
-                    tier=None, updated_at=utcnow(),
-                )
-            )
-            return
+            heads.append({"offender_id": oid, "last_name_norm": "", "first_name_norm": "", "names_text": "|",
+                          "public": False, "tier": None, "updated_at": now})
+            continue
         p = state.profile
         assert p is not None  # is_public
         names = [(p.last_name, p.first_name)] + [(a.last_name, a.first_name) for a in p.aliases]
         names_text = "|" + "|".join(dict.fromkeys(f"{norm(last)}/{norm(first)}" for last, first in names)) + "|"
-        conn.execute(
-            offender_search.insert().values(
-                offender_id=oid,
-                last_name_norm=norm(p.last_name)[:100],
-                first_name_norm=norm(p.first_name)[:100],
-                names_text=names_text,
-                public=True,
-                tier=p.tier,
-                updated_at=utcnow(),
-            )
-        )
-        rows = [
+        heads.append({"offender_id": oid, "last_name_norm": norm(p.last_name)[:100],
+                      "first_name_norm": norm(p.first_name)[:100], "names_text": names_text, "public": True,
+                      "tier": p.tier, "updated_at": now})
+        addresses.extend(
             {
                 "offender_id": oid, "position": i, "type": a.type,
                 "street_norm": _street_text(a)[:450], "city_norm": norm(a.city)[:100],
@@ -147,14 +146,18 @@ def index_offender(bind: Bind, state: OffenderState) -> None:
                 "precision": a.precision,
             }
             for i, a in enumerate(state.addresses)
-        ]
-        if rows:
-            conn.execute(offender_search_addresses.insert(), rows)
-        digests = sorted(set(p.online_identifier_digests))
+        )
+        digests.extend({"offender_id": oid, "digest": d} for d in sorted(set(p.online_identifier_digests)))
+    with transaction(bind) as conn:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for table in SEARCH_TABLES:
+                conn.execute(delete(table).where(table.c.offender_id.in_(chunk)))
+        conn.execute(offender_search.insert(), heads)
+        if addresses:
+            conn.execute(offender_search_addresses.insert(), addresses)
         if digests:
-            conn.execute(
-                offender_identifier_digests.insert(), [{"offender_id": oid, "digest": d} for d in digests]
-            )
+            conn.execute(offender_identifier_digests.insert(), digests)
 
 
 def index_missing(engine: Engine) -> int:
@@ -164,9 +167,9 @@ def index_missing(engine: Engine) -> int:
     )
     with reading(engine) as conn:
         docs = list(conn.execute(stmt).scalars())
-    for doc in docs:
+    for start in range(0, len(docs), 500):
         with engine.begin() as conn:
-            index_offender(conn, OffenderState.from_dict(doc))
+            index_offenders(conn, [OffenderState.from_dict(doc) for doc in docs[start:start + 500]])
     return len(docs)
 
 

@@ -202,37 +202,44 @@ def active_watches(bind: Bind) -> Iterator[tuple[int, str]]:
 
 def save_offender_state(bind: Bind, state: OffenderState) -> bool:
     """Store the state unless the stored revision is already as new; True when written."""
-    with transaction(bind) as conn:
-        return _save_offender_state(conn, state)
+    return save_offender_states(bind, [state]) == 1
 
 
 def save_offender_states(bind: Bind, states: Sequence[OffenderState]) -> int:
-    """Store each state unless its stored revision is already as new, all in one transaction;
-    returns how many were written."""
+    """Store each state unless its stored revision is already as new, all in one transaction
+    and a few statements; returns how many were written. Of two states of one offender, the
+    higher revision counts."""
+    latest: dict[str, OffenderState] = {}
+    for state in states:
+        held = latest.get(state.offender_id)
+        if held is None or held.revision < state.revision:
+            latest[state.offender_id] = state
+    if not latest:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "offender_id": state.offender_id,
+            "revision": state.revision,
+            "removed": state.removed,
+            "juvenile": bool(state.profile and state.profile.juvenile),
+            "state_json": state.to_dict(),
+            "updated_at": now,
+        }
+        for state in latest.values()
+    ]
     with transaction(bind) as conn:
-        return sum(_save_offender_state(conn, state) for state in states)
-
-
-def _save_offender_state(conn: Any, state: OffenderState) -> bool:
-    values = {
-        "offender_id": state.offender_id,
-        "revision": state.revision,
-        "removed": state.removed,
-        "juvenile": bool(state.profile and state.profile.juvenile),
-        "state_json": state.to_dict(),
-        "updated_at": utcnow(),
-    }
-    stmt = sql_insert(conn, offenders).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[offenders.c.offender_id],
-        set_={k: stmt.excluded[k] for k in values if k != "offender_id"},
-        where=offenders.c.revision < stmt.excluded.revision,
-    ).returning(offenders.c.offender_id)
-    # RETURNING rather than rowcount: drivers disagree on rowcount for upserts.
-    written = conn.execute(stmt).first() is not None
-    if written:
-        offender_search.index_offender(conn, state)
-    return written
+        stmt = sql_insert(conn, offenders)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[offenders.c.offender_id],
+            set_={k: stmt.excluded[k] for k in rows[0] if k != "offender_id"},
+            where=offenders.c.revision < stmt.excluded.revision,
+        ).returning(offenders.c.offender_id)
+        # RETURNING rather than rowcount: drivers disagree on rowcount for upserts. Executed
+        # with many rows, SQLAlchemy batches it into multi-row statements ("insertmanyvalues").
+        written = set(conn.execute(stmt, rows).scalars())
+        offender_search.index_offenders(conn, [s for oid, s in latest.items() if oid in written])
+        return len(written)
 
 
 def get_offender_state(bind: Bind, offender_id: str) -> OffenderState | None:

@@ -108,10 +108,12 @@ def test_a_batch_of_offender_states_is_stored_at_once_and_only_moves_forward(eng
     repository.save_offender_state(engine, offender_state("MO-1", 5))
     written = repository.save_offender_states(engine, [
         offender_state("MO-1", 4, first="Older"),  # a redelivered, older state: kept out
-        offender_state("MO-2", 1),
+        offender_state("MO-2", 2, first="Bea"),
+        offender_state("MO-2", 1),  # two revisions of one offender in a batch: the higher one
         offender_state("MO-3", 7, first="Ann"),
     ])
     assert written == 2
+    assert repository.get_offender_state(engine, "MO-2") == offender_state("MO-2", 2, first="Bea")
     assert repository.get_offender_state(engine, "MO-1") == offender_state("MO-1", 5)
     assert repository.get_offender_state(engine, "MO-3") == offender_state("MO-3", 7, first="Ann")
     # What the worker reads for offenders its table lacks: those stored, by id.
