@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 
 from streams.adapters import metrics, repository
+from streams.agents.failure import stop_on_failure
 from streams.app import StreamGraph
 from streams.bootstrap import Services
 from streams.domain.model import Alert
@@ -22,7 +23,8 @@ def register(g: StreamGraph, services: Services) -> None:
         # part of event-to-pending-alert latency once the broker hops are fast (bench/README.md,
         # Pipeline). At 50 ms a quiet stream makes at most 20 small transactions a second.
         async for batch in stream.take(1000, within=0.05):
-            alerts = [Alert.from_dict(v) for v in batch]
-            new = await services.db(repository.record_alerts, alerts)
-            metrics.alerts_recorded(len(alerts), new)
-            logger.info("alerts recorded", received=len(alerts), new=new)
+            with stop_on_failure("record_alert"):
+                alerts = [Alert.from_dict(v) for v in batch]
+                new = await services.db(repository.record_alerts, alerts)
+                metrics.alerts_recorded(len(alerts), new)
+                logger.info("alerts recorded", received=len(alerts), new=new)

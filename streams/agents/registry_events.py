@@ -16,6 +16,7 @@ from streams.adapters.event_codec import (
     dead_letter,
     decode_registry_event,
 )
+from streams.agents.failure import stop_on_failure
 from streams.app import StreamGraph
 from streams.bootstrap import Services
 from streams.domain.cells import cell_of
@@ -99,18 +100,19 @@ def register(g: StreamGraph, services: Services) -> None:
     async def apply_registry_event(stream: Any) -> None:
         # take_events acks a batch only once the loop comes back for the next one.
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN):
-            batch = Batch()
-            await _read_missing_states(g, services, batch, events)
-            for event in events:
-                msg = event.message
-                try:
-                    with about_message(msg):
-                        logger.debug("registry event received")
-                        attempt = int(event.headers.get(RETRY_HEADER, b"0") or 0)
-                        await _apply_one(g, services, batch, event, attempt)
-                finally:
-                    structlog.contextvars.clear_contextvars()  # and the ids bound once decoded
-            await _commit(g, services, batch)
+            with stop_on_failure("apply_registry_event"):
+                batch = Batch()
+                await _read_missing_states(g, services, batch, events)
+                for event in events:
+                    msg = event.message
+                    try:
+                        with about_message(msg):
+                            logger.debug("registry event received")
+                            attempt = int(event.headers.get(RETRY_HEADER, b"0") or 0)
+                            await _apply_one(g, services, batch, event, attempt)
+                    finally:
+                        structlog.contextvars.clear_contextvars()  # and the ids bound once decoded
+                await _commit(g, services, batch)
 
     @g.app.agent(g.offender_snapshots, name="restore_offender_snapshot")
     async def restore_offender_snapshot(stream: Any) -> None:
