@@ -63,7 +63,8 @@ class Batch:
     sources: dict[str, Any] = field(default_factory=dict)  # the event each state came from
     sends: list[Any] = field(default_factory=list)  # produced messages awaiting acks
     purges: list[str] = field(default_factory=list)  # offenders whose pending alerts go
-    done: list[tuple[Any, str, dict[str, Any]]] = field(default_factory=list)  # (message, log event, fields)
+    # Once stored: (message, the counter it adds to, log event, fields).
+    done: list[tuple[Any, Any, str, dict[str, Any]]] = field(default_factory=list)
     stored: dict[str, OffenderState] = field(default_factory=dict)  # from the database
 
     def state_of(self, g: StreamGraph, offender_id: str) -> OffenderState | None:
@@ -204,13 +205,13 @@ async def _apply_one(g: StreamGraph, services: Services, batch: Batch, event: An
     if outcome.status == "replayed":
         # Nothing to store: the state already holds this event. Its alerts are sent again
         # in case the first ones were lost with a broker; recorded ones are not doubled.
-        batch.done.append((msg, "registry event replayed: its alerts derived again", ids | {
-            "revision": ev.revision, "address_changes": len(outcome.address_changes), "replayed": True}))
+        batch.done.append((msg, metrics.REGISTRY_EVENTS_REPLAYED, "registry event replayed: its alerts derived again",
+                           ids | {"revision": ev.revision, "address_changes": len(outcome.address_changes)}))
         return
     assert outcome.state is not None
     batch.states[ev.offender_id] = outcome.state
     batch.sources[ev.offender_id] = event
-    batch.done.append((msg, "registry event applied", ids | {
+    batch.done.append((msg, metrics.REGISTRY_EVENTS_APPLIED, "registry event applied", ids | {
         "revision": ev.revision, "address_changes": len(outcome.address_changes),
         "watch_change": outcome.watch_change is not None}))
 
@@ -229,10 +230,7 @@ async def _commit(g: StreamGraph, services: Services, batch: Batch) -> None:
     for offender_id, state in batch.states.items():
         with for_event(batch.sources[offender_id]):  # the table writes to that event's partition
             g.offender_to_state[offender_id] = state.to_dict()
-    for msg, what, fields in batch.done:
+    for msg, counter, what, fields in batch.done:
         with about_message(msg):
-            if fields.pop("replayed", False):
-                metrics.REGISTRY_EVENTS_REPLAYED.inc()
-            else:
-                metrics.REGISTRY_EVENTS_APPLIED.inc()
+            counter.inc()
             logger.info(what, **fields)
