@@ -65,32 +65,39 @@ class Batch:
     purges: list[str] = field(default_factory=list)  # offenders whose pending alerts go
     # Once stored: (message, the counter it adds to, log event, fields).
     done: list[tuple[Any, Any, str, dict[str, Any]]] = field(default_factory=list)
-    stored: dict[str, OffenderState] = field(default_factory=dict)  # from the database
+    stored: dict[str, OffenderState] = field(default_factory=dict)  # the database's, by offender
 
     def state_of(self, g: StreamGraph, offender_id: str) -> OffenderState | None:
-        """The offender's state as this batch left it so far, else as the table holds it,
-        else as the database does."""
+        """The offender's state as this batch left it so far, else the newer of what the
+        table and the database hold."""
         if offender_id in self.states:
             return self.states[offender_id]
         in_table = g.offender_to_state.get(offender_id)
-        if in_table:
-            return OffenderState.from_dict(in_table)
-        return self.stored.get(offender_id)
+        table_state = OffenderState.from_dict(in_table) if in_table else None
+        stored = self.stored.get(offender_id)
+        if stored is None or (table_state is not None and table_state.revision >= stored.revision):
+            return table_state
+        return stored
 
 
-async def _read_missing_states(g: StreamGraph, services: Services, batch: Batch, events: Any) -> None:
-    """The database's states of offenders the table does not hold.
+async def _read_stored_states(services: Services, batch: Batch, events: Any) -> None:
+    """The database's states of the batch's offenders, to set beside the table's.
 
-    The table is rebuilt from its changelog, or after a broker lost everything from the
-    snapshots `resync` sends; an event read before that snapshot must not be taken for the
-    offender's first one (it would say "moved in" for addresses they had all along and tell
-    their watchers nothing). The database, written before the table, is never behind it.
-    One query for the batch; only offenders the table lacks, so mostly first registrations.
+    The database is written before the table and only ever moves forward, so it is never
+    behind it; the table can be behind the database. After a broker lost everything the
+    table is rebuilt from what `resync` sends, and an event read before that must not be
+    taken for the offender's first one (it would say "moved in" for addresses they had all
+    along). After a rebalance the new owner's table is what the changelog held when it
+    took the partition over, which can lack the last state a worker that was leaving the
+    group (or had been dropped from it without knowing) stored just before; an event
+    compared with that older state gives the wrong moves (seen here: after a broker loss
+    and restart, 94 alerts for moves that never happened and 248 missing). One query per
+    batch, by primary key.
     """
     ids = set()
     for event in events:
         key = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else event.key
-        if isinstance(key, str) and key and key not in g.offender_to_state:
+        if isinstance(key, str) and key:
             ids.add(key)
     if ids:
         batch.stored = await services.db(repository.get_offender_states, sorted(ids))
@@ -103,7 +110,7 @@ def register(g: StreamGraph, services: Services) -> None:
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN):
             with stop_on_failure("apply_registry_event"):
                 batch = Batch()
-                await _read_missing_states(g, services, batch, events)
+                await _read_stored_states(services, batch, events)
                 for event in events:
                     msg = event.message
                     try:

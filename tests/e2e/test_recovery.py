@@ -102,7 +102,12 @@ def test_up_demo_mails_digests_and_a_second_up_resyncs_a_fresh_broker(system, tm
                               second_run)
             restored = max([len(one_by_one), *rebuilt]) >= tracked and watch is not None
             time.sleep(0.2)
-        assert restored, second_run[-3000:]
+        if not restored:  # what each partition holds and what the worker's group read of it
+            status = subprocess.run(
+                [sys.executable, "-m", "streams.entrypoints.cli", "status"],
+                env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
+            )
+            raise AssertionError(second_run[-3000:] + "\n" + status.stdout + status.stderr[-2000:])
         moved = [event("MO-DEMO-0003", 3, profile("Poe", "Walter"),
                        home("9 Elm St", "Columbia", "65201", (38.9440, -92.3260)))]
         proc = subprocess.run(
