@@ -28,7 +28,10 @@ class StreamGraph:
 
 
 def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
-    faust_fixes.apply(fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    faust_fixes.apply(
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        contiguous_topics=[spec.name for spec in t.ALL_TOPICS if not spec.compacted],
+    )
     n = settings.partitions
     app = faust.App(
         settings.app_id,

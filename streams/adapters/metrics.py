@@ -70,6 +70,12 @@ ALERTS_PER_ADDRESS_CHANGE = Histogram(
     "Proximity alerts one address change produced (fan-out).",
     buckets=(0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
 )
+FETCH_GAPS_REPAIRED = Counter(
+    "sor_fetch_gaps_repaired",
+    "Records fetched but lost before reaching a stream, noticed by the offset gap after them "
+    "and read again (streams/adapters/faust_fixes.py). Anything above 0 is worth a look.",
+    ["topic"],
+)
 CIRCLES_HELD = Gauge("sor_circles_held", "Tracked circles in this worker's index.")
 CIRCLE_COPIES_HELD = Gauge(
     "sor_circle_copies_held", "Circle copies (one per grid cell a circle touches) in this worker's partitions."

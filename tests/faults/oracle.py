@@ -200,6 +200,15 @@ def digest_run(system, *, kill_after: float | None) -> int:
     return 0
 
 
+def digest_ids(messages: list[EmailMessage]) -> dict[str, list[str]]:
+    """Recipients who got more than one e-mail, with the Message-IDs they got (a failure's
+    evidence: the same id twice is one digest sent again, different ids two digests)."""
+    by_rcpt: dict[str, list[str]] = defaultdict(list)
+    for m in messages:
+        by_rcpt[str(m["To"])].append(str(m["Message-ID"]))
+    return {rcpt: ids for rcpt, ids in by_rcpt.items() if len(ids) > 1}
+
+
 def mail_check(subscribers: list[dict], want: dict[int, dict], messages: list[EmailMessage]) -> dict[str, int]:
     """Duplicates, lost and unexpected digest lines, comparing the mail with the oracle."""
     by_rcpt: dict[str, list[EmailMessage]] = defaultdict(list)

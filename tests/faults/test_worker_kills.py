@@ -21,6 +21,7 @@ from tests.e2e.conftest import REPO
 from tests.counts import report
 from tests.faults.oracle import (
     alert_difference,
+    digest_ids,
     digest_run,
     mail_check,
     oracle_digests,
@@ -120,4 +121,5 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(system) -> None:
         + " ".join(f"{k}={v}" for k, v in check.items())
     )
     assert killer.kills >= KILLS
-    assert check["duplicates"] == check["lost"] == check["unexpected"] == check["missing digests"] == 0
+    assert check["duplicates"] == check["lost"] == check["unexpected"] == check["missing digests"] == 0, (
+        check, digest_ids(system.catcher.messages))
