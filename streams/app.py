@@ -30,7 +30,7 @@ class StreamGraph:
 def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
     faust_fixes.apply(
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        contiguous_topics=[spec.name for spec in t.ALL_TOPICS if not spec.compacted],
+        contiguous_topics=t.contiguous_topic_names(),
     )
     n = settings.partitions
     app = faust.App(

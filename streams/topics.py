@@ -75,6 +75,12 @@ def all_topic_names(app_id: str) -> list[tuple[str, bool]]:
     return names
 
 
+def contiguous_topic_names() -> list[str]:
+    """Topics whose offsets have no holes (delete policy, no transactions): a jump in a
+    partition's offsets there is a lost record, never compaction."""
+    return [t.name for t in ALL_TOPICS if not t.compacted]
+
+
 def topic_configs(app_id: str) -> list[tuple[str, dict[str, str]]]:
     """(name, Kafka topic config) for everything that must exist before a worker starts."""
     out: list[tuple[str, dict[str, str]]] = []

@@ -200,20 +200,25 @@ def digest_run(system, *, kill_after: float | None) -> int:
     return 0
 
 
+def _by_recipient(messages: list[EmailMessage]) -> dict[str, list[EmailMessage]]:
+    by_rcpt: dict[str, list[EmailMessage]] = defaultdict(list)
+    for m in messages:
+        by_rcpt[str(m["To"])].append(m)
+    return by_rcpt
+
+
 def digest_ids(messages: list[EmailMessage]) -> dict[str, list[str]]:
     """Recipients who got more than one e-mail, with the Message-IDs they got (a failure's
     evidence: the same id twice is one digest sent again, different ids two digests)."""
-    by_rcpt: dict[str, list[str]] = defaultdict(list)
-    for m in messages:
-        by_rcpt[str(m["To"])].append(str(m["Message-ID"]))
-    return {rcpt: ids for rcpt, ids in by_rcpt.items() if len(ids) > 1}
+    return {
+        rcpt: [str(m["Message-ID"]) for m in msgs]
+        for rcpt, msgs in _by_recipient(messages).items() if len(msgs) > 1
+    }
 
 
 def mail_check(subscribers: list[dict], want: dict[int, dict], messages: list[EmailMessage]) -> dict[str, int]:
     """Duplicates, lost and unexpected digest lines, comparing the mail with the oracle."""
-    by_rcpt: dict[str, list[EmailMessage]] = defaultdict(list)
-    for m in messages:
-        by_rcpt[str(m["To"])].append(m)
+    by_rcpt = _by_recipient(messages)
     ids = {s["email"]: n for n, s in enumerate(subscribers, start=1)}
     got = {ids[rcpt]: read_digest(msgs[0]) for rcpt, msgs in by_rcpt.items()}
     lost = sum(
