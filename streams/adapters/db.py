@@ -105,6 +105,19 @@ offenders = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, default=utcnow),
 )
 
+# Every registry event id ever applied, with the digest of what it said: an id names one
+# registry entry for good, however long ago it came (the offender state lists only its recent
+# ids). Written in the transaction that stores the state the event made.
+registry_event_ids = Table(
+    "registry_event_ids",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("offender_id", String(100), nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("content_digest", String(64), nullable=False),  # streams.domain.event_identity
+    Column("applied_at", DateTime(timezone=True), nullable=False, default=utcnow),
+)
+
 digests = Table(
     "digests",
     metadata,

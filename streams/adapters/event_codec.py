@@ -22,6 +22,7 @@ from streams.domain.model import (
     OffenderProfile,
     Offense,
     RegistryEvent,
+    SeenEvent,
     digest_online_identifier,
 )
 
@@ -39,6 +40,8 @@ REASONS: tuple[str, ...] = (
     "coordinates_out_of_range",
     "half_coordinates",
     "key_mismatch",
+    # Valid on its own, but its event_id was applied before with other content.
+    "conflicting_duplicate",
 )
 MAX_DETAIL = 300
 # Fields whose values are never repeated in an error: RSMo 43.650.4 identifiers.
@@ -435,6 +438,17 @@ def decode_registry_event(raw: bytes, key: bytes | str | None = None) -> Registr
         baseline=doc.get("baseline", False),
         offender=_profile(doc["offender"]) if upsert else None,
         addresses=tuple(_address(a) for a in doc["addresses"]) if upsert else (),
+    )
+
+
+def conflicting_duplicate(event: RegistryEvent, digest: str, stored: SeenEvent) -> InvalidEvent:
+    """The dead-letter reason for an event id reused with other content (never applied)."""
+    return InvalidEvent(
+        "conflicting_duplicate",
+        f"event_id {short(event.event_id)} already names revision {stored.revision} "
+        f"(content digest {stored.content_digest}); this message says something else "
+        f"(revision {event.revision}, content digest {digest}) and is not applied. "
+        "An event id names one registry entry: send a correction under a new event_id",
     )
 
 

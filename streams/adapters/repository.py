@@ -16,6 +16,7 @@ from streams.adapters.db import (
     offender_watches,
     offenders,
     pending_alerts,
+    registry_event_ids,
     subscribers,
     tracked_addresses,
     utcnow,
@@ -25,7 +26,7 @@ from streams.adapters.sql import insert as sql_insert
 from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
 from streams.domain import radii
 from streams.domain.geocoding import PROVIDED
-from streams.domain.model import Alert, Circle, OffenderState
+from streams.domain.model import Alert, Circle, OffenderState, SeenEvent
 
 # Digests that are done with: their alerts are never mailed again.
 FINAL_DIGEST_STATUSES = ("sent", "empty", "failed")
@@ -205,10 +206,22 @@ def save_offender_state(bind: Bind, state: OffenderState) -> bool:
     return save_offender_states(bind, [state]) == 1
 
 
-def save_offender_states(bind: Bind, states: Sequence[OffenderState]) -> int:
-    """Store each state unless its stored revision is already as new, all in one transaction
-    and a few statements; returns how many were written. Of two states of one offender, the
-    higher revision counts."""
+@dataclass(frozen=True)
+class AppliedEvent:
+    """A registry event id and what it said, to remember for good (registry_event_ids)."""
+
+    event_id: str
+    offender_id: str
+    revision: int
+    content_digest: str
+
+
+def save_offender_states(
+    bind: Bind, states: Sequence[OffenderState], applied: Sequence[AppliedEvent] = ()
+) -> int:
+    """Store each state unless its stored revision is already as new, and the ids of the
+    events applied, all in one transaction and a few statements; returns how many states
+    were written. Of two states of one offender, the higher revision counts."""
     latest: dict[str, OffenderState] = {}
     for state in states:
         held = latest.get(state.offender_id)
@@ -217,6 +230,11 @@ def save_offender_states(bind: Bind, states: Sequence[OffenderState]) -> int:
     if not latest:
         return 0
     now = utcnow()
+    id_rows = list({
+        e.event_id: {"event_id": e.event_id, "offender_id": e.offender_id, "revision": e.revision,
+                     "content_digest": e.content_digest, "applied_at": now}
+        for e in applied
+    }.values())
     rows = [
         {
             "offender_id": state.offender_id,
@@ -239,7 +257,25 @@ def save_offender_states(bind: Bind, states: Sequence[OffenderState]) -> int:
         # with many rows, SQLAlchemy batches it into multi-row statements ("insertmanyvalues").
         written = set(conn.execute(stmt, rows).scalars())
         offender_search.index_offenders(conn, [s for oid, s in latest.items() if oid in written])
+        if id_rows:
+            ids = sql_insert(conn, registry_event_ids).on_conflict_do_nothing(
+                index_elements=[registry_event_ids.c.event_id])
+            conn.execute(ids, id_rows)
         return len(written)
+
+
+def known_events(bind: Bind, event_ids: Sequence[str]) -> dict[str, SeenEvent]:
+    """What the system of record holds for these event ids (those it has), by id."""
+    out: dict[str, SeenEvent] = {}
+    ids = sorted(set(event_ids))
+    with reading(bind) as conn:
+        for start in range(0, len(ids), 500):
+            t = registry_event_ids.c
+            rows = conn.execute(
+                select(t.event_id, t.revision, t.content_digest).where(t.event_id.in_(ids[start:start + 500]))
+            )
+            out.update((r.event_id, SeenEvent(r.event_id, r.content_digest, r.revision)) for r in rows)
+    return out
 
 
 def get_offender_state(bind: Bind, offender_id: str) -> OffenderState | None:

@@ -13,6 +13,7 @@ import structlog
 from streams.adapters import metrics, repository
 from streams.adapters.event_codec import (
     InvalidEvent,
+    conflicting_duplicate,
     dead_letter,
     decode_registry_event,
 )
@@ -21,8 +22,9 @@ from streams.app import StreamGraph
 from streams.bootstrap import Services
 from streams.domain.cells import cell_of
 from streams.domain.geocoding import GeocoderUnavailable
+from streams.domain.event_identity import content_digest
 from streams.domain.matching import apply_event, watch_alerts
-from streams.domain.model import OffenderState
+from streams.domain.model import OffenderState, RegistryEvent, SeenEvent
 from streams.adapters.faust_fixes import for_event
 from streams.logs import about_message
 from streams.services.locating import locate_event
@@ -66,6 +68,8 @@ class Batch:
     # Once stored: (message, the counter it adds to, log event, fields).
     done: list[tuple[Any, Any, str, dict[str, Any]]] = field(default_factory=list)
     stored: dict[str, OffenderState] = field(default_factory=dict)  # the database's, by offender
+    known: dict[str, SeenEvent] = field(default_factory=dict)  # event ids the database holds
+    applied: list[repository.AppliedEvent] = field(default_factory=list)  # ids to remember
 
     def state_of(self, g: StreamGraph, offender_id: str) -> OffenderState | None:
         """The offender's state as this batch left it so far, else the newer of what the
@@ -80,8 +84,24 @@ class Batch:
         return stored
 
 
-async def _read_stored_states(services: Services, batch: Batch, events: Any) -> None:
-    """The database's states of the batch's offenders, to set beside the table's.
+Decoded = RegistryEvent | InvalidEvent
+
+
+def _decode(event: Any) -> Decoded:
+    try:
+        return decode_registry_event(event.value or b"", event.key)
+    except InvalidEvent as err:
+        return err
+
+
+def _read_stored(bind: Any, offender_ids: list[str], event_ids: list[str]) -> tuple[Any, Any]:
+    return repository.get_offender_states(bind, offender_ids), repository.known_events(bind, event_ids)
+
+
+async def _read_stored_states(services: Services, batch: Batch, events: Any, decoded: list[Decoded]) -> None:
+    """The database's states of the batch's offenders, to set beside the table's, and what
+    it holds of the batch's event ids (an id is remembered for good, the state lists only
+    its offender's recent ones).
 
     The database is written before the table and only ever moves forward, so it is never
     behind it; the table can be behind the database. After a broker lost everything the
@@ -99,8 +119,9 @@ async def _read_stored_states(services: Services, batch: Batch, events: Any) -> 
         key = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else event.key
         if isinstance(key, str) and key:
             ids.add(key)
-    if ids:
-        batch.stored = await services.db(repository.get_offender_states, sorted(ids))
+    event_ids = sorted({ev.event_id for ev in decoded if isinstance(ev, RegistryEvent)})
+    if ids or event_ids:
+        batch.stored, batch.known = await services.db(_read_stored, sorted(ids), event_ids)
 
 
 def register(g: StreamGraph, services: Services) -> None:
@@ -110,14 +131,15 @@ def register(g: StreamGraph, services: Services) -> None:
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN):
             with stop_on_failure("apply_registry_event"):
                 batch = Batch()
-                await _read_stored_states(services, batch, events)
-                for event in events:
+                decoded = [_decode(event) for event in events]
+                await _read_stored_states(services, batch, events, decoded)
+                for event, ev in zip(events, decoded):
                     msg = event.message
                     try:
                         with about_message(msg):
                             logger.debug("registry event received")
                             attempt = int(event.headers.get(RETRY_HEADER, b"0") or 0)
-                            await _apply_one(g, services, batch, event, attempt)
+                            await _apply_one(g, services, batch, event, ev, attempt)
                     finally:
                         structlog.contextvars.clear_contextvars()  # and the ids bound once decoded
                 await _commit(g, services, batch)
@@ -148,23 +170,30 @@ def register(g: StreamGraph, services: Services) -> None:
                 logger.info("event sent back for geocoding", attempt=event.value["attempt"])
 
 
-async def _apply_one(g: StreamGraph, services: Services, batch: Batch, event: Any, attempt: int) -> None:
+async def _dead_letter(g: StreamGraph, batch: Batch, event: Any, err: InvalidEvent) -> None:
     raw, key, msg = event.value, event.key, event.message
-    try:
-        ev = decode_registry_event(raw or b"", key)
-    except InvalidEvent as err:
-        logger.warning("registry event dead-lettered", reason=err.reason, detail=err.detail)
-        metrics.REGISTRY_EVENTS_DEAD_LETTERED.labels(reason=err.reason).inc()
-        record = dead_letter(
-            raw or b"", err, topic=msg.topic, partition=msg.partition, offset=msg.offset, key=key
-        )
-        k = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
-        batch.sends.append(await g.dead_letters.send(key=k, value=record))
+    logger.warning("registry event dead-lettered", reason=err.reason, detail=err.detail)
+    metrics.REGISTRY_EVENTS_DEAD_LETTERED.labels(reason=err.reason).inc()
+    record = dead_letter(raw or b"", err, topic=msg.topic, partition=msg.partition, offset=msg.offset, key=key)
+    k = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+    batch.sends.append(await g.dead_letters.send(key=k, value=record))
+
+
+async def _apply_one(
+    g: StreamGraph, services: Services, batch: Batch, event: Any, ev: Decoded, attempt: int
+) -> None:
+    raw, msg = event.value, event.message
+    if isinstance(ev, InvalidEvent):
+        await _dead_letter(g, batch, event, ev)
         return
 
     structlog.contextvars.bind_contextvars(event_id=ev.event_id, offender_id=ev.offender_id)
     old = batch.state_of(g, ev.offender_id)
-    fresh = old is None or (ev.event_id not in old.recent_event_ids and ev.revision > old.revision)
+    # Of the event as sent: geocoding below adds points, and the same message must give the
+    # same digest each time it comes.
+    digest = content_digest(ev)
+    known = batch.known.get(ev.event_id)
+    fresh = known is None and (old is None or (ev.event_id not in old.recent_event_ids and ev.revision > old.revision))
     if fresh and any(not a.has_point for a in ev.addresses):
         settings = services.settings
         try:
@@ -187,7 +216,11 @@ async def _apply_one(g: StreamGraph, services: Services, batch: Batch, event: An
         for address, failure in located.failures:
             logger.warning("address could not be mapped", address_type=address.type, reason=failure.reason)
         ev = located.event
-    outcome = apply_event(old, ev)
+    outcome = apply_event(old, ev, digest=digest, known=known)
+    if outcome.status == "conflicting":
+        assert outcome.conflict is not None
+        await _dead_letter(g, batch, event, conflicting_duplicate(ev, digest, outcome.conflict))
+        return
     if outcome.status in ("duplicate", "stale"):
         logger.info("registry event ignored", why=outcome.status, revision=ev.revision)
         metrics.REGISTRY_EVENTS_IGNORED.labels(reason=outcome.status).inc()
@@ -218,6 +251,9 @@ async def _apply_one(g: StreamGraph, services: Services, batch: Batch, event: An
     assert outcome.state is not None
     batch.states[ev.offender_id] = outcome.state
     batch.sources[ev.offender_id] = event
+    seen = SeenEvent(ev.event_id, digest, ev.revision)
+    batch.known[ev.event_id] = seen  # a later message of this batch with the same id sees it
+    batch.applied.append(repository.AppliedEvent(ev.event_id, ev.offender_id, ev.revision, digest))
     batch.done.append((msg, metrics.REGISTRY_EVENTS_APPLIED, "registry event applied", ids | {
         "revision": ev.revision, "address_changes": len(outcome.address_changes),
         "watch_change": outcome.watch_change is not None}))
@@ -229,7 +265,7 @@ async def _commit(g: StreamGraph, services: Services, batch: Batch) -> None:
     Dying before the end means the batch is read again, and every step is idempotent."""
     await deliver(batch.sends)
     if batch.states:
-        await services.db(repository.save_offender_states, list(batch.states.values()))
+        await services.db(repository.save_offender_states, list(batch.states.values()), batch.applied)
     for offender_id in batch.purges:
         dropped = await services.db(repository.purge_offender_alerts, offender_id)
         with structlog.contextvars.bound_contextvars(offender_id=offender_id):

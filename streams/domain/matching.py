@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Literal
 
 from streams.domain.circle_index import CircleIndex
+from streams.domain.event_identity import content_digest
 from streams.domain.model import (
     ALERTING_TYPES,
     Address,
@@ -14,6 +15,7 @@ from streams.domain.model import (
     OffenderState,
     OffenderSummary,
     RegistryEvent,
+    SeenEvent,
     WatchChange,
     alert_id_for,
 )
@@ -22,8 +24,10 @@ from streams.domain.radii import proximity_band
 
 @dataclass(frozen=True)
 class Outcome:
-    # replayed: the latest event again; its effects are derived again, the state is unchanged.
-    status: Literal["applied", "replayed", "duplicate", "stale"]
+    # replayed: the latest event again, same content; its effects are derived again from the
+    # stored event, the state is unchanged. duplicate: an older event again, same content.
+    # conflicting: an id already applied, with other content; never applied (dead-lettered).
+    status: Literal["applied", "replayed", "duplicate", "stale", "conflicting"]
     state: OffenderState | None = None
     address_changes: tuple[AddressChange, ...] = ()
     watch_change: WatchChange | None = None
@@ -32,6 +36,10 @@ class Outcome:
     # Alerting addresses without a point exact enough for proximity (none, or only street /
     # ZIP level): kept in state and shown as approximate, never a proximity alert.
     unmapped: tuple[Address, ...] = ()
+    # The incoming event's content digest (streams.domain.event_identity).
+    digest: str = ""
+    # conflicting: what the id was applied as.
+    conflict: SeenEvent | None = None
 
 
 def _public_view(state: OffenderState | None) -> dict[tuple[str, str], Address]:
@@ -46,10 +54,12 @@ def _public_view(state: OffenderState | None) -> dict[tuple[str, str], Address]:
 
 
 def _next_state(
-    old: OffenderState | None, event: RegistryEvent, recent_limit: int
+    old: OffenderState | None, event: RegistryEvent, recent_limit: int, digest: str
 ) -> OffenderState:
-    recent = ((old.recent_event_ids if old else ()) + (event.event_id,))[-recent_limit:]
-    previous = replace(old, previous="unknown") if old is not None else None
+    seen = SeenEvent(event.event_id, digest, event.revision)
+    recent = ((old.recent_events if old else ()) + (seen,))[-recent_limit:]
+    # Only what a replay needs to derive the latest event's effects again.
+    previous = replace(old, previous="unknown", recent_events=()) if old is not None else None
     if event.kind == "remove":
         return OffenderState(
             offender_id=event.offender_id,
@@ -57,9 +67,10 @@ def _next_state(
             removed=True,
             profile=old.profile if old else None,
             addresses=(),
-            recent_event_ids=recent,
+            recent_events=recent,
             occurred_at=event.occurred_at,
             previous=previous,
+            baseline=event.baseline,
         )
     return OffenderState(
         offender_id=event.offender_id,
@@ -67,35 +78,69 @@ def _next_state(
         removed=False,
         profile=event.offender,
         addresses=event.addresses,
-        recent_event_ids=recent,
+        recent_events=recent,
         occurred_at=event.occurred_at,
         previous=previous,
+        baseline=event.baseline,
     )
 
 
+def latest_event(state: OffenderState) -> RegistryEvent:
+    """The state's latest event as it was applied: its stored content, the points geocoding
+    gave its addresses, its own baseline flag. A replay derives its effects from this, never
+    from the message that came again."""
+    return RegistryEvent(
+        event_id=state.recent_events[-1].event_id,
+        offender_id=state.offender_id,
+        revision=state.revision,
+        occurred_at=state.occurred_at,
+        kind="remove" if state.removed else "upsert",
+        baseline=bool(state.baseline),
+        offender=None if state.removed else state.profile,
+        addresses=state.addresses,
+    )
+
+
+def _replayable(old: OffenderState) -> bool:
+    return old.previous != "unknown" and old.baseline is not None
+
+
 def apply_event(
-    old: OffenderState | None, event: RegistryEvent, recent_limit: int = 64
+    old: OffenderState | None,
+    event: RegistryEvent,
+    recent_limit: int = 64,
+    *,
+    digest: str | None = None,
+    known: SeenEvent | None = None,
 ) -> Outcome:
-    if old is not None and event.event_id in old.recent_event_ids:
-        if old.recent_event_ids[-1] == event.event_id and old.previous != "unknown":
+    """`digest`: the event's content digest, when taken before geocoding changed the event.
+    `known`: what the system of record holds for this event id, when the state's recent
+    events no longer list it (ids are remembered for good, the state keeps `recent_limit`)."""
+    digest = digest or content_digest(event)
+    seen = (old.recent_event(event.event_id) if old is not None else None) or known
+    if seen is not None:
+        if seen.content_digest is not None and seen.content_digest != digest:
+            return Outcome("conflicting", digest=digest, conflict=seen)
+        latest = old is not None and old.recent_events[-1].event_id == event.event_id
+        if seen.content_digest is not None and latest and _replayable(old):  # type: ignore[arg-type]
             # The latest event again: what it caused is derived again from the state before
             # it, and sent again downstream, where every effect is idempotent.
-            # The stored addresses, not the event's: they carry the points geocoding gave them.
-            stored = replace(event, addresses=old.addresses) if event.kind == "upsert" else event
-            again = apply_event(old.previous, stored, recent_limit)
+            assert old is not None and old.previous != "unknown"
+            again = apply_event(old.previous, latest_event(old), recent_limit, digest=digest)
             return Outcome(
-                "replayed", None, again.address_changes, again.watch_change, again.purge, again.unmapped
+                "replayed", None, again.address_changes, again.watch_change, again.purge, again.unmapped,
+                digest=digest,
             )
-        return Outcome("duplicate")
+        return Outcome("duplicate", digest=digest)
     if old is not None and event.revision <= old.revision:
-        return Outcome("stale")
+        return Outcome("stale", digest=digest)
 
-    new = _next_state(old, event, recent_limit)
+    new = _next_state(old, event, recent_limit, digest)
     unmapped = tuple(a for a in new.addresses if a.type in ALERTING_TYPES and not a.locates)
     purge = not new.is_public
     if event.baseline:
         # A baseline load records the registry as it stands: nothing "moved" for anyone.
-        return Outcome("applied", new, purge=purge, unmapped=unmapped)
+        return Outcome("applied", new, purge=purge, unmapped=unmapped, digest=digest)
 
     old_view, new_view = _public_view(old), _public_view(new)
     changes: list[AddressChange] = []
@@ -139,7 +184,7 @@ def apply_event(
             old_addresses=tuple(old_view.values()),
         )
     # Becoming (or staying) juvenile-flagged says nothing to anyone (RSMo 43.650.5).
-    return Outcome("applied", new, tuple(changes), watch, purge, unmapped)
+    return Outcome("applied", new, tuple(changes), watch, purge, unmapped, digest=digest)
 
 
 def _change(

@@ -135,6 +135,26 @@ class RegistryEvent:
 
 
 @dataclass(frozen=True)
+class SeenEvent:
+    """An event id the system applied, and what that event said.
+
+    `content_digest` is streams.domain.event_identity.content_digest of the event (None:
+    applied before digests were kept); with the revision, it names the registry entry.
+    """
+
+    event_id: str
+    content_digest: str | None
+    revision: int | None = None
+
+    def to_list(self) -> list[Any]:
+        return [self.event_id, self.content_digest, self.revision]
+
+    @classmethod
+    def from_list(cls, d: list[Any]) -> SeenEvent:
+        return cls(d[0], d[1], d[2])
+
+
+@dataclass(frozen=True)
 class OffenderState:
     """The last applied registry state of one offender (the stream's table value)."""
 
@@ -143,8 +163,9 @@ class OffenderState:
     removed: bool
     profile: OffenderProfile | None
     addresses: tuple[Address, ...]
-    # Recent event ids applied to this offender, to ignore a redelivered event.
-    recent_event_ids: tuple[str, ...] = ()
+    # Recent events applied to this offender (oldest first), to tell a redelivered event
+    # from one that reuses an id with other content.
+    recent_events: tuple[SeenEvent, ...] = ()
     occurred_at: str = ""
     # The state before the latest event (without its own `previous`), so that the latest
     # event, delivered again, can re-derive its alerts: after a broker lost messages that
@@ -152,6 +173,16 @@ class OffenderState:
     # ids are deterministic, so the ones already recorded are not doubled). "unknown" for a
     # state stored before this field existed.
     previous: OffenderState | None | Literal["unknown"] = "unknown"
+    # Whether the latest event was a baseline load: a replay of it derives nothing, as the
+    # original did not (None: stored before this was kept; such a state is never replayed).
+    baseline: bool | None = None
+
+    @property
+    def recent_event_ids(self) -> tuple[str, ...]:
+        return tuple(e.event_id for e in self.recent_events)
+
+    def recent_event(self, event_id: str) -> SeenEvent | None:
+        return next((e for e in reversed(self.recent_events) if e.event_id == event_id), None)
 
     @property
     def is_public(self) -> bool:
@@ -164,8 +195,9 @@ class OffenderState:
             "removed": self.removed,
             "profile": self.profile.to_dict() if self.profile else None,
             "addresses": [a.to_dict() for a in self.addresses],
-            "recent_event_ids": list(self.recent_event_ids),
+            "recent_events": [e.to_list() for e in self.recent_events],
             "occurred_at": self.occurred_at,
+            **({} if self.baseline is None else {"baseline": self.baseline}),
             **(
                 {}
                 if self.previous == "unknown"
@@ -176,15 +208,20 @@ class OffenderState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OffenderState:
         prev = d.get("previous", "unknown")
+        if "recent_events" in d:
+            recent = tuple(SeenEvent.from_list(e) for e in d["recent_events"])
+        else:  # stored before content digests were kept
+            recent = tuple(SeenEvent(i, None) for i in d.get("recent_event_ids", ()))
         return cls(
             offender_id=d["offender_id"],
             revision=d["revision"],
             removed=d["removed"],
             profile=OffenderProfile.from_dict(d["profile"]) if d.get("profile") else None,
             addresses=tuple(Address.from_dict(a) for a in d.get("addresses", ())),
-            recent_event_ids=tuple(d.get("recent_event_ids", ())),
+            recent_events=recent,
             occurred_at=d.get("occurred_at", ""),
             previous=prev if prev in ("unknown", None) else OffenderState.from_dict(prev),
+            baseline=d.get("baseline"),
         )
 
 

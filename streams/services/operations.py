@@ -19,15 +19,17 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from streams import topics
-from streams.adapters import ops_db
+from streams.adapters import ops_db, repository
 from streams.adapters.broker import BrokerError, wait_for_broker
 from streams.adapters.event_codec import (
     InvalidEvent,
+    conflicting_duplicate,
     decode_registry_event,
     encode_registry_event,
     strict_json_loads,
 )
 from streams.bootstrap import Services
+from streams.domain.event_identity import content_digest
 from streams.domain.model import RegistryEvent
 from streams.settings import Settings
 
@@ -424,6 +426,12 @@ async def dlq_replay(
             f"DLQ entry {entry.id} is not a dead-letter/1 record: it holds no event to replay"
         )
     if fixed is None:
+        if entry.reason == "conflicting_duplicate":
+            raise OperationError(
+                f"DLQ entry {entry.id} reuses an event id the workers applied with other content; "
+                "sent again it would be refused again. Give the correction a new event_id and "
+                "replay it with --file FIXED.json"
+            )
         event = _validated(shown.original)
         raw = shown.original
     else:
@@ -431,7 +439,19 @@ async def dlq_replay(
         # One compact line on the topic, like `registry publish`, however the file is laid out.
         raw = encode_registry_event(strict_json_loads(fixed.decode("utf-8").removeprefix("\ufeff")))
 
+    # As the workers will judge it: an id already applied names that entry for good.
+    known = (await asyncio.to_thread(repository.known_events, services.engine, [event.event_id])).get(event.event_id)
+    digest = content_digest(event)
+    if known is not None and known.content_digest != digest:
+        err = conflicting_duplicate(event, digest, known)
+        raise StillInvalid(err.reason, err.detail)
+
     warnings = []
+    if known is not None:
+        warnings.append(
+            f"event {event.event_id!r} was already applied with this content: the workers will "
+            "treat it as a duplicate and change nothing"
+        )
     key = entry.source.get("key")
     if key is not None and key != event.offender_id and entry.reason != "key_mismatch":
         warnings.append(

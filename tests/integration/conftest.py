@@ -21,6 +21,7 @@ from streams.domain.model import (
     Offense,
     OffenderProfile,
     OffenderState,
+    SeenEvent,
     alert_id_for,
     digest_online_identifier,
 )
@@ -92,7 +93,7 @@ def offender_state(oid: str, revision: int = 1, *, first: str = "Ray", last: str
     )
     home = Address("home", "800 Olive St", "St. Louis", "MO", "63101", lat=38.63, lon=-90.19,
                    normalized="800 OLIVE ST, ST LOUIS, MO 63101")
-    return OffenderState(oid, revision, removed, profile, () if removed else (home,), (f"{oid}-r{revision}",))
+    return OffenderState(oid, revision, removed, profile, () if removed else (home,), (SeenEvent(f"{oid}-r{revision}", None),))
 
 
 _n = itertools.count(1)

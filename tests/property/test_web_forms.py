@@ -21,7 +21,7 @@ from streams.adapters import repository
 from streams.adapters.db import offender_watches, tracked_addresses
 from streams.adapters.rendering import render_digest
 from streams.domain.digest import build_digest
-from streams.domain.model import Address, Offense, OffenderProfile, OffenderState
+from streams.domain.model import Address, Offense, OffenderProfile, OffenderState, SeenEvent
 from streams.web import sessions
 from streams.web.security import RateLimiter
 from tests.integration.conftest import proximity_alert
@@ -81,7 +81,7 @@ def forms_site(sqlite_engine, smtp_server, tmp_path: Path) -> Iterator[Site]:
             compliance="compliant", juvenile=False, offenses=(Offense(f"Offense {SCRIPT}"),))
         home = Address("home", "12 Conley Ave", "Columbia", "MO", "65201", lat=38.948, lon=-92.3252,
                        normalized="12 CONLEY AVE, COLUMBIA, MO 65201", precision="address_point")
-        repository.save_offender_state(sqlite_engine, OffenderState("OFF-NEAR", 1, False, profile, (home,), ("e1",)))
+        repository.save_offender_state(sqlite_engine, OffenderState("OFF-NEAR", 1, False, profile, (home,), (SeenEvent("e1", None),)))
         site.loop = loop  # type: ignore[attr-defined]
         yield site
         loop.run_until_complete(mail_sent())  # account e-mails still under way

@@ -295,7 +295,24 @@ def test_every_reason_code_is_covered() -> None:
         rejected(changed(lambda d: d["addresses"][0].pop("lat"))).reason,
         rejected(to_bytes(full_event()), "other").reason,
     }
-    assert seen == set(REASONS)
+    # The one reason no single message shows: it needs the stream's memory of event ids
+    # (tests/unit/test_event_identity.py, tests/e2e/test_event_identity.py).
+    assert seen == set(REASONS) - {"conflicting_duplicate"}
+
+
+def test_a_conflicting_duplicate_names_the_stored_entry_and_nothing_private() -> None:
+    from streams.adapters.event_codec import conflicting_duplicate
+    from streams.domain.event_identity import content_digest
+    from streams.domain.model import SeenEvent
+
+    event = decode_registry_event(to_bytes(full_event()))
+    err = conflicting_duplicate(event, content_digest(event), SeenEvent(event.event_id, "ab" * 16, 3))
+    assert err.reason == "conflicting_duplicate"
+    assert "revision 3" in err.detail and "ab" * 16 in err.detail
+    assert content_digest(event) in err.detail and f"revision {event.revision}" in err.detail
+    assert "new event_id" in err.detail and not err.detail.endswith("…")
+    for secret in full_event()["offender"]["online_identifiers"]:
+        assert secret not in err.detail
 
 
 # --- formats are enforced ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from streams.adapters import offender_search, repository
 from streams.adapters.db import offender_watches, offenders, subscribers, tracked_addresses
 from streams.domain.geocoding import ZIP_CENTROID, GeocodeResult, GeocoderUnavailable
-from streams.domain.model import Address, Alias, Offense, OffenderProfile, OffenderState, digest_online_identifier
+from streams.domain.model import Address, Alias, Offense, OffenderProfile, OffenderState, SeenEvent, digest_online_identifier
 from streams.services import links
 from streams.web.app import LIMITER, SERVICES
 from streams.web.security import Limit
@@ -33,7 +33,7 @@ def offender(oid: str, first: str, last: str, *addresses: Address, juvenile: boo
         juvenile=juvenile, offenses=(Offense(f"Offense of {first} {last}", "566.030"),), aliases=aliases,
         online_identifier_digests=tuple(digest_online_identifier(i) for i in identifiers), **profile,
     )
-    return OffenderState(oid, 1, removed, p, () if removed else addresses, (f"{oid}-e1",))
+    return OffenderState(oid, 1, removed, p, () if removed else addresses, (SeenEvent(f"{oid}-e1", None),))
 
 
 def near(kind: str, street: str, lat: float, lon: float = HITT_AT[1], precision: str | None = "address_point",
