@@ -296,7 +296,7 @@ def test_every_reason_code_is_covered() -> None:
         rejected(to_bytes(full_event()), "other").reason,
     }
     # The one reason no single message shows: it needs the stream's memory of event ids
-    # (tests/unit/test_event_identity.py, tests/e2e/test_event_identity.py).
+    # (tests/unit/test_event_identity.py, tests/e2e/test_repeated_event_id.py).
     assert seen == set(REASONS) - {"conflicting_duplicate"}
 
 

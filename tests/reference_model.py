@@ -1,0 +1,148 @@
+"""What each subscriber's digest must say, worked out the slow and obvious way.
+
+Written from the contract in the README, apart from the production path: no import of
+streams.domain's matching, circle index or geometry. Per offender, events in the order they
+arrive, state a plain dict; every circle checked by brute-force WGS84 geodesic distance
+(inclusive at the radius); plain sets for moved in and out; the period's net at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyproj import Geod
+
+GEOD = Geod(ellps="WGS84")
+ALERTING = ("home", "work", "school")
+
+
+@dataclass(frozen=True)
+class Place:
+    circle_id: int
+    subscriber_id: int
+    label: str
+    lat: float
+    lon: float
+    radius_m: float
+
+    def holds(self, lat: float, lon: float) -> bool:
+        _, _, d = GEOD.inv(self.lon, self.lat, lon, lat)
+        return d <= self.radius_m
+
+
+# A digest line, as a reader of the e-mail sees it:
+#   ("near", place label, offender name, "in" | "out", street)
+#   ("watch", offender name, removed, old streets, new streets); a removal names no streets
+Line = tuple[Any, ...]
+
+
+def _content(ev: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in ev.items() if k != "schema"}, sort_keys=True)
+
+
+def _public(ev: dict[str, Any] | None) -> bool:
+    return ev is not None and ev["kind"] == "upsert" and not ev["offender"]["juvenile"]
+
+
+def _view(ev: dict[str, Any] | None) -> dict[tuple[str, str], dict[str, Any]]:
+    """Public alerting addresses by (type, street): what proximity and watches compare.
+    (Streets in the generated registries are distinct in upper case, one point each.)"""
+    if not _public(ev):
+        return {}
+    assert ev is not None
+    return {(a["type"], a["street"].upper()): a for a in ev["addresses"] if a["type"] in ALERTING}
+
+
+def _name(ev: dict[str, Any]) -> str:
+    return f'{ev["offender"]["first_name"]} {ev["offender"]["last_name"]}'
+
+
+@dataclass
+class Reference:
+    places: list[Place]
+    watchers: dict[str, set[int]]  # offender id -> subscriber ids
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)  # offender -> last applied event
+    last_upsert: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)  # event id -> content, once applied
+    # Pending alerts in the order made: (subscriber, offender, kind, revision, details).
+    pending: list[tuple[int, str, str, int, Any]] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+
+    def publish(self, ev: dict[str, Any]) -> str:
+        outcome = self._publish(ev)
+        self.outcomes.append(outcome)
+        return outcome
+
+    def _publish(self, ev: dict[str, Any]) -> str:
+        oid, content = ev["offender_id"], _content(ev)
+        if ev["event_id"] in self.ids:
+            return "duplicate" if self.ids[ev["event_id"]] == content else "conflicting"
+        old = self.state.get(oid)
+        if old is not None and ev["revision"] <= old["revision"]:
+            return "stale"
+        self.ids[ev["event_id"]] = content
+        self.state[oid] = ev
+        if ev["kind"] == "upsert":
+            self.last_upsert[oid] = ev
+        if not _public(ev):
+            juvenile = self.last_upsert.get(oid, {}).get("offender", {}).get("juvenile", False)
+            # Not public any more: pending news of them goes, but for "left the registry".
+            self.pending = [p for p in self.pending if p[1] != oid or (p[2] == "watch_removed" and not juvenile)]
+        if ev.get("baseline"):
+            return "applied"
+        before, after = _view(old), _view(ev)
+        if _public(ev):
+            for direction, gone in (("out", before.keys() - after.keys()), ("in", after.keys() - before.keys())):
+                source = before if direction == "out" else after
+                for key in gone:
+                    a = source[key]
+                    who = old if direction == "out" else ev
+                    for p in self.places:
+                        if p.holds(a["lat"], a["lon"]):
+                            self.pending.append((p.subscriber_id, oid, f"moved_{direction}", ev["revision"],
+                                                 (p.label, _name(who), key, a["street"])))
+        if _public(ev) and (not _public(old) or before.keys() != after.keys()):
+            for sid in self.watchers.get(oid, ()):
+                self.pending.append((sid, oid, "watch_changed", ev["revision"], (_name(ev), before, after)))
+        elif ev["kind"] == "remove" and _public(old):
+            assert old is not None
+            for sid in self.watchers.get(oid, ()):
+                self.pending.append((sid, oid, "watch_removed", ev["revision"], (_name(old), before, {})))
+        return "applied"
+
+    def digests(self) -> dict[int, set[Line]]:
+        """Each subscriber's digest lines, net of what cancelled out within the period."""
+        shown = []
+        for p in self.pending:
+            now = self.state[p[1]]
+            juvenile = self.last_upsert.get(p[1], {}).get("offender", {}).get("juvenile", False)
+            if juvenile or (now["kind"] == "remove" and p[2] != "watch_removed"):
+                continue
+            shown.append(p)
+        shown.sort(key=lambda p: p[3])  # one offender's registry order
+        out: dict[int, set[Line]] = {}
+        near: dict[tuple[int, str, Any], list[tuple[str, Any]]] = {}
+        watch: dict[tuple[int, str], list[tuple[str, Any]]] = {}
+        for sid, oid, kind, _, details in shown:
+            if kind.startswith("moved"):
+                near.setdefault((sid, oid, (details[0], details[2])), []).append((kind, details))
+            else:
+                watch.setdefault((sid, oid), []).append((kind, details))
+        for (sid, _, _), group in near.items():
+            if group[0][0] == group[-1][0]:  # in then out (or out then in): nothing changed
+                label, name, _, street = group[-1][1]
+                out.setdefault(sid, set()).add(("near", label, name, group[-1][0].removeprefix("moved_"), street))
+        for (sid, _), group in watch.items():
+            removed = group[-1][0] == "watch_removed"
+            old, new = group[0][1][1], ({} if removed else group[-1][1][2])
+            if not removed and old.keys() == new.keys():
+                continue  # changed and changed back
+            if removed:
+                old = {}
+            out.setdefault(sid, set()).add((
+                "watch", group[-1][1][0], removed,
+                tuple(sorted(a["street"] for a in old.values())), tuple(sorted(a["street"] for a in new.values())),
+            ))
+        return {sid: lines for sid, lines in out.items() if lines}
