@@ -27,7 +27,7 @@ class StreamGraph:
     cell_circle_to_circle: faust.Table
 
 
-def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
+def create_app(settings: Settings, bootstrap: str, *, single_record_batches: bool) -> StreamGraph:
     faust_fixes.apply(
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         contiguous_topics=t.contiguous_topic_names(),
@@ -35,6 +35,9 @@ def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
     n = settings.partitions
     app = faust.App(
         settings.app_id,
+        # faust would let WEB_PORT, BROKER_URL, APP_DATADIR and ~80 more plain variables
+        # override what is passed here: every setting comes from Settings alone.
+        env={},
         broker=f"kafka://{bootstrap}",
         store="memory://",
         # At-least-once; every effect downstream is idempotent (alert ids, revisions).
@@ -45,6 +48,7 @@ def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
         web_enabled=settings.worker_web_enabled,
         web_port=settings.worker_web_port,
         web_bind=settings.worker_web_host,
+        web_transport="tcp://",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 10),
         broker_commit_every=100,
@@ -52,7 +56,7 @@ def create_app(settings: Settings, bootstrap: str) -> StreamGraph:
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         datadir=str(settings.data_dir / "faust"),
-        **({"producer_max_batch_size": 1} if settings.single_record_batches else {}),
+        **({"producer_max_batch_size": 1} if single_record_batches else {}),
     )
 
     def raw_topic(spec: t.TopicSpec) -> faust.TopicT:

@@ -22,6 +22,7 @@ from streams.adapters import (  # noqa: F401 (tables)
     web_db,
 )
 from streams.adapters.broker import Publisher, ensure_topics
+from streams.adapters.broker_probe import needs_single_record_batches
 from streams.adapters.db import create_schema, make_engine
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.geocode_cache import CachedGeocoder, ChainGeocoder
@@ -120,7 +121,10 @@ async def publisher_for(settings: Settings, bootstrap: str) -> AsyncIterator[Pub
     await ensure_topics(
         bootstrap, topics.topic_configs(settings.app_id), settings.partitions, settings.topic_replication
     )
-    async with Publisher(bootstrap, single_record_batches=settings.single_record_batches) as pub:
+    single = await needs_single_record_batches(
+        bootstrap, settings.single_record_batches, settings.topic_replication
+    )
+    async with Publisher(bootstrap, single_record_batches=single) as pub:
         yield pub
 
 
@@ -136,7 +140,9 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-def build_stream_graph(settings: Settings, bootstrap: str, services: Services) -> Any:
+def build_stream_graph(
+    settings: Settings, bootstrap: str, services: Services, *, single_record_batches: bool
+) -> Any:
     from streams.agents import (
         address_changes,
         alerts,
@@ -148,7 +154,7 @@ def build_stream_graph(settings: Settings, bootstrap: str, services: Services) -
     )
     from streams.app import create_app
 
-    graph = create_app(settings, bootstrap)
+    graph = create_app(settings, bootstrap, single_record_batches=single_record_batches)
     for flow in (registry_events, offender_watches, tracked_circles, address_changes, alerts, digests, health):
         flow.register(graph, services)
     return graph

@@ -45,8 +45,9 @@ class Settings:
     embedded_broker_port: int
     # Tansu 0.6 (the embedded broker) reports a partition's end offset as one past the first
     # record of its last batch; Faust's table recovery trusts that number. One record per
-    # produced batch keeps it right. On for the embedded broker, off for Apache Kafka.
-    single_record_batches: bool
+    # produced batch keeps it right. None (unset): each process asks the broker at start
+    # (streams/adapters/broker_probe.py); true or false overrides that.
+    single_record_batches: bool | None
     # How long a consumer's fetch may wait for records. Faust asks for 1500 ms, and the
     # embedded broker answers about when that runs out even once records have arrived, so
     # each of the three topics an alert crosses cost up to 1.5 s (bench/README.md, Pipeline).
@@ -74,6 +75,11 @@ class Settings:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def _opt_bool(env: Mapping[str, str], name: str) -> bool | None:
+    """None when unset: the program decides."""
+    return None if env.get(name) in (None, "") else _bool(env, name, False)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -220,7 +226,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=log_level,
         session_timeout_s=float(_int(env, "SOR_SESSION_TIMEOUT_S", 30, 6, 300)),
         embedded_broker_port=_int(env, "SOR_EMBEDDED_BROKER_PORT", 19092, 1, 65535),
-        single_record_batches=_bool(env, "SOR_SINGLE_RECORD_BATCHES", broker is None),
+        single_record_batches=_opt_bool(env, "SOR_SINGLE_RECORD_BATCHES"),
         fetch_max_wait_ms=_int(env, "SOR_FETCH_MAX_WAIT_MS", 50 if broker is None else 500, 1, 10000),
         topic_replication=_int(env, "SOR_TOPIC_REPLICATION", 1, 1, 10),
         remote_geocoders=_remote_geocoders(env),

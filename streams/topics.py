@@ -45,6 +45,12 @@ ADDRESS_CHANGES = TopicSpec(
 )
 ALERTS = TopicSpec("alerts", "subscriber id", "alert JSON, one line of a future digest")
 
+# Not part of the pipeline: each process writes two records here at start to see how the
+# broker counts offsets (streams/adapters/broker_probe.py).
+BROKER_PROBE = TopicSpec(
+    "sor-broker-probe", "none", "two bytes strings per process start", retention_days=1, copartitioned=False
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     REGISTRY_EVENTS,
     GEOCODE_RETRIES,
@@ -81,6 +87,10 @@ def contiguous_topic_names() -> list[str]:
     return [t.name for t in ALL_TOPICS if not t.compacted]
 
 
+def delete_policy(t: TopicSpec) -> dict[str, str]:
+    return {"cleanup.policy": "delete", "retention.ms": str(t.retention_days * 86_400_000)}
+
+
 def topic_configs(app_id: str) -> list[tuple[str, dict[str, str]]]:
     """(name, Kafka topic config) for everything that must exist before a worker starts."""
     out: list[tuple[str, dict[str, str]]] = []
@@ -88,6 +98,6 @@ def topic_configs(app_id: str) -> list[tuple[str, dict[str, str]]]:
         if t.compacted:
             out.append((t.name, {"cleanup.policy": "compact"}))
         else:
-            out.append((t.name, {"cleanup.policy": "delete", "retention.ms": str(t.retention_days * 86_400_000)}))
+            out.append((t.name, delete_policy(t)))
     out += [(changelog_topic(app_id, t), {"cleanup.policy": "compact"}) for t in TABLES]
     return out

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,10 @@ from streams.adapters.broker import (
     ensure_topics,
     wait_for_broker,
 )
+from streams.adapters.broker_probe import needs_single_record_batches
 from streams.bootstrap import Services, build_services, build_stream_graph, publisher_for
+from streams.entrypoints.isolation import drop_library_variables
+from streams.entrypoints.supervisor import Part, start_part, supervise
 from streams.logs import configure_logging
 from streams.settings import Settings, SettingsError, load_settings
 
@@ -80,11 +82,10 @@ def _run_worker(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(_prepare(settings, services, bootstrap, resync))
-    if demo:
-        from streams.services.demo import seed_demo
-
-        loop.run_until_complete(seed_demo(services, bootstrap))
-    graph = build_stream_graph(settings, bootstrap, services)
+    single = loop.run_until_complete(
+        needs_single_record_batches(bootstrap, settings.single_record_batches, settings.topic_replication)
+    )
+    graph = build_stream_graph(settings, bootstrap, services, single_record_batches=single)
     if demo:
         from streams.services.demo import register_demo_digest
 
@@ -92,6 +93,7 @@ def _run_worker(
     worker = faust.Worker(
         graph.app,
         loop=loop,
+        debug=False,  # not FAUST_DEBUG: settings come from Settings alone
         loglevel=settings.log_level.upper(),
         override_logging=False,
         redirect_stdouts=False,
@@ -112,40 +114,49 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_web_process() -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "streams.entrypoints.cli", "web"])
-
-
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    """The embedded broker (unless SOR_BROKER_URL), a resync, the worker and the site, each a
+    child process; if one dies, all stop (streams/entrypoints/supervisor.py)."""
     services = build_services(settings)
     broker: EmbeddedBroker | None = None
-    if settings.embedded_broker:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        broker = EmbeddedBroker(settings.embedded_broker_port, settings.data_dir / "broker.log")
-        broker.start()
-        _broker_file(settings).write_text(broker.bootstrap)
-        bootstrap = broker.bootstrap
-    else:
-        assert settings.broker_url
-        bootstrap = settings.broker_url
-    site = _start_web_process()
-    print(
-        f"sor-notify is up: web site http://{settings.web_host}:{settings.web_port}/, broker {bootstrap}, database {_safe_db(settings)}, "
-        + (f"mail via SMTP {settings.smtp_host}" if settings.uses_smtp else f"mail to {settings.maildir}")
-        + f", worker web on 127.0.0.1:{settings.worker_web_port}. Ctrl-C stops it.",
-        file=sys.stderr,
-    )
+    parts: list[Part] = []
     try:
-        return _run_worker(settings, services, bootstrap, resync=True, demo=args.demo)
+        if settings.embedded_broker:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            broker = EmbeddedBroker(settings.embedded_broker_port, settings.data_dir / "broker.log")
+            broker.start()
+            assert broker.process is not None
+            parts.append(Part("embedded broker", broker.process, stop=broker.stop))
+            _broker_file(settings).write_text(broker.bootstrap)  # how the other parts find it
+            bootstrap = broker.bootstrap
+        else:
+            assert settings.broker_url
+            bootstrap = settings.broker_url
+
+        async def prepare() -> None:
+            await _prepare(settings, services, bootstrap, resync=True)
+            if args.demo:
+                from streams.services.demo import seed_demo
+
+                await seed_demo(services, bootstrap)
+
+        asyncio.run(prepare())
+        parts.append(Part("worker", start_part("worker", *(["--demo"] if args.demo else []))))
+        parts.append(Part("web site", start_part("web")))
+        print(
+            f"sor-notify is up: web site http://{settings.web_host}:{settings.web_port}/, broker {bootstrap}, database {_safe_db(settings)}, "
+            + (f"mail via SMTP {settings.smtp_host}" if settings.uses_smtp else f"mail to {settings.maildir}")
+            + f", worker web on 127.0.0.1:{settings.worker_web_port}. Ctrl-C stops it.",
+            file=sys.stderr,
+        )
+        return supervise(parts)
     finally:
-        site.terminate()
-        try:
-            site.wait(10)
-        except subprocess.TimeoutExpired:
-            site.kill()
+        for part in reversed(parts):  # stopped already unless preparing failed
+            if part.process.poll() is None:
+                part.process.terminate()
         if broker:
-            _broker_file(settings).unlink(missing_ok=True)
             broker.stop()
+            _broker_file(settings).unlink(missing_ok=True)
 
 
 def _safe_db(settings: Settings) -> str:
@@ -158,7 +169,7 @@ def _safe_db(settings: Settings) -> str:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     bootstrap = require_broker(settings)
-    return _run_worker(settings, build_services(settings), bootstrap, resync=False)
+    return _run_worker(settings, build_services(settings), bootstrap, resync=False, demo=args.demo)
 
 
 def cmd_resync(settings: Settings, args: argparse.Namespace) -> int:
@@ -452,7 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run everything: embedded broker (unless SOR_BROKER_URL), worker")
     up.add_argument("--demo", action="store_true", help="seed demo subscribers and events, mail a digest")
     up.set_defaults(fn=cmd_up)
-    sub.add_parser("worker", help="run a stream worker against SOR_BROKER_URL").set_defaults(fn=cmd_worker)
+    worker = sub.add_parser("worker", help="run a stream worker against SOR_BROKER_URL")
+    worker.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)  # `up --demo`'s worker
+    worker.set_defaults(fn=cmd_worker)
     sub.add_parser("web", help="run the subscriber web site (SOR_WEB_HOST:SOR_WEB_PORT)").set_defaults(fn=cmd_web)
     sub.add_parser("resync", help="re-publish circles, watches and offender states from the database").set_defaults(fn=cmd_resync)
     sub.add_parser("topics", help="create every topic with SOR_PARTITIONS partitions").set_defaults(fn=cmd_topics)
@@ -510,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sor-notify: configuration error: {err}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    ignored = drop_library_variables(os.environ)
+    if ignored:
+        logger.warning("environment variables meant for faust ignored: sor-notify takes its settings "
+                       "from SOR_* alone", names=ignored)
     try:
         return int(args.fn(settings, args))
     except (UsageError, BrokerError) as err:
