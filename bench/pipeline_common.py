@@ -242,8 +242,32 @@ def city_name(code: int) -> str:
     return "Rural" if code == workload.RURAL else workload.CITY_NAMES[code]
 
 
-class Oracle:
-    """The pipeline's rules run in this process (the same domain code) to know what to expect."""
+def reference_places(cs: Any) -> list[Any]:
+    """The workload's circles as the reference model (tests/reference_model.py) takes them:
+    what the benchmarks check the pipeline's alerts against."""
+    from tests.reference_model import Place, radius_metres
+
+    return [Place(cid, sid, "", lat, lon, radius_metres(code)) for cid, sid, lat, lon, _, code in cs.rows()]
+
+
+def reference_watchers(watches: dict[int, list[str]]) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for s, oids in watches.items():
+        for o in oids:
+            out.setdefault(o, set()).add(s)
+    return out
+
+
+def alert_key(a: Any) -> tuple[Any, ...]:
+    """An alert in the reference model's terms (see Reference.alerts)."""
+    return (a.subscriber_id, a.offender_id, a.kind, a.event_id, a.tracked_address_id,
+            (a.address or {}).get("street") if a.tracked_address_id is not None else None)
+
+
+class WorkerRules:
+    """The pipeline's own rules run in this process, to seed a database with the offender
+    states and pending alerts the worker would have stored. Not an oracle: what the seeded
+    alerts must be is checked against the reference model."""
 
     def __init__(self, circles: Iterable[Any], watches: dict[int, list[str]]) -> None:
         from streams.domain.circle_index import CircleIndex

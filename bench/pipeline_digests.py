@@ -31,7 +31,8 @@ from typing import Any
 
 from bench import workload
 from bench.pipeline_common import (
-    Oracle,
+    WorkerRules,
+    alert_key,
     SmtpServer,
     bench_database,
     city_name,
@@ -43,6 +44,8 @@ from bench.pipeline_common import (
     offender_id,
     pick_watches,
     print_table,
+    reference_places,
+    reference_watchers,
     registry_event,
     write_json,
 )
@@ -67,7 +70,12 @@ def seed_database(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
     offenders = [offender_id(i) for i in range(args.offenders)]
     watches = pick_watches(sorted(set(cs.subscriber_id.tolist())), offenders, args.watch_share, args.seed)
     n_subs, n_circles = load_subscribers(engine, cs, watches)
-    oracle = Oracle(cs.domain_circles(), watches)
+    from collections import Counter
+
+    from tests.reference_model import Reference
+
+    rules = WorkerRules(cs.domain_circles(), watches)
+    ref = Reference(reference_places(cs), reference_watchers(watches))
     points = workload.events(args.offenders + 50 * args.digests, args.seed)
 
     def doc(j: int, rev: int, baseline: bool = False) -> dict[str, Any]:
@@ -77,19 +85,26 @@ def seed_database(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     for j in range(args.offenders):
         d = doc(j, 1, baseline=True)
-        oracle.apply(d)
-        repository.save_offender_state(engine, oracle.states[d["offender_id"]])
+        rules.apply(d)
+        ref.publish(d)
+        repository.save_offender_state(engine, rules.states[d["offender_id"]])
     # Address changes until --digests subscribers have something to read.
     alerts: list[Any] = []
     due: set[int] = set()
     j = args.offenders
     while len(due) < args.digests and j < len(points):
         d = doc(j, 2 + (j - args.offenders) // args.offenders)
-        new = oracle.apply(d)
+        new = rules.apply(d)
+        ref.publish(d)
         alerts += new
         due.update(a.subscriber_id for a in new)
-        repository.save_offender_state(engine, oracle.states[d["offender_id"]])
+        repository.save_offender_state(engine, rules.states[d["offender_id"]])
         j += 1
+    made, want = Counter(alert_key(a) for a in alerts), ref.alerts()
+    if made != want:
+        raise SystemExit(f"the seeded alerts differ from the reference model's: {(want - made).total()} missing, "
+                         f"{(made - want).total()} unexpected, e.g. {list((want - made) + (made - want))[:3]}")
+    due = set(ref.digests())  # subscribers whose day does not net to nothing
     for i in range(0, len(alerts), 1000):
         repository.record_alerts(engine, alerts[i:i + 1000])
     return {

@@ -19,8 +19,9 @@ for everyone tracking the offender. Per run:
 
 A probe in the worker process (bench.pipeline_common, `worker`) wraps `repository.record_alerts`
 to note when each batch is committed, and times the waits for the broker's acks and each
-database call; it changes nothing else. The expected alerts of every event are computed here
-with the same domain code (the circle index and geodesic test), so lost or duplicated alerts show.
+database call; it changes nothing else. The expected alerts of every event come from the
+tests' reference model (tests/reference_model.py: brute-force geodesic distance, none of the
+pipeline's index or matching code), so lost or duplicated alerts show.
 Repeated --runs times; medians reported. `--profile` samples the worker with py-spy in one
 more burst; --fetch-wait-ms and --batched-producer are experiments (see bench/README.md).
 """
@@ -44,7 +45,6 @@ import numpy as np
 from bench import workload
 from bench.pipeline_common import (
     REPO,
-    Oracle,
     base_env,
     bench_database,
     create_tables,
@@ -61,6 +61,8 @@ from bench.pipeline_common import (
     pick_watches,
     print_profile,
     print_table,
+    reference_places,
+    reference_watchers,
     registry_event,
     start_py_spy,
     stop_py_spy,
@@ -123,8 +125,10 @@ class Bench:
         watches = pick_watches(sorted(set(cs.subscriber_id.tolist())), self.offenders, a.watch_share, a.seed)
         n_subs, n_circles = load_subscribers(engine, cs, watches)
         timings["database"] = time.monotonic() - t_setup
-        oracle = Oracle(cs.domain_circles(), watches)
-        self.index, self.watchers = oracle.index, oracle.watchers
+        from tests.reference_model import Places
+
+        # What each event must give comes from the reference model, apart from the pipeline.
+        self.places, self.watchers = Places(reference_places(cs)), reference_watchers(watches)
         self.homes: dict[str, tuple[float, float]] = {}
         # One point per event: the baseline, then every event of every phase.
         per_phase = int(a.rate * a.duration)
@@ -244,9 +248,9 @@ class Bench:
         oid = doc["offender_id"]
         old = self.homes.get(oid)
         self.homes[oid] = (a["lat"], a["lon"])
-        n = len(self.index.query(a["lat"], a["lon"])) + len(self.watchers.get(oid, ()))
+        n = len(self.places.holding(a["lat"], a["lon"])) + len(self.watchers.get(oid, ()))
         if old is not None:
-            n += len(self.index.query(*old))
+            n += len(self.places.holding(*old))
         return n
 
     def stats(self) -> dict[str, list[float]]:

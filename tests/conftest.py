@@ -8,11 +8,12 @@ import os
 import socket
 import time
 from email.message import EmailMessage
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
 from tests import counts
+from tests.ci_rule import pytest_runtest_makereport, pytest_sessionstart  # noqa: F401 (hooks)
 from aiosmtpd.controller import Controller
 
 
@@ -28,6 +29,15 @@ class MailCatcher:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
+        # Called with the number of messages accepted so far each time a client names a
+        # recipient, before it hears 250: a test can act between one message and the next.
+        self.on_recipient: Callable[[int], None] | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd API)
+        if self.on_recipient is not None:
+            self.on_recipient(len(self.messages))
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)

@@ -9,13 +9,27 @@ arrive, state a plain dict; every circle checked by brute-force WGS84 geodesic d
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, NamedTuple
 
+import numpy as np
 from pyproj import Geod
 
 GEOD = Geod(ellps="WGS84")
 ALERTING = ("home", "work", "school")
+FOOT_M, MILE_M = 0.3048, 1609.344
+# No two points a geodesic d metres apart differ by more than d / 110,000 degrees of latitude
+# (a degree of meridian is 110,574 m at its shortest): used only to skip far circles in bulk.
+METRES_PER_DEGREE_LAT_AT_LEAST = 110_000.0
+
+
+def radius_metres(code: str) -> float:
+    """'500ft' -> 152.4, '0.5mi' -> 804.672: the radius a subscriber chose, in metres."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ft|mi)", code)
+    assert m, code
+    return float(m.group(1)) * (FOOT_M if m.group(2) == "ft" else MILE_M)
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,68 @@ class Place:
     def holds(self, lat: float, lon: float) -> bool:
         _, _, d = GEOD.inv(self.lon, self.lat, lon, lat)
         return d <= self.radius_m
+
+
+def places_of(subscribers: Iterable[dict[str, Any]]) -> list[Place]:
+    """The circles of subscribers in import form, numbered as an import into an empty database
+    numbers them: subscribers 1, 2, ... and their addresses 1, 2, ... in file order."""
+    out: list[Place] = []
+    for sid, s in enumerate(subscribers, start=1):
+        for a in s["addresses"]:
+            out.append(Place(len(out) + 1, sid, a["label"], a["lat"], a["lon"], radius_metres(a["radius"])))
+    return out
+
+
+def watchers_of(subscribers: Iterable[dict[str, Any]]) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for sid, s in enumerate(subscribers, start=1):
+        for oid in s.get("offenders", ()):
+            out.setdefault(oid, set()).add(sid)
+    return out
+
+
+class _Band:
+    """Circles of one radius in latitude order."""
+
+    def __init__(self, places: list[Place]) -> None:
+        self.places = sorted(places, key=lambda p: p.lat)
+        self.lats = np.array([p.lat for p in self.places], dtype=np.float64)
+        self.lons = np.array([p.lon for p in self.places], dtype=np.float64)
+        self.radius_m = self.places[0].radius_m
+        self.reach = self.radius_m / METRES_PER_DEGREE_LAT_AT_LEAST
+
+
+class Places:
+    """Every circle, asked "which of you hold this point?" by geodesic distance to each one,
+    inclusive at the radius. Circles are grouped by radius and kept in latitude order only so
+    that the ones too far north or south to matter can be passed over in bulk."""
+
+    def __init__(self, places: Iterable[Place]) -> None:
+        by_radius: dict[float, list[Place]] = {}
+        for p in places:
+            by_radius.setdefault(p.radius_m, []).append(p)
+        self.bands = [_Band(group) for group in by_radius.values()]
+
+    def holding(self, lat: float, lon: float) -> list[Place]:
+        out: list[Place] = []
+        for b in self.bands:
+            lo = int(np.searchsorted(b.lats, lat - b.reach, side="left"))
+            hi = int(np.searchsorted(b.lats, lat + b.reach, side="right"))
+            if lo < hi:
+                n = hi - lo
+                _, _, dist = GEOD.inv(b.lons[lo:hi], b.lats[lo:hi], np.full(n, lon), np.full(n, lat))
+                out += [b.places[lo + int(i)] for i in np.flatnonzero(dist <= b.radius_m)]
+        return out
+
+
+class Pending(NamedTuple):
+    subscriber_id: int
+    offender_id: str
+    kind: str
+    revision: int
+    event_id: str
+    circle_id: int | None
+    details: Any
 
 
 # A digest line, as a reader of the e-mail sees it:
@@ -61,14 +137,16 @@ def _name(ev: dict[str, Any]) -> str:
 
 @dataclass
 class Reference:
-    places: list[Place]
+    places: Iterable[Place]
     watchers: dict[str, set[int]]  # offender id -> subscriber ids
     state: dict[str, dict[str, Any]] = field(default_factory=dict)  # offender -> last applied event
     last_upsert: dict[str, dict[str, Any]] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)  # event id -> content, once applied
-    # Pending alerts in the order made: (subscriber, offender, kind, revision, details).
-    pending: list[tuple[int, str, str, int, Any]] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)  # in the order made
     outcomes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.circles = Places(self.places)
 
     def publish(self, ev: dict[str, Any]) -> str:
         outcome = self._publish(ev)
@@ -89,7 +167,8 @@ class Reference:
         if not _public(ev):
             juvenile = self.last_upsert.get(oid, {}).get("offender", {}).get("juvenile", False)
             # Not public any more: pending news of them goes, but for "left the registry".
-            self.pending = [p for p in self.pending if p[1] != oid or (p[2] == "watch_removed" and not juvenile)]
+            self.pending = [p for p in self.pending
+                            if p.offender_id != oid or (p.kind == "watch_removed" and not juvenile)]
         if ev.get("baseline"):
             return "applied"
         before, after = _view(old), _view(ev)
@@ -99,33 +178,44 @@ class Reference:
                 for key in gone:
                     a = source[key]
                     who = old if direction == "out" else ev
-                    for p in self.places:
-                        if p.holds(a["lat"], a["lon"]):
-                            self.pending.append((p.subscriber_id, oid, f"moved_{direction}", ev["revision"],
-                                                 (p.label, _name(who), key, a["street"])))
+                    for p in self.circles.holding(a["lat"], a["lon"]):
+                        self.pending.append(Pending(p.subscriber_id, oid, f"moved_{direction}", ev["revision"],
+                                                    ev["event_id"], p.circle_id,
+                                                    (p.label, _name(who), key, a["street"])))
         if _public(ev) and (not _public(old) or before.keys() != after.keys()):
             for sid in self.watchers.get(oid, ()):
-                self.pending.append((sid, oid, "watch_changed", ev["revision"], (_name(ev), before, after)))
+                self.pending.append(Pending(sid, oid, "watch_changed", ev["revision"], ev["event_id"], None,
+                                            (_name(ev), before, after)))
         elif ev["kind"] == "remove" and _public(old):
             assert old is not None
             for sid in self.watchers.get(oid, ()):
-                self.pending.append((sid, oid, "watch_removed", ev["revision"], (_name(old), before, {})))
+                self.pending.append(Pending(sid, oid, "watch_removed", ev["revision"], ev["event_id"], None,
+                                            (_name(old), before, {})))
         return "applied"
+
+    def alerts(self) -> Counter[tuple[Any, ...]]:
+        """The alerts waiting for a digest, each as (subscriber, offender, kind, event id,
+        tracked address id or None, street or None): once each."""
+        return Counter(
+            (p.subscriber_id, p.offender_id, p.kind, p.event_id, p.circle_id,
+             p.details[3] if p.circle_id is not None else None)
+            for p in self.pending
+        )
 
     def digests(self) -> dict[int, set[Line]]:
         """Each subscriber's digest lines, net of what cancelled out within the period."""
         shown = []
         for p in self.pending:
-            now = self.state[p[1]]
-            juvenile = self.last_upsert.get(p[1], {}).get("offender", {}).get("juvenile", False)
-            if juvenile or (now["kind"] == "remove" and p[2] != "watch_removed"):
+            now = self.state[p.offender_id]
+            juvenile = self.last_upsert.get(p.offender_id, {}).get("offender", {}).get("juvenile", False)
+            if juvenile or (now["kind"] == "remove" and p.kind != "watch_removed"):
                 continue
             shown.append(p)
-        shown.sort(key=lambda p: p[3])  # one offender's registry order
+        shown.sort(key=lambda p: p.revision)  # one offender's registry order
         out: dict[int, set[Line]] = {}
         near: dict[tuple[int, str, Any], list[tuple[str, Any]]] = {}
         watch: dict[tuple[int, str], list[tuple[str, Any]]] = {}
-        for sid, oid, kind, _, details in shown:
+        for sid, oid, kind, *_, details in shown:
             if kind.startswith("moved"):
                 near.setdefault((sid, oid, (details[0], details[2])), []).append((kind, details))
             else:

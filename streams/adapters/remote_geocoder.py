@@ -8,7 +8,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import structlog
@@ -231,26 +231,52 @@ class _ArcGIS(ArcGIS):
         return super()._call_geocoder(f"{url}&{self._extra}" if self._extra else url, callback, **kwargs)
 
 
+class Clock(Protocol):
+    """Where the pacing and the retries read the time and wait; tests pass a virtual one."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class MonotonicClock:
+    """The real clock: time.monotonic() and asyncio.sleep()."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def backoff_jitter() -> float:
+    """The factor (0.5 to 1.0) a retry's back-off is multiplied by, so callers do not retry in step."""
+    return random.uniform(0.5, 1.0)
+
+
 class _Pacer:
     """Spaces request starts by min_interval across every concurrent caller of one geocoder."""
 
-    def __init__(self, min_interval: float) -> None:
+    def __init__(self, min_interval: float, clock: Clock) -> None:
         self.min_interval = min_interval
+        self.clock = clock
         self._lock = asyncio.Lock()
-        self._next = 0.0
+        self._next = float("-inf")  # no request yet: the first one goes at once
 
     async def turn(self, max_wait: float) -> bool:
         async with self._lock:
-            wait = self._next - time.monotonic()
+            wait = self._next - self.clock.now()
             if wait > max_wait:
                 return False
             if wait > 0:
-                await asyncio.sleep(wait)
-            self._next = time.monotonic() + self.min_interval
+                await self.clock.sleep(wait)
+            self._next = self.clock.now() + self.min_interval
             return True
 
     def hold_off(self, seconds: float) -> None:
-        self._next = max(self._next, time.monotonic() + seconds)
+        self._next = max(self._next, self.clock.now() + seconds)
 
 
 def _status(exc: BaseException) -> str:
@@ -276,7 +302,15 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class RemoteGeocoder:
-    """One remote geocoding service, paced, retried, and judged on how exactly it placed the address."""
+    """One remote geocoding service, paced, retried, and judged on how exactly it placed the address.
+
+    Request starts are spaced by `min_interval` seconds across all callers. A failed request that
+    may heal is retried up to `retries` times, the k-th retry after `backoff * 2**(k-1)` seconds
+    times a jitter factor in [0.5, 1.0]; a Retry-After of the service holds every caller off that
+    long, and one longer than `max_retry_after` gives up at once. All waiting goes through `clock`
+    and the jitter comes from `jitter`: the real time and random jitter unless a test passes its
+    own (latencies in the logs are always measured on the real monotonic clock).
+    """
 
     def __init__(
         self,
@@ -291,6 +325,8 @@ class RemoteGeocoder:
         api_key: str | None = None,
         state: str = "MO",
         max_retry_after: float = 30.0,
+        clock: Clock | None = None,
+        jitter: Callable[[], float] = backoff_jitter,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"geocoder kind {kind!r}: expected one of {', '.join(KINDS)}")
@@ -304,7 +340,9 @@ class RemoteGeocoder:
         self.retries = max(0, retries)
         self.backoff = backoff
         self.max_retry_after = max_retry_after
-        self._pacer = _Pacer(min_interval)
+        self.clock: Clock = clock or MonotonicClock()
+        self.jitter = jitter
+        self._pacer = _Pacer(min_interval, self.clock)
         path = parts.path.rstrip("/")
         common: dict[str, Any] = dict(
             scheme=parts.scheme, timeout=timeout, user_agent=user_agent, adapter_factory=AioHTTPAdapter,
@@ -393,7 +431,7 @@ class RemoteGeocoder:
                     self._pacer.hold_off(retry_after)  # everyone waits, not only this caller
                 if give_up:
                     raise GeocoderUnavailable(f"{self.kind} unavailable ({status})") from exc
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
+                await self.clock.sleep(self.backoff * 2 ** (attempt - 1) * self.jitter())
                 continue
             logger.debug(
                 "geocoder request", service=self.kind, qhash=qhash, attempt=attempt, status="ok",

@@ -94,8 +94,10 @@ async def locate_subscriber(services: Services, sub: ImportedSubscriber) -> Impo
         else:
             message, suggestions = answer.message, answer.suggestions
         hint = (
-            "; addresses that can be mapped nearby: " + "; ".join(s.one_line for s in suggestions[:3])
+            " Addresses that can be mapped nearby: " + "; ".join(s.one_line for s in suggestions[:3]) + "."
             if suggestions else ""
         )
+        if hint and not message.endswith((".", "?", "!")):
+            message += "."
         raise InvalidLine(f"addresses[{i}]: {message}{hint}")
     return replace(sub, addresses=tuple(located))

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 
+from streams.domain.ids import parse_id
 from streams.settings import Settings
 
 
@@ -19,11 +20,12 @@ def unsubscribe_token(secret: str, subscriber_id: int) -> str:
 
 
 def verify_unsubscribe_token(secret: str, token: str) -> int | None:
-    sid, _, sig = token.partition(".")
-    if not sid.isdigit():
+    raw_sid, _, sig = token.partition(".")
+    sid = parse_id(raw_sid)
+    if sid is None:
         return None
-    expected = _sign(secret, "unsubscribe", int(sid))
-    return int(sid) if hmac.compare_digest(expected, sig) else None
+    expected = _sign(secret, "unsubscribe", sid)
+    return sid if hmac.compare_digest(expected, sig) else None
 
 
 def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:

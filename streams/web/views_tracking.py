@@ -40,6 +40,7 @@ from streams.domain.geocoding import (
     Suggestion,
 )
 from streams.domain.geometry import geodesic_distance_m
+from streams.domain.ids import parse_id
 from streams.domain.model import Address, Circle, OffenderState
 from streams.services import links
 from streams.web.app import (
@@ -81,7 +82,7 @@ ADDRESS_TYPES: tuple[tuple[str, str], ...] = (
 ADDRESS_TYPE_TEXT = dict(ADDRESS_TYPES)
 SEARCH_FIELDS = ("last_name", "first_name", "address_type", "street", "city", "county", "zip")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ZIP = re.compile(r"\d{5}(-?\d{4})?")
+_ZIP = re.compile(r"[0-9]{5}(-?[0-9]{4})?")  # ASCII only: \d takes any script's digits
 _PHOTO_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?")
 
 
@@ -560,9 +561,8 @@ async def _too_many_addresses(request: web.Request) -> web.Response:
 
 
 async def _owned_address(request: web.Request) -> Any:
-    try:
-        address_id = int(request.match_info["address_id"])
-    except ValueError:
+    address_id = parse_id(request.match_info["address_id"])
+    if address_id is None:
         return None
     return await db(request, _tracked_row, session_of(request).subscriber_id, address_id)
 
@@ -861,9 +861,10 @@ async def map_page(request: web.Request) -> web.Response:
     s = session_of(request)
     tracked_row = None
     raw_tracked = request.query.get("tracked", "")
-    if s.logged_in and raw_tracked.isdigit():
+    tracked_id = parse_id(raw_tracked)
+    if s.logged_in and tracked_id is not None:
         # Someone else's address is simply left off: the link may have been forwarded.
-        tracked_row = await db(request, _tracked_row, s.subscriber_id, int(raw_tracked))
+        tracked_row = await db(request, _tracked_row, s.subscriber_id, tracked_id)
     state = None
     if oid := request.query.get("offender", ""):
         state = await db(request, offender_search.public_offender, oid)

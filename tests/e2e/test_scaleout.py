@@ -7,6 +7,7 @@ import random
 import re
 import time
 import urllib.request
+from collections import Counter
 
 import pytest
 from pyproj import Geod
@@ -15,14 +16,14 @@ from sqlalchemy import text
 from bench import workload as statewide
 from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
-from streams.domain.addresses import make_address
-from streams.domain.circle_index import CircleIndex
 from streams.domain.cells import cells_overlapping
 from streams.domain.geometry import bounding_box
-from streams.domain.matching import apply_event, proximity_alerts
-from streams.domain.model import Circle, OffenderProfile, Offense, RegistryEvent
 from streams.domain.radii import RADII
+from tests.e2e.readiness import wait_for_circles
+from tests.e2e.test_operations import _wait_for
 from tests.e2e.test_pipeline import event, profile
+from tests.e2e.topic_reading import read_topic
+from tests.reference_model import Reference, places_of, radius_metres, watchers_of
 
 GEOD = Geod(ellps="WGS84")
 CITIES = [(38.6270, -90.1994), (39.0997, -94.5786), (37.2090, -93.2923), (38.9517, -92.3341)]
@@ -59,36 +60,48 @@ def workload(seed: int = 7) -> tuple[list[dict], list[dict], list[dict]]:
     return subscribers, baseline, changes
 
 
-def expected_alerts(subscribers: list[dict], baseline: list[dict], changes: list[dict]) -> set[tuple]:
-    """The oracle: the same rules run in-process over every circle at once."""
-    index = CircleIndex()
-    for n, s in enumerate(subscribers, start=1):
+def boundary_cases(subscribers: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Offenders who settle a centimetre inside or outside a subscriber's radius, or right on
+    it: where `<` and `<=`, or a radius a little short or long, part ways."""
+    baseline, changes = [], []
+    for j, (s, d) in enumerate(zip(subscribers[:6], (-0.01, 0.01, -0.01, 0.01, 0.0, 0.0))):
         a = s["addresses"][0]
-        index.upsert(Circle(n, n, a["label"], "", a["lat"], a["lon"], RADII[a["radius"]][0], a["radius"]))
-    states: dict = {}
-    expected: set[tuple] = set()
-    for ev in baseline + changes:
-        p = ev["offender"]
-        re_ev = RegistryEvent(
-            event_id=ev["event_id"], offender_id=ev["offender_id"], revision=ev["revision"],
-            occurred_at=ev["occurred_at"], kind="upsert", baseline=ev in baseline,
-            offender=OffenderProfile(p["last_name"], p["first_name"], p["date_of_birth"], p["tier"],
-                                     p["compliance"], p["juvenile"], (Offense(p["offenses"][0]["description"]),)),
-            addresses=tuple(make_address(a) for a in ev["addresses"]),
-        )
-        out = apply_event(states.get(ev["offender_id"]), re_ev)
-        states[ev["offender_id"]] = out.state
-        for change in out.address_changes:
-            for alert in proximity_alerts(change, index):
-                expected.add((alert.subscriber_id, alert.offender_id, alert.kind, alert.tracked_address_id))
-    return expected
+        radius = radius_metres(a["radius"])
+        lon, lat, _ = GEOD.fwd(a["lon"], a["lat"], 40.0 * j, radius + d)
+        oid = f"EDGE-{j:02d}"
+        far = {"type": "home", "street": f"{j} Far Rd", "city": "Town", "state": "MO", "zip": "63101",
+               "lat": 36.6, "lon": -89.6}
+        baseline.append(event(oid, 1, profile(f"Edge{j}", f"First{j}"), [far]))
+        changes.append(event(oid, 2, profile(f"Edge{j}", f"First{j}"), [
+            far | {"street": f"{j} Edge St", "lat": lat, "lon": lon}]))
+    return baseline, changes
+
+
+def expected_alerts(subscribers: list[dict], baseline: list[dict], changes: list[dict]) -> Counter:
+    """The reference model's alerts for the day."""
+    ref = Reference(places_of(subscribers), watchers_of(subscribers))
+    for ev in baseline:
+        ref.publish(ev | {"baseline": True})
+    for ev in changes:
+        ref.publish(ev)
+    return ref.alerts()
+
+
+def produced_alerts(system) -> Counter:
+    """How many times the workers produced each alert id, from the alerts topic itself."""
+    return Counter(json.loads(v)["alert_id"] for v in read_topic(system.env["SOR_BROKER_URL"], "alerts"))
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_the_same_alerts_whatever_the_number_of_workers(system, workers: int) -> None:
     subscribers, baseline, changes = workload()
+    edge_baseline, edge_changes = boundary_cases(subscribers)
+    baseline, changes = baseline + edge_baseline, changes + edge_changes
     want = expected_alerts(subscribers, baseline, changes)
-    assert len(want) >= 20  # the workload really exercises the join
+    assert want.total() >= 20  # the workload really exercises the join
+    # Each edge offender against the circle it was placed on: in by a centimetre, not out by one.
+    edges = {k[1] for k in want if k[1].startswith("EDGE-") and k[0] == int(k[1][5:]) + 1}
+    assert edges - {"EDGE-04", "EDGE-05"} == {"EDGE-00", "EDGE-02"}
 
     system.env["SOR_PARTITIONS"] = "6"
     system.run("subscribers", "import", str(system.write_jsonl("s.jsonl", subscribers)))
@@ -97,34 +110,29 @@ def test_the_same_alerts_whatever_the_number_of_workers(system, workers: int) ->
         system.start_worker()
     system.wait_until("select count(*) from offenders", lambda n: n == len(baseline), timeout=120)
     # Every copy of every circle indexed somewhere before the day's changes arrive.
-    copies = {
-        (cell, n)
+    wait_for_circles(system, [
+        (n, s["addresses"][0]["lat"], s["addresses"][0]["lon"], radius_metres(s["addresses"][0]["radius"]))
         for n, s in enumerate(subscribers, start=1)
-        for cell in cells_overlapping(bounding_box(
-            s["addresses"][0]["lat"], s["addresses"][0]["lon"], RADII[s["addresses"][0]["radius"]][0]))
-    }
-    deadline = time.monotonic() + 120
-    seen: set[tuple[str, int]] = set()
-    while time.monotonic() < deadline and not copies <= seen:
-        seen = {(m.group(2), int(m.group(1))) for m in re.finditer(
-            r'"circle_id": (\d+), "cell": "([^"]+)", "event": "tracked circle indexed"', system.worker_log())}
-        time.sleep(0.5)
-    assert copies <= seen, f"{len(copies - seen)} circle copies never indexed"
+    ], timeout=120)
 
     system.run("registry", "publish", str(system.write_jsonl("c.jsonl", changes)))
     system.wait_until("select count(*) from offenders where revision = 2", lambda n: n == len(changes), timeout=120)
-    system.wait_until("select count(*) from pending_alerts", lambda n: n >= len(want), timeout=120)
-    time.sleep(2)  # a duplicate or a stray alert would show up now
+    # Done when the group has committed everything the broker holds (a straggler would be lag).
+    _wait_for(lambda: json.loads(system.run("status", "--json").stdout), lambda st: st["total_lag"] == 0,
+              timeout=120)
     engine = make_engine(system.env["SOR_DATABASE_URL"])
     with engine.connect() as conn:
-        rows = conn.execute(text("select payload from pending_alerts")).scalars().all()
+        rows = conn.execute(text("select alert_id, payload from pending_alerts")).all()
     engine.dispose()
-    got = set()
-    assert len(rows) == len(want)  # no alert twice
-    for payload in rows:
+    got = Counter()
+    for _, payload in rows:
         p = payload if isinstance(payload, dict) else json.loads(payload)
-        got.add((p["subscriber_id"], p["offender_id"], p["kind"], p["tracked_address_id"]))
+        got[(p["subscriber_id"], p["offender_id"], p["kind"], p["event_id"], p["tracked_address_id"],
+             p["address"]["street"])] += 1
     assert got == want
+    produced = produced_alerts(system)
+    assert set(produced) == {alert_id for alert_id, _ in rows}
+    assert [i for i, n in produced.items() if n > 1] == []  # each alert produced once, not only stored once
 
 
 def _gauges(port: int) -> dict[str, float]:

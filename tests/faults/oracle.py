@@ -1,35 +1,31 @@
 """A seeded registry day with heavy fan-out, and what each subscriber's digest must say.
 
-The oracle runs the same domain rules in-process over every circle at once; the fault tests
-compare the e-mails a real SMTP server received with it.
+What must happen comes from the reference model (tests/reference_model.py), written apart
+from the pipeline's rules; the fault tests compare the alerts stored and the e-mails a real
+SMTP server received with it.
 """
 
 from __future__ import annotations
 
+import json
 import random
-import re
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
 from email.message import EmailMessage
-from urllib.parse import parse_qs, urlparse
+from typing import Any
 
 from pyproj import Geod
 from sqlalchemy import text
 
-from streams.adapters import repository
-from streams.adapters.event_codec import decode_registry_event, encode_registry_event
-from streams.domain.circle_index import CircleIndex
-from streams.domain.digest import build_digest
-from streams.domain.matching import apply_event, proximity_alerts, watch_alerts
-from streams.domain.model import Alert
-from streams.domain.cells import cells_overlapping
-from streams.domain.geometry import bounding_box
 from streams.domain.radii import RADII
+from tests.digest_reading import digest_lines, text_of
 from tests.e2e.conftest import REPO
+from tests.e2e.readiness import wait_for_circles as _wait_for_copies
 from tests.e2e.test_pipeline import event, profile
+from tests.reference_model import Line, Reference, places_of, radius_metres, watchers_of
 
 GEOD = Geod(ellps="WGS84")
 CITIES = [(38.6270, -90.1994), (39.0997, -94.5786)]  # St. Louis, Kansas City
@@ -79,99 +75,58 @@ def workload(
     return subscribers, baseline, waves
 
 
-def oracle_digests(engine, baseline: list[dict], waves: list[list[dict]]) -> tuple[dict[int, dict], set[str]]:
-    """What each subscriber's digest must say, and the ids of the alerts behind it: the domain
-    rules over every circle at once."""
-    index = CircleIndex()
-    for circle in repository.active_circles(engine):
-        index.upsert(circle)
-    watchers: dict[str, list[int]] = defaultdict(list)
-    for sid, oid in repository.active_watches(engine):
-        watchers[oid].append(sid)
-    states: dict = {}
-    alerts: dict[int, list[Alert]] = defaultdict(list)
-    for doc in baseline + [ev for wave in waves for ev in wave]:
-        raw = encode_registry_event(doc | ({"baseline": True} if doc in baseline else {}))
-        ev = decode_registry_event(raw, doc["offender_id"].encode())
-        out = apply_event(states.get(ev.offender_id), ev)
-        states[ev.offender_id] = out.state
-        for change in out.address_changes:
-            for a in proximity_alerts(change, index):
-                alerts[a.subscriber_id].append(a)
-        if out.watch_change is not None:
-            for a in watch_alerts(out.watch_change, watchers[ev.offender_id]):
-                alerts[a.subscriber_id].append(a)
-    want: dict[int, dict] = {}
-    for sid, items in alerts.items():
-        digest = build_digest(sid, items)
-        if digest is None:
-            continue
-        want[sid] = {
-            "proximity": Counter(
-                (place.tracked_address_id, line.offender_id, line.direction)
-                for place in digest.places for line in place.lines
-            ),
-            "watches": Counter(w.offender_id for w in digest.watches),
-        }
-    return want, {a.alert_id for items in alerts.values() for a in items}
+def reference_day(subscribers: list[dict], baseline: list[dict], waves: list[list[dict]]) -> Reference:
+    """The reference model after the baseline load and the waves, in publishing order."""
+    ref = Reference(places_of(subscribers), watchers_of(subscribers))
+    for doc in baseline:
+        ref.publish(doc | {"baseline": True})
+    for wave in waves:
+        for doc in wave:
+            ref.publish(doc)
+    return ref
 
 
-def read_digest(msg: EmailMessage) -> dict:
-    """The changes one digest e-mail lists, from its plain-text part."""
-    body = msg.get_body(preferencelist=("plain",)).get_content()
-    proximity: Counter = Counter()
-    watches: Counter = Counter()
-    direction, in_watches = None, False
-    for line in body.splitlines():
-        if "(moved in):" in line:
-            direction = "in"
-        elif "(moved out):" in line:
-            direction = "out"
-        elif line.startswith("OFFENDERS YOU TRACK"):
-            in_watches, direction = True, None
-        elif line.startswith("WHY YOU RECEIVED THIS"):
-            in_watches = False
-        m = re.search(r"Map: (\S+)", line)
-        if m and direction:
-            q = parse_qs(urlparse(m.group(1)).query)
-            proximity[(int(q["tracked"][0]), q["offender"][0], direction)] += 1
-        m = re.search(r"Registry record: \S+/offenders/(\S+)", line)
-        if m and in_watches:
-            watches[m.group(1)] += 1
-    return {"proximity": proximity, "watches": watches}
-
-
-def wait_for_circles(system, engine, timeout: float = 180.0) -> None:
-    """Every copy of every active circle indexed by some worker."""
-    copies = {
-        (cell, c.circle_id)
-        for c in repository.active_circles(engine)
-        for cell in cells_overlapping(bounding_box(c.lat, c.lon, c.radius_m))
-    }
-    deadline = time.monotonic() + timeout
-    seen: set = set()
-    while time.monotonic() < deadline and not copies <= seen:
-        seen = {(m.group(2), int(m.group(1))) for m in re.finditer(
-            r'"circle_id": (\d+), "cell": "([^"]+)", "event": "tracked circle indexed"', system.worker_log())}
-        time.sleep(0.5)
-    assert copies <= seen, f"{len(copies - seen)} circle copies never indexed"
-
-
-def recorded_alerts(engine) -> set[str]:
+def check_import_numbering(engine, subscribers: list[dict]) -> None:
+    """The reference numbers subscribers and tracked addresses in file order, as an import into
+    an empty database does: make sure this one did."""
     with engine.connect() as conn:
-        return set(conn.execute(text("select alert_id from pending_alerts")).scalars())
+        subs = conn.execute(text("select id, email from subscribers order by id")).all()
+        tracked = conn.execute(text("select id, subscriber_id, label from tracked_addresses order by id")).all()
+    assert [(r.id, r.email) for r in subs] == [(n, s["email"]) for n, s in enumerate(subscribers, start=1)]
+    assert [(r.id, r.subscriber_id, r.label) for r in tracked] == [
+        (p.circle_id, p.subscriber_id, p.label) for p in places_of(subscribers)]
 
 
-def wait_for_alerts(system, engine, expected: set[str], stall_s: float = 60.0) -> set[str]:
-    """The ids of the alerts recorded, once they include every expected one or stop growing
-    for `stall_s` seconds (compared by id: a count could hide a loss behind an extra)."""
+def wait_for_circles(system, subscribers: list[dict], timeout: float = 180.0) -> None:
+    """Every copy of every tracked circle indexed by some worker."""
+    _wait_for_copies(system, [
+        (n, a["lat"], a["lon"], radius_metres(a["radius"]))
+        for n, a in enumerate((a for s in subscribers for a in s["addresses"]), start=1)
+    ], timeout)
+
+
+def _alert_key(payload: Any) -> tuple[Any, ...]:
+    p = payload if isinstance(payload, dict) else json.loads(payload)
+    return (p["subscriber_id"], p["offender_id"], p["kind"], p["event_id"], p.get("tracked_address_id"),
+            (p.get("address") or {}).get("street"))
+
+
+def recorded_alerts(engine) -> Counter:
+    """The alerts stored, in the reference model's terms, each with how many rows hold it."""
+    with engine.connect() as conn:
+        return Counter(_alert_key(p) for p in conn.execute(text("select payload from pending_alerts")).scalars())
+
+
+def wait_for_alerts(system, engine, expected: Counter, stall_s: float = 60.0) -> Counter:
+    """The alerts stored, once they include every expected one or stop growing for `stall_s`
+    seconds (compared alert by alert: a count could hide a loss behind an extra)."""
     last, since = -1, time.monotonic()
     while True:
         got = recorded_alerts(engine)
-        if expected <= got:
+        if not expected - got:
             return got
-        if len(got) != last:
-            last, since = len(got), time.monotonic()
+        if got.total() != last:
+            last, since = got.total(), time.monotonic()
         elif time.monotonic() - since > stall_s:
             return got
         if not system.workers or all(w.poll() is not None for w in system.workers):
@@ -179,25 +134,41 @@ def wait_for_alerts(system, engine, expected: set[str], stall_s: float = 60.0) -
         time.sleep(0.5)
 
 
-def alert_difference(expected: set[str], recorded: set[str]) -> str:
-    return f"{len(expected - recorded)} expected alerts never recorded, {len(recorded - expected)} unexpected"
+def alert_difference(expected: Counter, recorded: Counter) -> str:
+    lost, extra = expected - recorded, recorded - expected
+    return (f"{lost.total()} expected alerts never recorded (e.g. {list(lost)[:3]}), "
+            f"{extra.total()} unexpected or repeated (e.g. {list(extra)[:3]})")
 
 
-def digest_run(system, *, kill_after: float | None) -> int:
+def digest_run(system, *, kill_between_mails: bool = False) -> int | None:
+    """`sor-notify digest send`; with `kill_between_mails`, SIGKILLed the moment it names the
+    recipient of its second e-mail (the first accepted and marked sent, the second not begun).
+    Returns the e-mails accepted when it was killed, None if it ran to the end."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.entrypoints.cli", "digest", "send"],
         env=system.env | {"SOR_DIGEST_STALE_AFTER_S": "0"}, cwd=REPO,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    if kill_after is not None:
-        time.sleep(kill_after)
-        if proc.poll() is None:
+    at_kill: list[int] = []
+
+    def kill(accepted: int) -> None:
+        if accepted >= 1 and not at_kill:
+            at_kill.append(accepted)
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
-            return 1
-    out, _ = proc.communicate(timeout=300)
+
+    if kill_between_mails:
+        before = len(system.catcher.messages)
+        system.catcher.on_recipient = lambda n: kill(n - before)
+    try:
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        system.catcher.on_recipient = None
+    if kill_between_mails:
+        assert at_kill, f"the digest run ended before its second e-mail:\n{out}"
+        return at_kill[0]
     assert proc.returncode == 0, out
-    return 0
+    return None
 
 
 def _by_recipient(messages: list[EmailMessage]) -> dict[str, list[EmailMessage]]:
@@ -216,19 +187,13 @@ def digest_ids(messages: list[EmailMessage]) -> dict[str, list[str]]:
     }
 
 
-def mail_check(subscribers: list[dict], want: dict[int, dict], messages: list[EmailMessage]) -> dict[str, int]:
-    """Duplicates, lost and unexpected digest lines, comparing the mail with the oracle."""
+def mail_check(subscribers: list[dict], want: dict[int, set[Line]], messages: list[EmailMessage]) -> dict[str, int]:
+    """Duplicates, lost and unexpected digest lines, comparing the mail with the reference."""
     by_rcpt = _by_recipient(messages)
     ids = {s["email"]: n for n, s in enumerate(subscribers, start=1)}
-    got = {ids[rcpt]: read_digest(msgs[0]) for rcpt, msgs in by_rcpt.items()}
-    lost = sum(
-        sum((want[s][k] - got.get(s, {}).get(k, Counter())).values())
-        for s in want for k in ("proximity", "watches")
-    )
-    extra = sum(
-        sum((got[s][k] - want.get(s, {}).get(k, Counter())).values())
-        for s in got for k in ("proximity", "watches")
-    )
+    got = {ids[rcpt]: digest_lines(text_of(msgs[0])) for rcpt, msgs in by_rcpt.items()}
+    lost = sum((Counter(want[s]) - got.get(s, Counter())).total() for s in want)
+    extra = sum((got[s] - Counter(want.get(s, ()))).total() for s in got)
     return {
         "e-mails": len(messages),
         "duplicates": sum(len(v) - 1 for v in by_rcpt.values()),

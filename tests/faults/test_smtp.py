@@ -424,8 +424,14 @@ async def test_one_refusal_is_shown_as_a_warning_and_stops_nothing(engine, smtp_
     assert "Our last e-mail to gone@example.org was refused." in page
     assert f"If it is refused {N} times in a row, we stop sending" in page
     assert "stopped sending" not in page
-    assert subscriber_row(engine, gone.sid).mail_suspended_at is None
+    row = subscriber_row(engine, gone.sid)
+    assert (row.mail_bounces, row.mail_suspended_at) == (1, None)
+    # The one digest was offered once and refused at RCPT: nothing delivered, its alert kept.
+    assert [r.status for r in rows(engine)] == ["failed"]
+    assert smtp_faults.handler.rcpt_attempts[gone.email] == 1
+    assert waiting_alerts(engine, gone.sid) == 1
     t = tally(smtp_faults, engine, {})
+    assert (t.emails, t.duplicates, t.lost, t.unexpected) == (0, 0, 0, 0)
     report_line("one refusal", engine, t, bounces=1, suspended=0)
 
 
@@ -506,9 +512,14 @@ async def test_a_recipient_saying_later_for_days_is_a_bounce(engine, smtp_faults
     record = subscriber_row(engine, full.sid)
     assert record.mail_bounces == 1 and record.mail_suspended_at is None
     assert waiting_alerts(engine, full.sid) == 1
+    # Offered twice (the first send, then the retry that gave up), "later" both times, never
+    # handed over: no e-mail reached the server.
+    assert smtp_faults.handler.rcpt_attempts[full.email] == 2
+    assert smtp_faults.handler.data_attempts[full.email] == 0
     assert_no_address_stored(engine)
     assert_no_address_logged(capsys, subs)
     t = tally(smtp_faults, engine, {})
+    assert (t.emails, t.duplicates, t.lost, t.unexpected) == (0, 0, 0, 0)
     report_line("4xx for 5 days", engine, t, bounces=1, waiting=1)
 
 

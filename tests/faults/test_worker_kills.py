@@ -4,7 +4,8 @@ A registry day of several thousand events with heavy fan-out is published in wav
 workers are killed at random moments (mid-batch, and again while the group is still
 rebalancing after the previous kill) and replaced. Then the digest run itself is killed
 and re-run. The e-mails a real SMTP server received are compared with what an in-process
-oracle (the same domain rules over every circle at once) says each subscriber must read.
+reference model (tests/reference_model.py, apart from the pipeline's rules) says each
+subscriber must read.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from tests.e2e.conftest import REPO
 from tests.counts import report
 from tests.faults.oracle import (
     alert_difference,
+    check_import_numbering,
     digest_ids,
     digest_run,
     mail_check,
-    oracle_digests,
+    reference_day,
     wait_for_alerts,
     wait_for_circles,
     workload,
@@ -77,16 +79,18 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(system) -> None:
     system.env["SOR_SESSION_TIMEOUT_S"] = "6"
     system.run("subscribers", "import", str(system.write_jsonl("s.jsonl", subscribers)))
     engine = make_engine(system.env["SOR_DATABASE_URL"])
-    want, expected_alerts = oracle_digests(engine, baseline, waves)
-    expected_lines = sum(sum(d["proximity"].values()) + sum(d["watches"].values()) for d in want.values())
+    check_import_numbering(engine, subscribers)
+    ref = reference_day(subscribers, baseline, waves)
+    want, expected_alerts = ref.digests(), ref.alerts()
+    expected_lines = sum(len(lines) for lines in want.values())
     events = sum(len(w) for w in waves)
-    assert len(expected_alerts) > 10 * events  # heavy fan-out, not a trickle
+    assert expected_alerts.total() > 10 * events  # heavy fan-out, not a trickle
 
     system.run("registry", "publish", "--baseline", str(system.write_jsonl("b.jsonl", baseline)))
     system.start_worker()
     system.start_worker()
     system.wait_until("select count(*) from offenders", lambda n: n == OFFENDERS, timeout=300)
-    wait_for_circles(system, engine)
+    wait_for_circles(system, subscribers)
 
     killer = Killer(system, rng)
     for w, wave in enumerate(waves):
@@ -109,17 +113,19 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(system) -> None:
     engine.dispose()
     assert recorded == expected_alerts, alert_difference(expected_alerts, recorded)
 
-    # The digest run killed mid-way, then run again until done.
-    digest_kills = digest_run(system, kill_after=rng.uniform(0.8, 2.0))
-    digest_run(system, kill_after=None)
-    digest_run(system, kill_after=None)  # nothing left: must send nothing more
+    # The digest run killed mid-way (between its first and second e-mail), then run again until done.
+    mails_at_kill = digest_run(system, kill_between_mails=True)
+    digest_run(system)
+    digest_run(system)  # nothing left: must send nothing more
 
     check = mail_check(subscribers, want, system.catcher.messages)
     report(
-        f"worker kills: kills={killer.kills} digest-run kills={digest_kills} events={events} "
-        f"alerts={len(expected_alerts)} recorded={len(recorded)} digest lines={expected_lines} "
+        f"worker kills: kills={killer.kills} digest-run killed after {mails_at_kill} of {len(want)} e-mails "
+        f"events={events} alerts={expected_alerts.total()} recorded={recorded.total()} "
+        f"digest lines={expected_lines} "
         + " ".join(f"{k}={v}" for k, v in check.items())
     )
     assert killer.kills >= KILLS
+    assert mails_at_kill is not None and 0 < mails_at_kill < len(want)  # the kill landed mid-send
     assert check["duplicates"] == check["lost"] == check["unexpected"] == check["missing digests"] == 0, (
         check, digest_ids(system.catcher.messages))

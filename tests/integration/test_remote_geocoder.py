@@ -1,10 +1,14 @@
-"""Remote geocoders against a real loopback HTTP service; their cache on a real database; the chain."""
+"""Remote geocoders against a real loopback HTTP service; their cache on a real database; the chain.
+
+Pacing and retries run on a virtual clock: every wait the geocoder asks for is recorded and moves
+virtual time on at once, so the tests assert the exact delays instead of measuring wall time.
+The HTTP requests still go to a real aiohttp server on loopback.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, AsyncIterator, Callable
@@ -16,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from streams.adapters.geocode_cache import CachedGeocoder, ChainGeocoder, geocode_cache, purge_expired
-from streams.adapters.remote_geocoder import RemoteGeocoder
+from streams.adapters.remote_geocoder import MonotonicClock, RemoteGeocoder, backoff_jitter
+from streams.bootstrap import geocoder_for
 from streams.domain.geocoding import (
     ADDRESS_POINT,
     INTERPOLATED,
@@ -28,10 +33,47 @@ from streams.domain.geocoding import (
     GeocoderUnavailable,
     Suggestion,
 )
+from streams.settings import load_settings
 
 ELM = GeocodeQuery("1510 E Elm St", "Springfield", "MO", "65806")
 ELM_SPELLED_OUT = GeocodeQuery("1510 East Elm Street", "Springfield", "MO", "65806-1234")
 ARC_PATH = "/arcgis/rest/services/World/GeocodeServer/findAddressCandidates"
+
+
+# --- virtual time -----------------------------------------------------------------------------
+
+
+class VirtualClock:
+    """now() and sleep() for the geocoder: a sleep records the delay asked for and moves time on.
+
+    Waits are taken one after another (the pacer serializes its callers with a lock anyway), and
+    time does not move while a request is on the wire.
+    """
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+        await asyncio.sleep(0)  # still a suspension point, as a real sleep is
+
+    def advance(self, seconds: float) -> None:
+        """Time passing while the geocoder is not waiting (the caller busy elsewhere)."""
+        self.t += seconds
+
+
+def exactly(values: list[float]) -> Any:
+    return pytest.approx(values, rel=0, abs=1e-9)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
 
 
 # --- a scripted geocoding service on loopback ------------------------------------------------
@@ -47,7 +89,7 @@ class Reply:
 
 @dataclass
 class Seen:
-    at: float
+    at: float  # on the virtual clock
     path: str
     params: dict[str, str]
     headers: dict[str, str]
@@ -56,7 +98,8 @@ class Seen:
 class FakeService:
     """Answers each request with the next scripted reply (then with `default`) and records it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
         self.url = ""
         self.replies: list[Reply] = []
         self.default = Reply([])
@@ -67,7 +110,7 @@ class FakeService:
         self.replies.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(Seen(time.monotonic(), request.path, dict(request.query), dict(request.headers)))
+        self.requests.append(Seen(self.clock.now(), request.path, dict(request.query), dict(request.headers)))
         reply = self.replies.pop(0) if self.replies else self.default
         if reply.delay:
             try:
@@ -78,8 +121,8 @@ class FakeService:
 
 
 @pytest.fixture
-async def service() -> AsyncIterator[FakeService]:
-    svc = FakeService()
+async def service(clock: VirtualClock) -> AsyncIterator[FakeService]:
+    svc = FakeService(clock)
     app = web.Application()
     app.router.add_get("/{tail:.*}", svc.handle)
     runner = web.AppRunner(app, shutdown_timeout=1.0)
@@ -96,11 +139,13 @@ async def service() -> AsyncIterator[FakeService]:
 
 
 @pytest.fixture
-async def make_geocoder(service: FakeService) -> AsyncIterator[Callable[..., RemoteGeocoder]]:
+async def make_geocoder(service: FakeService, clock: VirtualClock) -> AsyncIterator[Callable[..., RemoteGeocoder]]:
     made: list[RemoteGeocoder] = []
 
     def _make(kind: str = "nominatim", url: str | None = None, **kw: Any) -> RemoteGeocoder:
-        opts: dict[str, Any] = dict(timeout=0.3, retries=2, backoff=0.01, min_interval=0.0)
+        # Jitter pinned at its top (1.0) so a back-off is exactly backoff * 2**(k-1).
+        opts: dict[str, Any] = dict(timeout=0.3, retries=2, backoff=0.01, min_interval=0.0, clock=clock,
+                                    jitter=lambda: 1.0)
         geocoder = RemoteGeocoder(kind, url or service.url, **{**opts, **kw})
         made.append(geocoder)
         return geocoder
@@ -323,82 +368,147 @@ async def test_arcgis_self_hosted_locator_and_api_key(service, make_geocoder) ->
 # --- temporary trouble ------------------------------------------------------------------------
 
 
-async def test_a_slow_service_is_retried_then_unavailable(service, make_geocoder) -> None:
+async def test_a_slow_service_is_retried_then_unavailable(service, make_geocoder, clock) -> None:
     service.default = Reply([nominatim()], delay=1.0)
     with pytest.raises(GeocoderUnavailable):
         await make_geocoder(retries=1).geocode(ELM)
     assert len(service.requests) == 2
+    assert clock.sleeps == exactly([0.01])
 
 
-async def test_429_is_retried_and_succeeds(service, make_geocoder) -> None:
+async def test_429_is_retried_and_succeeds(service, make_geocoder, clock) -> None:
     service.script(Reply({"error": "Too many requests"}, status=429), [nominatim()])
     result = await make_geocoder().geocode(ELM)
     assert isinstance(result, GeocodeResult) and result.precision == ADDRESS_POINT
     assert len(service.requests) == 2
+    assert clock.sleeps == exactly([0.01])  # no Retry-After: the plain back-off
 
 
-async def test_retry_after_is_honoured(service, make_geocoder) -> None:
+async def test_retry_after_is_honoured(service, make_geocoder, clock) -> None:
     service.script(Reply({"error": "slow down"}, status=429, headers={"Retry-After": "1"}), [nominatim()])
     result = await make_geocoder().geocode(ELM)
     assert isinstance(result, GeocodeResult)
-    first, second = service.requests
-    assert second.at - first.at >= 0.95
+    # The second request starts exactly when the service said: the 0.01 s back-off, then the
+    # pacer holds the rest of the second.
+    assert [seen.at for seen in service.requests] == exactly([0.0, 1.0])
+    assert clock.sleeps == exactly([0.01, 0.99])
 
 
-async def test_a_long_retry_after_gives_up_at_once_for_every_caller(service, make_geocoder) -> None:
-    service.script(Reply({"error": "come back later"}, status=429, headers={"Retry-After": "120"}))
+async def test_a_long_retry_after_gives_up_at_once_for_every_caller(service, make_geocoder, clock) -> None:
+    service.script(Reply({"error": "come back later"}, status=429, headers={"Retry-After": "120"}), [nominatim()])
     geocoder = make_geocoder(max_retry_after=30)
-    started = time.monotonic()
     with pytest.raises(GeocoderUnavailable):
         await geocoder.geocode(ELM)
     with pytest.raises(GeocoderUnavailable):
         await geocoder.geocode(ELM_SPELLED_OUT)
     assert len(service.requests) == 1
-    assert time.monotonic() - started < 1
+    assert clock.sleeps == []  # nobody waited
+    # 31 s before the end of the hold-off is still more than max_retry_after: refused at once.
+    clock.advance(89)
+    with pytest.raises(GeocoderUnavailable):
+        await geocoder.geocode(ELM)
+    assert len(service.requests) == 1 and clock.sleeps == []
+    # 20 s before it, a caller waits those 20 s and is answered.
+    clock.advance(11)
+    assert isinstance(await geocoder.geocode(ELM), GeocodeResult)
+    assert clock.sleeps == exactly([20.0])
+    assert [seen.at for seen in service.requests] == exactly([0.0, 120.0])
 
 
-async def test_server_errors_until_the_retries_run_out(service, make_geocoder) -> None:
+async def test_server_errors_until_the_retries_run_out(service, make_geocoder, clock) -> None:
     service.default = Reply({"error": "boom"}, status=500)
     with pytest.raises(GeocoderUnavailable):
-        await make_geocoder(retries=2).geocode(ELM)
-    assert len(service.requests) == 3
+        await make_geocoder(retries=3, backoff=0.5).geocode(ELM)
+    assert len(service.requests) == 4
+    # The back-off doubles from `backoff` (jitter at its top here) and ends with the last failure.
+    assert clock.sleeps == exactly([0.5, 1.0, 2.0])
+    assert [seen.at for seen in service.requests] == exactly([0.0, 0.5, 1.5, 3.5])
 
 
-async def test_a_503_then_an_answer(service, make_geocoder) -> None:
+async def test_the_back_off_is_scaled_by_the_jitter(service, make_geocoder, clock) -> None:
+    service.default = Reply({"error": "boom"}, status=500)
+    factors = iter([0.5, 1.0, 0.75])
+    with pytest.raises(GeocoderUnavailable):
+        await make_geocoder(retries=3, backoff=0.5, jitter=lambda: next(factors)).geocode(ELM)
+    assert clock.sleeps == exactly([0.5 * 0.5, 1.0 * 1.0, 2.0 * 0.75])
+
+
+async def test_the_default_jitter_keeps_each_back_off_between_half_and_all_of_its_step(
+    service, make_geocoder, clock
+) -> None:
+    service.default = Reply({"error": "boom"}, status=500)
+    with pytest.raises(GeocoderUnavailable):
+        await make_geocoder(retries=10, backoff=0.5, jitter=backoff_jitter).geocode(ELM)
+    factors = [slept / (0.5 * 2**k) for k, slept in enumerate(clock.sleeps)]
+    assert len(factors) == 10
+    assert all(0.5 <= f <= 1.0 for f in factors)
+    assert len(set(factors)) > 1  # callers that failed together do not retry in step
+
+
+async def test_a_503_then_an_answer(service, make_geocoder, clock) -> None:
     service.script(Reply("", status=503), Reply("", status=502), [nominatim()])
     result = await make_geocoder().geocode(ELM)
     assert isinstance(result, GeocodeResult)
     assert len(service.requests) == 3
+    assert clock.sleeps == exactly([0.01, 0.02])
 
 
-async def test_a_refused_key_is_unavailable_without_retrying(service, make_geocoder) -> None:
+async def test_a_refused_key_is_unavailable_without_retrying(service, make_geocoder, clock) -> None:
     service.default = Reply({"error": "forbidden"}, status=403)
     with pytest.raises(GeocoderUnavailable):
         await make_geocoder().geocode(ELM)
     assert len(service.requests) == 1
+    assert clock.sleeps == []
 
 
-async def test_connection_refused_is_unavailable(make_geocoder) -> None:
+async def test_connection_refused_is_unavailable(make_geocoder, clock) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(GeocoderUnavailable):
         await make_geocoder(url=f"http://127.0.0.1:{port}", retries=1).geocode(ELM)
+    assert clock.sleeps == exactly([0.01])  # retried once, after the back-off
 
 
-async def test_concurrent_callers_are_spaced_by_min_interval(service, make_geocoder) -> None:
+async def test_concurrent_callers_are_spaced_by_min_interval(service, make_geocoder, clock) -> None:
     service.default = Reply([nominatim()])
     geocoder = make_geocoder(min_interval=0.2)
     answers = await asyncio.gather(geocoder.geocode(ELM), geocoder.geocode(ELM_SPELLED_OUT),
                                    geocoder.geocode(ELM))
     assert all(isinstance(a, GeocodeResult) for a in answers)
-    times = sorted(seen.at for seen in service.requests)
-    assert len(times) == 3
-    # Spacing is enforced on request starts (0.2 s apart). Arrivals at the server can shift by
-    # connection set-up, more so on a loaded machine, so the bound leaves room for that; without
-    # the limiter all three would arrive within milliseconds.
-    assert all(b - a >= 0.1 for a, b in zip(times, times[1:]))
-    assert times[-1] - times[0] >= 0.3
+    assert len(service.requests) == 3
+    # The first goes at once; each of the others waits its 0.2 s turn after the one before.
+    assert clock.sleeps == exactly([0.2, 0.2])
+
+
+async def test_requests_one_after_another_are_spaced_from_the_previous_start(service, make_geocoder, clock) -> None:
+    service.default = Reply([nominatim()])
+    geocoder = make_geocoder(min_interval=1.0)
+    await geocoder.geocode(ELM)
+    await geocoder.geocode(ELM)  # at once: waits the full interval
+    clock.advance(0.4)
+    await geocoder.geocode(ELM)  # 0.4 s later: waits only the rest
+    clock.advance(5.0)
+    await geocoder.geocode(ELM)  # long after: no wait
+    assert clock.sleeps == exactly([1.0, 0.6])
+    assert [seen.at for seen in service.requests] == exactly([0.0, 1.0, 2.0, 7.0])
+
+
+async def test_the_settings_build_remote_geocoders_on_the_real_clock(service, engine, tmp_path) -> None:
+    settings = load_settings({
+        "SOR_DATA_DIR": str(tmp_path), "SOR_GEOCODERS": f"nominatim={service.url}",
+        "SOR_GEOCODE_MIN_INTERVAL_S": "0",
+    })
+    service.default = Reply([nominatim()])
+    chain = geocoder_for(settings, engine)
+    remote = chain.geocoders[-1].inner  # the cached remote after the (empty) gazetteer
+    try:
+        assert isinstance(remote.clock, MonotonicClock)
+        answer = await chain.geocode(ELM)
+        assert isinstance(answer, GeocodeResult) and answer.source == "nominatim"
+        assert len(service.requests) == 1
+    finally:
+        await remote.aclose()
 
 
 async def test_logs_name_a_hash_not_the_address(service, make_geocoder) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Engine
 
 from streams.adapters import offender_search, repository
@@ -28,8 +27,24 @@ def _now() -> datetime:
 
 
 def test_schema_creation_is_idempotent(engine: Engine) -> None:
+    """Creating the schema again (every start does) keeps the tables and what is in them."""
+    tables_before = set(inspect(engine).get_table_names())
+    sub = repository.upsert_subscriber(engine, imported("kept@example.org", offenders=("MO-1",)))
+    alert = proximity_alert(sub.subscriber_id, sub.circles[0].circle_id, "MO-1", "Ray Abbott", "800 Olive St")
+    assert repository.record_alerts(engine, [alert]) == 1
+
     create_schema(engine)
     create_schema(engine)
+
+    assert set(inspect(engine).get_table_names()) == tables_before
+    assert {"subscribers", "pending_alerts"} <= tables_before
+    with engine.connect() as conn:
+        assert conn.execute(select(subscribers.c.email)).scalars().all() == ["kept@example.org"]
+    assert list(repository.active_circles(engine)) == sub.circles
+    assert list(repository.active_watches(engine)) == [(sub.subscriber_id, "MO-1")]
+    assert repository.count_pending_alerts(engine) == 1
+    # The alert is still known: recording it again adds nothing.
+    assert repository.record_alerts(engine, [alert]) == 0
 
 
 def test_new_subscriber_gets_circles_and_watches(engine: Engine) -> None:
@@ -147,13 +162,12 @@ def test_record_alerts_is_idempotent(engine: Engine) -> None:
 
 
 def test_record_alerts_takes_thousands_at_once(engine: Engine) -> None:
+    # How fast: `python -m bench.record_alerts` (bench/README.md), not a bound here.
     sub = repository.upsert_subscriber(engine, imported("a@example.org"))
     tid = sub.circles[0].circle_id
     alerts = [proximity_alert(sub.subscriber_id, tid, f"MO-{i}", "X Y", f"{i} Olive St") for i in range(5000)]
-    t0 = time.perf_counter()
     assert repository.record_alerts(engine, alerts) == 5000
     assert repository.record_alerts(engine, alerts[:2500] + alerts[:10]) == 0
-    assert time.perf_counter() - t0 < 20
     assert repository.count_pending_alerts(engine) == 5000
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import func, select
 
 from streams.adapters import offender_search, repository
@@ -570,6 +571,32 @@ async def test_a_forged_unsubscribe_link_is_refused(logged_in_site, engine) -> N
     with engine.connect() as conn:
         assert set(conn.execute(select(subscribers.c.status)).scalars()) == {"active"}
     assert not site.published
+
+
+@pytest.mark.parametrize("sid", ["\u00b2", "\u0661\u0662", "\uff11", "9" * 5000, "99999999999999999999"])
+async def test_an_unsubscribe_link_with_a_number_no_one_has_is_refused_not_a_server_error(logged_in_site, sid) -> None:
+    """Superscript, Arabic-Indic and fullwidth digits pass str.isdigit() but are no id; nor is
+    a number of 5,000 digits or one past any database integer."""
+    site = logged_in_site
+    forged = f"/unsubscribe/{sid}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    assert (await site.get(forged))[0] == 400
+    resp = await site.client.post(forged, data={"List-Unsubscribe": "One-Click"})
+    assert resp.status == 400
+
+
+@pytest.mark.parametrize("tracked", ["\u00b2", "\u0661", "9" * 5000, "99999999999999999999"])
+async def test_the_map_of_a_tracked_id_that_is_no_number_is_the_plain_map(logged_in_site, engine, tracked) -> None:
+    seed_registry(engine)
+    resp = await logged_in_site.client.get("/map", params={"tracked": tracked, "offender": "OFF-NEAR"})
+    page = await resp.text()
+    assert resp.status == 200 and "Nora Nearby" in page
+    assert json.loads(re.search(r'id="map-data">(.*?)</script>', page, re.S).group(1))["tracked"] is None
+
+
+@pytest.mark.parametrize("address_id", ["\u00b2", "9" * 5000, "99999999999999999999", "2147483648"])
+async def test_an_address_page_for_an_id_no_row_can_have_is_not_found(logged_in_site, address_id) -> None:
+    resp = await logged_in_site.client.get(f"/notifications/addresses/{address_id}")
+    assert resp.status == 404
 
 
 async def test_the_faq_answers_the_common_questions(site) -> None:
