@@ -316,13 +316,22 @@ def _run_probed_worker(probe_path: str) -> int:
     out = open(probe_path, "a", buffering=1)
     stats: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
 
-    original_record = repository.record_alerts
+    # The alerts agent stores through alert_writer.record_alert_rows (rows, batches) since
+    # 2026-12-04, through repository.record_alerts (Alert values) before: the probe wraps
+    # whichever this checkout's agent calls, so one bench measures both.
+    try:
+        from streams.adapters import alert_writer
+    except ImportError:
+        alert_writer = None
+    target, name = (alert_writer, "record_alert_rows") if alert_writer else (repository, "record_alerts")
+    original_record = getattr(target, name)
 
     def record_alerts(bind: Any, alerts: Any) -> int:
+        alerts = list(alerts)
         started = time.time()
         new = original_record(bind, alerts)
-        done = time.time()  # record_alerts returns once its transaction is committed
-        per_event = collections.Counter(a.event_id for a in alerts)
+        done = time.time()  # it returns once its transaction is committed
+        per_event = collections.Counter(a["event_id"] if isinstance(a, dict) else a.event_id for a in alerts)
         out.write(json.dumps({"t0": started, "t": done, "n": len(alerts), "new": new, "events": per_event}) + "\n")
         return new
 
@@ -379,7 +388,7 @@ def _run_probed_worker(probe_path: str) -> int:
 
         aiokafka.AIOKafkaConsumer.__init__ = consumer_init  # type: ignore[method-assign]
 
-    repository.record_alerts = record_alerts
+    setattr(target, name, record_alerts)
     registry_events.deliver = deliver  # address_changes imports it from here when the graph is built
     bootstrap.Services.db = db  # type: ignore[method-assign]
     threading.Thread(target=dump, daemon=True).start()

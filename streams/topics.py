@@ -43,7 +43,10 @@ TRACKED_CIRCLES = TopicSpec(
 ADDRESS_CHANGES = TopicSpec(
     "address-changes", "grid cell of the address", "an offender address that appeared or went away"
 )
-ALERTS = TopicSpec("alerts", "subscriber id", "alert JSON, one line of a future digest")
+ALERTS = TopicSpec(
+    "alerts", "first subscriber id of the batch (partition: subscriber id mod partitions)",
+    "alert-batch/1 JSON (schemas/alert-batch.schema.json): one change's alerts for the partition",
+)
 
 # Not part of the pipeline: each process writes two records here at start to see how the
 # broker counts offsets (streams/adapters/broker_probe.py).

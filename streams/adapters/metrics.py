@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Iterable, Mapping
+from typing import Awaitable, Mapping
 
 from aiokafka.client import AIOKafkaClient
 from prometheus_client import (
@@ -144,9 +144,8 @@ for _stage in ("requested", "confirmed"):
     WEB_ENROLLMENTS.labels(stage=_stage)
 
 
-def alerts_emitted(alerts: Iterable[Any]) -> None:
-    for alert in alerts:
-        ALERTS_EMITTED.labels(kind=alert.kind).inc()
+def alerts_emitted(kind: str, count: int) -> None:
+    ALERTS_EMITTED.labels(kind=kind).inc(count)
 
 
 def alerts_recorded(received: int, new: int) -> None:

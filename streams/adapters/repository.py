@@ -21,6 +21,7 @@ from streams.adapters.db import (
     tracked_addresses,
     utcnow,
 )
+from streams.adapters.alert_writer import record_alert_rows
 from streams.adapters.sql import Bind, reading, transaction
 from streams.adapters.sql import insert as sql_insert
 from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
@@ -339,32 +340,9 @@ _ALERT_FIELDS = tuple(f.name for f in fields(Alert))
 
 def record_alerts(bind: Bind, alerts: Sequence[Alert]) -> int:
     """Insert the alerts not stored yet (a redelivered alert is ignored); returns how many were new."""
-    if not alerts:
-        return 0
-    now = utcnow()
-    rows: dict[str, dict[str, Any]] = {}
-    for a in alerts:
-        rows.setdefault(
-            a.alert_id,
-            {
-                "alert_id": a.alert_id,
-                "subscriber_id": a.subscriber_id,
-                "offender_id": a.offender_id,
-                "kind": a.kind,
-                # A shallow copy: dataclasses.asdict deep-copies every nested dict and was the
-                # largest cost per alert (bench/README.md, Pipeline); the JSON is the same.
-                "payload": {f: getattr(a, f) for f in _ALERT_FIELDS},
-                "created_at": now,
-            },
-        )
-    with transaction(bind) as conn:
-        stmt = (
-            sql_insert(conn, pending_alerts)
-            .on_conflict_do_nothing(index_elements=[pending_alerts.c.alert_id])
-            .returning(pending_alerts.c.alert_id)
-        )
-        # executemany: SQLAlchemy batches these into multi-row INSERTs ("insertmanyvalues").
-        return len(conn.execute(stmt, list(rows.values())).all())
+    # A shallow copy of each alert's fields: dataclasses.asdict deep-copies every nested dict
+    # and was the largest cost per alert (bench/README.md, Pipeline); the JSON is the same.
+    return record_alert_rows(bind, ({f: getattr(a, f) for f in _ALERT_FIELDS} for a in alerts))
 
 
 def count_pending_alerts(bind: Bind) -> int:

@@ -11,7 +11,7 @@ from streams.agents.failure import stop_on_failure
 from streams.agents.registry_events import BATCH, BATCH_WITHIN, deliver
 from streams.app import StreamGraph
 from streams.bootstrap import Services
-from streams.domain.matching import proximity_alerts
+from streams.domain.matching import proximity_alert_batch
 from streams.domain.model import AddressChange
 from streams.logs import about_message
 
@@ -22,7 +22,9 @@ def register(g: StreamGraph, services: Services) -> None:
     @g.app.agent(g.address_changes, name="match_address_change")
     async def match_address_change(stream: Any) -> None:
         # In batches, like the registry events: the alerts of every change in the batch are
-        # produced, then acknowledged by the broker once, before the batch is acked.
+        # produced, then acknowledged by the broker once, before the batch is acked. A change's
+        # alerts travel as one alert batch per destination partition, not one message each.
+        partitions = services.settings.partitions
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN):
             with stop_on_failure("match_address_change"):
                 sends, matched = [], []
@@ -30,15 +32,17 @@ def register(g: StreamGraph, services: Services) -> None:
                     change = AddressChange.from_dict(event.value)
                     with about_message(event.message, event_id=change.event_id, offender_id=change.offender_id):
                         with metrics.GEO_JOIN_SECONDS.time():
-                            alerts = proximity_alerts(change, services.circles.index)
-                        metrics.ALERTS_PER_ADDRESS_CHANGE.observe(len(alerts))
-                        for a in alerts:
-                            sends.append(await g.alerts.send(key=str(a.subscriber_id), value=a.to_dict()))
-                        matched.append((event, change, alerts))
+                            alerts = proximity_alert_batch(change, services.circles.index)
+                        n = len(alerts) if alerts is not None else 0
+                        metrics.ALERTS_PER_ADDRESS_CHANGE.observe(n)
+                        for part, part_alerts in alerts.by_partition(partitions) if alerts is not None else ():
+                            sends.append(await g.alerts.send(
+                                key=str(part_alerts.subscriber_ids[0]), value=part_alerts.to_dict(), partition=part,
+                            ))
+                        matched.append((event, change, alerts, n))
                 await deliver(sends)
-                for event, change, alerts in matched:
+                for event, change, alerts, n in matched:
                     with about_message(event.message, event_id=change.event_id, offender_id=change.offender_id):
-                        metrics.alerts_emitted(alerts)
-                        logger.info(
-                            "address change matched", cell=event.key, direction=change.direction, alerts=len(alerts)
-                        )
+                        if alerts is not None:
+                            metrics.alerts_emitted(alerts.common["kind"], n)
+                        logger.info("address change matched", cell=event.key, direction=change.direction, alerts=n)

@@ -6,11 +6,11 @@ from typing import Any
 
 import structlog
 
-from streams.adapters import metrics, repository
+from streams.adapters import alert_writer, metrics
 from streams.agents.failure import stop_on_failure
 from streams.app import StreamGraph
 from streams.bootstrap import Services
-from streams.domain.model import Alert
+from streams.domain.alert_batch import alert_rows
 
 logger = structlog.get_logger()
 
@@ -22,9 +22,11 @@ def register(g: StreamGraph, services: Services) -> None:
         # what it holds every `within` seconds: each alert waits up to that long, the largest
         # part of event-to-pending-alert latency once the broker hops are fast (bench/README.md,
         # Pipeline). At 50 ms a quiet stream makes at most 20 small transactions a second.
+        # A message is an alert batch (all of one change's alerts for this partition), or one
+        # alert as workers before batches sent it; every row of the take is one transaction.
         async for batch in stream.take(1000, within=0.05):
             with stop_on_failure("record_alert"):
-                alerts = [Alert.from_dict(v) for v in batch]
-                new = await services.db(repository.record_alerts, alerts)
-                metrics.alerts_recorded(len(alerts), new)
-                logger.info("alerts recorded", received=len(alerts), new=new)
+                rows = [row for value in batch for row in alert_rows(value)]
+                new = await services.db(alert_writer.record_alert_rows, rows)
+                metrics.alerts_recorded(len(rows), new)
+                logger.info("alerts recorded", messages=len(batch), received=len(rows), new=new)

@@ -23,7 +23,7 @@ from streams.bootstrap import Services
 from streams.domain.cells import cell_of
 from streams.domain.geocoding import GeocoderUnavailable
 from streams.domain.event_identity import content_digest
-from streams.domain.matching import apply_event, watch_alerts
+from streams.domain.matching import apply_event, watch_alert_batch
 from streams.domain.model import OffenderState, RegistryEvent, SeenEvent
 from streams.adapters.faust_fixes import for_event
 from streams.logs import about_message
@@ -236,9 +236,13 @@ async def _apply_one(
         batch.sends.append(await g.address_changes.send(key=cell, value=change.to_dict()))
     if outcome.watch_change is not None:
         watchers = g.offender_to_watchers.get(ev.offender_id) or []
-        for alert in watch_alerts(outcome.watch_change, watchers):
-            batch.sends.append(await g.alerts.send(key=str(alert.subscriber_id), value=alert.to_dict()))
-            metrics.ALERTS_EMITTED.labels(kind=alert.kind).inc()
+        alerts = watch_alert_batch(outcome.watch_change, watchers)
+        if alerts is not None:
+            for part, part_alerts in alerts.by_partition(services.settings.partitions):
+                batch.sends.append(await g.alerts.send(
+                    key=str(part_alerts.subscriber_ids[0]), value=part_alerts.to_dict(), partition=part,
+                ))
+            metrics.alerts_emitted(alerts.common["kind"], len(alerts))
     if outcome.purge:
         batch.purges.append(ev.offender_id)
     ids = {"event_id": ev.event_id, "offender_id": ev.offender_id}

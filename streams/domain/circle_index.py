@@ -33,6 +33,16 @@ class Matches(NamedTuple):
     distance_m: np.ndarray  # float64, WGS84 geodesic
 
 
+class Labelled(NamedTuple):
+    """The circles holding a point as plain lists, with what an alert shows of each."""
+
+    circle_id: list[int]
+    subscriber_id: list[int]
+    label: list[str]
+    one_line: list[str]
+    distance_m: list[float]
+
+
 def _cell_ranges(
     lat: np.ndarray, lon: np.ndarray, radius_m: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -373,6 +383,17 @@ class CircleIndex:
             self._lat.take(slots).tolist(), self._lon.take(slots).tolist(),
             self._radius.take(slots).tolist(), [codes[c] for c in self._code.take(slots).tolist()],
         ))
+
+    def labelled(self, lat: float, lon: float) -> Labelled:
+        """What query finds, as columns: the fields of an alert batch, no Circle built."""
+        slots, dist = self._hits(lat, lon)
+        texts = self._text
+        text = [texts[s].decode() for s in slots.tolist()]  # type: ignore[union-attr]
+        cut = self._label_len.take(slots).tolist()
+        return Labelled(
+            self._id.take(slots).tolist(), self._sub.take(slots).tolist(),
+            [t[:k] for t, k in zip(text, cut)], [t[k:] for t, k in zip(text, cut)], dist.tolist(),
+        )
 
     def match(self, lat: float, lon: float) -> Matches:
         """What query finds, as arrays: no Circle is built."""

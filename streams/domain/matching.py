@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Iterable, Literal
 
+from streams.domain.alert_batch import AlertBatch, batch_of, proximity_batch
 from streams.domain.circle_index import CircleIndex
 from streams.domain.event_identity import content_digest
 from streams.domain.model import (
@@ -19,7 +20,6 @@ from streams.domain.model import (
     WatchChange,
     alert_id_for,
 )
-from streams.domain.radii import proximity_band
 
 
 @dataclass(frozen=True)
@@ -194,29 +194,30 @@ def _change(
 
 
 def proximity_alerts(change: AddressChange, index: CircleIndex) -> list[Alert]:
+    """One `Alert` per circle holding the changed address (what the alerts topic carries, as
+    a batch, see `proximity_alert_batch`), in (subscriber, circle) order."""
+    batch = proximity_alert_batch(change, index)
+    return batch.alerts() if batch is not None else []
+
+
+def proximity_alert_batch(change: AddressChange, index: CircleIndex) -> AlertBatch | None:
+    """The alerts `proximity_alerts` gives, as one batch: no `Alert` or `Circle` per pair."""
     a = change.address
     if a.lat is None or a.lon is None or not a.locates:
-        return []
-    kind = "moved_in" if change.direction == "in" else "moved_out"
-    return [
-        Alert(
-            alert_id=alert_id_for(change.event_id, circle.circle_id, a.identity, change.direction),
-            subscriber_id=circle.subscriber_id,
-            offender_id=change.offender_id,
-            kind=kind,
-            event_id=change.event_id,
-            occurred_at=change.occurred_at,
-            revision=change.revision,
-            offender=change.offender.to_dict(),
-            tracked_address_id=circle.circle_id,
-            tracked_label=circle.label,
-            tracked_one_line=circle.one_line,
-            address=a.to_dict(),
-            distance_m=d,
-            band=proximity_band(d),
-        )
-        for circle, d in index.query(a.lat, a.lon)
-    ]
+        return None
+    hits = index.labelled(a.lat, a.lon)
+    return proximity_batch(
+        event_id=change.event_id, offender_id=change.offender_id, occurred_at=change.occurred_at,
+        revision=change.revision, direction=change.direction, offender=change.offender.to_dict(),
+        address=a.to_dict(), identity=a.identity, circle_ids=hits.circle_id,
+        subscriber_ids=hits.subscriber_id, labels=hits.label, one_lines=hits.one_line,
+        distances_m=hits.distance_m,
+    )
+
+
+def watch_alert_batch(change: WatchChange, subscriber_ids: Iterable[int]) -> AlertBatch | None:
+    """The alerts `watch_alerts` gives, as one batch."""
+    return batch_of(watch_alerts(change, subscriber_ids))
 
 
 def watch_alerts(change: WatchChange, subscriber_ids: Iterable[int]) -> list[Alert]:

@@ -10,6 +10,7 @@ import urllib.request
 from collections import Counter
 
 import pytest
+from jsonschema import Draft202012Validator
 from pyproj import Geod
 from sqlalchemy import text
 
@@ -19,6 +20,7 @@ from streams.adapters.db import make_engine
 from streams.domain.cells import cells_overlapping
 from streams.domain.geometry import bounding_box
 from streams.domain.radii import RADII
+from tests.e2e.conftest import REPO
 from tests.e2e.readiness import wait_for_circles
 from tests.e2e.test_operations import _wait_for
 from tests.e2e.test_pipeline import event, profile
@@ -87,9 +89,22 @@ def expected_alerts(subscribers: list[dict], baseline: list[dict], changes: list
     return ref.alerts()
 
 
+ALERT_BATCH = Draft202012Validator(json.loads((REPO / "schemas" / "alert-batch.schema.json").read_text()))
+
+
 def produced_alerts(system) -> Counter:
-    """How many times the workers produced each alert id, from the alerts topic itself."""
-    return Counter(json.loads(v)["alert_id"] for v in read_topic(system.env["SOR_BROKER_URL"], "alerts"))
+    """How many times the workers produced each alert id, from the alerts topic itself: every
+    message an alert batch as its schema says, each in the partition of its subscribers."""
+    out: Counter = Counter()
+    partitions = int(system.env.get("SOR_PARTITIONS", "12"))
+    for partition, raw in read_topic(system.env["SOR_BROKER_URL"], "alerts", with_partition=True):
+        batch = json.loads(raw)
+        ALERT_BATCH.validate(batch)
+        columns = batch["columns"]
+        assert len({len(c) for c in columns.values()}) == 1, columns
+        assert {sid % partitions for sid in columns["subscriber_id"]} == {partition}
+        out.update(columns["alert_id"])
+    return out
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])

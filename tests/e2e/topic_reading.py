@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
-async def _read(bootstrap: str, topic: str) -> list[bytes]:
+async def _read(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -19,17 +20,19 @@ async def _read(bootstrap: str, topic: str) -> list[bytes]:
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)
-        values: list[bytes] = []
+        values: list[tuple[int, bytes]] = []
         while True:
             positions = [await consumer.position(tp) for tp in partitions]
             if all(pos >= end[tp] for pos, tp in zip(positions, partitions)):
                 return values
             batch = await consumer.getmany(timeout_ms=1000)
-            values += [m.value for msgs in batch.values() for m in msgs]
+            values += [(m.partition, m.value) for msgs in batch.values() for m in msgs]
     finally:
         await consumer.stop()
 
 
-def read_topic(bootstrap: str, topic: str) -> list[bytes]:
-    """The values of every record in `topic`, up to its end offsets when called."""
-    return asyncio.run(_read(bootstrap, topic))
+def read_topic(bootstrap: str, topic: str, *, with_partition: bool = False) -> list[Any]:
+    """The values of every record in `topic`, up to its end offsets when called (with
+    `with_partition`, (partition, value) pairs)."""
+    records = asyncio.run(_read(bootstrap, topic))
+    return records if with_partition else [value for _, value in records]
