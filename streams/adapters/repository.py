@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
@@ -26,6 +26,7 @@ from streams.adapters.sql import Bind, reading, transaction
 from streams.adapters.sql import insert as sql_insert
 from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
 from streams.domain import radii
+from streams.domain.alert_batch import ALERT_FIELDS
 from streams.domain.geocoding import PROVIDED
 from streams.domain.model import Alert, Circle, OffenderState, SeenEvent
 
@@ -335,14 +336,13 @@ def purge_offender_alerts(bind: Bind, offender_id: str) -> int:
         return conn.execute(delete(pending_alerts).where(cond)).rowcount
 
 
-_ALERT_FIELDS = tuple(f.name for f in fields(Alert))
 
 
 def record_alerts(bind: Bind, alerts: Sequence[Alert]) -> int:
     """Insert the alerts not stored yet (a redelivered alert is ignored); returns how many were new."""
     # A shallow copy of each alert's fields: dataclasses.asdict deep-copies every nested dict
     # and was the largest cost per alert (bench/README.md, Pipeline); the JSON is the same.
-    return record_alert_rows(bind, ({f: getattr(a, f) for f in _ALERT_FIELDS} for a in alerts))
+    return record_alert_rows(bind, ({f: getattr(a, f) for f in ALERT_FIELDS} for a in alerts))
 
 
 def count_pending_alerts(bind: Bind) -> int:

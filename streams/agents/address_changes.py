@@ -8,7 +8,7 @@ import structlog
 
 from streams.adapters import metrics
 from streams.agents.failure import stop_on_failure
-from streams.agents.registry_events import BATCH, BATCH_WITHIN, deliver
+from streams.agents.registry_events import BATCH, BATCH_WITHIN, deliver, send_alerts
 from streams.app import StreamGraph
 from streams.bootstrap import Services
 from streams.domain.matching import proximity_alert_batch
@@ -35,10 +35,7 @@ def register(g: StreamGraph, services: Services) -> None:
                             alerts = proximity_alert_batch(change, services.circles.index)
                         n = len(alerts) if alerts is not None else 0
                         metrics.ALERTS_PER_ADDRESS_CHANGE.observe(n)
-                        for part, part_alerts in alerts.by_partition(partitions) if alerts is not None else ():
-                            sends.append(await g.alerts.send(
-                                key=str(part_alerts.subscriber_ids[0]), value=part_alerts.to_dict(), partition=part,
-                            ))
+                        sends += await send_alerts(g, alerts, partitions)
                         matched.append((event, change, alerts, n))
                 await deliver(sends)
                 for event, change, alerts, n in matched:

@@ -20,6 +20,7 @@ from streams.adapters.event_codec import (
 from streams.agents.failure import stop_on_failure
 from streams.app import StreamGraph
 from streams.bootstrap import Services
+from streams.domain.alert_batch import AlertBatch
 from streams.domain.cells import cell_of
 from streams.domain.geocoding import GeocoderUnavailable
 from streams.domain.event_identity import content_digest
@@ -46,6 +47,17 @@ async def deliver(sends: list[Any]) -> None:
             pending.result()
             return
         logger.warning("still waiting for the broker to acknowledge messages", messages=len(sends))
+
+
+async def send_alerts(g: StreamGraph, alerts: AlertBatch | None, partitions: int) -> list[Any]:
+    """Produce a change's alerts, one alert batch per destination partition; the sends to
+    await (with `deliver`) before the change counts as done."""
+    if alerts is None:
+        return []
+    return [
+        await g.alerts.send(key=str(part.subscriber_ids[0]), value=part.to_dict(), partition=p)
+        for p, part in alerts.by_partition(partitions)
+    ]
 
 
 # Registry events are applied in batches: up to BATCH at a time, or what arrived within
@@ -237,11 +249,8 @@ async def _apply_one(
     if outcome.watch_change is not None:
         watchers = g.offender_to_watchers.get(ev.offender_id) or []
         alerts = watch_alert_batch(outcome.watch_change, watchers)
+        batch.sends += await send_alerts(g, alerts, services.settings.partitions)
         if alerts is not None:
-            for part, part_alerts in alerts.by_partition(services.settings.partitions):
-                batch.sends.append(await g.alerts.send(
-                    key=str(part_alerts.subscriber_ids[0]), value=part_alerts.to_dict(), partition=part,
-                ))
             metrics.alerts_emitted(alerts.common["kind"], len(alerts))
     if outcome.purge:
         batch.purges.append(ev.offender_id)

@@ -64,10 +64,6 @@ class AlertBatch:
         return len(self.columns["alert_id"])
 
     @property
-    def alert_ids(self) -> list[str]:
-        return self.columns["alert_id"]
-
-    @property
     def subscriber_ids(self) -> list[int]:
         return self.columns["subscriber_id"]
 

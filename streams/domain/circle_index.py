@@ -373,13 +373,17 @@ class CircleIndex:
         slots, dist = self._hits(lat, lon)
         return list(zip(self._build(slots), dist.tolist()))
 
-    def _build(self, slots: np.ndarray) -> list[Circle]:
-        texts, codes = self._text, self._codes
+    def _labels(self, slots: np.ndarray) -> tuple[list[str], list[str]]:
+        """(labels, one-line addresses) of the circles in `slots`."""
+        texts = self._text
         text = [texts[s].decode() for s in slots.tolist()]  # type: ignore[union-attr]
         cut = self._label_len.take(slots).tolist()
+        return [t[:k] for t, k in zip(text, cut)], [t[k:] for t, k in zip(text, cut)]
+
+    def _build(self, slots: np.ndarray) -> list[Circle]:
+        codes = self._codes
         return list(map(
-            Circle, self._id.take(slots).tolist(), self._sub.take(slots).tolist(),
-            [t[:k] for t, k in zip(text, cut)], [t[k:] for t, k in zip(text, cut)],
+            Circle, self._id.take(slots).tolist(), self._sub.take(slots).tolist(), *self._labels(slots),
             self._lat.take(slots).tolist(), self._lon.take(slots).tolist(),
             self._radius.take(slots).tolist(), [codes[c] for c in self._code.take(slots).tolist()],
         ))
@@ -387,12 +391,8 @@ class CircleIndex:
     def labelled(self, lat: float, lon: float) -> Labelled:
         """What query finds, as columns: the fields of an alert batch, no Circle built."""
         slots, dist = self._hits(lat, lon)
-        texts = self._text
-        text = [texts[s].decode() for s in slots.tolist()]  # type: ignore[union-attr]
-        cut = self._label_len.take(slots).tolist()
         return Labelled(
-            self._id.take(slots).tolist(), self._sub.take(slots).tolist(),
-            [t[:k] for t, k in zip(text, cut)], [t[k:] for t, k in zip(text, cut)], dist.tolist(),
+            self._id.take(slots).tolist(), self._sub.take(slots).tolist(), *self._labels(slots), dist.tolist(),
         )
 
     def match(self, lat: float, lon: float) -> Matches:
