@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The test suite drops database `test`; the benchmarks only ever touch their own.
 PG_SERVER = os.environ.get("SOR_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-PG_DATABASE = "bench"
+# Another name lets two benches run side by side; never `test` (the test suite's).
+PG_DATABASE = os.environ.get("SOR_BENCH_DATABASE", "bench")
 
 
 def bench_database(kind: str, tmp: Path) -> str:
@@ -28,6 +29,8 @@ def bench_database(kind: str, tmp: Path) -> str:
         return f"sqlite:///{tmp / 'bench.db'}"
     if kind != "postgresql":
         raise SystemExit(f"--db {kind!r}: expected postgresql or sqlite")
+    if PG_DATABASE == "test":
+        raise SystemExit("SOR_BENCH_DATABASE=test: that database belongs to the test suite; name another")
     from sqlalchemy import create_engine, text
 
     admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")

@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.pipeline_digests                # PostgreSQL database `bench`
     .venv/bin/python -m bench.pipeline_digests --db sqlite    # SQLite in a temporary folder
+    SOR_BENCH_DATABASE=bench_digests .venv/bin/python -m bench.pipeline_digests \
+        --circles 600000 --digests 100000                    # issue 13's size: 100k digests due
 
 Loads a seeded workload (bench.workload circles as subscribers' tracked addresses, offenders,
 and the alerts a day of address changes gives them, computed with the pipeline's own domain
@@ -10,11 +12,15 @@ code and stored with `repository.record_alerts`), then per run:
 - full: `Services.send_digests()` (what `sor-notify digest send` and the 06:00 schedule call)
   with the real SmtpSender to an aiosmtpd server on loopback, in its own process;
 - no SMTP: the same call with a sender that drops the message (claim, load, render, mark);
-- render only: `build_digest` + `render_digest` + serializing the message, nothing else;
+- render only: `build_digest` + rendering the message to bytes, nothing else;
 - SMTP only: SmtpSender.send of already rendered messages, one after another (one connection
-  each, as SmtpSender does), and the same over one connection kept open (what reuse would give).
+  each), the same over one connection kept open, and (where the code has them) over the
+  sender's lanes, as a digest run sends.
 
-Between runs the digests are deleted and their alerts detached, so each run sends them all.
+Between runs the digests are deleted and their alerts detached (then VACUUM ANALYZE on
+PostgreSQL), so each run sends them all. `--phases` leaves phases out (a "before" at size).
+The same script measures older checkouts: it uses `streams.adapters.digest_store` where there
+is one and the digest functions of `streams.adapters.repository` where not.
 """
 
 from __future__ import annotations
@@ -51,6 +57,26 @@ from bench.pipeline_common import (
 )
 
 
+PHASES = ("full", "nosmtp", "render", "smtp")
+
+
+def digest_module() -> Any:
+    """Where the checkout keeps its digest SQL."""
+    try:
+        from streams.adapters import digest_store
+
+        return digest_store
+    except ImportError:
+        from streams.adapters import repository
+
+        return repository
+
+
+def message_bytes(msg: Any) -> bytes:
+    data = getattr(msg, "data", None)
+    return data if isinstance(data, bytes) else msg.as_bytes()
+
+
 class DroppingSender:
     """Takes every message and sends nothing: the run without SMTP."""
 
@@ -58,7 +84,7 @@ class DroppingSender:
         self.sent = 0
 
     async def send(self, msg: Any) -> None:
-        msg.as_bytes()  # what a sender would serialize
+        message_bytes(msg)  # what a sender would serialize
         self.sent += 1
 
 
@@ -69,6 +95,10 @@ def seed_database(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
     cs = workload.circles(args.circles, args.seed)
     offenders = [offender_id(i) for i in range(args.offenders)]
     watches = pick_watches(sorted(set(cs.subscriber_id.tolist())), offenders, args.watch_share, args.seed)
+    if len(set(cs.subscriber_id.tolist())) < 1.5 * args.digests:
+        # Drawing events until nearly every subscriber has news would not end in reasonable time.
+        raise SystemExit(f"--circles {args.circles} gives too few subscribers for --digests {args.digests}: "
+                         "take more circles (e.g. 600000 for 100000 digests)")
     n_subs, n_circles = load_subscribers(engine, cs, watches)
     from collections import Counter
 
@@ -92,7 +122,11 @@ def seed_database(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
     alerts: list[Any] = []
     due: set[int] = set()
     j = args.offenders
-    while len(due) < args.digests and j < len(points):
+    while j < len(points):
+        if len(due) >= args.digests:
+            due = set(ref.digests())  # net of changes that cancel out
+            if len(due) >= args.digests:
+                break
         d = doc(j, 2 + (j - args.offenders) // args.offenders)
         new = rules.apply(d)
         ref.publish(d)
@@ -122,6 +156,10 @@ def reset_digests(engine: Any) -> None:
     with engine.begin() as conn:
         conn.execute(update(pending_alerts).values(digest_id=None))
         conn.execute(delete(digests))
+    if engine.dialect.name == "postgresql":
+        # Every run rewrites each alert row twice: start each from the same table state.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("vacuum analyze pending_alerts, digests, subscribers")
 
 
 def digest_ids(engine: Any) -> list[int]:
@@ -157,17 +195,16 @@ class DbTimer:
     """Wall time inside each repository call the digest run makes (in its worker thread)."""
 
     NAMES = ("subscribers_with_unassigned_alerts", "claim_digest", "load_digest", "mark_digest_sent",
-             "take_over_claimed_digests", "digest_status")
+             "take_over_claimed_digests", "digest_status", "claim_digests", "load_digests", "mark_digests_sent")
 
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = {}
 
     def __enter__(self) -> DbTimer:
-        from streams.adapters import repository
-
-        self.saved = {n: getattr(repository, n) for n in self.NAMES if hasattr(repository, n)}
+        module = digest_module()
+        self.saved = {n: getattr(module, n) for n in self.NAMES if hasattr(module, n)}
         for name, fn in self.saved.items():
-            setattr(repository, name, self._wrap(name, fn))
+            setattr(module, name, self._wrap(name, fn))
         return self
 
     def _wrap(self, name: str, fn: Any) -> Any:
@@ -182,38 +219,49 @@ class DbTimer:
         return timed
 
     def __exit__(self, *exc: object) -> None:
-        from streams.adapters import repository
-
+        module = digest_module()
         for name, fn in self.saved.items():
-            setattr(repository, name, fn)
+            setattr(module, name, fn)
 
     def per_digest_ms(self, n: int) -> dict[str, float]:
         return {k: round(1000 * t / n, 2) for k, (_c, t) in sorted(self.calls.items())}
 
 
-def render_only(services: Any, ids: list[int]) -> tuple[list[Any], float, float]:
-    """(messages, seconds to render them, seconds to load them from the database)."""
-    from streams.adapters import repository
-    from streams.adapters.rendering import render_digest
+def render_only(services: Any, ids: list[int], keep: int) -> tuple[list[Any], float, float]:
+    """(the first `keep` messages, seconds to render all, seconds to load all from the database),
+    each the way the checkout's digest run does it (a block per query and bytes, or one by one)."""
+    from email.utils import parseaddr
+
+    from streams.adapters import rendering
     from streams.domain.digest import build_digest
     from streams.services import links
 
+    module = digest_module()
     s = services.settings
     t = time.perf_counter()
-    works = [repository.load_digest(services.engine, i) for i in ids]
+    if hasattr(module, "load_digests"):
+        works = [w for i in range(0, len(ids), 500) for w in module.load_digests(services.engine, ids[i:i + 500])]
+    else:
+        works = [module.load_digest(services.engine, i) for i in ids]
     loaded = time.perf_counter() - t
+    to_bytes = getattr(rendering, "render_digest_bytes", None)
     t = time.perf_counter()
     msgs = []
     for w in works:
         digest = build_digest(w.subscriber_id, w.alerts)
         assert digest is not None
-        msg = render_digest(
-            digest, to_addr=w.email, from_addr=s.mail_from, public_url=s.public_url,
-            unsubscribe_url=links.unsubscribe_url(s, w.subscriber_id), message_id=w.message_id or "<x@y>",
-            period=w.period,
-        )
-        msg.as_bytes()
-        msgs.append(msg)
+        kw = dict(to_addr=w.email, from_addr=s.mail_from, public_url=s.public_url,
+                  unsubscribe_url=links.unsubscribe_url(s, w.subscriber_id), message_id=w.message_id or "<x@y>",
+                  period=w.period)
+        if to_bytes is not None:
+            from streams.adapters.mail import OutgoingMail
+
+            msg: Any = OutgoingMail(parseaddr(s.mail_from)[1], w.email, to_bytes(digest, **kw), kw["message_id"])
+        else:
+            msg = rendering.render_digest(digest, **kw)
+            msg.as_bytes()
+        if len(msgs) < keep:
+            msgs.append(msg)
     return msgs, time.perf_counter() - t, loaded
 
 
@@ -231,8 +279,38 @@ async def smtp_one_connection(host: str, port: int, msgs: list[Any]) -> float:
     t = time.perf_counter()
     async with aiosmtplib.SMTP(hostname=host, port=port, start_tls=False, timeout=30) as smtp:
         for m in msgs:
-            await smtp.send_message(m)
+            if isinstance(getattr(m, "data", None), bytes):
+                await smtp.sendmail(m.mail_from, [m.to], m.data)
+            else:
+                await smtp.send_message(m)
     return time.perf_counter() - t
+
+
+async def smtp_lanes(sender: Any, msgs: list[Any], lanes: int) -> float | None:
+    """The messages over the sender's pool of kept-open connections, `lanes` at a time."""
+    if not hasattr(sender, "connections"):
+        return None
+    t = time.perf_counter()
+    async with sender.connections(lanes) as pool:
+        it = iter(msgs)
+
+        async def lane() -> None:
+            for m in it:
+                await pool.send(m)
+        await asyncio.gather(*(lane() for _ in range(lanes)))
+    return time.perf_counter() - t
+
+
+def set_lanes(lanes: int | None) -> int | None:
+    """The lanes a digest run uses: the checkout's default, or --lanes (None: no lanes there)."""
+    from streams.services import digests
+
+    defaults = digests.send_due_digests.__kwdefaults__ or {}
+    if "lanes" not in defaults:
+        return None
+    if lanes is not None:
+        defaults["lanes"] = lanes
+    return defaults["lanes"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,8 +325,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tag", default="", help="suffix of the results file name")
     p.add_argument("--profile", help="write a pyinstrument profile of one more full run here (not in the figures)")
+    p.add_argument("--lanes", type=int, help="mail lanes of a digest run (default: the code's own)")
+    p.add_argument("--smtp-sample", type=int, default=5000,
+                   help="messages the SMTP-only phase sends each way (one connection each is slow)")
+    p.add_argument("--phases", default=",".join(PHASES),
+                   help=f"comma-separated, of {', '.join(PHASES)} (default: all)")
     p.add_argument("--json", help="write every figure here (default: bench/results/pipeline_digests[-TAG].json)")
     args = p.parse_args(argv)
+    phases = set(args.phases.split(","))
+    if not phases <= set(PHASES) or "full" not in phases:
+        p.error(f"--phases {args.phases!r}: expected 'full' and any of {', '.join(PHASES[1:])}")
 
     from streams.adapters.mail import SmtpSender
     from streams.bootstrap import build_services
@@ -277,44 +363,55 @@ def main(argv: list[str] | None = None) -> int:
         smtp_sender = services.mail
         assert isinstance(smtp_sender, SmtpSender)
 
+        lanes = set_lanes(args.lanes)
+        workload_info["lanes"] = lanes
         for r in range(1, args.runs + 1):
             load0 = load_now()
             reset_digests(services.engine)
             report, full_s, full_cpu = asyncio.run(timed_send(services, smtp_sender))
             assert report.sent == workload_info["digests_due"], report
-            ids = digest_ids(services.engine)
-            reset_digests(services.engine)
-            dropping = DroppingSender()
-            with DbTimer() as db_timer:
-                report2, nosmtp_s, _ = asyncio.run(timed_send(services, dropping))
-            assert report2.sent == dropping.sent == workload_info["digests_due"], report2
-            msgs, render_s, load_s = render_only(services, digest_ids(services.engine))
-            smtp_s = asyncio.run(smtp_only(smtp_sender, msgs))
-            smtp1_s = asyncio.run(smtp_one_connection("127.0.0.1", smtp.port, msgs))
             n = report.sent
-            results.append({
-                "run": r,
-                "digests": n,
+            assert len(digest_ids(services.engine)) == n
+            row: dict[str, Any] = {
+                "run": r, "digests": n, "lanes": lanes,
                 "full_per_s": round(n / full_s, 1),
-                "no_smtp_per_s": round(n / nosmtp_s, 1),
-                "render_only_per_s": round(n / render_s, 1),
-                "smtp_only_per_s": round(n / smtp_s, 1),
-                "smtp_1conn_per_s": round(n / smtp1_s, 1),
-                "full_ms_per_digest": round(1000 * full_s / n, 2),
+                "full_ms_per_digest": round(1000 * full_s / n, 3),
                 # CPU of this process (all threads) per digest in the full run: with every wait
                 # overlapped, one process could not go faster than 1000 / this per second.
-                "full_cpu_ms": round(1000 * full_cpu / n, 2),
-                "render_ms": round(1000 * render_s / n, 2),
-                "smtp_ms": round(1000 * smtp_s / n, 2),
-                "smtp_1conn_ms": round(1000 * smtp1_s / n, 2),
-                "db_and_rest_ms": round(1000 * (nosmtp_s - render_s) / n, 2),
-                "load_digest_ms": round(1000 * load_s / n, 2),
-                "mean_message_kb": round(sum(len(m.as_bytes()) for m in msgs) / n / 1024, 1),
-                "db_ms_per_digest": db_timer.per_digest_ms(n),
+                "full_cpu_ms": round(1000 * full_cpu / n, 3),
                 "load_1m": load0,
-            })
+            }
+            if "nosmtp" in phases or "render" in phases or "smtp" in phases:
+                reset_digests(services.engine)
+                dropping = DroppingSender()
+                with DbTimer() as db_timer:
+                    report2, nosmtp_s, _ = asyncio.run(timed_send(services, dropping))
+                assert report2.sent == dropping.sent == n, report2
+                row |= {"no_smtp_per_s": round(n / nosmtp_s, 1), "db_ms_per_digest": db_timer.per_digest_ms(n)}
+            if "render" in phases or "smtp" in phases:
+                msgs, render_s, load_s = render_only(services, digest_ids(services.engine), keep=args.smtp_sample)
+                row |= {
+                    "render_only_per_s": round(n / render_s, 1),
+                    "render_ms": round(1000 * render_s / n, 3),
+                    "db_and_rest_ms": round(1000 * (nosmtp_s - render_s) / n, 3),
+                    "load_digest_ms": round(1000 * load_s / n, 3),
+                    "mean_message_kb": round(sum(len(message_bytes(m)) for m in msgs) / len(msgs) / 1024, 1),
+                }
+            if "smtp" in phases:
+                k = len(msgs)
+                smtp_s = asyncio.run(smtp_only(smtp_sender, msgs))
+                smtp1_s = asyncio.run(smtp_one_connection("127.0.0.1", smtp.port, msgs))
+                lanes_s = asyncio.run(smtp_lanes(smtp_sender, msgs, lanes or 1))
+                row |= {
+                    "smtp_sample": k,
+                    "smtp_only_per_s": round(k / smtp_s, 1),
+                    "smtp_1conn_per_s": round(k / smtp1_s, 1),
+                    "smtp_lanes_per_s": None if lanes_s is None else round(k / lanes_s, 1),
+                    "smtp_ms": round(1000 * smtp_s / k, 3),
+                    "smtp_1conn_ms": round(1000 * smtp1_s / k, 3),
+                }
+            results.append(row)
             print(json.dumps(results[-1]), flush=True)
-            assert len(ids) == n
         profile_text = None
         if args.profile:
             reset_digests(services.engine)
@@ -325,12 +422,14 @@ def main(argv: list[str] | None = None) -> int:
         delivered = smtp.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    cols = ["run", "digests", "full_per_s", "no_smtp_per_s", "render_only_per_s", "smtp_only_per_s",
-            "smtp_1conn_per_s", "full_ms_per_digest", "full_cpu_ms", "render_ms", "smtp_ms", "smtp_1conn_ms",
-            "db_and_rest_ms", "mean_message_kb", "load_1m"]
+    cols = ["run", "digests", "lanes", "full_per_s", "no_smtp_per_s", "render_only_per_s", "smtp_only_per_s",
+            "smtp_1conn_per_s", "smtp_lanes_per_s", "full_ms_per_digest", "full_cpu_ms", "render_ms", "smtp_ms",
+            "smtp_1conn_ms", "db_and_rest_ms", "load_digest_ms", "mean_message_kb", "load_1m"]
+    cols = [c for c in cols if any(x.get(c) is not None for x in results)]
     print()
-    print_table(cols, [[x[c] for c in cols] for x in results])
-    summary = {k: median(x[k] for x in results) for k in cols[2:-1]}
+    print_table(cols, [[x.get(c) for c in cols] for x in results])
+    summary = {k: median(x[k] for x in results if x.get(k) is not None)
+               for k in cols if k not in ("run", "digests", "lanes", "load_1m")}
     print(f"\nmedian of {args.runs} runs, {describe_database(url)}; the loopback server accepted "
           f"{delivered.get('messages')} messages in all:")
     for k, v in summary.items():

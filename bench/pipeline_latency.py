@@ -148,6 +148,8 @@ class Bench:
             SOR_LOG_FORMAT="json",
             SOR_LOG_LEVEL=a.log_level,
             SOR_SINGLE_RECORD_BATCHES="true",  # the embedded broker needs it (README)
+            # As `up` on its embedded broker (which holds a first join for half of it).
+            SOR_SESSION_TIMEOUT_S="10",
             SOR_SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789",
             SOR_MAP_TILES_URL="",
         )
@@ -205,13 +207,58 @@ class Bench:
                 raise SystemExit(f"the worker had not read its topics in {a.setup_timeout}s")
             time.sleep(2.0)
         timings["backlog_read"] = time.monotonic() - t
+        timings["ready_after_resync"] = timings["worker_ready"] + timings["backlog_read"] + timings["resync"]
         return {
+            "worker_rss_mb": rss_mb(self.worker.pid),
             "subscribers": n_subs,
             "circles": n_circles,
             "offenders": a.offenders,
             "watches": sum(len(v) for v in watches.values()),
             "setup_s": {k: round(v, 1) for k, v in timings.items()} | {"total": round(time.monotonic() - t_setup, 1)},
         }
+
+    def import_subscribers(self, n: int) -> dict[str, Any]:
+        """`sor-notify subscribers import` of n new subscribers (workload seed + 1, given
+        coordinates: no geocoding) into the running system; timed from the command's start
+        until the worker holds every circle, old and new, and has read every topic."""
+        from collections import defaultdict
+
+        cs = workload.circles(int(n * 2.2) + 10, self.args.seed + 1)
+        per_sub: dict[int, list[Any]] = defaultdict(list)
+        for c in cs.domain_circles():
+            per_sub[c.subscriber_id].append(c)
+        chosen = sorted(per_sub)[:n]
+        if len(chosen) < n:
+            raise SystemExit(f"the workload gave {len(chosen)} subscribers, not {n}")
+        lines = []
+        for sid in chosen:
+            addresses = []
+            for c in per_sub[sid][:5]:
+                street, city, rest = c.one_line.split(", ")
+                addresses.append({"label": c.label, "street": street, "city": city, "state": "MO",
+                                  "zip": rest.split()[-1], "radius": c.radius_code, "lat": c.lat, "lon": c.lon})
+            lines.append(json.dumps({"email": f"import-{sid}@example.org", "confirmed": True,
+                                     "addresses": addresses, "offenders": []}))
+        new_circles = sum(min(5, len(per_sub[s])) for s in chosen)
+        path = self.tmp / "import.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        held_before = self.metrics().get("sor_circles_held", 0)
+        t = time.monotonic()
+        self.cli("subscribers", "import", str(path))
+        command_s = time.monotonic() - t
+        deadline = t + self.args.setup_timeout
+        while self.metrics().get("sor_circles_held", 0) < held_before + new_circles:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the imported circles were not all indexed in {self.args.setup_timeout}s")
+            time.sleep(0.5)
+        indexed_s = time.monotonic() - t
+        while self.total_lag() != 0:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the worker had not read its topics in {self.args.setup_timeout}s")
+            time.sleep(1.0)
+        return {"subscribers": n, "circles": new_circles, "command_s": round(command_s, 1),
+                "indexed_s": round(indexed_s, 1), "topics_read_s": round(time.monotonic() - t, 1),
+                "worker_rss_mb": rss_mb(self.worker.pid)}
 
     def total_lag(self) -> int | None:
         """`sor-notify status --json`'s total lag: messages not yet read by the worker."""
@@ -468,6 +515,16 @@ class Bench:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process and its children (the probe runs the worker in-process)."""
+    try:
+        out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(pid), "-p", str(pid)],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return round(sum(int(x) for x in out.split()) / 1024, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.pipeline_latency", description=__doc__.split("\n")[0])
     p.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
@@ -499,6 +556,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drain-timeout", type=float, default=60.0)
     p.add_argument("--json", help="write every figure here (default: bench/results/pipeline_latency[-TAG].json)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, probe)")
+    p.add_argument("--setup-only", action="store_true",
+                   help="measure the start only: resync, worker ready, topics read, worker memory")
+    p.add_argument("--import-subscribers", type=int, default=0,
+                   help="with --setup-only: then `subscribers import` this many new subscribers into the "
+                        "running system and time it until the worker holds every circle and has read its topics")
     args = p.parse_args(argv)
 
     bench = Bench(args)
@@ -508,6 +570,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         setup = bench.setup()
         print(f"database: {describe_database(bench.db_url)}; workload: {json.dumps(setup)}", flush=True)
+        if args.setup_only:
+            if args.import_subscribers:
+                setup["import"] = bench.import_subscribers(args.import_subscribers)
+                print(f"import: {json.dumps(setup['import'])}", flush=True)
+            saved = write_json(args.json, {
+                "machine_at_start": started, "load_at_end": load_now(), "args": vars(args), "setup": setup,
+            }, "pipeline_start" + (f"-{args.tag}" if args.tag else ""))
+            print(f"figures written to {saved}")
+            return 0
         warm = bench.phase("warm-up", args.warmup, None)
         # A burst long enough to measure, short enough to keep the run bounded on a slow machine.
         burst_events = max(200, min(args.burst, int(args.burst_seconds * warm["events_per_s"])))

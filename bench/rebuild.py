@@ -3,10 +3,10 @@
     python -m bench.rebuild --circles 1000000 --repeat 3 [--profile]
 
 Each repeat runs in a fresh subprocess, twice:
-- "worker": the table `cell_circle_to_circle` as the worker holds it (a dict of
-  "cell/circle_id" -> {"partition", "circle"}, one copy per 0.1-degree cell a circle's box
-  touches), then exactly what `tracked_circles.rebuild_index` does after a rebalance:
-  `CellCircles.rebuild` of the owned copies' circle values (a count of copies and one
+- "worker": the table `cell_bucket_to_circles` as the worker holds it (a dict of
+  "cell/bucket" -> {"partition", "buckets", "circles"}, as `resync` writes it: one copy per
+  0.1-degree cell a circle's box touches), then exactly what `tracked_circles.rebuild_index`
+  does after a rebalance: `CellCircles.rebuild` of the owned copies' circle values (a count of copies and one
   `Circle` per circle, then `CircleIndex.clear` and `bulk_load`). Timed a first time (into an empty
   holder) and a second time (replacing a full one, as on a later rebalance).
 - "index": `CircleIndex.bulk_load` alone from a list of Circle values, and again after
@@ -45,24 +45,16 @@ def rss_bytes() -> int:
 
 
 def table_contents(n: int, seed: int, partitions: int = 8) -> dict[str, dict[str, Any]]:
-    """The worker's cell_circle_to_circle table for the workload's n circles."""
+    """The worker's cell_bucket_to_circles table for the workload's n circles."""
     from bench import workload
-    from streams.domain.cells import cells_overlapping
-    from streams.domain.geometry import bounding_box
+    from streams.domain import circle_batch
 
-    cs = workload.circles(n, seed)
-    boxes = map(bounding_box, cs.lat.tolist(), cs.lon.tolist(), cs.radius_m.tolist())
-    table: dict[str, dict[str, Any]] = {}
-    fields = ("circle_id", "subscriber_id", "label", "one_line", "lat", "lon", "radius_m",
-              "radius_code")
-    for c, box in zip(cs.domain_circles(), boxes):
-        value = {f: getattr(c, f) for f in fields}
-        for cell in cells_overlapping(box):
-            table[f"{cell}/{c.circle_id}"] = {"partition": hash(cell) % partitions, "circle": value}
-    return table
+    return circle_batch.table_entries(workload.circles(n, seed).domain_circles(),
+                                      lambda cell: hash(cell) % partitions)
 
 
 def child_worker(n: int, seed: int, profile: bool) -> dict[str, Any]:
+    from streams.domain import circle_batch
     from streams.domain.cell_circles import CellCircles
 
     table = table_contents(n, seed)
@@ -79,7 +71,8 @@ def child_worker(n: int, seed: int, profile: bool) -> dict[str, Any]:
             profiler.start()
         t0 = time.perf_counter()
         # As tracked_circles.rebuild_index does.
-        holder.rebuild(v["circle"] for v in table.values() if v["partition"] in owned)
+        holder.rebuild(row for v in table.values() if v["partition"] in owned
+                       for row in circle_batch.entry_rows(v))
         out[f"{attempt}_total_s"] = time.perf_counter() - t0
         if attempt == "first":
             out["rss_per_circle"] = (rss_bytes() - before) / len(holder)

@@ -24,7 +24,7 @@ class StreamGraph:
     alerts: faust.TopicT
     offender_to_state: faust.Table
     offender_to_watchers: faust.Table
-    cell_circle_to_circle: faust.Table
+    cell_bucket_to_circles: faust.Table
 
 
 def create_app(settings: Settings, bootstrap: str, *, single_record_batches: bool) -> StreamGraph:
@@ -80,5 +80,5 @@ def create_app(settings: Settings, bootstrap: str, *, single_record_batches: boo
         alerts=json_topic(t.ALERTS),
         offender_to_state=table(t.OFFENDER_TO_STATE),
         offender_to_watchers=table(t.OFFENDER_TO_WATCHERS),
-        cell_circle_to_circle=table(t.CELL_CIRCLE_TO_CIRCLE),
+        cell_bucket_to_circles=table(t.CELL_BUCKET_TO_CIRCLES),
     )

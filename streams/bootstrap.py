@@ -90,6 +90,7 @@ class Services:
             stale_after=timedelta(seconds=self.settings.digest_stale_after_s),
             suspend_after=self.settings.suspend_after_bounces,
             claim_new=claim_new,
+            lanes=self.settings.smtp_connections,
         )
 
 

@@ -35,10 +35,12 @@ OFFENDER_SNAPSHOTS = TopicSpec(
     "offender-snapshots", "offender id", "stored offender state, re-published by resync", compacted=True
 )
 OFFENDER_WATCHES = TopicSpec(
-    "offender-watches", "offender id", "{subscriber_id, offender_id, active}"
+    "offender-watches", "offender id",
+    "watch-batch/1 JSON (schemas/watch-batch.schema.json): subscribers starting or stopping to track the offender",
 )
 TRACKED_CIRCLES = TopicSpec(
-    "tracked-circles", "grid cell", "{op: upsert|delete, circle} once per cell the circle touches"
+    "tracked-circles", "grid cell",
+    "circle-batch/1 JSON (schemas/circle-batch.schema.json): upserts and deletes of the cell's copies",
 )
 ADDRESS_CHANGES = TopicSpec(
     "address-changes", "grid cell of the address", "an offender address that appeared or went away"
@@ -69,8 +71,10 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 # "<app id>-<table>-changelog"; we create it ourselves with the right partition count.
 OFFENDER_TO_STATE = "offender_to_state"
 OFFENDER_TO_WATCHERS = "offender_to_watchers"
-CELL_CIRCLE_TO_CIRCLE = "cell_circle_to_circle"
-TABLES: tuple[str, ...] = (OFFENDER_TO_STATE, OFFENDER_TO_WATCHERS, CELL_CIRCLE_TO_CIRCLE)
+# "<cell>/<bucket>" -> the bucket's circles (streams/domain/circle_batch.py). It replaced
+# cell_circle_to_circle (one entry per copy); after an upgrade, `resync` fills it.
+CELL_BUCKET_TO_CIRCLES = "cell_bucket_to_circles"
+TABLES: tuple[str, ...] = (OFFENDER_TO_STATE, OFFENDER_TO_WATCHERS, CELL_BUCKET_TO_CIRCLES)
 
 
 def changelog_topic(app_id: str, table: str) -> str:

@@ -47,7 +47,7 @@ def refresh_gauges(g: StreamGraph, services: Services) -> None:
     metrics.OFFENDERS_HELD.set(len(g.offender_to_state))
     # The table keeps a revoked partition's rows; count only what the index holds, as its rebuild does.
     owned = _owned_partitions(g, g.tracked_circles.get_topic_name())
-    cells = {key.split("/", 1)[0] for key, v in g.cell_circle_to_circle.items() if v["partition"] in owned}
+    cells = {key.split("/", 1)[0] for key, v in g.cell_bucket_to_circles.items() if v["partition"] in owned}
     metrics.CELLS_HELD.set(len(cells))
     _refresh_lag(g)
 

@@ -6,8 +6,10 @@ from typing import Any
 
 import structlog
 
+from streams.adapters.memory import release_free_memory
 from streams.app import StreamGraph
 from streams.bootstrap import Services
+from streams.domain import circle_batch
 from streams.domain.model import Circle
 from streams.logs import about_message
 
@@ -15,28 +17,40 @@ logger = structlog.get_logger()
 
 
 def register(g: StreamGraph, services: Services) -> None:
-    table = g.cell_circle_to_circle
+    table = g.cell_bucket_to_circles
 
-    @g.app.agent(g.tracked_circles, name="index_tracked_circle")
-    async def index_tracked_circle(stream: Any) -> None:
+    @g.app.agent(g.tracked_circles, name="index_tracked_circles")
+    async def index_tracked_circles(stream: Any) -> None:
+        # One event at a time: a table write goes to the changelog partition of the event
+        # being processed. A message holds up to circle_batch.MAX_CIRCLES circles of one cell.
         async for event in stream.events():
-            change = event.value
             cell = event.key
-            circle = Circle.from_dict(change["circle"])
-            key = f"{cell}/{circle.circle_id}"
-            with about_message(event.message):
-                if change["op"] == "upsert":
-                    new_copy = key not in table  # a redelivered upsert is not a second copy
-                    # The partition rides along so a rebuild can keep only the owned ones.
-                    table[key] = {"partition": event.message.partition, "circle": change["circle"]}
-                    services.circles.upsert(circle, new_copy=new_copy)
-                    logger.info("tracked circle indexed", circle_id=circle.circle_id, cell=cell)
-                else:
-                    held = key in table
-                    if held:
-                        del table[key]
-                    services.circles.remove(circle.circle_id, held_copy=held)
-                    logger.info("tracked circle dropped", circle_id=circle.circle_id, cell=cell)
+            with about_message(event.message, cell=cell):
+                try:
+                    change = circle_batch.decode(event.value)
+                except circle_batch.InvalidCircleBatch as err:
+                    # Only our own commands write here: a bad message is a bug to look at
+                    # (it stays on the topic), not a reason to stop indexing everyone else's.
+                    logger.error("tracked-circles message not understood: skipped", error=str(err))
+                    continue
+                keys = {circle_batch.bucket_key(cell, d["circle_id"]) for d in change.upserts}
+                keys |= {circle_batch.bucket_key(cell, cid) for cid in change.deletes}
+                applied = circle_batch.apply(
+                    cell, change, {k: table.get(k) for k in keys}, event.message.partition
+                )
+                for key, entry in applied.entries.items():
+                    if entry is None:
+                        if key in table:
+                            del table[key]
+                    else:
+                        table[key] = entry
+                for cid in applied.dropped:
+                    services.circles.remove(cid, held_copy=True)
+                services.circles.upsert_many((Circle.from_dict(d), new) for d, new in applied.upserted)
+                # Every copy this message carries, held now (new, changed or held already):
+                # what readiness checks read. Circle ids are pseudonymous.
+                logger.info("tracked circles indexed", circle_ids=[d["circle_id"] for d in change.upserts],
+                            dropped=applied.dropped, changed=len(applied.upserted))
 
     @table.on_recover
     async def rebuild_index() -> None:
@@ -45,5 +59,8 @@ def register(g: StreamGraph, services: Services) -> None:
             for tp in g.app.assignor.assigned_actives()
             if tp.topic == g.tracked_circles.get_topic_name()
         }
-        services.circles.rebuild(v["circle"] for v in table.values() if v["partition"] in owned)
+        services.circles.rebuild(
+            row for v in table.values() if v["partition"] in owned for row in circle_batch.entry_rows(v)
+        )
+        release_free_memory()
         logger.info("circle index rebuilt", circles=len(services.circles), partitions=sorted(owned))

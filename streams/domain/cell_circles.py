@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from streams.domain.circle_index import CircleIndex
 from streams.domain.model import Circle
@@ -41,6 +41,18 @@ class CellCircles:
             self._copies += 1
         self.index.upsert(circle)
 
+    def upsert_many(self, copies: Iterable[tuple[Circle, bool]]) -> None:
+        """`upsert` of each (circle, new copy?): a copy of a circle the index already holds
+        as it is (its copy for another cell) only counts; the rest go into the index together."""
+        changed: list[Circle] = []
+        for circle, new_copy in copies:
+            if new_copy or circle.circle_id not in self._held:
+                self._held[circle.circle_id] = self._held.get(circle.circle_id, 0) + 1
+                self._copies += 1
+            if not self.index.holds(circle):
+                changed.append(circle)
+        self.index.upsert_many(changed)
+
     def remove(self, circle_id: int, *, held_copy: bool) -> None:
         """One cell's copy dropped (`held_copy`: that cell did hold one); the circle leaves the
         index with its last copy."""
@@ -54,9 +66,9 @@ class CellCircles:
             del self._held[circle_id]
             self.index.remove(circle_id)
 
-    def rebuild(self, copies: Iterable[dict[str, Any]]) -> None:
+    def rebuild(self, rows: Iterable[Sequence[Any]]) -> None:
         """Replace everything (after a rebalance) with the copies of the partitions owned now,
-        given as stored (`Circle.to_dict` values, one per cell).
+        given as stored: one row per copy, `Circle`'s fields in order.
 
         One `Circle` is built per circle, not per copy, and the garbage collector waits: it
         would otherwise walk the millions of new objects again and again (the largest part of
@@ -66,16 +78,16 @@ class CellCircles:
         gc.disable()
         try:
             held: dict[int, int] = {}
-            unique: dict[int, dict[str, Any]] = {}
+            unique: dict[int, Sequence[Any]] = {}
             n = 0
-            for d in copies:
-                cid = d["circle_id"]
+            for row in rows:
+                cid = row[0]
                 held[cid] = held.get(cid, 0) + 1
-                unique[cid] = d  # the last copy wins, as with upsert
+                unique[cid] = row  # the last copy wins, as with upsert
                 n += 1
             self._held, self._copies = held, n
             self.index.clear()
-            self.index.bulk_load(map(Circle.from_dict, unique.values()))
+            self.index.bulk_load(Circle(*row) for row in unique.values())
             del unique
         finally:
             if collecting:

@@ -183,6 +183,19 @@ class CircleIndex:
         self._base_ids, self._base_slots = ids[order], live[order].astype(np.int32)
         self._recent = {}
 
+    def _new_slot(self, circle_id: int) -> int:
+        """A free slot, now counted as holding `circle_id` (the caller fills it)."""
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot = len(self._text)
+            if slot >= len(self._id):
+                self._grow()
+            self._text.append(None)
+        self._recent[circle_id] = slot
+        self._count += 1
+        return slot
+
     def _fill(self, slot: int, circle: Circle) -> None:
         self._id[slot] = circle.circle_id
         self._sub[slot] = circle.subscriber_id
@@ -256,19 +269,61 @@ class CircleIndex:
         if slot is not None:
             self._unfile(slot)
         else:
-            if self._free:
-                slot = self._free.pop()
-            else:
-                slot = len(self._text)
-                if slot >= len(self._id):
-                    self._grow()
-                self._text.append(None)
-            self._recent[circle.circle_id] = slot
-            self._count += 1
+            slot = self._new_slot(circle.circle_id)
         self._fill(slot, circle)
         self._file(slot)
         if len(self._recent) > max(4096, len(self._base_ids) // 4):
             self._compact_ids()
+
+    def holds(self, circle: Circle) -> bool:
+        """Whether exactly this circle (same id, place, radius, subscriber, label, address) is held."""
+        slot = self._slot(circle.circle_id)
+        if slot is None:
+            return False
+        return (
+            self._lat[slot] == circle.lat and self._lon[slot] == circle.lon
+            and self._radius[slot] == circle.radius_m and self._sub[slot] == circle.subscriber_id
+            and self._codes[self._code[slot]] == circle.radius_code
+            and int(self._label_len[slot]) == len(circle.label)
+            and self._text[slot] == (circle.label + circle.one_line).encode()
+        )
+
+    def upsert_many(self, circles: Iterable[Circle]) -> None:
+        """`upsert` of each (the last of an id wins), with the circles not held yet filed in
+        their cells together: one vectorised pass instead of ~30 numpy calls per circle (an
+        import of 100k circles into a running worker spent 23 s filing them one by one)."""
+        unique = {c.circle_id: c for c in circles}
+        new: list[int] = []
+        for circle in unique.values():
+            if self._slot(circle.circle_id) is not None:
+                self.upsert(circle)
+                continue
+            slot = self._new_slot(circle.circle_id)
+            self._fill(slot, circle)
+            new.append(slot)
+        if new:
+            self._file_many(np.array(new, dtype=np.int64))
+        if len(self._recent) > max(4096, len(self._base_ids) // 4):
+            self._compact_ids()
+
+    def _file_many(self, slots: np.ndarray) -> None:
+        """`_file` for many slots at once."""
+        rows, ix0, ix1, iy0, iy1 = _cell_ranges(self._lat[slots], self._lon[slots], self._radius[slots])
+        counts = (ix1 - ix0 + 1) * (iy1 - iy0 + 1)
+        per_slot = np.bincount(rows, weights=counts, minlength=len(slots))
+        wide = per_slot > MAX_CELLS
+        if wide.any():
+            self._wide = np.concatenate((self._wide, slots[wide].astype(np.int32)))
+            keep = ~wide[rows]
+            rows, ix0, ix1, iy0, iy1, counts = (a[keep] for a in (rows, ix0, ix1, iy0, iy1, counts))
+        keys = _cell_keys(ix0, ix1, iy0, iy1)
+        owners = slots[np.repeat(rows, counts)].astype(np.int32)
+        order = np.argsort(keys, kind="stable")
+        keys, owners = keys[order], owners[order]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        for key, part in zip(keys[starts].tolist(), np.split(owners, starts[1:])):
+            held = self._cells.get(key)
+            self._cells[key] = part if held is None else np.concatenate((held, part))
 
     def remove(self, circle_id: int) -> bool:
         slot = self._slot(circle_id)

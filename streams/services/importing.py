@@ -17,9 +17,13 @@ from streams.adapters.subscriber_import import (
 )
 from streams.bootstrap import Services
 from streams.domain.geocoding import GeocodeQuery, GeocodeResult, GeocoderUnavailable
-from streams.services.publishing import publish_subscriber_change
+from streams.services.publishing import publish_subscriber_changes
 
 logger = structlog.get_logger()
+
+
+# Subscribers stored per transaction.
+IMPORT_BLOCK = 500
 
 
 @dataclass
@@ -34,6 +38,26 @@ async def import_subscribers(services: Services, path: Path, bootstrap: str | No
     """Good lines are stored (and published when a broker runs); bad ones are reported."""
     report = ImportReport()
     changes: list[repository.SubscriberChange] = []
+    block: list[ImportedSubscriber] = []
+
+    async def store() -> None:
+        # One transaction per block of lines; the order of the file is kept.
+        for item, change in zip(block, await services.db(repository.upsert_subscribers, list(block))):
+            report.imported += 1
+            if item.confirmed:
+                report.confirmed += 1
+            else:
+                # Unconfirmed subscribers get nothing: withdraw anything published before.
+                change = replace(
+                    change,
+                    circles=[],
+                    removed_circles=[*change.removed_circles, *change.circles],
+                    watches=[],
+                    removed_watches=[*change.removed_watches, *change.watches],
+                )
+            changes.append(change)
+        block.clear()
+
     for n, item in iter_import_file(path):
         if isinstance(item, InvalidLine):
             report.rejected.append((n, str(item)))
@@ -43,24 +67,14 @@ async def import_subscribers(services: Services, path: Path, bootstrap: str | No
         except InvalidLine as err:
             report.rejected.append((n, str(err)))
             continue
-        change = await services.db(repository.upsert_subscriber, item)
-        report.imported += 1
-        if item.confirmed:
-            report.confirmed += 1
-        else:
-            # Unconfirmed subscribers get nothing: withdraw anything published before.
-            change = replace(
-                change,
-                circles=[],
-                removed_circles=[*change.removed_circles, *change.circles],
-                watches=[],
-                removed_watches=[*change.removed_watches, *change.watches],
-            )
-        changes.append(change)
+        block.append(item)
+        if len(block) >= IMPORT_BLOCK:
+            await store()
+    await store()
     if bootstrap and changes:
         async with services.publisher(bootstrap) as pub:
-            for change in changes:
-                await publish_subscriber_change(pub, change)
+            # All of them at once: circles batched by cell across subscribers.
+            await publish_subscriber_changes(pub, changes)
         report.published = True
     logger.info("subscribers imported", imported=report.imported, rejected=len(report.rejected))
     return report

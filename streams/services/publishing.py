@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.engine import Engine
@@ -14,36 +15,30 @@ from streams import topics
 from streams.adapters import repository
 from streams.adapters.broker import Publisher
 from streams.adapters.event_codec import InvalidEvent, decode_registry_event
-from streams.domain.cells import cells_overlapping
-from streams.domain.geometry import bounding_box
-from streams.domain.model import Circle
+from streams.domain import circle_batch, watch_batch
 
 
-def circle_messages(circle: Circle, op: str) -> list[tuple[str, dict[str, Any]]]:
-    """One message per grid cell the circle touches, keyed by that cell."""
-    box = bounding_box(circle.lat, circle.lon, circle.radius_m)
-    return [(cell, {"op": op, "circle": circle.to_dict()}) for cell in cells_overlapping(box)]
-
-
-def watch_message(subscriber_id: int, offender_id: str, active: bool) -> tuple[str, dict[str, Any]]:
-    return offender_id, {"subscriber_id": subscriber_id, "offender_id": offender_id, "active": active}
+async def publish_subscriber_changes(pub: Publisher, changes: Sequence[repository.SubscriberChange]) -> None:
+    """Every change's circles as circle batches (one message per cell, whoever's circles they
+    are), then their offender watches; of several changes, the later wins."""
+    await pub.send_many(topics.TRACKED_CIRCLES.name, circle_batch.messages(
+        op for ch in changes for op in circle_batch.change_ops(ch.removed_circles, ch.circles)
+    ))
+    await pub.send_many(topics.OFFENDER_WATCHES.name, watch_batch.messages(
+        op for ch in changes
+        for op in [*((ch.subscriber_id, o, False) for o in ch.removed_watches),
+                   *((ch.subscriber_id, o, True) for o in ch.watches)]
+    ))
 
 
 async def publish_subscriber_change(pub: Publisher, change: repository.SubscriberChange) -> None:
-    msgs: list[tuple[str, dict[str, Any]]] = []
-    for circle in change.removed_circles:
-        msgs += circle_messages(circle, "delete")
-    for circle in change.circles:
-        msgs += circle_messages(circle, "upsert")
-    await pub.send_many(topics.TRACKED_CIRCLES.name, msgs)
-    watches = [watch_message(change.subscriber_id, o, False) for o in change.removed_watches]
-    watches += [watch_message(change.subscriber_id, o, True) for o in change.watches]
-    await pub.send_many(topics.OFFENDER_WATCHES.name, watches)
+    await publish_subscriber_changes(pub, [change])
 
 
 @dataclass
 class ResyncReport:
     circles: int = 0
+    circle_entries: int = 0  # table entries written to the changelog (cell and bucket)
     circle_messages: int = 0
     watches: int = 0
     offenders: int = 0
@@ -62,53 +57,48 @@ async def resync(engine: Engine, pub: Publisher, *, app_id: str, partitions: int
     for workers already running.
     """
     report = ResyncReport()
-    cell_copies: list[tuple[str, Circle]] = []
-    for circle in repository.active_circles(engine):
-        report.circles += 1
-        box = bounding_box(circle.lat, circle.lon, circle.radius_m)
-        cell_copies += [(cell, circle) for cell in cells_overlapping(box)]
-    report.circle_messages = len(cell_copies)
+    circles = list(repository.active_circles(engine))
+    report.circles = len(circles)
     choose = DefaultPartitioner()
     every = list(range(partitions))
-    await pub.send_to_partitions(
-        topics.changelog_topic(app_id, topics.CELL_CIRCLE_TO_CIRCLE),
-        partitions,
-        (
-            (
-                cell.encode(),
-                _json(f"{cell}/{c.circle_id}"),
-                _json({"partition": choose(cell.encode(), every, every), "circle": c.to_dict()}),
-            )
-            for cell, c in cell_copies
-        ),
-    )
-    await pub.send_many(
-        topics.TRACKED_CIRCLES.name,
-        [(cell, {"op": "upsert", "circle": c.to_dict()}) for cell, c in cell_copies],
-    )
+    entries = circle_batch.table_entries(circles, lambda cell: choose(cell.encode(), every, every))
+    report.circle_entries = len(entries)
+    circle_messages = circle_batch.messages(("upsert", c) for c in circles)
+    report.circle_messages = len(circle_messages)
+    del circles
 
     watchers: dict[str, list[int]] = {}
     for subscriber_id, offender_id in repository.active_watches(engine):
         watchers.setdefault(offender_id, []).append(subscriber_id)
     report.watches = sum(len(v) for v in watchers.values())
-    await pub.send_to_partitions(
-        topics.changelog_topic(app_id, topics.OFFENDER_TO_WATCHERS),
-        partitions,
-        ((o.encode(), _json(o), _json(sorted(subs))) for o, subs in watchers.items()),
-    )
-    await pub.send_many(
-        topics.OFFENDER_WATCHES.name,
-        [watch_message(s, o, True) for o, subs in watchers.items() for s in subs],
-    )
-
     states = [(s.offender_id, s.to_dict()) for s in repository.all_offender_states(engine)]
     report.offenders = len(states)
-    await pub.send_to_partitions(
-        topics.changelog_topic(app_id, topics.OFFENDER_TO_STATE),
-        partitions,
-        ((o.encode(), _json(o), _json(d)) for o, d in states),
+
+    # All at once: the embedded broker takes one record per batch, and a produce request
+    # carries one batch per topic partition, so more topics in flight is more records per
+    # request (bench/README.md, start). Each send is complete before this returns.
+    await asyncio.gather(
+        pub.send_to_partitions(
+            topics.changelog_topic(app_id, topics.CELL_BUCKET_TO_CIRCLES),
+            partitions,
+            ((key.partition("/")[0].encode(), _json(key), _json(entry)) for key, entry in entries.items()),
+        ),
+        pub.send_many(topics.TRACKED_CIRCLES.name, circle_messages),
+        pub.send_to_partitions(
+            topics.changelog_topic(app_id, topics.OFFENDER_TO_WATCHERS),
+            partitions,
+            ((o.encode(), _json(o), _json(sorted(subs))) for o, subs in watchers.items()),
+        ),
+        pub.send_many(topics.OFFENDER_WATCHES.name, watch_batch.messages(
+            (s, o, True) for o, subs in watchers.items() for s in subs
+        )),
+        pub.send_to_partitions(
+            topics.changelog_topic(app_id, topics.OFFENDER_TO_STATE),
+            partitions,
+            ((o.encode(), _json(o), _json(d)) for o, d in states),
+        ),
+        pub.send_many(topics.OFFENDER_SNAPSHOTS.name, states),
     )
-    await pub.send_many(topics.OFFENDER_SNAPSHOTS.name, states)
     return report
 
 

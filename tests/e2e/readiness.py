@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-import re
+import json
 import time
 from typing import Any, Iterable
 
 from streams.domain.cells import cells_overlapping
 from streams.domain.geometry import bounding_box
 
-INDEXED = re.compile(r'"circle_id": (\d+), "cell": "([^"]+)", "event": "tracked circle indexed"')
+INDEXED = "tracked circles indexed"
+
+
+def indexed_copies(log: str) -> set[tuple[str, int]]:
+    """(cell, circle id) of every copy the workers' log lines say they hold."""
+    seen: set[tuple[str, int]] = set()
+    for line in log.splitlines():
+        if INDEXED in line and "{" in line:
+            try:  # a supervisor may prefix its children's lines
+                doc = json.loads(line[line.index("{"):])
+            except ValueError:
+                continue
+            if doc.get("event") == INDEXED:
+                seen |= {(doc["cell"], cid) for cid in doc["circle_ids"]}
+    return seen
 
 
 def wait_for_circles(system: Any, circles: Iterable[tuple[int, float, float, float]], timeout: float = 180.0) -> None:
@@ -23,6 +37,6 @@ def wait_for_circles(system: Any, circles: Iterable[tuple[int, float, float, flo
     deadline = time.monotonic() + timeout
     seen: set[tuple[str, int]] = set()
     while time.monotonic() < deadline and not copies <= seen:
-        seen = {(m.group(2), int(m.group(1))) for m in INDEXED.finditer(system.worker_log())}
+        seen = indexed_copies(system.worker_log())
         time.sleep(0.5)
     assert copies <= seen, f"{len(copies - seen)} circle copies never indexed"

@@ -98,7 +98,7 @@ def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> Non
 
             # The stream learns of the new circle, then an offender registers nearby.
             deadline = time.monotonic() + 60
-            while "tracked circle indexed" not in system.worker_log() and time.monotonic() < deadline:
+            while "tracked circles indexed" not in system.worker_log() and time.monotonic() < deadline:
                 time.sleep(0.2)
             system.run("registry", "publish", str(system.write_jsonl("e.jsonl", [
                 event("OFF-B", 1, profile("Brown", "Bill"),

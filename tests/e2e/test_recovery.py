@@ -13,6 +13,7 @@ from streams.adapters import repository
 from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
 from tests.e2e.conftest import REPO
+from tests.e2e.readiness import indexed_copies
 from tests.e2e.test_pipeline import ST_LOUIS, event, home, offset, profile
 
 
@@ -32,7 +33,7 @@ def test_a_restarted_worker_keeps_circles_and_offender_state(system) -> None:
     first = system.start_worker()
     system.wait_until("select count(*) from offenders", lambda n: n == 1)
     deadline = time.monotonic() + 30
-    while "tracked circle indexed" not in system.worker_log() and time.monotonic() < deadline:
+    while "tracked circles indexed" not in system.worker_log() and time.monotonic() < deadline:
         time.sleep(0.2)
     system.stop_worker(first)
 
@@ -97,7 +98,7 @@ def test_up_demo_mails_digests_and_a_second_up_resyncs_a_fresh_broker(system, tm
         while time.monotonic() < deadline and not restored:
             second_run = "".join((tmp_path / "up.log").read_text().split("sor-notify is up")[2:])
             rebuilt = [int(n) for n in re.findall(r'"circles": (\d+), "partitions"', second_run)]
-            one_by_one = set(re.findall(r'"circle_id": (\d+)[^}]*"tracked circle indexed"', second_run))
+            one_by_one = {cid for _, cid in indexed_copies(second_run)}
             watch = re.search(r'"offender watch recorded"[^}]*MO-DEMO-0003|MO-DEMO-0003[^}]*"offender watch recorded"',
                               second_run)
             restored = max([len(one_by_one), *rebuilt]) >= tracked and watch is not None

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import accounts, ops_db, repository
+from streams.adapters import accounts, digest_store, ops_db, repository
 from streams.adapters.db import digests, pending_alerts, subscribers
 from streams.adapters.mail import SmtpSender
 from streams.services.digests import (
@@ -352,7 +352,7 @@ async def test_5xx_for_some_recipients_records_bounces_suspends_and_shows_it_on_
     assert await digest_run(engine, smtp_faults, now=DAY0 + timedelta(days=N), day=N) == DigestRunReport(sent=2)
     assert smtp_faults.handler.rcpt_attempts[rcpt_bad.email] == N
     assert smtp_faults.handler.data_attempts[data_bad.email] == N
-    assert repository.digest_status(engine, rcpt_bad.sid, period(N)) is None
+    assert digest_store.digest_status(engine, rcpt_bad.sid, period(N)) is None
     assert waiting_alerts(engine, rcpt_bad.sid) == waiting_alerts(engine, data_bad.sid) == N + 1
     sizes = ops_db.table_sizes(engine)
     assert (sizes.subscribers_mail_suspended, sizes.subscribers_active) == (2, 4)  # for operators

@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import repository
+from streams.adapters import digest_store, repository
 from streams.adapters.db import digests, subscribers
 from streams.adapters.mail import MaildirSender, SmtpSender
 from streams.services.digests import DigestRunReport, send_due_digests
@@ -167,7 +167,7 @@ async def test_a_digest_left_claimed_by_a_dead_worker_is_sent_once(engine, paren
     sid, tid = parent
     record(engine, proximity_alert(sid, tid, "OFF-1", "Ray Abbott", "800 Olive St"))
     # A worker claimed the digest and died before sending it.
-    assert repository.claim_digest(engine, sid, PERIOD, now=NOW, message_domain="notify.example.test")
+    assert digest_store.claim_digest(engine, sid, PERIOD, now=NOW, message_domain="notify.example.test")
 
     # Another run soon after leaves it alone: the claim could still be in flight.
     assert (await run(engine, port, now=NOW + timedelta(minutes=5))) == DigestRunReport()

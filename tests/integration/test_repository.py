@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import offender_search, repository
+from streams.adapters import digest_store, offender_search, repository
 from streams.adapters.db import create_schema, digests, pending_alerts, subscribers
 from streams.domain.model import Circle
 from streams.domain.radii import radius_m
@@ -176,9 +176,9 @@ def test_purge_drops_unsent_alerts_of_an_offender(engine: Engine) -> None:
     sid, tid = sub.subscriber_id, sub.circles[0].circle_id
     already_sent = proximity_alert(sid, tid, "MO-R", "Ron Removed", "40 Near St")
     repository.record_alerts(engine, [already_sent])
-    digest_id = repository.claim_digest(engine, sid, "2026-11-19", now=_now(), message_domain="x.test")
+    digest_id = digest_store.claim_digest(engine, sid, "2026-11-19", now=_now(), message_domain="x.test")
     assert digest_id is not None
-    repository.mark_digest_sent(engine, digest_id, now=_now(), message_id="<m@x.test>")
+    digest_store.mark_digest_sent(engine, digest_id, now=_now(), message_id="<m@x.test>")
 
     pending = proximity_alert(sid, tid, "MO-R", "Ron Removed", "41 Near St")
     farewell = watch_alert(sid, "MO-R", "Ron Removed", ["40 Near St"], [], removed=True)
@@ -202,9 +202,9 @@ def test_a_period_can_be_claimed_once(engine: Engine) -> None:
     sub = repository.upsert_subscriber(engine, imported("a@example.org"))
     sid, tid = sub.subscriber_id, sub.circles[0].circle_id
     repository.record_alerts(engine, [proximity_alert(sid, tid, "MO-1", "Ray Abbott", "800 Olive St")])
-    first = repository.claim_digest(engine, sid, "2026-11-20", now=_now(), message_domain="x.test")
+    first = digest_store.claim_digest(engine, sid, "2026-11-20", now=_now(), message_domain="x.test")
     assert first is not None
-    assert repository.claim_digest(engine, sid, "2026-11-20", now=_now(), message_domain="x.test") is None
+    assert digest_store.claim_digest(engine, sid, "2026-11-20", now=_now(), message_domain="x.test") is None
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(digests)).scalar() == 1
         assert conn.execute(select(digests.c.message_id)).scalar().endswith("@x.test>")

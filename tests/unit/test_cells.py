@@ -50,8 +50,23 @@ def test_circles_held_in_several_cells_match_once_and_leave_with_the_last_cell()
 def test_rebuild_replaces_everything() -> None:
     held = CellCircles()
     held.upsert(circle(1, 38.6, -90.2), new_copy=True)
-    two = circle(2, 39.1, -94.6).to_dict()
+    two = list(circle(2, 39.1, -94.6).to_dict().values())  # a row: the fields in order
     held.rebuild([two, two])  # two cells' copies of one circle
     assert len(held) == 1 and held.copies == 2
     assert held.index.query(38.6, -90.2) == []
     assert [m[0].circle_id for m in held.index.query(39.1, -94.6)] == [2]
+
+
+def test_upsert_many_counts_copies_and_indexes_each_circle_once() -> None:
+    holder = CellCircles()
+    a, b = circle(1, 38.6, -90.2), circle(2, 38.7, -90.3)
+    holder.upsert_many([(a, True), (b, True)])
+    holder.upsert_many([(a, True)])  # a's copy for a second cell: same circle, one more copy
+    assert len(holder) == 2 and holder.copies == 3
+    moved = circle(1, 39.0, -94.5)
+    holder.upsert_many([(moved, False)])  # a changed copy: no new copy, the index follows
+    assert holder.copies == 3 and holder.index.get(1) == moved
+    holder.remove(1, held_copy=True)
+    assert 1 in holder.index  # one copy left
+    holder.remove(1, held_copy=True)
+    assert 1 not in holder.index and len(holder) == 1

@@ -277,3 +277,29 @@ def test_labels_addresses_and_codes_come_back_as_given():
     idx.upsert(relabelled)
     assert idx.get(1) == relabelled
     assert 1 in idx and "1" not in idx and 2 not in idx
+
+
+def test_upsert_many_agrees_with_brute_force_as_one_upsert_at_a_time_does():
+    rng = random.Random(5)
+    held = random_circles(rng, 300)
+    idx = CircleIndex()
+    idx.bulk_load(held[:200])
+    # New circles, circles moved and resized, a pole circle and one across the antimeridian,
+    # and one id twice (the last wins), all in one call.
+    moved = [circle(c.circle_id, *offset(c.lat, c.lon, 45.0, 3_000), "2mi", c.subscriber_id)
+             for c in rng.sample(held[:200], 40)]
+    extra = [circle(900, 89.999, 0.0, "5mi"), circle(901, 51.9, 179.995, "1mi")]
+    twice = [circle(902, *ST_LOUIS, "1mi"), circle(902, *KANSAS_CITY, "0.5mi")]
+    idx.upsert_many(held[200:] + moved + extra + twice)
+    now = {c.circle_id: c for c in held + moved + extra + twice}
+    assert len(idx) == len(now)
+    for lat, lon in probe_points(rng, list(now.values()), 150) + [ST_LOUIS, KANSAS_CITY, (90.0, 10.0),
+                                                                  offset(51.9, 179.995, 90.0, 1_000)]:
+        assert_same(idx.query(lat, lon), brute_force(list(now.values()), lat, lon))
+    assert all(idx.holds(c) for c in now.values())
+    c = held[200]
+    assert not idx.holds(Circle(c.circle_id, c.subscriber_id, "other", c.one_line, c.lat, c.lon,
+                                c.radius_m, c.radius_code))
+    for cid in (900, 901, 902):
+        assert idx.remove(cid)
+    assert idx.query(90.0, 10.0) == [] and 902 not in ids(idx.query(*KANSAS_CITY))
