@@ -7,6 +7,7 @@ import email.policy
 import os
 import socket
 import time
+from contextlib import contextmanager
 from email.message import EmailMessage
 from typing import Callable, Iterator
 
@@ -52,16 +53,23 @@ class MailCatcher:
         return self.messages
 
 
+@contextmanager
+def running_smtp(handler: object) -> Iterator[int]:
+    """A real SMTP server (aiosmtpd) on a free loopback port with this handler; its port."""
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[MailCatcher, int]]:
     catcher = MailCatcher()
-    port = _free_port()
-    controller = Controller(catcher, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with running_smtp(catcher) as port:
         yield catcher, port
-    finally:
-        controller.stop()
 
 
 def database_urls() -> list[str]:

@@ -152,20 +152,7 @@ def render_digest_bytes(
     ))
 
 
-def render_digest(
-    digest: Digest,
-    *,
-    to_addr: str,
-    from_addr: str,
-    public_url: str,
-    unsubscribe_url: str,
-    message_id: str,
-    period: str,
-    date: datetime | None = None,
-) -> EmailMessage:
-    """The same message as an `EmailMessage` (parsed from `render_digest_bytes`)."""
-    data = render_digest_bytes(
-        digest, to_addr=to_addr, from_addr=from_addr, public_url=public_url,
-        unsubscribe_url=unsubscribe_url, message_id=message_id, period=period, date=date,
-    )
-    return message_from_bytes(data, policy=default_policy)  # type: ignore[return-value]
+def render_digest(digest: Digest, **fields: Any) -> EmailMessage:
+    """The same message as an `EmailMessage` (parsed from `render_digest_bytes`, which names
+    the fields)."""
+    return message_from_bytes(render_digest_bytes(digest, **fields), policy=default_policy)  # type: ignore[return-value]

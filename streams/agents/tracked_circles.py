@@ -33,10 +33,9 @@ def register(g: StreamGraph, services: Services) -> None:
                     # (it stays on the topic), not a reason to stop indexing everyone else's.
                     logger.error("tracked-circles message not understood: skipped", error=str(err))
                     continue
-                keys = {circle_batch.bucket_key(cell, d["circle_id"]) for d in change.upserts}
-                keys |= {circle_batch.bucket_key(cell, cid) for cid in change.deletes}
                 applied = circle_batch.apply(
-                    cell, change, {k: table.get(k) for k in keys}, event.message.partition
+                    cell, change, {k: table.get(k) for k in circle_batch.keys_of(cell, change)},
+                    event.message.partition,
                 )
                 for key, entry in applied.entries.items():
                     if entry is None:

@@ -36,10 +36,7 @@ class CellCircles:
 
     def upsert(self, circle: Circle, *, new_copy: bool) -> None:
         """A copy of `circle` stored for one cell: `new_copy` unless that cell held it already."""
-        if new_copy or circle.circle_id not in self._held:
-            self._held[circle.circle_id] = self._held.get(circle.circle_id, 0) + 1
-            self._copies += 1
-        self.index.upsert(circle)
+        self.upsert_many([(circle, new_copy)])
 
     def upsert_many(self, copies: Iterable[tuple[Circle, bool]]) -> None:
         """`upsert` of each (circle, new copy?): a copy of a circle the index already holds

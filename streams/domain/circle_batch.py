@@ -32,9 +32,9 @@ MAX_CIRCLES = 500
 # written with, and an entry of another count is ignored (stale) until `resync` rewrites it.
 BUCKETS = 8
 
-_CIRCLE_FIELDS = frozenset(Circle.__dataclass_fields__)
 # A circle as a row: its fields in `Circle`'s order (what `Circle(*row)` takes).
 ROW_FIELDS: tuple[str, ...] = tuple(Circle.__dataclass_fields__)
+_CIRCLE_FIELDS = frozenset(ROW_FIELDS)
 
 
 class InvalidCircleBatch(ValueError):
@@ -158,6 +158,12 @@ def _text(value: Any) -> str:
 
 def _rows_text(circles: Iterable[dict[str, Any]]) -> str:
     return _text([[d[f] for f in ROW_FIELDS] for d in circles])
+
+
+def keys_of(cell: str, change: CellChange) -> set[str]:
+    """The table entries of this cell that `change` reads and may write."""
+    return ({bucket_key(cell, d["circle_id"]) for d in change.upserts}
+            | {bucket_key(cell, cid) for cid in change.deletes})
 
 
 @dataclass

@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import socket
 import threading
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -25,6 +23,7 @@ from streams.adapters import repository
 from streams.adapters.db import digests
 from streams.adapters.mail import SmtpSender
 from streams.services.digests import DigestRunReport, send_due_digests
+from tests.conftest import running_smtp
 from tests.integration.conftest import imported, proximity_alert
 
 PUBLIC = "https://notify.example.test"
@@ -98,23 +97,14 @@ class CountingServer:
         return Counter(str(m["Message-ID"]) for m in self.messages)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server() -> Iterator[tuple[CountingServer, int]]:
     handler = CountingServer()
-    port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        handler.all_here.set()
-        controller.stop()
+    with running_smtp(handler) as port:
+        try:
+            yield handler, port
+        finally:
+            handler.all_here.set()  # let any message still held go before the server stops
 
 
 def enroll_with_news(engine: Engine, n: int, prefix: str = "reader") -> list[str]:

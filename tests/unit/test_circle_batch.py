@@ -48,8 +48,7 @@ class Worker:
 
     def read(self, cell: str, value: Any, partition: int = 0) -> circle_batch.Applied:
         change = circle_batch.decode(json.loads(json.dumps(value)))  # as it crosses the wire
-        keys = {circle_batch.bucket_key(cell, d["circle_id"]) for d in change.upserts}
-        keys |= {circle_batch.bucket_key(cell, c) for c in change.deletes}
+        keys = circle_batch.keys_of(cell, change)
         applied = circle_batch.apply(cell, change, {k: self.table.get(k) for k in keys}, partition)
         for key, entry in applied.entries.items():
             if entry is None:
