@@ -319,24 +319,43 @@ def _run_probed_worker(probe_path: str) -> int:
     out = open(probe_path, "a", buffering=1)
     stats: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
 
-    # The alerts agent stores through alert_writer.record_alert_rows (rows, batches) since
-    # 2026-12-04, through repository.record_alerts (Alert values) before: the probe wraps
-    # whichever this checkout's agent calls, so one bench measures both.
+    # The alerts agent stores the messages it reads through alert_writer.record_alert_messages
+    # since 2026-12-05, their rows through alert_writer.record_alert_rows (batches) before
+    # that, and Alert values through repository.record_alerts before 2026-12-04: the probe
+    # wraps whichever this checkout's agent calls, so one bench measures them all.
     try:
         from streams.adapters import alert_writer
     except ImportError:
         alert_writer = None
-    target, name = (alert_writer, "record_alert_rows") if alert_writer else (repository, "record_alerts")
+    if alert_writer is not None and hasattr(alert_writer, "record_alert_messages"):
+        target, name = alert_writer, "record_alert_messages"
+    else:
+        target, name = (alert_writer, "record_alert_rows") if alert_writer else (repository, "record_alerts")
     original_record = getattr(target, name)
 
-    def record_alerts(bind: Any, alerts: Any) -> int:
+    def events_of(items: list[Any]) -> collections.Counter:
+        per_event: collections.Counter = collections.Counter()
+        for a in items:
+            if not isinstance(a, dict):
+                per_event[a.event_id] += 1  # an Alert
+            elif a.get("schema") == "alert-batch/1":  # a batch message: its event once or a column
+                common, columns = a["common"], a["columns"]
+                if "event_id" in common:
+                    per_event[common["event_id"]] += len(columns["alert_id"])
+                else:
+                    per_event.update(columns["event_id"])
+            else:
+                per_event[a["event_id"]] += 1  # a row, or a one-alert message
+        return per_event
+
+    def record_alerts(bind: Any, alerts: Any) -> Any:
         alerts = list(alerts)
         started = time.time()
-        new = original_record(bind, alerts)
+        result = original_record(bind, alerts)
         done = time.time()  # it returns once its transaction is committed
-        per_event = collections.Counter(a["event_id"] if isinstance(a, dict) else a.event_id for a in alerts)
-        out.write(json.dumps({"t0": started, "t": done, "n": len(alerts), "new": new, "events": per_event}) + "\n")
-        return new
+        received, new = result if isinstance(result, tuple) else (len(alerts), result)
+        out.write(json.dumps({"t0": started, "t": done, "n": received, "new": new, "events": events_of(alerts)}) + "\n")
+        return result
 
     original_deliver = registry_events.deliver
 

@@ -9,7 +9,9 @@ timed here instead of bounded there. Per run: one subscriber with one tracked ad
 - "new": `record_alerts` of --alerts proximity alerts none of which is stored yet (one
   transaction, the multi-row INSERT ... ON CONFLICT DO NOTHING the alerts agent issues);
 - "redelivered": the same batch again, every alert already stored (nothing is added).
-Building the Alert values is outside the timing. Each run checks the counts (all new, then 0)
+Building the Alert values is outside the timing. With --as-agent the alerts are one address
+change's (one offender, event and address) in alert-batch messages decoded from the wire,
+stored as this checkout's alerts agent stores a take: decoding and encoding are timed. Each run checks the counts (all new, then 0)
 and removes what it wrote (its subscriber, address and alerts) before the next, so every run
 starts from the same table; nothing else in the database is touched. A PostgreSQL database
 named `test` is refused: the test suite drops it.
@@ -59,7 +61,43 @@ def _alerts(subscriber_id: int, tracked_address_id: int, run: int, n: int) -> li
     return out
 
 
-def one_run(engine: Any, run: int, n: int) -> dict[str, Any]:
+def _one_change(alerts: list[Any]) -> list[Any]:
+    """The alerts as one address change's: one offender, event and address, sent as the
+    geo join sends them (alert batches of at most MAX_ROWS, decoded from the wire)."""
+    import dataclasses
+
+    from streams.domain.alert_batch import batch_of
+
+    first = alerts[0]
+    same = [dataclasses.replace(a, offender_id=first.offender_id, offender=first.offender, event_id=first.event_id,
+                                occurred_at=first.occurred_at, address=first.address, distance_m=800.0 + i / 7)
+            for i, a in enumerate(alerts)]
+    return [json.loads(json.dumps(part.to_dict())) for _, part in batch_of(same).by_partition(1)]
+
+
+def _store_as_agent(engine: Any, messages: list[Any]) -> int:
+    """What this checkout's alerts agent does with the messages of one take."""
+    from streams.adapters import alert_writer
+
+    if hasattr(alert_writer, "record_alert_messages"):
+        return alert_writer.record_alert_messages(engine, messages)[1]
+    from streams.domain.alert_batch import alert_rows  # before 2026-12-05: rows, encoded whole
+
+    return alert_writer.record_alert_rows(engine, [row for m in messages for row in alert_rows(m)])
+
+
+def _encode_as_agent(messages: list[Any]) -> int:
+    """Only the decoding and encoding of `_store_as_agent`, no database: how many alerts."""
+    from streams.domain import alert_batch
+
+    if hasattr(alert_batch, "stored_alerts"):
+        return len([a for m in messages for a in alert_batch.stored_alerts(m)])
+    from streams.adapters.alert_writer import _encode  # before 2026-12-05: each row encoded whole
+
+    return len([(r["alert_id"], _encode(r)) for m in messages for r in alert_batch.alert_rows(m)])
+
+
+def one_run(engine: Any, run: int, n: int, as_agent: bool = False) -> dict[str, Any]:
     from streams.adapters import repository
     from streams.adapters.db import pending_alerts, subscribers
     from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
@@ -70,11 +108,20 @@ def one_run(engine: Any, run: int, n: int) -> dict[str, Any]:
     sub = repository.upsert_subscriber(
         engine, ImportedSubscriber(f"bench-record-alerts-{os.getpid()}-{run}@bench.invalid", True, (home,), ()))
     alerts = _alerts(sub.subscriber_id, sub.circles[0].circle_id, run, n)
+    extra: dict[str, Any] = {}
+    if as_agent:
+        messages = _one_change(alerts)
+        store = lambda: _store_as_agent(engine, messages)  # noqa: E731
+        t = time.perf_counter()
+        assert _encode_as_agent(messages) == n
+        extra["encode_us_per_alert"] = (time.perf_counter() - t) / n * 1e6
+    else:
+        store = lambda: repository.record_alerts(engine, alerts)  # noqa: E731
     try:
         t0 = time.perf_counter()
-        added = repository.record_alerts(engine, alerts)
+        added = store()
         t1 = time.perf_counter()
-        again = repository.record_alerts(engine, alerts)
+        again = store()
         t2 = time.perf_counter()
         if (added, again) != (n, 0):
             raise SystemExit(f"run {run}: record_alerts added {added} then {again}, expected {n} then 0")
@@ -83,7 +130,7 @@ def one_run(engine: Any, run: int, n: int) -> dict[str, Any]:
             conn.execute(delete(pending_alerts).where(pending_alerts.c.subscriber_id == sub.subscriber_id))
             conn.execute(delete(subscribers).where(subscribers.c.id == sub.subscriber_id))  # cascades
     return {"new_s": t1 - t0, "redelivered_s": t2 - t1,
-            "new_per_s": n / (t1 - t0), "redelivered_per_s": n / (t2 - t1)}
+            "new_per_s": n / (t1 - t0), "redelivered_per_s": n / (t2 - t1)} | extra
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alerts", type=int, default=5000, help="alerts in the batch")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in a temporary folder)")
+    p.add_argument("--as-agent", action="store_true",
+                   help="one address change's alerts as the alerts agent stores them: alert-batch "
+                        "messages as decoded from the wire (decoding and encoding timed too)")
     p.add_argument("--json", type=Path, help="also write the summary JSON here")
     args = p.parse_args(argv)
     if args.alerts < 1 or args.runs < 1:
@@ -110,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"database: {database}; {args.alerts} alerts per batch, {args.runs} runs", flush=True)
             runs = []
             for run in range(args.runs):
-                r = one_run(engine, run, args.alerts)
+                r = one_run(engine, run, args.alerts, args.as_agent)
                 runs.append(r)
                 print(f"run {run + 1}: new {r['new_per_s']:,.0f} alerts/s ({r['new_s']:.3f} s), "
                       f"redelivered {r['redelivered_per_s']:,.0f} alerts/s ({r['redelivered_s']:.3f} s)",
@@ -123,10 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "record_alerts",
         "database": database,
         "alerts": args.alerts,
+        "as_agent": args.as_agent,
         "runs": args.runs,
         "median_new_per_s": round(statistics.median(r["new_per_s"] for r in runs)),
         "median_redelivered_per_s": round(statistics.median(r["redelivered_per_s"] for r in runs)),
         "runs_new_per_s": [round(r["new_per_s"]) for r in runs],
+        **({"median_encode_us_per_alert": round(statistics.median(r["encode_us_per_alert"] for r in runs), 2)}
+           if args.as_agent else {}),
         "runs_redelivered_per_s": [round(r["redelivered_per_s"]) for r in runs],
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],

@@ -10,7 +10,6 @@ from streams.adapters import alert_writer, metrics
 from streams.agents.failure import stop_on_failure
 from streams.app import StreamGraph
 from streams.bootstrap import Services
-from streams.domain.alert_batch import alert_rows
 
 logger = structlog.get_logger()
 
@@ -26,7 +25,6 @@ def register(g: StreamGraph, services: Services) -> None:
         # alert as workers before batches sent it; every row of the take is one transaction.
         async for batch in stream.take(1000, within=0.05):
             with stop_on_failure("record_alert"):
-                rows = [row for value in batch for row in alert_rows(value)]
-                new = await services.db(alert_writer.record_alert_rows, rows)
-                metrics.alerts_recorded(len(rows), new)
-                logger.info("alerts recorded", messages=len(batch), received=len(rows), new=new)
+                received, new = await services.db(alert_writer.record_alert_messages, batch)
+                metrics.alerts_recorded(received, new)
+                logger.info("alerts recorded", messages=len(batch), received=received, new=new)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from streams.adapters import repository
-from streams.adapters.alert_writer import record_alert_rows
+from streams.adapters.alert_writer import record_alert_messages, record_alert_rows
 from streams.adapters.db import pending_alerts
 from streams.domain.alert_batch import alert_rows, batch_of
 from streams.domain.model import Alert
@@ -36,8 +36,9 @@ def alerts_for(engine: Engine, n: int) -> list[Alert]:
 def test_a_batch_is_stored_alert_by_alert_as_sent_and_a_second_reading_adds_nothing(engine: Engine) -> None:
     alerts = alerts_for(engine, 300)
     message = batch_of(alerts[:200]).to_dict()  # type: ignore[union-attr]
-    assert record_alert_rows(engine, alert_rows(message)) == 200
-    assert record_alert_rows(engine, alert_rows(message)) == 0  # the same message read again
+    assert record_alert_messages(engine, [message]) == (200, 200)
+    assert record_alert_messages(engine, [message]) == (200, 0)  # the same message read again
+    assert record_alert_rows(engine, alert_rows(message)) == 0
     # One transaction: some already stored, some new, some twice in the same call.
     assert record_alert_rows(engine, [a.to_dict() for a in alerts[150:300] + alerts[290:]]) == 100
     assert stored(engine) == {a.alert_id: a for a in alerts}
@@ -62,3 +63,13 @@ def test_a_failed_transaction_stores_none_of_its_alerts(engine: Engine) -> None:
         pass
     assert stored(engine) == {}
     assert record_alert_rows(engine, [a.to_dict() for a in alerts]) == 10  # read again, stored then
+
+
+def test_what_an_alert_shares_with_its_batch_is_stored_with_each_alert_exactly(engine: Engine) -> None:
+    alerts = alerts_for(engine, 30)
+    odd = [Alert(**(a.to_dict() | {"offender": a.offender | {"main_offense": 'Abuse "1st" 100% \\ Ñ'},
+                                  "tracked_label": None if i % 3 else "50%"}))
+           for i, a in enumerate(alerts)]
+    one_alert_message = odd[0].to_dict()
+    assert record_alert_messages(engine, [batch_of(odd[1:]).to_dict(), one_alert_message]) == (30, 30)  # type: ignore[union-attr]
+    assert stored(engine) == {a.alert_id: a for a in odd}

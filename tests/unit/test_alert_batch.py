@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from pyproj import Geod
 
 from streams.domain.addresses import make_address
-from streams.domain.alert_batch import AlertBatch, InvalidAlertBatch, alert_rows, batch_of
+from streams.domain.alert_batch import AlertBatch, InvalidAlertBatch, alert_rows, batch_of, stored_alerts
 from streams.domain.circle_index import CircleIndex
 from streams.domain.matching import apply_event, proximity_alert_batch, proximity_alerts, watch_alert_batch, watch_alerts
 from streams.domain.model import Alert, Circle, alert_id_for
@@ -95,6 +95,46 @@ def test_a_batch_crosses_the_wire_as_its_schema_says_and_reads_back_the_same() -
     # Far smaller than forty one-alert messages: the offender and address are written once.
     singles = sum(len(json.dumps(a.to_dict())) for a in batch.alerts())
     assert len(wire) < singles / 3
+
+
+def stored_as_expected(message) -> list[tuple]:
+    """The oracle: each alert's filter columns, and its fields read back from its JSON text."""
+    return [(a.alert_id, a.subscriber_id, a.offender_id, a.kind, a.to_dict()) for a in map(Alert.from_dict, alert_rows(message))]
+
+
+def read_back(stored) -> list[tuple]:
+    return [(a, s, o, k, json.loads(text)) for a, s, o, k, text in stored]
+
+
+def test_the_stored_form_of_a_batch_is_each_alert_as_its_own_json_says() -> None:
+    batch = proximity_alert_batch(moved_in(), crowded())
+    assert batch is not None
+    # What could break a text spliced together: a "%", quotes, backslashes, other scripts, None.
+    common = batch.common | {"offender": batch.common["offender"] | {"main_offense": 'Statutory "rape" 50% \\ Ñandú 漢字'}}
+    columns = batch.columns | {"tracked_label": ["%s %d" if i % 2 else None for i in range(len(batch))],
+                               "distance_m": [d + 0.1 for d in batch.columns["distance_m"]]}
+    # A column of one type but for one value (a whole float, an int id sent as text).
+    mixed = columns | {"distance_m": [1e22, *columns["distance_m"][1:-1], 3],
+                       "tracked_address_id": ["7", *columns["tracked_address_id"][1:]]}
+    for b in (batch, AlertBatch(common, columns), AlertBatch(common, mixed)):
+        message = json.loads(json.dumps(b.to_dict()))
+        got = read_back(stored_alerts(message))
+        assert got == stored_as_expected(message)
+        assert len(got) == 40
+
+
+def test_the_stored_form_of_watch_alerts_and_of_a_one_alert_message() -> None:
+    old_home = make_address({"type": "home", "street": "1 Far Rd", "city": "Kansas City", "state": "MO",
+                             "zip": "64106", "lat": FAR[0], "lon": FAR[1]})
+    new_home = make_address({"type": "home", "street": "100 N Tucker Blvd", "city": "St. Louis", "state": "MO",
+                             "zip": "63101", "lat": HOME[0], "lon": HOME[1]})
+    out = apply_event(state_after(event(old_home)), event(new_home))
+    watches = json.loads(json.dumps(watch_alert_batch(out.watch_change, [7, 3, 12]).to_dict()))
+    assert read_back(stored_alerts(watches)) == stored_as_expected(watches)
+    [alert] = proximity_alerts(moved_in(), crowded())[:1]
+    single = json.loads(json.dumps(alert.to_dict()))
+    assert read_back(stored_alerts(single)) == [(alert.alert_id, alert.subscriber_id, alert.offender_id, alert.kind,
+                                                 alert.to_dict())]
 
 
 def test_a_one_alert_message_from_before_batches_is_still_read() -> None:
