@@ -123,13 +123,18 @@ def test_the_stored_form_of_a_batch_is_each_alert_as_its_own_json_says() -> None
         assert len(got) == 40
 
 
-def test_the_stored_form_of_watch_alerts_and_of_a_one_alert_message() -> None:
+def moved_home():
+    """An offender moving from Kansas City to St. Louis: the new home, and the watch change."""
     old_home = make_address({"type": "home", "street": "1 Far Rd", "city": "Kansas City", "state": "MO",
                              "zip": "64106", "lat": FAR[0], "lon": FAR[1]})
     new_home = make_address({"type": "home", "street": "100 N Tucker Blvd", "city": "St. Louis", "state": "MO",
                              "zip": "63101", "lat": HOME[0], "lon": HOME[1]})
-    out = apply_event(state_after(event(old_home)), event(new_home))
-    watches = json.loads(json.dumps(watch_alert_batch(out.watch_change, [7, 3, 12]).to_dict()))
+    return new_home, apply_event(state_after(event(old_home)), event(new_home)).watch_change
+
+
+def test_the_stored_form_of_watch_alerts_and_of_a_one_alert_message() -> None:
+    _, change = moved_home()
+    watches = json.loads(json.dumps(watch_alert_batch(change, [7, 3, 12]).to_dict()))
     assert read_back(stored_alerts(watches)) == stored_as_expected(watches)
     [alert] = proximity_alerts(moved_in(), crowded())[:1]
     single = json.loads(json.dumps(alert.to_dict()))
@@ -146,18 +151,14 @@ def test_a_one_alert_message_from_before_batches_is_still_read() -> None:
 
 
 def test_watch_alerts_travel_as_one_batch() -> None:
-    old_home = make_address({"type": "home", "street": "1 Far Rd", "city": "Kansas City", "state": "MO",
-                             "zip": "64106", "lat": FAR[0], "lon": FAR[1]})
-    new_home = make_address({"type": "home", "street": "100 N Tucker Blvd", "city": "St. Louis", "state": "MO",
-                             "zip": "63101", "lat": HOME[0], "lon": HOME[1]})
-    out = apply_event(state_after(event(old_home)), event(new_home))
-    batch = watch_alert_batch(out.watch_change, [7, 3, 7, 12])
+    new_home, change = moved_home()
+    batch = watch_alert_batch(change, [7, 3, 7, 12])
     assert batch is not None
-    assert batch.alerts() == watch_alerts(out.watch_change, [7, 3, 7, 12])
+    assert batch.alerts() == watch_alerts(change, [7, 3, 7, 12])
     assert batch.subscriber_ids == [7, 3, 12]
     assert batch.common["new_addresses"] == [new_home.to_dict()]  # once, not once per watcher
     assert set(batch.columns) == {"alert_id", "subscriber_id"}
-    assert watch_alert_batch(out.watch_change, []) is None
+    assert watch_alert_batch(change, []) is None
     assert batch_of([]) is None
 
 
