@@ -18,6 +18,8 @@ logger = structlog.get_logger()
 
 def register(g: StreamGraph, services: Services) -> None:
     table = g.cell_bucket_to_circles
+    # Parsed entries kept from one message to the next (checked against the entry's text).
+    reader = circle_batch.EntryReader()
 
     @g.app.agent(g.tracked_circles, name="index_tracked_circles")
     async def index_tracked_circles(stream: Any) -> None:
@@ -35,7 +37,7 @@ def register(g: StreamGraph, services: Services) -> None:
                     continue
                 applied = circle_batch.apply(
                     cell, change, {k: table.get(k) for k in circle_batch.keys_of(cell, change)},
-                    event.message.partition,
+                    event.message.partition, reader=reader,
                 )
                 for key, entry in applied.entries.items():
                     if entry is None:

@@ -18,6 +18,8 @@ Pure: no I/O. The agent applies a decoded batch to its table entries with `apply
 from __future__ import annotations
 
 import json
+import operator
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -35,6 +37,7 @@ BUCKETS = 8
 # A circle as a row: its fields in `Circle`'s order (what `Circle(*row)` takes).
 ROW_FIELDS: tuple[str, ...] = tuple(Circle.__dataclass_fields__)
 _CIRCLE_FIELDS = frozenset(ROW_FIELDS)
+_row_of = operator.itemgetter(*ROW_FIELDS)
 
 
 class InvalidCircleBatch(ValueError):
@@ -57,6 +60,11 @@ def cells_of(circle: Circle) -> list[str]:
 def bucket_key(cell: str, circle_id: int) -> str:
     """The table key of the entry holding this cell's copy of the circle."""
     return f"{cell}/{circle_id % BUCKETS}"
+
+
+def _bucket_keys(cell: str) -> list[str]:
+    """Every bucket key of a cell, by bucket: `bucket_key(cell, cid)` is `[cid % BUCKETS]`."""
+    return [bucket_key(cell, b) for b in range(BUCKETS)]
 
 
 def messages(
@@ -124,7 +132,7 @@ def decode(value: Any) -> CellChange:
 
 
 def _check_circle(d: Any) -> None:
-    if not isinstance(d, dict) or set(d) != _CIRCLE_FIELDS:
+    if not isinstance(d, dict) or d.keys() != _CIRCLE_FIELDS:
         got = sorted(d) if isinstance(d, dict) else type(d).__name__
         raise InvalidCircleBatch(f"a circle needs exactly the fields {sorted(_CIRCLE_FIELDS)}, got {got}")
     if not isinstance(d["circle_id"], int) or isinstance(d["circle_id"], bool):
@@ -156,14 +164,50 @@ def _text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _rows_text(circles: Iterable[dict[str, Any]]) -> str:
-    return _text([[d[f] for f in ROW_FIELDS] for d in circles])
-
-
 def keys_of(cell: str, change: CellChange) -> set[str]:
     """The table entries of this cell that `change` reads and may write."""
-    return ({bucket_key(cell, d["circle_id"]) for d in change.upserts}
-            | {bucket_key(cell, cid) for cid in change.deletes})
+    keys = _bucket_keys(cell)
+    return ({keys[d["circle_id"] % BUCKETS] for d in change.upserts}
+            | {keys[cid % BUCKETS] for cid in change.deletes})
+
+
+class EntryReader:
+    """Table entries parsed once and kept for the messages that follow.
+
+    A message names up to `MAX_CIRCLES` circles of one cell, and messages come cell by cell
+    and, within a cell, bucket by bucket (`messages`), so the next message mostly reads the
+    entries the last one read. Parsing a crowded entry (~1,600 circles at 1M) for each of
+    them was most of what a worker spent on resync's no-op republication
+    (bench/circle_backlog.py). A kept parse is used only while the entry still holds the
+    text it was parsed from, so an entry rewritten elsewhere (a changelog restore after a
+    rebalance, a failed write) is parsed again. At most `size` entries are kept.
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._held: OrderedDict[str, tuple[str, dict[int, list[Any]]]] = OrderedDict()
+
+    def rows(self, key: str, entry: Mapping[str, Any] | None) -> dict[int, list[Any]]:
+        """The entry's circles as rows by circle id. Shared: the caller must not change it."""
+        if not entry or entry.get("buckets") != BUCKETS:
+            return {}
+        text = entry["circles"]
+        kept = self._held.get(key)
+        if kept is not None and kept[0] == text:
+            self._held.move_to_end(key)
+            return kept[1]
+        rows = {row[0]: row for row in json.loads(text)}
+        self.keep(key, text, rows)
+        return rows
+
+    def keep(self, key: str, text: str, rows: dict[int, list[Any]]) -> None:
+        self._held[key] = (text, rows)
+        self._held.move_to_end(key)
+        while len(self._held) > self._size:
+            self._held.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        self._held.pop(key, None)
 
 
 @dataclass
@@ -177,42 +221,56 @@ class Applied:
 
 
 def apply(cell: str, change: CellChange, entries: Mapping[str, Mapping[str, Any] | None],
-          partition: int) -> Applied:
+          partition: int, *, reader: EntryReader | None = None) -> Applied:
     """Apply `change` to this cell's table entries (`entries`: key -> entry, as held now).
 
     Deletes first, then upserts (`messages` never names a circle in both). A copy already held with the same content changes nothing
     (a batch read twice, or resync's republication to a running worker, writes nothing).
+    `reader` keeps parsed entries between calls (the agent's); without one, each call parses
+    what it reads.
     """
-    touched: dict[str, dict[str, dict[str, Any]]] = {}
+    reader = reader if reader is not None else EntryReader()
+    held_at: dict[str, dict[int, list[Any]]] = {}  # key -> rows, shared with the reader
+    changed: dict[str, dict[int, list[Any]]] = {}  # key -> this call's own copy of the rows
 
-    def circles_at(key: str) -> dict[str, dict[str, Any]]:
-        if key not in touched:
-            touched[key] = dict(entry_circles(entries.get(key)))
-        return touched[key]
+    def rows_at(key: str) -> dict[int, list[Any]]:
+        if key in changed:
+            return changed[key]
+        if key not in held_at:
+            held_at[key] = reader.rows(key, entries.get(key))
+        return held_at[key]
 
-    changed: set[str] = set()
+    def writable(key: str) -> dict[int, list[Any]]:
+        if key not in changed:
+            changed[key] = dict(rows_at(key))
+        return changed[key]
+
+    keys = _bucket_keys(cell)
     dropped: list[int] = []
     for cid in change.deletes:
-        key = bucket_key(cell, cid)
-        held = circles_at(key)
-        if held.pop(str(cid), None) is not None:
-            changed.add(key)
+        key = keys[cid % BUCKETS]
+        if cid in rows_at(key):
+            del writable(key)[cid]
             dropped.append(cid)
     upserted: list[tuple[dict[str, Any], bool]] = []
     for d in change.upserts:
-        key = bucket_key(cell, d["circle_id"])
-        held = circles_at(key)
-        sid = str(d["circle_id"])
-        before = held.get(sid)
-        if before == d:
+        cid = d["circle_id"]
+        key = keys[cid % BUCKETS]
+        row = list(_row_of(d))
+        before = rows_at(key).get(cid)
+        if before == row:
             continue
-        held[sid] = d
-        changed.add(key)
+        writable(key)[cid] = row
         upserted.append((d, before is None))
     out: dict[str, dict[str, Any] | None] = {}
-    for key in changed:
-        held = touched[key]
-        out[key] = _entry(partition, _rows_text(held.values())) if held else None
+    for key, rows in changed.items():
+        if rows:
+            text = _text(list(rows.values()))
+            out[key] = _entry(partition, text)
+            reader.keep(key, text, rows)
+        else:
+            out[key] = None
+            reader.forget(key)
     return Applied(out, upserted, dropped)
 
 

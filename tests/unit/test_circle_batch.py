@@ -3,6 +3,7 @@ the circles need, whether it came by messages (site, import) or straight from re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -38,10 +39,13 @@ def random_circles(n: int, seed: int) -> list[Circle]:
 
 
 class Worker:
-    """What the agent does with each message: the table entries and the index it feeds."""
+    """What the agent does with each message: the table entries and the index it feeds, and
+    parsed entries kept between messages as the agent keeps them (few, so that they are
+    dropped and parsed again within a test)."""
 
     def __init__(self, table: dict[str, Any] | None = None) -> None:
         self.table: dict[str, Any] = dict(table or {})
+        self.reader = circle_batch.EntryReader(size=3)
         self.index = CellCircles()
         if table:
             self.index.rebuild(row for v in self.table.values() for row in circle_batch.entry_rows(v))
@@ -49,7 +53,8 @@ class Worker:
     def read(self, cell: str, value: Any, partition: int = 0) -> circle_batch.Applied:
         change = circle_batch.decode(json.loads(json.dumps(value)))  # as it crosses the wire
         keys = circle_batch.keys_of(cell, change)
-        applied = circle_batch.apply(cell, change, {k: self.table.get(k) for k in keys}, partition)
+        applied = circle_batch.apply(cell, change, {k: self.table.get(k) for k in keys}, partition,
+                                     reader=self.reader)
         for key, entry in applied.entries.items():
             if entry is None:
                 self.table.pop(key, None)
@@ -122,6 +127,24 @@ def test_messages_read_twice_change_nothing() -> None:
         applied = w.read(cell, value)
         assert applied.entries == {} and applied.upserted == [] and applied.dropped == []
     assert json.dumps(w.table, sort_keys=True) == table and w.index.copies == copies
+
+
+def test_a_parse_kept_from_an_entry_rewritten_since_is_not_trusted() -> None:
+    """A changelog restore after a rebalance rewrites entries under the agent's kept parses:
+    what the table holds now decides, not what the agent read before."""
+    circles = random_circles(40, seed=11)
+    w = Worker()
+    w.reader = circle_batch.EntryReader(size=10_000)  # every entry kept
+    msgs = circle_batch.messages(ups(circles))
+    for cell, value in msgs:
+        w.read(cell, value)
+    relabelled = [dataclasses.replace(c, label="Work") for c in circles]
+    w.table = circle_batch.table_entries(relabelled, lambda cell: 0)  # restored from elsewhere
+    changed = sum(len(w.read(cell, value).upserted) for cell, value in msgs)
+    assert changed == sum(len(v["upsert"]) for _, v in msgs)  # every copy differed: rewritten
+    expected = circle_batch.table_entries(circles, lambda cell: 0)
+    assert {k: circle_batch.entry_circles(v) for k, v in w.table.items()} == \
+        {k: circle_batch.entry_circles(v) for k, v in expected.items()}
 
 
 def test_a_moved_circle_leaves_the_cells_it_no_longer_touches_and_stays_in_the_others() -> None:
