@@ -221,25 +221,7 @@ class Bench:
         """`sor-notify subscribers import` of n new subscribers (workload seed + 1, given
         coordinates: no geocoding) into the running system; timed from the command's start
         until the worker holds every circle, old and new, and has read every topic."""
-        from collections import defaultdict
-
-        cs = workload.circles(int(n * 2.2) + 10, self.args.seed + 1)
-        per_sub: dict[int, list[Any]] = defaultdict(list)
-        for c in cs.domain_circles():
-            per_sub[c.subscriber_id].append(c)
-        chosen = sorted(per_sub)[:n]
-        if len(chosen) < n:
-            raise SystemExit(f"the workload gave {len(chosen)} subscribers, not {n}")
-        lines = []
-        for sid in chosen:
-            addresses = []
-            for c in per_sub[sid][:5]:
-                street, city, rest = c.one_line.split(", ")
-                addresses.append({"label": c.label, "street": street, "city": city, "state": "MO",
-                                  "zip": rest.split()[-1], "radius": c.radius_code, "lat": c.lat, "lon": c.lon})
-            lines.append(json.dumps({"email": f"import-{sid}@example.org", "confirmed": True,
-                                     "addresses": addresses, "offenders": []}))
-        new_circles = sum(min(5, len(per_sub[s])) for s in chosen)
+        lines, new_circles = workload.import_lines(n, self.args.seed + 1)
         path = self.tmp / "import.jsonl"
         path.write_text("\n".join(lines) + "\n")
         held_before = self.metrics().get("sor_circles_held", 0)

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -216,6 +218,27 @@ def events(n: int, seed: int = 1) -> EventSet:
     rng = np.random.default_rng([seed, 1])
     lat, lon, city = _points(rng, n)
     return EventSet(lat, lon, city)
+
+
+def import_lines(n: int, seed: int) -> tuple[list[str], int]:
+    """n lines of a `subscribers import` file (subscribers of circles(seed), at most 5 addresses
+    each, with coordinates: no geocoding) and how many circles they track."""
+    per_sub: dict[int, list[Circle]] = defaultdict(list)
+    for c in circles(int(n * 2.2) + 10, seed).domain_circles():
+        per_sub[c.subscriber_id].append(c)
+    chosen = sorted(per_sub)[:n]
+    if len(chosen) < n:
+        raise SystemExit(f"the workload gave {len(chosen)} subscribers, not {n}")
+    lines = []
+    for sid in chosen:
+        addresses = []
+        for c in per_sub[sid][:5]:
+            street, city, rest = c.one_line.split(", ")
+            addresses.append({"label": c.label, "street": street, "city": city, "state": "MO",
+                              "zip": rest.split()[-1], "radius": c.radius_code, "lat": c.lat, "lon": c.lon})
+        lines.append(json.dumps({"email": f"import-{sid}@example.org", "confirmed": True,
+                                 "addresses": addresses, "offenders": []}))
+    return lines, sum(min(5, len(per_sub[s])) for s in chosen)
 
 
 def match_counts(cs: CircleSet, ev: EventSet) -> np.ndarray:
