@@ -341,7 +341,7 @@ def _check(doc: Any) -> dict[str, Any]:
     if _gate()(doc):
         return doc
     errors = list(_validator().iter_errors(doc))
-    if not errors:  # the gate is never looser than jsonschema, and jsonschema has the last word
+    if not errors:  # the gate may be stricter than jsonschema, never looser: jsonschema decides
         return doc
     coords = [e for e in errors if _is_coordinate_range(e)]
     halves = [e for e in errors if e.validator == "dependentRequired"]

@@ -24,12 +24,11 @@ import fastjsonschema
 _SAME = frozenset({
     "type", "properties", "required", "additionalProperties", "items", "enum", "const",
     "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-    "minItems", "maxItems", "minProperties", "maxProperties", "uniqueItems", "pattern", "propertyNames", "allOf", "anyOf", "oneOf", "not",
-    "if", "then", "else", "format",
+    "minItems", "maxItems", "minProperties", "maxProperties", "uniqueItems", "pattern",
+    "propertyNames", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "format",
 })
 # Annotations: neither validator checks them (`default` is also not filled in, see below).
 _ANNOTATIONS = frozenset({"title", "description", "default", "$comment", "contentEncoding", "examples"})
-_ROOT_ONLY = frozenset({"$schema", "$id", "$defs"})
 _LOCAL_REF = "#/$defs/"
 
 
