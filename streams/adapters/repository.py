@@ -21,7 +21,7 @@ from streams.adapters.db import (
     utcnow,
 )
 from streams.adapters.alert_writer import record_alert_rows
-from streams.adapters.sql import Bind, reading, reading_all, transaction
+from streams.adapters.sql import Bind, custom_plans, insert_rows, reading, reading_all, transaction
 from streams.adapters.sql import insert as sql_insert
 from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
 from streams.domain import radii
@@ -169,6 +169,7 @@ def upsert_subscribers(bind: Bind, imported: Sequence[ImportedSubscriber]) -> li
     so that the later line wins exactly as it would alone."""
     emails = [item.email.strip().lower() for item in imported]
     with transaction(bind) as conn:
+        custom_plans(conn)
         if len(set(emails)) < len(emails):
             return [upsert_subscriber(conn, item) for item in imported]
         return _upsert_block(conn, list(imported), emails)
@@ -218,11 +219,7 @@ def _upsert_block(conn: Connection, items: list[ImportedSubscriber], emails: lis
     if gone:
         conn.execute(delete(tracked_addresses).where(tracked_addresses.c.id.in_(gone)))
     if new_rows:
-        ids = conn.execute(
-            tracked_addresses.insert().returning(tracked_addresses.c.id, sort_by_parameter_order=True),
-            new_rows,
-        ).scalars().all()
-        for row, rid in zip(new_rows, ids):
+        for row, rid in zip(new_rows, insert_rows(conn, tracked_addresses, new_rows)):
             row["id"] = rid
 
     old_watches: dict[int, set[str]] = {sid: set() for sid in sids}

@@ -49,6 +49,16 @@ def reading_all(bind: Bind) -> Iterator[Connection]:
         yield conn
 
 
+def custom_plans(conn: Connection) -> None:
+    """For the rest of this transaction, plan each statement for its own parameters. After
+    five runs psycopg's prepared statements may settle on one generic plan; one chosen while
+    a table was nearly empty (an import's first blocks) scans the whole table on every later
+    run: 87 ms instead of 5 ms for a block's `email IN (...)` at 50,000 subscribers
+    (bench/README.md, import)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 def insert(conn: Connection, table: Any) -> Any:
     """INSERT with ON CONFLICT support for the two databases we run on."""
     if conn.dialect.name == "postgresql":
@@ -56,3 +66,30 @@ def insert(conn: Connection, table: Any) -> Any:
     if conn.dialect.name == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"database {conn.dialect.name!r} is not supported")
+
+
+def insert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert rows (every column but the integer primary key `id`) and return their new ids,
+    in the order of `rows`. On PostgreSQL the ids are drawn from the table's sequence in one
+    query and the rows sent by `COPY` (one multi-row INSERT ... RETURNING spent most of an
+    import's storing parsing its own placeholders: bench/README.md); elsewhere one
+    INSERT ... RETURNING."""
+    if not rows:
+        return []
+    if conn.dialect.name != "postgresql":
+        return list(conn.execute(
+            table.insert().returning(table.c.id, sort_by_parameter_order=True), rows
+        ).scalars())
+    columns = [c.name for c in table.columns if c.name != "id"]
+    ids = list(conn.exec_driver_sql(
+        "SELECT nextval(pg_get_serial_sequence(%(t)s, 'id')) FROM generate_series(1, %(n)s) ORDER BY 1",
+        {"t": table.name, "n": len(rows)},
+    ).scalars())
+    cur = conn.connection.driver_connection.cursor()  # psycopg 3, inside the caller's transaction
+    try:
+        with cur.copy(f"COPY {table.name} (id, {', '.join(columns)}) FROM STDIN") as copy:
+            for rid, row in zip(ids, rows):
+                copy.write_row((rid, *(row[c] for c in columns)))
+    finally:
+        cur.close()
+    return ids

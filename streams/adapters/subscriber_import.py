@@ -185,27 +185,49 @@ def _lines(fh: Any) -> Iterator[bytes | None]:
             yield chunk
 
 
-def iter_import_file(
-    path: str | PathLike[str],
-) -> Iterator[tuple[int, ImportedSubscriber | InvalidLine]]:
-    """(line number from 1, subscriber or the reason it was rejected); blank lines skipped."""
+RawLine = tuple[int, "bytes | None"]
+CheckedLine = tuple[int, "ImportedSubscriber | InvalidLine"]
+
+
+def read_blocks(path: str | PathLike[str], size: int) -> Iterator[list[RawLine]]:
+    """The file's lines in blocks of at most `size`: (line number from 1, raw bytes, or None
+    for a line longer than MAX_LINE_BYTES); blank lines are skipped, a leading BOM dropped."""
+    block: list[RawLine] = []
     with open(path, "rb") as fh:
         for n, raw in enumerate(_lines(fh), start=1):
-            if raw is None:
-                yield n, InvalidLine(f"line is longer than {MAX_LINE_BYTES} bytes")
-                continue
-            if n == 1:
-                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a BOM from a Windows export
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield n, InvalidLine(
-                    f"line is not UTF-8: byte 0x{raw[e.start]:02x} at position {e.start} ({e.reason})"
-                )
-                continue
-            try:
-                yield n, parse_subscriber_line(text)
-            except InvalidLine as err:
-                yield n, err
+            if raw is not None:
+                if n == 1:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a BOM from a Windows export
+                if not raw.strip():
+                    continue
+            block.append((n, raw))
+            if len(block) >= size:
+                yield block
+                block = []
+    if block:
+        yield block
+
+
+def check_line(raw: bytes | None) -> ImportedSubscriber | InvalidLine:
+    """One raw line to a subscriber, or the reason it cannot be imported."""
+    if raw is None:
+        return InvalidLine(f"line is longer than {MAX_LINE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return InvalidLine(f"line is not UTF-8: byte 0x{raw[e.start]:02x} at position {e.start} ({e.reason})")
+    try:
+        return parse_subscriber_line(text)
+    except InvalidLine as err:
+        return err
+
+
+def check_lines(block: list[RawLine]) -> list[CheckedLine]:
+    """A block of raw lines checked, in order; pure, so a worker process can run it."""
+    return [(n, check_line(raw)) for n, raw in block]
+
+
+def iter_import_file(path: str | PathLike[str]) -> Iterator[CheckedLine]:
+    """(line number from 1, subscriber or the reason it was rejected); blank lines skipped."""
+    for block in read_blocks(path, 500):
+        yield from check_lines(block)

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import AsyncIterator
 
 import structlog
 
 from streams.adapters import repository
 from streams.adapters.subscriber_import import (
+    CheckedLine,
     ImportedAddress,
     ImportedSubscriber,
     InvalidLine,
-    iter_import_file,
+    check_lines,
+    read_blocks,
 )
 from streams.bootstrap import Services
 from streams.domain.geocoding import GeocodeQuery, GeocodeResult, GeocoderUnavailable
@@ -22,8 +29,42 @@ from streams.services.publishing import publish_subscriber_changes
 logger = structlog.get_logger()
 
 
-# Subscribers stored per transaction.
+# Subscribers stored per transaction (and lines checked per task in a worker process).
 IMPORT_BLOCK = 500
+# A smaller file is checked in process: starting the worker processes would cost more.
+POOL_FROM_BYTES = 1 << 20
+
+
+def default_workers(path: Path) -> int:
+    """Processes that check lines: one per core (at most 4) for a large file, else none."""
+    if path.stat().st_size < POOL_FROM_BYTES:
+        return 0
+    return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+async def checked_blocks(path: Path, workers: int) -> AsyncIterator[list[CheckedLine]]:
+    """The file's lines checked, block by block and in file order.
+
+    With workers, blocks are checked in that many processes, two blocks per process ahead of
+    the one the caller holds, so that checking overlaps geocoding and storing."""
+    blocks = read_blocks(path, IMPORT_BLOCK)
+    if workers < 1:
+        for block in blocks:
+            yield check_lines(block)
+        return
+    loop = asyncio.get_running_loop()
+    # spawn, not fork: the parent holds threads (the database's) and an event loop.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    ahead: deque[asyncio.Future[list[CheckedLine]]] = deque()
+    try:
+        for block in blocks:
+            ahead.append(loop.run_in_executor(pool, check_lines, block))
+            if len(ahead) > 2 * workers:
+                yield await ahead.popleft()
+        while ahead:
+            yield await ahead.popleft()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
@@ -34,15 +75,21 @@ class ImportReport:
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
-async def import_subscribers(services: Services, path: Path, bootstrap: str | None) -> ImportReport:
-    """Good lines are stored (and published when a broker runs); bad ones are reported."""
+async def import_subscribers(
+    services: Services, path: Path, bootstrap: str | None, *, workers: int | None = None
+) -> ImportReport:
+    """Good lines are stored (and published when a broker runs); bad ones are reported.
+
+    Lines are checked in `workers` processes (default_workers when None) while the previous
+    block is geocoded and stored; blocks are stored one after another, in file order."""
     report = ImportReport()
     changes: list[repository.SubscriberChange] = []
     block: list[ImportedSubscriber] = []
+    storing: asyncio.Task[None] | None = None
 
-    async def store() -> None:
+    async def store(items: list[ImportedSubscriber]) -> None:
         # One transaction per block of lines; the order of the file is kept.
-        for item, change in zip(block, await services.db(repository.upsert_subscribers, list(block))):
+        for item, change in zip(items, await services.db(repository.upsert_subscribers, items)):
             report.imported += 1
             if item.confirmed:
                 report.confirmed += 1
@@ -56,21 +103,37 @@ async def import_subscribers(services: Services, path: Path, bootstrap: str | No
                     removed_watches=[*change.removed_watches, *change.watches],
                 )
             changes.append(change)
-        block.clear()
 
-    for n, item in iter_import_file(path):
-        if isinstance(item, InvalidLine):
-            report.rejected.append((n, str(item)))
-            continue
-        try:
-            item = await locate_subscriber(services, item)
-        except InvalidLine as err:
-            report.rejected.append((n, str(err)))
-            continue
-        block.append(item)
-        if len(block) >= IMPORT_BLOCK:
-            await store()
-    await store()
+    async def flush() -> None:
+        # The previous block's transaction ends before this one starts.
+        nonlocal storing
+        if storing is not None:
+            await storing
+            storing = None
+        if block:
+            storing = asyncio.create_task(store(list(block)))
+            block.clear()
+
+    try:
+        async for checked in checked_blocks(path, default_workers(path) if workers is None else workers):
+            for n, item in checked:
+                if isinstance(item, InvalidLine):
+                    report.rejected.append((n, str(item)))
+                    continue
+                try:
+                    item = await locate_subscriber(services, item)
+                except InvalidLine as err:
+                    report.rejected.append((n, str(err)))
+                    continue
+                block.append(item)
+                if len(block) >= IMPORT_BLOCK:
+                    await flush()
+        await flush()
+        await flush()
+    finally:
+        if storing is not None:
+            # Stopped early: the block being stored still ends (committed or rolled back).
+            await asyncio.gather(storing, return_exceptions=True)
     if bootstrap and changes:
         async with services.publisher(bootstrap) as pub:
             # All of them at once: circles batched by cell across subscribers.
