@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from streams.adapters.db import digests, offenders, pending_alerts, subscribers
 from streams.adapters.repository import _active_subscriber
-from streams.adapters.sql import Bind, reading, transaction
+from streams.adapters.sql import Bind, custom_plans, reading, transaction
 from streams.adapters.sql import insert as sql_insert
 from streams.domain.model import Alert
 
@@ -99,11 +99,9 @@ def claim_digests(
     if not ids:
         return Claimed([], 0)
     with transaction(bind) as conn:
-        if conn.dialect.name == "postgresql":
-            # psycopg prepares a statement run 5 times; PostgreSQL may then switch it to a
-            # generic plan that scans every pending alert per block (seen on the third 100k-
-            # digest bench run: ~4 s a block). Plan each block's statements for its own ids.
-            conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        # A generic plan scanned every pending alert per block (the third 100k-digest bench
+        # run: ~4 s a block): plan each block's statements for its own ids.
+        custom_plans(conn)
         source = (
             select(
                 subscribers.c.id,

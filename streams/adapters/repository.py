@@ -252,16 +252,19 @@ def _upsert_block(conn: Connection, items: list[ImportedSubscriber], emails: lis
 
 def active_circles(bind: Bind) -> Iterator[Circle]:
     """Tracked addresses of confirmed, active subscribers (streamed; for resync)."""
+    t = tracked_addresses.c
     stmt = (
-        select(tracked_addresses)
-        .join(subscribers, subscribers.c.id == tracked_addresses.c.subscriber_id)
+        select(t.id, t.subscriber_id, t.label, t.street, t.city, t.state, t.zip, t.lat, t.lon, t.radius_code)
+        .join(subscribers, subscribers.c.id == t.subscriber_id)
         .where(_active_subscriber())
-        .order_by(tracked_addresses.c.id)
+        .order_by(t.id)
         .execution_options(yield_per=1000)
     )
     with reading_all(bind) as conn:
-        for row in conn.execute(stmt):
-            yield _circle(row)
+        # Rows unpacked as tuples, not read by name (`_circle`): a third of resync's reading
+        # at 1M circles went to attribute lookups on rows.
+        for cid, sid, label, street, city, state, zip_, lat, lon, code in conn.execute(stmt):
+            yield Circle(cid, sid, label, _one_line(street, city, state, zip_), lat, lon, radii.radius_m(code), code)
 
 
 def active_watches(bind: Bind) -> Iterator[tuple[int, str]]:

@@ -53,8 +53,8 @@ def custom_plans(conn: Connection) -> None:
     """For the rest of this transaction, plan each statement for its own parameters. After
     five runs psycopg's prepared statements may settle on one generic plan; one chosen while
     a table was nearly empty (an import's first blocks) scans the whole table on every later
-    run: 87 ms instead of 5 ms for a block's `email IN (...)` at 50,000 subscribers
-    (bench/README.md, import)."""
+    run: 87 ms instead of 5 ms for a block's `email IN (...)` at 50,000 subscribers, ~4 s
+    for a digest block's claim at 100k due (bench/README.md, import and digests)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 

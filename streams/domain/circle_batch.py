@@ -21,7 +21,7 @@ import json
 import operator
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from streams.domain.cells import cells_overlapping
 from streams.domain.geometry import bounding_box
@@ -68,7 +68,8 @@ def _bucket_keys(cell: str) -> list[str]:
 
 
 def messages(
-    ops: Iterable[tuple[str, Circle]], *, max_circles: int = MAX_CIRCLES
+    ops: Iterable[tuple[str, Circle]], *, max_circles: int = MAX_CIRCLES,
+    cells: Callable[[Circle], list[str]] = cells_of,
 ) -> list[tuple[str, dict[str, Any]]]:
     """(cell, circle-batch value) messages, at most `max_circles` circles each, for the
     ("upsert" | "delete", circle) operations in the order they happened.
@@ -77,13 +78,14 @@ def messages(
     copy deleted, then the new one upserted) leaves only the cells it no longer touches,
     and a circle upserted by one change and deleted by a later one is deleted. So a
     message never names one circle twice, and the order within it does not matter.
+    `cells` gives a circle's cells (`cells_of`, or what a caller already worked out with it).
     """
     last: dict[str, dict[int, dict[str, Any] | None]] = {}  # cell -> circle id -> circle or None
     for op, c in ops:
         if op not in ("upsert", "delete"):
             raise ValueError(f"op {op!r}: expected upsert or delete")
         d = c.to_dict() if op == "upsert" else None
-        for cell in cells_of(c):
+        for cell in cells(c):
             last.setdefault(cell, {})[c.circle_id] = d
     out: list[tuple[str, dict[str, Any]]] = []
     for cell, held in last.items():
@@ -274,15 +276,16 @@ def apply(cell: str, change: CellChange, entries: Mapping[str, Mapping[str, Any]
     return Applied(out, upserted, dropped)
 
 
-def table_entries(circles: Iterable[Circle], partition_of: Any) -> dict[str, dict[str, Any]]:
+def table_entries(circles: Iterable[Circle], partition_of: Any,
+                  cells: Callable[[Circle], list[str]] = cells_of) -> dict[str, dict[str, Any]]:
     """Every table entry for these circles, as `resync` writes them to the changelog;
-    `partition_of(cell)` is the partition the cell's messages go to. Each circle's JSON is
-    written once and shared by its copies."""
+    `partition_of(cell)` is the partition the cell's messages go to, `cells` as for
+    `messages`. Each circle's JSON is written once and shared by its copies."""
     parts: dict[str, list[str]] = {}
     partitions: dict[str, int] = {}
     for c in circles:
         text = _text([getattr(c, f) for f in ROW_FIELDS])
-        for cell in cells_of(c):
+        for cell in cells(c):
             key = bucket_key(cell, c.circle_id)
             held = parts.get(key)
             if held is None:

@@ -61,11 +61,16 @@ async def resync(engine: Engine, pub: Publisher, *, app_id: str, partitions: int
     report.circles = len(circles)
     choose = DefaultPartitioner()
     every = list(range(partitions))
-    entries = circle_batch.table_entries(circles, lambda cell: choose(cell.encode(), every, every))
+    # Each circle's cells worked out once, for its table entries and its messages.
+    cells = {c.circle_id: circle_batch.cells_of(c) for c in circles}  # ids are unique: table rows
+    entries = circle_batch.table_entries(
+        circles, lambda cell: choose(cell.encode(), every, every), cells=lambda c: cells[c.circle_id]
+    )
     report.circle_entries = len(entries)
-    circle_messages = circle_batch.messages(("upsert", c) for c in circles)
+    circle_messages = circle_batch.messages((("upsert", c) for c in circles), cells=lambda c: cells[c.circle_id])
     report.circle_messages = len(circle_messages)
     del circles
+    cells.clear()
 
     watchers: dict[str, list[int]] = {}
     for subscriber_id, offender_id in repository.active_watches(engine):
