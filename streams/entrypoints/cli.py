@@ -213,13 +213,17 @@ def cmd_registry_publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_import(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.services.importing import import_subscribers
+    from streams.services.importing import ImportStopped, import_subscribers
 
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     services = build_services(settings)
-    report = asyncio.run(import_subscribers(services, path, running_broker(settings)))
+    try:
+        report = asyncio.run(import_subscribers(services, path, running_broker(settings)))
+    except ImportStopped as err:
+        print(f"{path}: import stopped: {err}", file=sys.stderr)
+        return 1
     for n, reason in report.rejected:
         print(f"{path}:{n}: rejected: {reason}", file=sys.stderr)
     print(

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import AsyncIterator
@@ -55,16 +56,37 @@ async def checked_blocks(path: Path, workers: int) -> AsyncIterator[list[Checked
     loop = asyncio.get_running_loop()
     # spawn, not fork: the parent holds threads (the database's) and an event loop.
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    ahead: deque[asyncio.Future[list[CheckedLine]]] = deque()
+    ahead: deque[tuple[int, asyncio.Future[list[CheckedLine]]]] = deque()
+
+    async def next_block() -> list[CheckedLine]:
+        first, future = ahead.popleft()
+        try:
+            return await future
+        except BrokenProcessPool:
+            raise ImportStopped(
+                f"a process checking the file's lines stopped unexpectedly (out of memory?) at the "
+                f"block from line {first}; the lines before it are stored. Run the same import "
+                "again: lines already stored are updated in place, never duplicated."
+            ) from None
+
     try:
         for block in blocks:
-            ahead.append(loop.run_in_executor(pool, check_lines, block))
+            ahead.append((block[0][0], loop.run_in_executor(pool, check_lines, block)))
             if len(ahead) > 2 * workers:
-                yield await ahead.popleft()
+                yield await next_block()
         while ahead:
-            yield await ahead.popleft()
+            yield await next_block()
     finally:
+        for _, future in ahead:  # blocks not taken: their results or errors are not wanted
+            if future.done() and not future.cancelled():
+                future.exception()
+            else:
+                future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ImportStopped(RuntimeError):
+    """The import could not go on (a line-checking process died); what came before is stored."""
 
 
 @dataclass
@@ -86,6 +108,7 @@ async def import_subscribers(
     changes: list[repository.SubscriberChange] = []
     block: list[ImportedSubscriber] = []
     storing: asyncio.Task[None] | None = None
+    stopped: ImportStopped | None = None
 
     async def store(items: list[ImportedSubscriber]) -> None:
         # One transaction per block of lines; the order of the file is kept.
@@ -128,18 +151,24 @@ async def import_subscribers(
                 block.append(item)
                 if len(block) >= IMPORT_BLOCK:
                     await flush()
-        await flush()
-        await flush()
-    finally:
+    except ImportStopped as err:
+        stopped = err  # every line before the stop is still stored and published, as it says
+    except BaseException:
         if storing is not None:
-            # Stopped early: the block being stored still ends (committed or rolled back).
+            # Failed: the block being stored still ends (committed or rolled back).
             await asyncio.gather(storing, return_exceptions=True)
+        raise
+    await flush()
+    await flush()
     if bootstrap and changes:
         async with services.publisher(bootstrap) as pub:
             # All of them at once: circles batched by cell across subscribers.
             await publish_subscriber_changes(pub, changes)
         report.published = True
-    logger.info("subscribers imported", imported=report.imported, rejected=len(report.rejected))
+    logger.info("subscribers imported", imported=report.imported, rejected=len(report.rejected),
+                stopped=stopped is not None)
+    if stopped is not None:
+        raise stopped
     return report
 
 

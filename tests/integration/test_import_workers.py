@@ -5,17 +5,22 @@ later line for an e-mail must still win over an earlier one in another block."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.mail import MaildirSender
+from streams.adapters.subscriber_import import check_lines
 from streams.bootstrap import Services
+from streams.services import importing
 from streams.services.importing import IMPORT_BLOCK, import_subscribers
 from streams.settings import load_settings
 
@@ -100,3 +105,49 @@ async def test_a_large_import_in_worker_processes_stores_the_last_line_of_each_p
     }
     assert stored(engine) == expected
     assert len(expected) > IMPORT_BLOCK  # the file did span several blocks of people
+
+
+CRASH = b'"email": "crash@example.org"'
+
+
+def check_lines_or_die(block: list[tuple[int, bytes | None]]) -> list[Any]:
+    """In the worker process: the real check, except that a block holding the crash line
+    kills the process, as the kernel's out-of-memory killer would."""
+    if any(raw and CRASH in raw for _, raw in block):
+        os._exit(9)
+    return check_lines(block)
+
+
+async def test_a_line_checking_process_that_dies_stops_the_import_with_what_came_before_stored(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = Services(settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}), engine=engine,
+                        mail=MaildirSender(tmp_path / "maildir"), geocoder=LocalGazetteer(engine))
+    rnd = random.Random(3)
+    docs = [_good(rnd, i) for i in range(3 * IMPORT_BLOCK)]
+    crash_at = 2 * IMPORT_BLOCK + 17  # in the third block of lines
+    docs[crash_at - 1]["email"] = "crash@example.org"
+    bad = {11, 480, IMPORT_BLOCK + 3}  # rejected lines: the stored blocks no longer end with the checked ones
+    for n in bad:
+        docs[n - 1]["confirmed"] = "yes"
+    path = tmp_path / "subscribers.jsonl"
+    path.write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    monkeypatch.setattr(importing, "check_lines", check_lines_or_die)
+
+    with pytest.raises(importing.ImportStopped) as stop:
+        await import_subscribers(services, path, bootstrap=None, workers=2)
+
+    # The pool breaks as a whole: the stop is at the first block not yet taken, at the
+    # latest the one with the crash line, and every good line before it is stored.
+    found = re.search(r"at the block from line (\d+); the lines before it are stored\. Run the same import again",
+                      str(stop.value))
+    assert found, str(stop.value)
+    first = int(found[1])
+    assert first <= crash_at and (first - 1) % IMPORT_BLOCK == 0
+    assert stored(engine) == {
+        d["email"].lower(): (d["confirmed"],
+                             [(a["label"], a["street"], a["city"], a["radius"], round(a["lat"], 6))
+                              for a in d["addresses"]],
+                             set(d["offenders"]))
+        for n, d in enumerate(docs[:first - 1], start=1) if n not in bad
+    }
