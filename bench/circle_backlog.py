@@ -22,10 +22,7 @@ import json
 import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def read_backlog(table: dict[str, Any], wire: list[tuple[str, bytes]]) -> tuple[float, int]:
@@ -81,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         "load_avg": os.getloadavg()[0],
     }
     print(json.dumps(out))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"circle_backlog-{args.label}-{args.circles}.json").write_text(json.dumps(out, indent=1))
+    from bench.pipeline_common import write_json
+
+    write_json(None, out, f"circle_backlog-{args.label}-{args.circles}")
     return 0
 
 

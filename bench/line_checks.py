@@ -18,9 +18,6 @@ import json
 import os
 import statistics
 import time
-from pathlib import Path
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         "load_avg": os.getloadavg()[0],
     }
     print(json.dumps(out))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"line_checks-{args.label}.json").write_text(json.dumps(out, indent=1))
+    from bench.pipeline_common import write_json
+
+    write_json(None, out, f"line_checks-{args.label}")
     return 0
 
 

@@ -56,17 +56,18 @@ def _one_line(street: str, city: str, state: str, zip_: str) -> str:
     return f"{street}, {city}, {state} {zip_}"
 
 
+# The tracked_addresses columns a Circle is made of, in the order `_circle_of` takes them.
+_CIRCLE_COLUMNS = ("id", "subscriber_id", "label", "street", "city", "state", "zip", "lat", "lon", "radius_code")
+
+
+def _circle_of(cid: int, sid: int, label: str, street: str, city: str, state: str, zip_: str,
+               lat: float, lon: float, radius_code: str) -> Circle:
+    return Circle(cid, sid, label, _one_line(street, city, state, zip_), lat, lon,
+                  radii.radius_m(radius_code), radius_code)
+
+
 def _circle(row: Any) -> Circle:
-    return Circle(
-        circle_id=row.id,
-        subscriber_id=row.subscriber_id,
-        label=row.label,
-        one_line=_one_line(row.street, row.city, row.state, row.zip),
-        lat=row.lat,
-        lon=row.lon,
-        radius_m=radii.radius_m(row.radius_code),
-        radius_code=row.radius_code,
-    )
+    return _circle_of(*(getattr(row, c) for c in _CIRCLE_COLUMNS))
 
 
 _ADDRESS_FIELDS = (
@@ -252,19 +253,18 @@ def _upsert_block(conn: Connection, items: list[ImportedSubscriber], emails: lis
 
 def active_circles(bind: Bind) -> Iterator[Circle]:
     """Tracked addresses of confirmed, active subscribers (streamed; for resync)."""
-    t = tracked_addresses.c
     stmt = (
-        select(t.id, t.subscriber_id, t.label, t.street, t.city, t.state, t.zip, t.lat, t.lon, t.radius_code)
-        .join(subscribers, subscribers.c.id == t.subscriber_id)
+        select(*(tracked_addresses.c[c] for c in _CIRCLE_COLUMNS))
+        .join(subscribers, subscribers.c.id == tracked_addresses.c.subscriber_id)
         .where(_active_subscriber())
-        .order_by(t.id)
+        .order_by(tracked_addresses.c.id)
         .execution_options(yield_per=1000)
     )
     with reading_all(bind) as conn:
         # Rows unpacked as tuples, not read by name (`_circle`): a third of resync's reading
         # at 1M circles went to attribute lookups on rows.
-        for cid, sid, label, street, city, state, zip_, lat, lon, code in conn.execute(stmt):
-            yield Circle(cid, sid, label, _one_line(street, city, state, zip_), lat, lon, radii.radius_m(code), code)
+        for row in conn.execute(stmt):
+            yield _circle_of(*row)
 
 
 def active_watches(bind: Bind) -> Iterator[tuple[int, str]]:

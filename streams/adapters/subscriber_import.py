@@ -32,6 +32,8 @@ MAX_ADDRESSES = 5
 MAX_OFFENDERS = 5
 # A legacy export is read line by line; one runaway line must not be read whole.
 MAX_LINE_BYTES = 64 * 1024
+# Lines read and checked together by iter_import_file (the import's own blocks are its choice).
+READ_BLOCK = 500
 GEOCODING_MESSAGE = "give both lat and lon, or neither (the address is then geocoded)"
 _SECRET = frozenset({"email"})
 
@@ -229,5 +231,5 @@ def check_lines(block: list[RawLine]) -> list[CheckedLine]:
 
 def iter_import_file(path: str | PathLike[str]) -> Iterator[CheckedLine]:
     """(line number from 1, subscriber or the reason it was rejected); blank lines skipped."""
-    for block in read_blocks(path, 500):
+    for block in read_blocks(path, READ_BLOCK):
         yield from check_lines(block)

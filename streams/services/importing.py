@@ -158,8 +158,9 @@ async def import_subscribers(
             # Failed: the block being stored still ends (committed or rolled back).
             await asyncio.gather(storing, return_exceptions=True)
         raise
-    await flush()
-    await flush()
+    await flush()  # the last block
+    if storing is not None:
+        await storing
     if bootstrap and changes:
         async with services.publisher(bootstrap) as pub:
             # All of them at once: circles batched by cell across subscribers.
