@@ -99,10 +99,15 @@ class _Counter:
     def __init__(self) -> None:
         self.messages = 0
         self.bytes = 0
+        self.first_at: float | None = None  # wall clock (time.time) of the first and last message
+        self.last_at: float | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
         self.messages += 1
         self.bytes += len(envelope.content)
+        self.last_at = time.time()
+        if self.first_at is None:
+            self.first_at = self.last_at
         return "250 Message accepted for delivery"
 
 
@@ -118,7 +123,8 @@ def _serve_smtp(port: int) -> None:
     while not stop:
         time.sleep(0.05)
     controller.stop()
-    print(json.dumps({"messages": counter.messages, "bytes": counter.bytes}), flush=True)
+    print(json.dumps({"messages": counter.messages, "bytes": counter.bytes,
+                      "first_at": counter.first_at, "last_at": counter.last_at}), flush=True)
 
 
 @dataclass
@@ -141,7 +147,7 @@ class SmtpServer:
             raise RuntimeError("the loopback SMTP server did not start")
         return cls(port, proc)
 
-    def stop(self) -> dict[str, int]:
+    def stop(self) -> dict[str, Any]:
         self.process.send_signal(signal.SIGTERM)
         out, _ = self.process.communicate(timeout=20)
         return json.loads(out.strip().splitlines()[-1]) if out.strip() else {}

@@ -134,6 +134,7 @@ async def send_due_digests(
 
             if claim_new:
                 domain = message_domain(from_addr)
+                await run.db(digest_store.refresh_statistics)
                 due = await run.db(digest_store.subscribers_with_unassigned_alerts)
                 due = [s for s in due if s not in run.refused]
                 for block in _blocks(due):
