@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -44,12 +45,41 @@ from bench.pipeline_common import (
     load_now,
     machine,
     offender_id,
+    print_profile,
     print_table,
+    py_spy_available,
     registry_event,
+    summarize_collapsed,
     write_json,
 )
 
 PG_LOG_DIR = Path("/var/log/postgresql")
+
+
+def postgres_cpu_s() -> float | None:
+    """CPU seconds of the local PostgreSQL server's processes: the postmaster, its live
+    children, and (cutime/cstime) the backends it has reaped. None where it cannot be read."""
+    pids = sorted(Path("/var/lib/postgresql").glob("*/main/postmaster.pid"))
+    if not pids:
+        return None
+    try:
+        master = int(pids[0].read_text().split()[0])
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def fields(pid: int) -> list[str]:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+        f = fields(master)
+        total = sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+        for child in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+            try:
+                c = fields(int(child))
+                total += int(c[11]) + int(c[12])
+            except (OSError, ValueError):
+                pass  # exited meanwhile: then counted in cutime
+        return total / tick
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def import_places(lines: list[str]) -> list[Any]:
@@ -173,18 +203,46 @@ class Morning:
         explain = a.explain and not self.db_url.startswith("sqlite")
         if explain:
             self.explain_on()
+        command = [sys.executable, "-m", "streams.entrypoints.cli", "digest", "send"]
+        profile_out = self.tmp / "digest-send.collapsed"
+        if a.profile:
+            spy = py_spy_available()
+            if spy is None:
+                raise SystemExit("--profile needs py-spy: .venv/bin/pip install -e '.[bench]'")
+            # --gil: the thread holding the GIL, i.e. what the one interpreter spends its time on.
+            command = [spy, "record", "--format", "raw", "--rate", "200", "--gil", "--output", str(profile_out),
+                       "--", *command]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        pg_before = postgres_cpu_s()
         t0 = time.time()
-        proc = subprocess.run(
-            [sys.executable, "-m", "streams.entrypoints.cli", "digest", "send"], env=env, cwd=self.checkout,
-            capture_output=True, text=True, timeout=a.timeout,
-        )
+        try:
+            proc = subprocess.run(command, env=env, cwd=self.checkout, capture_output=True, text=True,
+                                  timeout=a.timeout)
+        except subprocess.TimeoutExpired:
+            proc = None  # stopped: what the mail server got by then is still a figure
         t_end = time.time()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         delivered = self.smtp.stop()
         self.smtp = None
-        if proc.returncode != 0:
+        pg_after = postgres_cpu_s()
+        pg_cpu = round(pg_after - pg_before, 2) if pg_after is not None and pg_before is not None else None
+        if proc is not None and proc.returncode != 0:
             raise SystemExit(f"digest send failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}")
         plans = self.explain_off() if explain else []
         sent = self.scalar("select count(*) from digests where status = 'sent'")
+        if proc is None:
+            got = delivered.get("messages") or 0
+            print(f"digest send stopped after {a.timeout:.0f} s: {got} of {due} digests delivered", flush=True)
+            return {
+                "subscribers": self.n, "circles": n_circles, "moves": n_moves, "alerts": expected, "digests": due,
+                "alerts_per_digest": round(expected / max(1, due), 1), "stopped_after_s": a.timeout,
+                "delivered_by_then": got,
+                "first_mail_s": round(delivered["first_at"] - t0, 2) if delivered.get("first_at") else None,
+                "last_mail_s": None, "digests_per_s": None,
+                "setup_s": {k: round(v, 1) for k, v in timings.items()}, "load_1m": load_now(),
+                "slow_statements": plans, "profile": None,
+            }
         if delivered.get("messages") != due or sent != due:
             raise SystemExit(f"{due} digests due, {sent} marked sent, {delivered.get('messages')} delivered")
         first = delivered["first_at"] - t0
@@ -199,11 +257,20 @@ class Morning:
             "first_mail_s": round(first, 2),
             "last_mail_s": round(last, 2),
             "command_s": round(t_end - t0, 2),
+            "command_cpu_s": round(cpu, 2),  # the digest run's own process
+            "postgres_cpu_s": pg_cpu,  # every PostgreSQL process over the run (autovacuum too)
+            "smtp_server_cpu_s": delivered.get("cpu_s"),  # the loopback aiosmtpd server (its whole life)
+            "cpu_ms_per_digest": {
+                "run": round(1000 * cpu / due, 3),
+                "postgres": round(1000 * pg_cpu / due, 3) if pg_cpu is not None else None,
+                "smtp_server": round(1000 * delivered["cpu_s"] / due, 3) if delivered.get("cpu_s") else None,
+            },
             "digests_per_s": round(due / max(1e-9, last), 1),
             "digests_per_s_after_first": round((due - 1) / max(1e-9, last - first), 1),
             "setup_s": {k: round(v, 1) for k, v in timings.items()},
             "load_1m": load_now(),
             "slow_statements": plans,
+            "profile": summarize_collapsed(profile_out, top=25, focus=("streams/",)) if a.profile else None,
         }
 
     # --- helpers --------------------------------------------------------------------------
@@ -342,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkout", help="run the project from this checkout (default: this one)")
     p.add_argument("--explain", action="store_true", help="PostgreSQL: log and print the slow statements' plans")
     p.add_argument("--explain-ms", type=int, default=500)
+    p.add_argument("--profile", action="store_true", help="run `digest send` under py-spy (not in the figures)")
     p.add_argument("--timeout", type=float, default=3000.0, help="seconds the digest run may take")
     p.add_argument("--setup-timeout", type=float, default=900.0)
     p.add_argument("--seed", type=int, default=1)
@@ -360,9 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             m.close()
         results.append(r)
-        print(json.dumps({k: v for k, v in r.items() if k != "slow_statements"}), flush=True)
+        print(json.dumps({k: v for k, v in r.items() if k not in ("slow_statements", "profile")}), flush=True)
         for plan in r["slow_statements"]:
             print(plan + "\n", flush=True)
+        if r["profile"]:
+            print_profile(f"digest send at {n} subscribers (py-spy, GIL holder)", r["profile"])
     cols = ["subscribers", "circles", "alerts", "digests", "alerts_per_digest", "first_mail_s", "last_mail_s",
             "digests_per_s", "load_1m"]
     print(f"\n{describe_database(m.db_url)}; checkout {m.checkout}")

@@ -123,8 +123,12 @@ def _serve_smtp(port: int) -> None:
     while not stop:
         time.sleep(0.05)
     controller.stop()
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"messages": counter.messages, "bytes": counter.bytes,
-                      "first_at": counter.first_at, "last_at": counter.last_at}), flush=True)
+                      "first_at": counter.first_at, "last_at": counter.last_at,
+                      "cpu_s": round(use.ru_utime + use.ru_stime, 2)}), flush=True)
 
 
 @dataclass
