@@ -220,6 +220,11 @@ class Morning:
                                   timeout=a.timeout)
         except subprocess.TimeoutExpired:
             proc = None  # stopped: what the mail server got by then is still a figure
+            if not self.db_url.startswith("sqlite"):
+                # The server goes on with a statement whose client is gone: end it, or it
+                # keeps a core busy through whatever is measured next.
+                self.scalar("select count(pg_terminate_backend(pid)) from pg_stat_activity"
+                            " where datname = current_database() and pid <> pg_backend_pid()")
         t_end = time.time()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
