@@ -48,6 +48,7 @@ from bench.pipeline_common import (
     print_profile,
     print_table,
     py_spy_available,
+    stop_processes,
     registry_event,
     summarize_collapsed,
     write_json,
@@ -384,15 +385,7 @@ class Morning:
     def close(self) -> None:
         if self.smtp is not None:
             self.smtp.stop()
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs)
         if hasattr(self, "_engine"):
             self._engine.dispose()
         if self.broker is not None:

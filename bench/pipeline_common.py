@@ -66,6 +66,20 @@ def describe_database(url: str) -> str:
     return "SQLite (temporary file)" if url.startswith("sqlite") else f"PostgreSQL database `{PG_DATABASE}` on 127.0.0.1"
 
 
+def stop_processes(procs: Iterable[subprocess.Popen[Any]], grace: float = 20.0) -> None:
+    """Terminate every process still running, then wait for each (killed after `grace` s)."""
+    procs = list(procs)
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

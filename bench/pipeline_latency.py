@@ -65,6 +65,7 @@ from bench.pipeline_common import (
     reference_watchers,
     registry_event,
     start_py_spy,
+    stop_processes,
     stop_py_spy,
     summarize_collapsed,
     worker_command,
@@ -480,15 +481,7 @@ class Bench:
         return lag, aborted
 
     def close(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs)
         if self.broker is not None:
             self.broker.stop()
         if self.args.keep:
