@@ -62,14 +62,9 @@ def refresh_statistics(bind: Bind) -> None:
     skipped (SKIP_LOCKED): its statistics are being refreshed already, and the run must not
     wait. A database user who does not own a table gets a warning, not an error.
     """
-    if isinstance(bind, Connection):
-        if bind.dialect.name == "postgresql":
-            bind.exec_driver_sql(_RUN_STATISTICS)
-        return
     if bind.dialect.name == "postgresql":
-        with bind.connect() as conn:
+        with transaction(bind) as conn:
             conn.exec_driver_sql(_RUN_STATISTICS)
-            conn.commit()
 
 
 def subscribers_with_unassigned_alerts(bind: Bind) -> list[int]:

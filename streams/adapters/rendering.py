@@ -110,8 +110,8 @@ def _qp(text: str) -> bytes:
 def _body(text: str) -> tuple[str, bytes]:
     """A part's Content-Transfer-Encoding and bytes: 7bit as it is when every character is
     ASCII and no line is longer than SMTP allows (most digests: the templates write non-ASCII
-    as HTML entities), quoted-printable otherwise. Encoding took a third of rendering a digest
-    of ten changes (bench/README.md, morning digest)."""
+    as HTML entities), quoted-printable otherwise. Encoding took about a quarter of rendering
+    a digest of ten changes (bench/README.md, morning digest)."""
     if text.isascii() and "\r" not in text and "\0" not in text and _BOUNDARY not in text \
             and max(map(len, text.split("\n"))) <= _MAX_LINE:
         return "7bit", text.encode("ascii")

@@ -22,7 +22,7 @@ from streams.adapters import digest_store, repository
 from streams.adapters.db import create_schema, make_engine
 from streams.services.digests import DigestRunReport
 from tests.integration.conftest import imported, proximity_alert
-from tests.integration.test_digest_blocks import NOW, run
+from tests.integration.test_digest_blocks import run
 
 
 def enroll_in_bulk(engine: Engine, n: int, alerts_each: int, *, first: int = 0) -> None:
