@@ -53,7 +53,7 @@ def bench_database(kind: str, tmp: Path) -> str:
 
 
 def create_tables(url: str) -> Any:
-    """An engine on `url` with every table of the project (as `build_services` makes them)."""
+    """An engine on `url` with every table of the project (as `build_runtime` makes them)."""
     import streams.bootstrap  # noqa: F401 (every adapter's tables)
     from streams.adapters.db import create_schema, make_engine
 
@@ -335,9 +335,9 @@ def _run_probed_worker(probe_path: str) -> int:
     import collections
     import threading
 
-    from streams import bootstrap
+    from streams import runtime
     from streams.adapters import repository
-    from streams.agents import registry_events
+    from streams.agents import address_changes, registry_events
     from streams.entrypoints.cli import main
 
     out = open(probe_path, "a", buffering=1)
@@ -400,7 +400,7 @@ def _run_probed_worker(probe_path: str) -> int:
             if holder is not None and hasattr(holder, "event_id"):
                 stages.write(f"{caller} {holder.event_id} {time.time()}\n")
 
-    original_db = bootstrap.Services.db
+    original_db = runtime.Runtime.db
 
     async def db(self: Any, fn: Any, *args: Any) -> Any:
         t = time.perf_counter()
@@ -435,8 +435,9 @@ def _run_probed_worker(probe_path: str) -> int:
         aiokafka.AIOKafkaConsumer.__init__ = consumer_init  # type: ignore[method-assign]
 
     setattr(target, name, record_alerts)
-    registry_events.deliver = deliver  # address_changes imports it from here when the graph is built
-    bootstrap.Services.db = db  # type: ignore[method-assign]
+    for agent in (registry_events, address_changes):  # each imports it from agents.batching
+        agent.deliver = deliver  # type: ignore[attr-defined]
+    runtime.Runtime.db = db  # type: ignore[method-assign]
     threading.Thread(target=dump, daemon=True).start()
     return main(["worker"])
 

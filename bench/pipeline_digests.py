@@ -9,7 +9,7 @@ Loads a seeded workload (bench.workload circles as subscribers' tracked addresse
 and the alerts a day of address changes gives them, computed with the pipeline's own domain
 code and stored with `repository.record_alerts`), then per run:
 
-- full: `Services.send_digests()` (what `sor-notify digest send` and the 06:00 schedule call)
+- full: `services.digests.send_digests(runtime)` (what `sor-notify digest send` and the 06:00 schedule call)
   with the real SmtpSender to an aiosmtpd server on loopback, in its own process;
 - no SMTP: the same call with a sender that drops the message (claim, load, render, mark);
 - render only: `build_digest` + rendering the message to bytes, nothing else;
@@ -182,7 +182,9 @@ async def timed_send(services: Any, sender: Any, profile: Path | None = None) ->
         profiler.start()
     t = time.perf_counter()
     cpu = time.process_time()
-    report = await services.send_digests()
+    from streams.services.digests import send_digests
+
+    report = await send_digests(services)
     elapsed = time.perf_counter() - t
     cpu = time.process_time() - cpu
     if profiler is not None:
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--phases {args.phases!r}: expected 'full' and any of {', '.join(PHASES[1:])}")
 
     from streams.adapters.mail import SmtpSender
-    from streams.bootstrap import build_services
+    from streams.bootstrap import build_runtime
     from streams.logs import configure_logging
     from streams.settings import load_settings
 
@@ -355,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         settings = load_settings(env)
         configure_logging(settings.log_format, settings.log_level)
-        services = build_services(settings)
+        services = build_runtime(settings)
         t = time.monotonic()
         workload_info = seed_database(services.engine, args)
         workload_info["seed_s"] = round(time.monotonic() - t, 1)

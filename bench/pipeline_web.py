@@ -61,7 +61,7 @@ def serve() -> None:
     """The site as `sor-notify web` runs it (no broker: nothing here publishes), search unlimited."""
     from aiohttp import web
 
-    from streams.bootstrap import build_services
+    from streams.bootstrap import build_runtime
     from streams.logs import configure_logging
     from streams.settings import load_settings
     from streams.web.app import init_app
@@ -69,7 +69,7 @@ def serve() -> None:
 
     settings = load_settings(os.environ)
     configure_logging(settings.log_format, settings.log_level)
-    services = build_services(settings)
+    services = build_runtime(settings)
     limits = dict(DEFAULT_LIMITS) | {"search:client": Limit(10**9, 60)}
     app = init_app(services, limiter=RateLimiter(limits=limits))
     web.run_app(app, host=settings.web_host, port=settings.web_port, access_log=None, print=None)

@@ -27,7 +27,7 @@ class StreamGraph:
     cell_bucket_to_circles: faust.Table
 
 
-def create_app(settings: Settings, bootstrap: str, *, single_record_batches: bool) -> StreamGraph:
+def create_app(settings: Settings, broker_url: str, *, single_record_batches: bool) -> StreamGraph:
     faust_fixes.apply(
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         contiguous_topics=t.contiguous_topic_names(),
@@ -38,7 +38,7 @@ def create_app(settings: Settings, bootstrap: str, *, single_record_batches: boo
         # faust would let WEB_PORT, BROKER_URL, APP_DATADIR and ~80 more plain variables
         # override what is passed here: every setting comes from Settings alone.
         env={},
-        broker=f"kafka://{bootstrap}",
+        broker=f"kafka://{broker_url}",
         store="memory://",
         # At-least-once; every effect downstream is idempotent (alert ids, revisions).
         processing_guarantee="at_least_once",

@@ -7,15 +7,15 @@ from typing import Any
 import structlog
 
 from streams.adapters import alert_writer, metrics
-from streams.agents.failure import stop_on_failure
+from streams.agents.batching import stop_on_failure
 from streams.app import StreamGraph
-from streams.bootstrap import Services
+from streams.runtime import Runtime
 
 logger = structlog.get_logger()
 
 
-def register(g: StreamGraph, services: Services) -> None:
-    @g.app.agent(g.alerts, name="record_alert")
+def register(graph: StreamGraph, runtime: Runtime) -> None:
+    @graph.app.agent(graph.alerts, name="record_alert")
     async def record_alert(stream: Any) -> None:
         # take() acks a batch only once the loop comes back for the next one. It hands over
         # what it holds every `within` seconds: each alert waits up to that long, the largest
@@ -25,6 +25,6 @@ def register(g: StreamGraph, services: Services) -> None:
         # alert as workers before batches sent it; every row of the take is one transaction.
         async for batch in stream.take(1000, within=0.05):
             with stop_on_failure("record_alert"):
-                received, new = await services.db(alert_writer.record_alert_messages, batch)
+                received, new = await runtime.db(alert_writer.record_alert_messages, batch)
                 metrics.alerts_recorded(received, new)
                 logger.info("alerts recorded", messages=len(batch), received=received, new=new)

@@ -7,17 +7,17 @@ from typing import Any
 import structlog
 
 from streams.app import StreamGraph
-from streams.bootstrap import Services
+from streams.runtime import Runtime
 from streams.domain import watch_batch
 from streams.logs import about_message
 
 logger = structlog.get_logger()
 
 
-def register(g: StreamGraph, services: Services) -> None:
-    table = g.offender_to_watchers
+def register(graph: StreamGraph, runtime: Runtime) -> None:
+    table = graph.offender_to_watchers
 
-    @g.app.agent(g.offender_watches, name="track_offender_watch")
+    @graph.app.agent(graph.offender_watches, name="track_offender_watch")
     async def track_offender_watch(stream: Any) -> None:
         # One event at a time: a table write goes to the changelog partition of the event.
         async for event in stream.events():

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -17,9 +17,9 @@ from streams.adapters.event_codec import (
     dead_letter,
     decode_registry_event,
 )
-from streams.agents.failure import stop_on_failure
+from streams.agents.batching import BATCH, BATCH_WITHIN, deliver, send_alerts, stop_on_failure
 from streams.app import StreamGraph
-from streams.bootstrap import Services
+from streams.runtime import Runtime
 from streams.domain.alert_batch import AlertBatch
 from streams.domain.cells import cell_of
 from streams.domain.geocoding import GeocoderUnavailable
@@ -36,37 +36,13 @@ logger = structlog.get_logger()
 RETRY_HEADER = "sor-geocode-attempt"
 
 
-async def deliver(sends: list[Any]) -> None:
-    """Wait until the broker has every message: only then may state move on."""
-    if not sends:
-        return
-    pending = asyncio.ensure_future(asyncio.gather(*sends))
-    while True:
-        done, _ = await asyncio.wait({pending}, timeout=10.0)
-        if done:
-            pending.result()
-            return
-        logger.warning("still waiting for the broker to acknowledge messages", messages=len(sends))
+class Outcome(NamedTuple):
+    """What an event's log line and counter say, once its batch is stored."""
 
-
-async def send_alerts(g: StreamGraph, alerts: AlertBatch | None, partitions: int) -> list[Any]:
-    """Produce a change's alerts, one alert batch per destination partition; the sends to
-    await (with `deliver`) before the change counts as done."""
-    if alerts is None:
-        return []
-    return [
-        await g.alerts.send(key=str(part.subscriber_ids[0]), value=part.to_dict(), partition=p)
-        for p, part in alerts.by_partition(partitions)
-    ]
-
-
-# Registry events are applied in batches: up to BATCH at a time, or what arrived within
-# BATCH_WITHIN seconds. Each event is still applied in order (a later event of the same
-# offender sees the earlier one's state), but the batch waits once for the broker's acks of
-# all its messages and stores all its states in one transaction: one event at a time, those
-# two waits were ~16 ms per event and bounded a worker at ~45 events/s (bench/README.md).
-BATCH = 500
-BATCH_WITHIN = 0.05
+    message: Any
+    counter: Any
+    log_event: str
+    fields: dict[str, Any]
 
 
 @dataclass
@@ -77,18 +53,17 @@ class Batch:
     sources: dict[str, Any] = field(default_factory=dict)  # the event each state came from
     sends: list[Any] = field(default_factory=list)  # produced messages awaiting acks
     purges: list[str] = field(default_factory=list)  # offenders whose pending alerts go
-    # Once stored: (message, the counter it adds to, log event, fields).
-    done: list[tuple[Any, Any, str, dict[str, Any]]] = field(default_factory=list)
+    done: list[Outcome] = field(default_factory=list)  # counted and logged once stored
     stored: dict[str, OffenderState] = field(default_factory=dict)  # the database's, by offender
     known: dict[str, SeenEvent] = field(default_factory=dict)  # event ids the database holds
     applied: list[repository.AppliedEvent] = field(default_factory=list)  # ids to remember
 
-    def state_of(self, g: StreamGraph, offender_id: str) -> OffenderState | None:
+    def state_of(self, graph: StreamGraph, offender_id: str) -> OffenderState | None:
         """The offender's state as this batch left it so far, else the newer of what the
         table and the database hold."""
         if offender_id in self.states:
             return self.states[offender_id]
-        in_table = g.offender_to_state.get(offender_id)
+        in_table = graph.offender_to_state.get(offender_id)
         table_state = OffenderState.from_dict(in_table) if in_table else None
         stored = self.stored.get(offender_id)
         if stored is None or (table_state is not None and table_state.revision >= stored.revision):
@@ -110,7 +85,7 @@ def _read_stored(bind: Any, offender_ids: list[str], event_ids: list[str]) -> tu
     return repository.get_offender_states(bind, offender_ids), repository.known_events(bind, event_ids)
 
 
-async def _read_stored_states(services: Services, batch: Batch, events: Any, decoded: list[Decoded]) -> None:
+async def _read_stored_states(runtime: Runtime, batch: Batch, events: Any, decoded: list[Decoded]) -> None:
     """The database's states of the batch's offenders, to set beside the table's, and what
     it holds of the batch's event ids (an id is remembered for good, the state lists only
     its offender's recent ones).
@@ -133,39 +108,39 @@ async def _read_stored_states(services: Services, batch: Batch, events: Any, dec
             ids.add(key)
     event_ids = sorted({ev.event_id for ev in decoded if isinstance(ev, RegistryEvent)})
     if ids or event_ids:
-        batch.stored, batch.known = await services.db(_read_stored, sorted(ids), event_ids)
+        batch.stored, batch.known = await runtime.db(_read_stored, sorted(ids), event_ids)
 
 
-def register(g: StreamGraph, services: Services) -> None:
-    @g.app.agent(g.registry_events, name="apply_registry_event")
+def register(graph: StreamGraph, runtime: Runtime) -> None:
+    @graph.app.agent(graph.registry_events, name="apply_registry_event")
     async def apply_registry_event(stream: Any) -> None:
         # take_events acks a batch only once the loop comes back for the next one.
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN):
             with stop_on_failure("apply_registry_event"):
                 batch = Batch()
                 decoded = [_decode(event) for event in events]
-                await _read_stored_states(services, batch, events, decoded)
+                await _read_stored_states(runtime, batch, events, decoded)
                 for event, ev in zip(events, decoded):
                     msg = event.message
                     try:
                         with about_message(msg):
                             logger.debug("registry event received")
                             attempt = int(event.headers.get(RETRY_HEADER, b"0") or 0)
-                            await _apply_one(g, services, batch, event, ev, attempt)
+                            await _apply_one(graph, runtime, batch, event, ev, attempt)
                     finally:
                         structlog.contextvars.clear_contextvars()  # and the ids bound once decoded
-                await _commit(g, services, batch)
+                await _commit(graph, runtime, batch)
 
-    @g.app.agent(g.offender_snapshots, name="restore_offender_snapshot")
+    @graph.app.agent(graph.offender_snapshots, name="restore_offender_snapshot")
     async def restore_offender_snapshot(stream: Any) -> None:
         # resync re-seeds the table from the database after the broker lost its data.
         async for snapshot in stream:
             state = OffenderState.from_dict(snapshot)
-            current = g.offender_to_state.get(state.offender_id)
+            current = graph.offender_to_state.get(state.offender_id)
             if current is None or current["revision"] < state.revision:
-                g.offender_to_state[state.offender_id] = snapshot
+                graph.offender_to_state[state.offender_id] = snapshot
 
-    @g.app.agent(g.geocode_retries, name="retry_geocoding")
+    @graph.app.agent(graph.geocode_retries, name="retry_geocoding")
     async def retry_geocoding(stream: Any) -> None:
         # Waiting here holds up only this retry topic, never the registry partitions.
         async for event in stream.events():
@@ -173,7 +148,7 @@ def register(g: StreamGraph, services: Services) -> None:
                 wait = event.value["not_before"] - time.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                sent = await g.registry_events.send(
+                sent = await graph.registry_events.send(
                     key=event.key.encode(),
                     value=base64.b64decode(event.value["original_b64"]),
                     headers={RETRY_HEADER: str(event.value["attempt"]).encode()},
@@ -182,35 +157,35 @@ def register(g: StreamGraph, services: Services) -> None:
                 logger.info("event sent back for geocoding", attempt=event.value["attempt"])
 
 
-async def _dead_letter(g: StreamGraph, batch: Batch, event: Any, err: InvalidEvent) -> None:
+async def _dead_letter(graph: StreamGraph, batch: Batch, event: Any, err: InvalidEvent) -> None:
     raw, key, msg = event.value, event.key, event.message
     logger.warning("registry event dead-lettered", reason=err.reason, detail=err.detail)
     metrics.REGISTRY_EVENTS_DEAD_LETTERED.labels(reason=err.reason).inc()
     record = dead_letter(raw or b"", err, topic=msg.topic, partition=msg.partition, offset=msg.offset, key=key)
     k = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
-    batch.sends.append(await g.dead_letters.send(key=k, value=record))
+    batch.sends.append(await graph.dead_letters.send(key=k, value=record))
 
 
 async def _apply_one(
-    g: StreamGraph, services: Services, batch: Batch, event: Any, ev: Decoded, attempt: int
+    graph: StreamGraph, runtime: Runtime, batch: Batch, event: Any, ev: Decoded, attempt: int
 ) -> None:
     raw, msg = event.value, event.message
     if isinstance(ev, InvalidEvent):
-        await _dead_letter(g, batch, event, ev)
+        await _dead_letter(graph, batch, event, ev)
         return
 
     structlog.contextvars.bind_contextvars(event_id=ev.event_id, offender_id=ev.offender_id)
-    old = batch.state_of(g, ev.offender_id)
+    old = batch.state_of(graph, ev.offender_id)
     # Of the event as sent: geocoding below adds points, and the same message must give the
     # same digest each time it comes.
     digest = content_digest(ev)
     known = batch.known.get(ev.event_id)
     fresh = known is None and (old is None or (ev.event_id not in old.recent_event_ids and ev.revision > old.revision))
     if fresh and any(not a.has_point for a in ev.addresses):
-        settings = services.settings
+        settings = runtime.settings
         try:
             located = await locate_event(
-                ev, old, services.geocoder,
+                ev, old, runtime.geocoder,
                 timeout_s=settings.geocode_timeout_s,
                 give_up=attempt >= settings.geocode_max_attempts,
             )
@@ -221,7 +196,7 @@ async def _apply_one(
                 "not_before": time.time() + delay,
                 "original_b64": base64.b64encode(raw).decode(),
             }
-            batch.sends.append(await g.geocode_retries.send(key=ev.offender_id, value=retry))
+            batch.sends.append(await graph.geocode_retries.send(key=ev.offender_id, value=retry))
             metrics.GEOCODE_RETRIES_QUEUED.inc()
             logger.warning("geocoder unavailable: event queued for retry", attempt=attempt + 1, in_s=delay)
             return
@@ -231,7 +206,7 @@ async def _apply_one(
     outcome = apply_event(old, ev, digest=digest, known=known)
     if outcome.status == "conflicting":
         assert outcome.conflict is not None
-        await _dead_letter(g, batch, event, conflicting_duplicate(ev, digest, outcome.conflict))
+        await _dead_letter(graph, batch, event, conflicting_duplicate(ev, digest, outcome.conflict))
         return
     if outcome.status in ("duplicate", "stale"):
         logger.info("registry event ignored", why=outcome.status, revision=ev.revision)
@@ -245,11 +220,11 @@ async def _apply_one(
 
     for change in outcome.address_changes:
         cell = cell_of(change.address.lat, change.address.lon)  # type: ignore[arg-type]
-        batch.sends.append(await g.address_changes.send(key=cell, value=change.to_dict()))
+        batch.sends.append(await graph.address_changes.send(key=cell, value=change.to_dict()))
     if outcome.watch_change is not None:
-        watchers = g.offender_to_watchers.get(ev.offender_id) or []
+        watchers = graph.offender_to_watchers.get(ev.offender_id) or []
         alerts = watch_alert_batch(outcome.watch_change, watchers)
-        batch.sends += await send_alerts(g, alerts, services.settings.partitions)
+        batch.sends += await send_alerts(graph, alerts, runtime.settings.partitions)
         if alerts is not None:
             metrics.alerts_emitted(alerts.common["kind"], len(alerts))
     if outcome.purge:
@@ -258,7 +233,7 @@ async def _apply_one(
     if outcome.status == "replayed":
         # Nothing to store: the state already holds this event. Its alerts are sent again
         # in case the first ones were lost with a broker; recorded ones are not doubled.
-        batch.done.append((msg, metrics.REGISTRY_EVENTS_REPLAYED, "registry event replayed: its alerts derived again",
+        batch.done.append(Outcome(msg, metrics.REGISTRY_EVENTS_REPLAYED, "registry event replayed: its alerts derived again",
                            ids | {"revision": ev.revision, "address_changes": len(outcome.address_changes)}))
         return
     assert outcome.state is not None
@@ -267,26 +242,26 @@ async def _apply_one(
     seen = SeenEvent(ev.event_id, digest, ev.revision)
     batch.known[ev.event_id] = seen  # a later message of this batch with the same id sees it
     batch.applied.append(repository.AppliedEvent(ev.event_id, ev.offender_id, ev.revision, digest))
-    batch.done.append((msg, metrics.REGISTRY_EVENTS_APPLIED, "registry event applied", ids | {
+    batch.done.append(Outcome(msg, metrics.REGISTRY_EVENTS_APPLIED, "registry event applied", ids | {
         "revision": ev.revision, "address_changes": len(outcome.address_changes),
         "watch_change": outcome.watch_change is not None}))
 
 
-async def _commit(g: StreamGraph, services: Services, batch: Batch) -> None:
+async def _commit(graph: StreamGraph, runtime: Runtime, batch: Batch) -> None:
     """Make a batch's work stick, in the order that loses nothing if the worker dies midway:
     every message acknowledged by the broker, then the states stored, then the table moved on.
     Dying before the end means the batch is read again, and every step is idempotent."""
     await deliver(batch.sends)
     if batch.states:
-        await services.db(repository.save_offender_states, list(batch.states.values()), batch.applied)
+        await runtime.db(repository.save_offender_states, list(batch.states.values()), batch.applied)
     for offender_id in batch.purges:
-        dropped = await services.db(repository.purge_offender_alerts, offender_id)
+        dropped = await runtime.db(repository.purge_offender_alerts, offender_id)
         with structlog.contextvars.bound_contextvars(offender_id=offender_id):
             logger.info("offender no longer public: pending alerts dropped", dropped=dropped)
     for offender_id, state in batch.states.items():
         with for_event(batch.sources[offender_id]):  # the table writes to that event's partition
-            g.offender_to_state[offender_id] = state.to_dict()
-    for msg, counter, what, fields in batch.done:
-        with about_message(msg):
-            counter.inc()
-            logger.info(what, **fields)
+            graph.offender_to_state[offender_id] = state.to_dict()
+    for done in batch.done:
+        with about_message(done.message):
+            done.counter.inc()
+            logger.info(done.log_event, **done.fields)

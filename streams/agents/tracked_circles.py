@@ -8,7 +8,7 @@ import structlog
 
 from streams.adapters.memory import release_free_memory
 from streams.app import StreamGraph
-from streams.bootstrap import Services
+from streams.runtime import Runtime
 from streams.domain import circle_batch
 from streams.domain.model import Circle
 from streams.logs import about_message
@@ -16,12 +16,12 @@ from streams.logs import about_message
 logger = structlog.get_logger()
 
 
-def register(g: StreamGraph, services: Services) -> None:
-    table = g.cell_bucket_to_circles
+def register(graph: StreamGraph, runtime: Runtime) -> None:
+    table = graph.cell_bucket_to_circles
     # Parsed entries kept from one message to the next (checked against the entry's text).
     reader = circle_batch.EntryReader()
 
-    @g.app.agent(g.tracked_circles, name="index_tracked_circles")
+    @graph.app.agent(graph.tracked_circles, name="index_tracked_circles")
     async def index_tracked_circles(stream: Any) -> None:
         # One event at a time: a table write goes to the changelog partition of the event
         # being processed. A message holds up to circle_batch.MAX_CIRCLES circles of one cell.
@@ -46,8 +46,8 @@ def register(g: StreamGraph, services: Services) -> None:
                     else:
                         table[key] = entry
                 for cid in applied.dropped:
-                    services.circles.remove(cid, held_copy=True)
-                services.circles.upsert_many((Circle.from_dict(d), new) for d, new in applied.upserted)
+                    runtime.circles.remove(cid, held_copy=True)
+                runtime.circles.upsert_many((Circle.from_dict(d), new) for d, new in applied.upserted)
                 # Every copy this message carries, held now (new, changed or held already):
                 # what readiness checks read. Circle ids are pseudonymous.
                 logger.info("tracked circles indexed", circle_ids=[d["circle_id"] for d in change.upserts],
@@ -57,11 +57,11 @@ def register(g: StreamGraph, services: Services) -> None:
     async def rebuild_index() -> None:
         owned = {
             tp.partition
-            for tp in g.app.assignor.assigned_actives()
-            if tp.topic == g.tracked_circles.get_topic_name()
+            for tp in graph.app.assignor.assigned_actives()
+            if tp.topic == graph.tracked_circles.get_topic_name()
         }
-        services.circles.rebuild(
+        runtime.circles.rebuild(
             row for v in table.values() if v["partition"] in owned for row in circle_batch.entry_rows(v)
         )
         release_free_memory()
-        logger.info("circle index rebuilt", circles=len(services.circles), partitions=sorted(owned))
+        logger.info("circle index rebuilt", circles=len(runtime.circles), partitions=sorted(owned))

@@ -1,4 +1,4 @@
-"""The `sor-notify` command: translate arguments, build through bootstrap, dispatch."""
+"""The `sor-notify` command: translate arguments, build through the composition root, dispatch."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from streams.adapters.broker import (
     wait_for_broker,
 )
 from streams.adapters.broker_probe import needs_single_record_batches
-from streams.bootstrap import Services, build_services, build_stream_graph, publisher_for
+from streams.bootstrap import build_runtime, build_stream_graph
+from streams.runtime import Runtime, publisher_for
 from streams.entrypoints.isolation import drop_library_variables
 from streams.entrypoints.supervisor import Part, start_part, supervise
 from streams.logs import configure_logging
@@ -48,48 +49,48 @@ def running_broker(settings: Settings) -> str | None:
 
 
 def require_broker(settings: Settings) -> str:
-    bootstrap = running_broker(settings)
-    if bootstrap is None:
+    broker_url = running_broker(settings)
+    if broker_url is None:
         raise UsageError(
             "no broker to publish to: start `sor-notify up` in another terminal "
             "(it runs the embedded broker), or set SOR_BROKER_URL=host:port"
         )
-    return bootstrap
+    return broker_url
 
 
-async def _prepare(settings: Settings, services: Services, bootstrap: str, resync: bool) -> None:
+async def _prepare(settings: Settings, runtime: Runtime, broker_url: str, resync: bool) -> None:
     """Topics always; a resync where the broker may have lost its data (`up`, `resync`)."""
     from streams.services.publishing import resync as publish_resync
 
-    await wait_for_broker(bootstrap)
+    await wait_for_broker(broker_url)
     if resync:
         from streams.adapters.offender_search import index_missing
 
-        await asyncio.to_thread(index_missing, services.engine)
-    async with services.publisher(bootstrap) as pub:
+        await runtime.db_once(index_missing)
+    async with runtime.publisher(broker_url) as pub:
         if resync:
             report = await publish_resync(
-                services.engine, pub, app_id=settings.app_id, partitions=settings.partitions
+                runtime.engine, pub, app_id=settings.app_id, partitions=settings.partitions
             )
             logger.info("resync published", **report.__dict__)
 
 
 def _run_worker(
-    settings: Settings, services: Services, bootstrap: str, *, resync: bool, demo: bool = False
+    settings: Settings, runtime: Runtime, broker_url: str, *, resync: bool, demo: bool = False
 ) -> int:
     import faust
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(_prepare(settings, services, bootstrap, resync))
+    loop.run_until_complete(_prepare(settings, runtime, broker_url, resync))
     single = loop.run_until_complete(
-        needs_single_record_batches(bootstrap, settings.single_record_batches, settings.topic_replication)
+        needs_single_record_batches(broker_url, settings.single_record_batches, settings.topic_replication)
     )
-    graph = build_stream_graph(settings, bootstrap, services, single_record_batches=single)
+    graph = build_stream_graph(settings, broker_url, runtime, single_record_batches=single)
     if demo:
         from streams.services.demo import register_demo_digest
 
-        register_demo_digest(graph, services, bootstrap)
+        register_demo_digest(graph, runtime, broker_url)
     worker = faust.Worker(
         graph.app,
         loop=loop,
@@ -109,15 +110,15 @@ def _run_worker(
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     from streams.web.server import serve
 
-    services = build_services(settings)
-    asyncio.run(serve(services, running_broker(settings)))
+    runtime = build_runtime(settings)
+    asyncio.run(serve(runtime, running_broker(settings)))
     return 0
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     """The embedded broker (unless SOR_BROKER_URL), a resync, the worker and the site, each a
     child process; if one dies, all stop (streams/entrypoints/supervisor.py)."""
-    services = build_services(settings)
+    runtime = build_runtime(settings)
     broker: EmbeddedBroker | None = None
     parts: list[Part] = []
     try:
@@ -128,17 +129,17 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             assert broker.process is not None
             parts.append(Part("embedded broker", broker.process, stop=broker.stop))
             _broker_file(settings).write_text(broker.bootstrap)  # how the other parts find it
-            bootstrap = broker.bootstrap
+            broker_url = broker.bootstrap
         else:
             assert settings.broker_url
-            bootstrap = settings.broker_url
+            broker_url = settings.broker_url
 
         async def prepare() -> None:
-            await _prepare(settings, services, bootstrap, resync=True)
+            await _prepare(settings, runtime, broker_url, resync=True)
             if args.demo:
                 from streams.services.demo import seed_demo
 
-                await seed_demo(services, bootstrap)
+                await seed_demo(runtime, broker_url)
 
         asyncio.run(prepare())
         parts.append(Part("worker", start_part("worker", *(["--demo"] if args.demo else []))))
@@ -168,23 +169,23 @@ def _safe_db(settings: Settings) -> str:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    bootstrap = require_broker(settings)
-    return _run_worker(settings, build_services(settings), bootstrap, resync=False, demo=args.demo)
+    broker_url = require_broker(settings)
+    return _run_worker(settings, build_runtime(settings), broker_url, resync=False, demo=args.demo)
 
 
 def cmd_resync(settings: Settings, args: argparse.Namespace) -> int:
-    services = build_services(settings)
-    bootstrap = require_broker(settings)
-    asyncio.run(_prepare(settings, services, bootstrap, resync=True))
+    runtime = build_runtime(settings)
+    broker_url = require_broker(settings)
+    asyncio.run(_prepare(settings, runtime, broker_url, resync=True))
     print("resync done: circles, offender watches and offender states re-published")
     return 0
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
-    bootstrap = require_broker(settings)
+    broker_url = require_broker(settings)
     created = asyncio.run(
         ensure_topics(
-            bootstrap, topics.topic_configs(settings.app_id), settings.partitions,
+            broker_url, topics.topic_configs(settings.app_id), settings.partitions,
             settings.topic_replication,
         )
     )
@@ -198,10 +199,10 @@ def cmd_registry_publish(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
-    bootstrap = require_broker(settings)
+    broker_url = require_broker(settings)
 
     async def run() -> Any:
-        async with publisher_for(settings, bootstrap) as pub:  # no database needed
+        async with publisher_for(settings, broker_url) as pub:  # no database needed
             return await publish_registry_file(pub, path, baseline=args.baseline)
 
     report = asyncio.run(run())
@@ -218,9 +219,9 @@ def cmd_subscribers_import(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
-    services = build_services(settings)
+    runtime = build_runtime(settings)
     try:
-        report = asyncio.run(import_subscribers(services, path, running_broker(settings)))
+        report = asyncio.run(import_subscribers(runtime, path, running_broker(settings)))
     except ImportStopped as err:
         print(f"{path}: import stopped: {err}", file=sys.stderr)
         return 1
@@ -240,9 +241,9 @@ def cmd_gazetteer_import(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.exists():
         raise UsageError(f"{path}: no such file")
-    services = build_services(settings)
+    runtime = build_runtime(settings)
     report = import_gazetteer(
-        services.engine, path, args.format, default_state=settings.service_state,
+        runtime.engine, path, args.format, default_state=settings.service_state,
         progress=not args.no_progress,
     )
     for n, reason in report.rejected[:20]:
@@ -258,8 +259,10 @@ def cmd_gazetteer_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_digest_send(settings: Settings, args: argparse.Namespace) -> int:
-    services = build_services(settings)
-    report = asyncio.run(services.send_digests(args.period))
+    from streams.services.digests import send_digests
+
+    runtime = build_runtime(settings)
+    report = asyncio.run(send_digests(runtime, args.period))
     print(
         f"digests: {report.sent} sent, {report.empty} with nothing to say, "
         f"{report.failed} failed, {report.skipped_already_sent} already sent, "
@@ -270,7 +273,7 @@ def cmd_digest_send(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _broker_hint(err: BrokerError, bootstrap: str) -> UsageError:
+def _broker_hint(err: BrokerError, broker_url: str) -> UsageError:
     return UsageError(
         f"{err}\n  is the broker running? start `sor-notify up`, or check SOR_BROKER_URL ({bootstrap})"
     )
@@ -288,7 +291,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]], right: set[int]
 
 
 def _format_status(st: Any) -> str:
-    out = [f"Consumer group {st.group_id!r} on broker {st.bootstrap or '(none)'}", ""]
+    out = [f"Consumer group {st.group_id!r} on broker {st.broker_url or '(none)'}", ""]
     if st.partitions:
         rows = [(p.topic, p.partition, p.end_offset, p.committed, p.lag) for p in st.partitions]
         out.append(_table(("TOPIC", "PARTITION", "END OFFSET", "COMMITTED", "LAG"), rows, {1, 2, 3, 4}))
@@ -330,13 +333,13 @@ def _format_status(st: Any) -> str:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from streams.services.operations import status
 
-    services = build_services(settings)
-    st = asyncio.run(status(settings, services, running_broker(settings)))
+    runtime = build_runtime(settings)
+    st = asyncio.run(status(settings, runtime, running_broker(settings)))
     print(json.dumps(st.to_dict(), indent=2) if args.json else _format_status(st))
     if st.broker_error:
         raise UsageError(
             f"offsets and lag unavailable: {st.broker_error}"
-            + ("" if st.bootstrap is None else "; start `sor-notify up`, or check SOR_BROKER_URL")
+            + ("" if st.broker_url is None else "; start `sor-notify up`, or check SOR_BROKER_URL")
         )
     return 0
 
@@ -345,9 +348,9 @@ def _dlq_call(settings: Settings, make: Any, still_invalid: str = "the event") -
     """Run one DLQ operation; its refusals become messages for the operator."""
     from streams.services.operations import OperationError, StillInvalid
 
-    bootstrap = require_broker(settings)
+    broker_url = require_broker(settings)
     try:
-        return asyncio.run(make(bootstrap))
+        return asyncio.run(make(broker_url))
     except StillInvalid as err:
         raise UsageError(
             f"refused: {still_invalid} would be dead-lettered again: {err.reason}: {err.detail}\n"
@@ -356,14 +359,14 @@ def _dlq_call(settings: Settings, make: Any, still_invalid: str = "the event") -
     except OperationError as err:
         raise UsageError(str(err)) from None
     except BrokerError as err:
-        raise _broker_hint(err, bootstrap) from None
+        raise _broker_hint(err, broker_url) from None
 
 
 def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
     from streams.services.operations import dlq_list
 
-    services = build_services(settings)
-    listing = _dlq_call(settings, lambda b: dlq_list(b, args.limit, services=services))
+    runtime = build_runtime(settings)
+    listing = _dlq_call(settings, lambda b: dlq_list(b, args.limit, runtime=runtime))
     if args.json:
         print(json.dumps({"total": listing.total, "entries": [e.to_dict() for e in listing.entries]}, indent=2))
         return 0
@@ -394,8 +397,8 @@ def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dlq_show(settings: Settings, args: argparse.Namespace) -> int:
     from streams.services.operations import dlq_show
 
-    services = build_services(settings)
-    shown = _dlq_call(settings, lambda b: dlq_show(b, args.id, services=services))
+    runtime = build_runtime(settings)
+    shown = _dlq_call(settings, lambda b: dlq_show(b, args.id, runtime=runtime))
     e = shown.entry
     src = e.source
     replayed = f"yes, at {e.replayed_at} as event {e.replayed_as!r}" if e.replayed_at else "no"
@@ -431,10 +434,10 @@ def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
         fixed = path.read_bytes()
-    services = build_services(settings)
+    runtime = build_runtime(settings)
     result = _dlq_call(
         settings,
-        lambda b: dlq_replay(services, b, args.id, fixed=fixed, force=args.force),
+        lambda b: dlq_replay(runtime, b, args.id, fixed=fixed, force=args.force),
         still_invalid=f"the corrected event in {args.file}" if args.file else "the original event",
     )
     for warning in result.warnings:

@@ -13,7 +13,8 @@ import structlog
 from streams import topics
 from streams.adapters import repository
 from streams.adapters.gazetteer_import import import_gazetteer
-from streams.bootstrap import Services
+from streams.runtime import Runtime
+from streams.services.digests import send_digests
 from streams.services.importing import import_subscribers
 
 logger = structlog.get_logger()
@@ -113,17 +114,15 @@ CHANGES = [
 DEMO_GAZETTEER = Path(__file__).resolve().parents[1] / "demo" / "gazetteer.csv"
 
 
-async def seed_demo(services: Services, bootstrap: str) -> None:
+async def seed_demo(runtime: Runtime, broker_url: str) -> None:
     """Gazetteer, subscribers and the baseline load go in before the worker starts."""
-    report = await asyncio.to_thread(
-        import_gazetteer, services.engine, DEMO_GAZETTEER, progress=False
-    )
+    report = await runtime.db_once(import_gazetteer, DEMO_GAZETTEER, progress=False)
     logger.info("demo gazetteer loaded", inserted=report.inserted, unchanged=report.unchanged)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "subscribers.jsonl"
         path.write_text("\n".join(json.dumps(s) for s in SUBSCRIBERS) + "\n")
-        await import_subscribers(services, path, bootstrap)
-    async with services.publisher(bootstrap) as pub:
+        await import_subscribers(runtime, path, broker_url)
+    async with runtime.publisher(broker_url) as pub:
         await pub.send_many(
             topics.REGISTRY_EVENTS.name,
             [(e["offender_id"], json.dumps({**e, "baseline": True}).encode()) for e in BASELINE],
@@ -131,17 +130,17 @@ async def seed_demo(services: Services, bootstrap: str) -> None:
     logger.info("demo seeded", subscribers=len(SUBSCRIBERS), baseline_events=len(BASELINE))
 
 
-def register_demo_digest(graph: Any, services: Services, bootstrap: str) -> None:
+def register_demo_digest(graph: Any, runtime: Runtime, broker_url: str) -> None:
     """Once the worker holds the circles: publish the changes, then mail the digests."""
 
     @graph.app.task
     async def demo_changes_then_digest() -> None:
         expected_circles = sum(len(s["addresses"]) for s in SUBSCRIBERS if s["confirmed"])
         for _ in range(600):
-            if len(services.circles) >= expected_circles:
+            if len(runtime.circles) >= expected_circles:
                 break
             await asyncio.sleep(0.1)
-        async with services.publisher(bootstrap) as pub:
+        async with runtime.publisher(broker_url) as pub:
             await pub.send_many(
                 topics.REGISTRY_EVENTS.name,
                 [(e["offender_id"], json.dumps(e).encode()) for e in CHANGES],
@@ -150,12 +149,12 @@ def register_demo_digest(graph: Any, services: Services, bootstrap: str) -> None
         last, stable = -1, 0
         for _ in range(120):
             await asyncio.sleep(0.5)
-            count = await services.db(repository.count_pending_alerts)
+            count = await runtime.db(repository.count_pending_alerts)
             stable = stable + 1 if count == last and count > 0 else 0
             last = count
             if stable >= 4:
                 break
-        report = await services.send_digests()
-        where = services.settings.smtp_host or str(services.settings.maildir / "new")
+        report = await send_digests(runtime)
+        where = runtime.settings.smtp_host or str(runtime.settings.maildir / "new")
         logger.info("demo digests sent", sent=report.sent, to=where)
         print(f"\nDemo: {report.sent} digest e-mail(s) delivered to {where}\n", flush=True)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import structlog
 from sqlalchemy.engine import Engine
 
-from streams.adapters import digest_store, metrics
+from streams.adapters import db_calls, digest_store, metrics
 from streams.adapters.digest_store import DigestWork
 from streams.adapters.mail import (
     MailLanes,
@@ -36,6 +36,8 @@ from streams.adapters.mail import (
 )
 from streams.adapters.rendering import render_digest_bytes
 from streams.domain.digest import Digest, build_digest
+from streams.runtime import Runtime
+from streams.services import links
 
 logger = structlog.get_logger()
 
@@ -152,6 +154,24 @@ async def send_due_digests(
     return report
 
 
+async def send_digests(runtime: Runtime, period: str | None = None, *, claim_new: bool = True) -> DigestRunReport:
+    """A run with the service's settings: what `digest send`, 06:00 and the retry timer call."""
+    settings = runtime.settings
+    return await send_due_digests(
+        runtime.engine,
+        runtime.mail,
+        period=period or runtime.local_period(),
+        from_addr=settings.mail_from,
+        public_url=settings.public_url,
+        unsubscribe_url_for=lambda sid: links.unsubscribe_url(settings, sid),
+        now=datetime.now(timezone.utc),
+        stale_after=timedelta(seconds=settings.digest_stale_after_s),
+        suspend_after=settings.suspend_after_bounces,
+        claim_new=claim_new,
+        lanes=settings.smtp_connections,
+    )
+
+
 @dataclass
 class _Run:
     engine: Engine
@@ -179,7 +199,7 @@ class _Run:
         self.envelope_from = parseaddr(self.from_addr)[1]
 
     async def db(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        return await asyncio.to_thread(fn, self.engine, *args, **kw)
+        return await db_calls.call(self.engine, fn, *args, **kw)
 
     # --- the lanes ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from streams.adapters.subscriber_import import (
     check_lines,
     read_blocks,
 )
-from streams.bootstrap import Services
+from streams.runtime import Runtime
 from streams.domain.geocoding import GeocodeQuery, GeocodeResult, GeocoderUnavailable
 from streams.services.publishing import publish_subscriber_changes
 
@@ -98,7 +98,7 @@ class ImportReport:
 
 
 async def import_subscribers(
-    services: Services, path: Path, bootstrap: str | None, *, workers: int | None = None
+    runtime: Runtime, path: Path, broker_url: str | None, *, workers: int | None = None
 ) -> ImportReport:
     """Good lines are stored (and published when a broker runs); bad ones are reported.
 
@@ -112,7 +112,7 @@ async def import_subscribers(
 
     async def store(items: list[ImportedSubscriber]) -> None:
         # One transaction per block of lines; the order of the file is kept.
-        for item, change in zip(items, await services.db(repository.upsert_subscribers, items)):
+        for item, change in zip(items, await runtime.db(repository.upsert_subscribers, items)):
             report.imported += 1
             if item.confirmed:
                 report.confirmed += 1
@@ -144,7 +144,7 @@ async def import_subscribers(
                     report.rejected.append((n, str(item)))
                     continue
                 try:
-                    item = await locate_subscriber(services, item)
+                    item = await locate_subscriber(runtime, item)
                 except InvalidLine as err:
                     report.rejected.append((n, str(err)))
                     continue
@@ -161,8 +161,8 @@ async def import_subscribers(
     await flush()  # the last block
     if storing is not None:
         await storing
-    if bootstrap and changes:
-        async with services.publisher(bootstrap) as pub:
+    if broker_url and changes:
+        async with runtime.publisher(broker_url) as pub:
             # All of them at once: circles batched by cell across subscribers.
             await publish_subscriber_changes(pub, changes)
         report.published = True
@@ -173,7 +173,7 @@ async def import_subscribers(
     return report
 
 
-async def locate_subscriber(services: Services, sub: ImportedSubscriber) -> ImportedSubscriber:
+async def locate_subscriber(runtime: Runtime, sub: ImportedSubscriber) -> ImportedSubscriber:
     """Geocode tracked addresses that came without coordinates; refuse anything coarse."""
     located: list[ImportedAddress] = []
     for i, a in enumerate(sub.addresses):
@@ -183,7 +183,7 @@ async def locate_subscriber(services: Services, sub: ImportedSubscriber) -> Impo
         query = GeocodeQuery(a.street, a.city, a.state, a.zip)
         try:
             answer = await asyncio.wait_for(
-                services.geocoder.geocode(query), services.settings.geocode_timeout_s
+                runtime.geocoder.geocode(query), runtime.settings.geocode_timeout_s
             )
         except (GeocoderUnavailable, asyncio.TimeoutError):
             raise InvalidLine(

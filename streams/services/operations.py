@@ -28,7 +28,7 @@ from streams.adapters.event_codec import (
     encode_registry_event,
     strict_json_loads,
 )
-from streams.bootstrap import Services
+from streams.runtime import Runtime
 from streams.domain.event_identity import content_digest
 from streams.domain.model import RegistryEvent
 from streams.settings import Settings
@@ -77,7 +77,7 @@ def _when(at: datetime) -> str:
 # --- broker access -----------------------------------------------------------------------
 
 
-async def _accepts_connections(bootstrap: str) -> bool:
+async def _accepts_connections(broker_url: str) -> bool:
     for server in bootstrap.split(","):
         host, _, port = server.rpartition(":")
         try:
@@ -90,12 +90,12 @@ async def _accepts_connections(bootstrap: str) -> bool:
 
 
 @asynccontextmanager
-async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+async def _admin(broker_url: str) -> AsyncIterator[AIOKafkaAdminClient]:
     # A broker that is simply not running is said so at once, without a client's retry log.
-    if not await _accepts_connections(bootstrap):
+    if not await _accepts_connections(broker_url):
         raise BrokerError(f"broker {bootstrap} unreachable: nothing accepts connections there")
-    await wait_for_broker(bootstrap, timeout=BROKER_WAIT_S)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    await wait_for_broker(broker_url, timeout=BROKER_WAIT_S)
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker_url, request_timeout_ms=10000)
     await admin.start()
     try:
         yield admin
@@ -104,10 +104,10 @@ async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
 
 
 @asynccontextmanager
-async def _reader(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
+async def _reader(broker_url: str) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer of no group: it reads, it never commits, it moves nobody's offsets."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=broker_url,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -131,7 +131,7 @@ async def _partitions(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str,
     return {d["topic"]: sorted(p["partition"] for p in d.get("partitions", [])) for d in described}
 
 
-def _broker_failure(bootstrap: str, exc: Exception) -> BrokerError:
+def _broker_failure(broker_url: str, exc: Exception) -> BrokerError:
     return BrokerError(f"broker {bootstrap}: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
@@ -150,7 +150,7 @@ class PartitionLag:
 @dataclass(frozen=True)
 class Status:
     group_id: str
-    bootstrap: str | None
+    broker_url: str | None
     broker_error: str | None  # why the broker part is missing
     partitions: list[PartitionLag]
     tables: ops_db.TableSizes
@@ -177,14 +177,14 @@ class Status:
         }
 
 
-async def _lags(bootstrap: str, group_id: str, names: list[str]) -> list[PartitionLag]:
-    async with _admin(bootstrap) as admin:
+async def _lags(broker_url: str, group_id: str, names: list[str]) -> list[PartitionLag]:
+    async with _admin(broker_url) as admin:
         parts = await _partitions(admin, names)
         tps = [TopicPartition(t, p) for t in names for p in parts.get(t, [])]
         if not tps:
             return []
         committed = await admin.list_consumer_group_offsets(group_id, partitions=tps)
-    async with _reader(bootstrap) as consumer:
+    async with _reader(broker_url) as consumer:
         ends = await consumer.end_offsets(tps)
         begins = await consumer.beginning_offsets(tps)
     out = []
@@ -202,23 +202,23 @@ async def _lags(bootstrap: str, group_id: str, names: list[str]) -> list[Partiti
     return out
 
 
-async def status(settings: Settings, services: Services, bootstrap: str | None) -> Status:
+async def status(settings: Settings, runtime: Runtime, broker_url: str | None) -> Status:
     """Where the workers are on every topic, what the database holds, how the last digests went."""
-    tables = await asyncio.to_thread(ops_db.table_sizes, services.engine)
-    digest = await asyncio.to_thread(ops_db.last_digest_run, services.engine)
+    tables = await runtime.db_once(ops_db.table_sizes)
+    digest = await runtime.db_once(ops_db.last_digest_run)
     lags: list[PartitionLag] = []
     error = None
-    if bootstrap is None:
+    if broker_url is None:
         error = "no broker running (start `sor-notify up`, or set SOR_BROKER_URL=host:port)"
     else:
         names = [name for name, _ in topics.all_topic_names(settings.app_id)]
         try:
-            lags = await _lags(bootstrap, settings.app_id, names)
+            lags = await _lags(broker_url, settings.app_id, names)
         except BrokerError as exc:
             error = str(exc)
         except (KafkaError, OSError) as exc:
-            error = str(_broker_failure(bootstrap, exc))
-    return Status(settings.app_id, bootstrap, error, lags, tables, digest)
+            error = str(_broker_failure(broker_url, exc))
+    return Status(settings.app_id, broker_url, error, lags, tables, digest)
 
 
 # --- the dead-letter queue ---------------------------------------------------------------
@@ -292,12 +292,10 @@ def parse_entry_id(entry_id: str) -> tuple[TopicPartition, int]:
     return TopicPartition(topics.DEAD_LETTERS.name, int(m.group(1))), int(m.group(2))
 
 
-async def _with_replays(services: Services | None, entries: list[DlqEntry]) -> list[DlqEntry]:
-    if services is None:
+async def _with_replays(runtime: Runtime | None, entries: list[DlqEntry]) -> list[DlqEntry]:
+    if runtime is None:
         return entries
-    done = await asyncio.to_thread(
-        ops_db.find_replays, services.engine, [(e.id, e.fingerprint) for e in entries]
-    )
+    done = await runtime.db_once(ops_db.find_replays, [(e.id, e.fingerprint) for e in entries])
     return [
         DlqEntry(**{**e.__dict__, "replayed_at": _when(r.replayed_at), "replayed_as": r.event_id})
         if (r := done.get(e.id))
@@ -306,17 +304,17 @@ async def _with_replays(services: Services | None, entries: list[DlqEntry]) -> l
     ]
 
 
-async def dlq_list(bootstrap: str, limit: int = 50, *, services: Services | None = None) -> DlqListing:
-    """The `limit` most recent dead letters; with services, which of them were replayed."""
+async def dlq_list(broker_url: str, limit: int = 50, *, runtime: Runtime | None = None) -> DlqListing:
+    """The `limit` most recent dead letters; with runtime, which of them were replayed."""
     name = topics.DEAD_LETTERS.name
     try:
-        async with _admin(bootstrap) as admin:
+        async with _admin(broker_url) as admin:
             parts = (await _partitions(admin, [name])).get(name, [])
         if not parts:
             return DlqListing([], 0)
         tps = [TopicPartition(name, p) for p in parts]
         found: list[tuple[DlqEntry, int]] = []
-        async with _reader(bootstrap) as consumer:
+        async with _reader(broker_url) as consumer:
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)
             begins = await consumer.beginning_offsets(tps)
@@ -338,18 +336,18 @@ async def dlq_list(bootstrap: str, limit: int = 50, *, services: Services | None
                     if await consumer.position(tp) >= ends[tp]:
                         waiting.discard(tp)
     except (KafkaError, OSError) as exc:
-        raise _broker_failure(bootstrap, exc) from exc
+        raise _broker_failure(broker_url, exc) from exc
     found.sort(key=lambda f: (f[0].dead_lettered_at or "", f[1], f[0].id))
     entries = [e for e, _ in found[-limit:]] if limit > 0 else []
-    return DlqListing(await _with_replays(services, entries), total)
+    return DlqListing(await _with_replays(runtime, entries), total)
 
 
-async def dlq_show(bootstrap: str, entry_id: str, *, services: Services | None = None) -> DlqOriginal:
+async def dlq_show(broker_url: str, entry_id: str, *, runtime: Runtime | None = None) -> DlqOriginal:
     """One dead letter with the original event, as received."""
     tp, offset = parse_entry_id(entry_id)
     entry_id = f"{tp.partition}:{offset}"
     try:
-        async with _admin(bootstrap) as admin:
+        async with _admin(broker_url) as admin:
             parts = (await _partitions(admin, [tp.topic])).get(tp.topic, [])
         if tp.partition not in parts:
             raise UnknownEntry(
@@ -357,7 +355,7 @@ async def dlq_show(bootstrap: str, entry_id: str, *, services: Services | None =
                 + (f"partitions 0 to {max(parts)}" if parts else "no messages (nothing was dead-lettered)")
                 + "; `sor-notify dlq list` shows the ids"
             )
-        async with _reader(bootstrap) as consumer:
+        async with _reader(broker_url) as consumer:
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
             begin = (await consumer.beginning_offsets([tp]))[tp]
@@ -377,9 +375,9 @@ async def dlq_show(bootstrap: str, entry_id: str, *, services: Services | None =
             if record is None or record.offset != offset:
                 raise BrokerError(f"broker {bootstrap}: could not read DLQ entry {entry_id}; try again")
     except (KafkaError, OSError) as exc:
-        raise _broker_failure(bootstrap, exc) from exc
+        raise _broker_failure(broker_url, exc) from exc
     entry, original = _parse(entry_id, record.value or b"")
-    [entry] = await _with_replays(services, [entry])
+    [entry] = await _with_replays(runtime, [entry])
     try:
         text, valid = original.decode("utf-8"), True
     except UnicodeDecodeError:
@@ -406,8 +404,8 @@ def _validated(raw: bytes) -> RegistryEvent:
 
 
 async def dlq_replay(
-    services: Services,
-    bootstrap: str,
+    runtime: Runtime,
+    broker_url: str,
     entry_id: str,
     *,
     fixed: bytes | None = None,
@@ -419,7 +417,7 @@ async def dlq_replay(
     Validated exactly as the workers will, so a still-broken event is refused here rather
     than dead-lettered again.
     """
-    shown = await dlq_show(bootstrap, entry_id, services=services)
+    shown = await dlq_show(broker_url, entry_id, runtime=runtime)
     entry = shown.entry
     if entry.reason == UNREADABLE:
         raise OperationError(
@@ -440,7 +438,7 @@ async def dlq_replay(
         raw = encode_registry_event(strict_json_loads(fixed.decode("utf-8").removeprefix("\ufeff")))
 
     # As the workers will judge it: an id already applied names that entry for good.
-    known = (await asyncio.to_thread(repository.known_events, services.engine, [event.event_id])).get(event.event_id)
+    known = (await runtime.db_once(repository.known_events, [event.event_id])).get(event.event_id)
     digest = content_digest(event)
     if known is not None and known.content_digest != digest:
         err = conflicting_duplicate(event, digest, known)
@@ -458,7 +456,7 @@ async def dlq_replay(
             f"the entry came keyed {key!r} but the event is for offender {event.offender_id!r}: "
             "it is sent keyed by its offender id"
         )
-    stored = await asyncio.to_thread(ops_db.offender_revision, services.engine, event.offender_id)
+    stored = await runtime.db_once(ops_db.offender_revision, event.offender_id)
     if stored is not None and stored >= event.revision:
         warnings.append(
             f"offender {event.offender_id!r} is already at revision {stored}: the workers will ignore "
@@ -466,22 +464,19 @@ async def dlq_replay(
         )
 
     now = now or datetime.now(timezone.utc)
-    previous = await asyncio.to_thread(ops_db.find_replay, services.engine, entry.id, entry.fingerprint)
-    earlier = await asyncio.to_thread(
-        ops_db.claim_replay, services.engine, entry.id, entry.fingerprint, event.event_id,
-        force=force, now=now,
+    previous = await runtime.db_once(ops_db.find_replay, entry.id, entry.fingerprint)
+    earlier = await runtime.db_once(
+        ops_db.claim_replay, entry.id, entry.fingerprint, event.event_id, force=force, now=now
     )
     if earlier is not None:
         raise AlreadyReplayed(earlier)
     try:
-        async with services.publisher(bootstrap) as pub:
+        async with runtime.publisher(broker_url) as pub:
             await pub.send(topics.REGISTRY_EVENTS.name, event.offender_id, raw)
     except BaseException as exc:
-        await asyncio.to_thread(
-            ops_db.release_replay, services.engine, entry.id, entry.fingerprint, previous
-        )
+        await runtime.db_once(ops_db.release_replay, entry.id, entry.fingerprint, previous)
         if isinstance(exc, (KafkaError, OSError)):
-            raise _broker_failure(bootstrap, exc) from exc
+            raise _broker_failure(broker_url, exc) from exc
         raise
     return ReplayResult(
         entry_id=entry.id,

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from streams.adapters import web_db  # noqa: F401 (its tables)
 from streams.adapters.repository import SubscriberChange
-from streams.bootstrap import Services
+from streams.runtime import Runtime as Services  # renamed throughout the site next
 from streams.web import sessions
 from streams.web.security import RateLimiter, content_security_policy
 

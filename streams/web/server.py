@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 
 from streams.adapters.repository import SubscriberChange
-from streams.bootstrap import Services
+from streams.runtime import Runtime as Services  # renamed throughout the site next
 from streams.services.publishing import publish_subscriber_change
 from streams.web import sessions
 from streams.web.app import init_app, now

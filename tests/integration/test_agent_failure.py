@@ -9,7 +9,7 @@ from tests.e2e.conftest import REPO
 
 SCRIPT = """
 from streams.logs import configure_logging
-from streams.agents.failure import stop_on_failure
+from streams.agents.batching import stop_on_failure
 
 configure_logging("json", "info")
 

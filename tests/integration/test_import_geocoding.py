@@ -11,7 +11,7 @@ from streams.adapters.db import tracked_addresses
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.gazetteer_import import import_gazetteer
 from streams.adapters.mail import MaildirSender
-from streams.bootstrap import Services
+from streams.runtime import Runtime
 from streams.services.demo import DEMO_GAZETTEER
 from streams.services.importing import import_subscribers
 from streams.settings import load_settings
@@ -27,7 +27,7 @@ def _line(street: str, n: int) -> str:
 
 async def test_lines_without_coordinates_are_geocoded_or_refused_with_suggestions(engine, tmp_path: Path) -> None:
     import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
-    services = Services(
+    services = Runtime(
         settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}),
         engine=engine,
         mail=MaildirSender(tmp_path / "maildir"),
@@ -41,7 +41,7 @@ async def test_lines_without_coordinates_are_geocoded_or_refused_with_suggestion
         _line("PO Box 12", 4),              # not a place
     ]) + "\n")
 
-    report = await import_subscribers(services, path, bootstrap=None)
+    report = await import_subscribers(services, path, broker_url=None)
 
     assert report.imported == 1
     # The report carries only the text shown to whoever runs the import: assert all of it.

@@ -19,7 +19,7 @@ from streams.adapters.db import offender_watches, subscribers, tracked_addresses
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.mail import MaildirSender
 from streams.adapters.subscriber_import import check_lines
-from streams.bootstrap import Services
+from streams.runtime import Runtime
 from streams.services import importing
 from streams.services.importing import IMPORT_BLOCK, import_subscribers
 from streams.settings import load_settings
@@ -87,12 +87,12 @@ def stored(engine: Engine) -> dict[str, Any]:
 async def test_a_large_import_in_worker_processes_stores_the_last_line_of_each_person(
     engine: Engine, tmp_path: Path
 ) -> None:
-    services = Services(settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}), engine=engine,
+    services = Runtime(settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}), engine=engine,
                         mail=MaildirSender(tmp_path / "maildir"), geocoder=LocalGazetteer(engine))
     path = tmp_path / "subscribers.jsonl"
     last, bad, good = write_file(path, 4 * IMPORT_BLOCK + 137, seed=7)
 
-    report = await import_subscribers(services, path, bootstrap=None, workers=2)
+    report = await import_subscribers(services, path, broker_url=None, workers=2)
 
     assert sorted(n for n, _ in report.rejected) == sorted(bad)
     assert all(reason.strip() for _, reason in report.rejected)
@@ -121,7 +121,7 @@ def check_lines_or_die(block: list[tuple[int, bytes | None]]) -> list[Any]:
 async def test_a_line_checking_process_that_dies_stops_the_import_with_what_came_before_stored(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services = Services(settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}), engine=engine,
+    services = Runtime(settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}), engine=engine,
                         mail=MaildirSender(tmp_path / "maildir"), geocoder=LocalGazetteer(engine))
     rnd = random.Random(3)
     docs = [_good(rnd, i) for i in range(3 * IMPORT_BLOCK)]
@@ -135,7 +135,7 @@ async def test_a_line_checking_process_that_dies_stops_the_import_with_what_came
     monkeypatch.setattr(importing, "check_lines", check_lines_or_die)
 
     with pytest.raises(importing.ImportStopped) as stop:
-        await import_subscribers(services, path, bootstrap=None, workers=2)
+        await import_subscribers(services, path, broker_url=None, workers=2)
 
     # The pool breaks as a whole: the stop is at the first block not yet taken, at the
     # latest the one with the crash line, and every good line before it is stored.

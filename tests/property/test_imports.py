@@ -29,7 +29,7 @@ from streams.adapters.subscriber_import import (
     InvalidLine,
     iter_import_file,
 )
-from streams.bootstrap import Services
+from streams.runtime import Runtime
 from streams.services.demo import DEMO_GAZETTEER
 from streams.services.importing import import_subscribers
 from streams.settings import load_settings
@@ -196,9 +196,9 @@ def test_subscriber_lines_are_imported_or_rejected_with_a_reason(tally, line_poo
 
 
 @pytest.fixture
-def import_services(sqlite_engine: Engine, tmp_path: Path) -> Services:
+def import_services(sqlite_engine: Engine, tmp_path: Path) -> Runtime:
     import_gazetteer(sqlite_engine, DEMO_GAZETTEER, progress=False)
-    return Services(
+    return Runtime(
         settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}), engine=sqlite_engine,
         mail=MaildirSender(tmp_path / "maildir"), geocoder=LocalGazetteer(sqlite_engine),
     )
@@ -246,7 +246,7 @@ def test_a_hostile_import_file_stores_exactly_its_accepted_lines(tally, line_poo
         raws = [r for r in raws if r.strip()]  # a blank line is skipped, not counted
         path.write_bytes(b"\n".join(raws) + b"\n")
 
-        report = asyncio.run(import_subscribers(import_services, path, bootstrap=None))
+        report = asyncio.run(import_subscribers(import_services, path, broker_url=None))
 
         rejected = dict(report.rejected)
         assert report.imported + len(rejected) == len(raws)

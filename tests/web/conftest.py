@@ -13,7 +13,7 @@ from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.gazetteer_import import import_gazetteer
 from streams.adapters.mail import SmtpSender
 from streams.adapters.repository import SubscriberChange
-from streams.bootstrap import Services
+from streams.runtime import Runtime as Services
 from streams.services.demo import DEMO_GAZETTEER
 from streams.settings import load_settings
 from streams.web.app import init_app

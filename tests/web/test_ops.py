@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, func, select
 from streams.adapters.broker import free_port
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.web_db import web_sessions
-from streams.bootstrap import Services
+from streams.runtime import Runtime as Services
 from streams.settings import load_settings
 from streams.web.app import init_app
 from tests.web.conftest import Site, enroll_and_log_in

@@ -8,7 +8,7 @@ import faust
 
 from streams.adapters import metrics
 from streams.app import StreamGraph
-from streams.bootstrap import Services
+from streams.runtime import Runtime
 
 
 class ConsumedSensor(faust.Sensor):
@@ -18,51 +18,51 @@ class ConsumedSensor(faust.Sensor):
         metrics.EVENTS_CONSUMED.labels(topic=tp.topic).inc()
 
 
-def register(g: StreamGraph, services: Services) -> None:
-    g.app.sensors.add(ConsumedSensor())
-    bootstrap = ",".join(f"{url.host}:{url.port}" for url in g.app.conf.broker)
+def register(graph: StreamGraph, runtime: Runtime) -> None:
+    graph.app.sensors.add(ConsumedSensor())
+    broker_url = ",".join(f"{url.host}:{url.port}" for url in graph.app.conf.broker)
 
-    @g.app.page("/metrics")
+    @graph.app.page("/metrics")
     async def metrics_page(self: Any, request: Any) -> Any:
-        refresh_gauges(g, services)
+        refresh_gauges(graph, runtime)
         return self.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
-    @g.app.page("/healthz")
+    @graph.app.page("/healthz")
     async def healthz(self: Any, request: Any) -> Any:
         return self.json({"alive": True})
 
-    @g.app.page("/readyz")
+    @graph.app.page("/readyz")
     async def readyz(self: Any, request: Any) -> Any:
         ok, body = await metrics.readiness({
-            "broker": metrics.broker_answers(bootstrap),
-            "database": metrics.database_answers(services.engine),
+            "broker": metrics.broker_answers(broker_url),
+            "database": metrics.database_answers(runtime.engine),
         })
         return self.json(body, status=200 if ok else 503)
 
 
-def refresh_gauges(g: StreamGraph, services: Services) -> None:
+def refresh_gauges(graph: StreamGraph, runtime: Runtime) -> None:
     """Index sizes and consumer lag, read at scrape time so they are never older than the scrape."""
-    metrics.CIRCLES_HELD.set(len(services.circles))
-    metrics.CIRCLE_COPIES_HELD.set(services.circles.copies)
-    metrics.OFFENDERS_HELD.set(len(g.offender_to_state))
+    metrics.CIRCLES_HELD.set(len(runtime.circles))
+    metrics.CIRCLE_COPIES_HELD.set(runtime.circles.copies)
+    metrics.OFFENDERS_HELD.set(len(graph.offender_to_state))
     # The table keeps a revoked partition's rows; count only what the index holds, as its rebuild does.
-    owned = _owned_partitions(g, g.tracked_circles.get_topic_name())
-    cells = {key.split("/", 1)[0] for key, v in g.cell_bucket_to_circles.items() if v["partition"] in owned}
+    owned = _owned_partitions(graph, graph.tracked_circles.get_topic_name())
+    cells = {key.split("/", 1)[0] for key, v in graph.cell_bucket_to_circles.items() if v["partition"] in owned}
     metrics.CELLS_HELD.set(len(cells))
-    _refresh_lag(g)
+    _refresh_lag(graph)
 
 
-def _owned_partitions(g: StreamGraph, topic: str) -> set[int]:
+def _owned_partitions(graph: StreamGraph, topic: str) -> set[int]:
     try:
-        return {tp.partition for tp in g.app.assignor.assigned_actives() if tp.topic == topic}
+        return {tp.partition for tp in graph.app.assignor.assigned_actives() if tp.topic == topic}
     except Exception:  # noqa: BLE001 - no assignment yet
         return set()
 
 
-def _refresh_lag(g: StreamGraph) -> None:
+def _refresh_lag(graph: StreamGraph) -> None:
     # Lag only for the topics agents read: changelogs are read during recovery, never committed.
-    read = {agent.channel.get_topic_name() for agent in g.app.agents.values()}
-    consumer = g.app.consumer
+    read = {agent.channel.get_topic_name() for agent in graph.app.agents.values()}
+    consumer = graph.app.consumer
     metrics.CONSUMER_LAG.clear()  # partitions moved to another worker drop out
     try:
         assigned = [tp for tp in consumer.assignment() if tp.topic in read]
