@@ -192,6 +192,40 @@ def _name(ev: dict[str, Any]) -> str:
     return f'{ev["offender"]["first_name"]} {ev["offender"]["last_name"]}'
 
 
+def event_alerts(circles: Places, watchers: dict[str, set[int]], old: dict[str, Any] | None,
+                 ev: dict[str, Any]) -> list[Pending]:
+    """The alerts one event makes when applied over `old`, the offender's last applied event
+    (None if never seen): moved out of every circle holding an alerting address it no longer
+    has, moved in to every circle holding one it newly has, a watch alert for each watcher.
+    A baseline event makes none."""
+    if ev.get("baseline"):
+        return []
+    oid = ev["offender_id"]
+    made: list[Pending] = []
+    before, after = _view(old), _view(ev)
+    if _public(ev):
+        for direction, gone in (("out", before.keys() - after.keys()), ("in", after.keys() - before.keys())):
+            source = before if direction == "out" else after
+            for key in gone:
+                a = source[key]
+                if not _placed(a):
+                    continue
+                who = old if direction == "out" else ev
+                for p in circles.holding(a["lat"], a["lon"]):
+                    made.append(Pending(p.subscriber_id, oid, f"moved_{direction}", ev["revision"],
+                                        ev["event_id"], p.circle_id, (p.label, _name(who), key, a["street"])))
+    if _public(ev) and (not _public(old) or before.keys() != after.keys()):
+        for sid in watchers.get(oid, ()):
+            made.append(Pending(sid, oid, "watch_changed", ev["revision"], ev["event_id"], None,
+                                (_name(ev), before, after)))
+    elif ev["kind"] == "remove" and _public(old):
+        assert old is not None
+        for sid in watchers.get(oid, ()):
+            made.append(Pending(sid, oid, "watch_removed", ev["revision"], ev["event_id"], None,
+                                (_name(old), before, {})))
+    return made
+
+
 @dataclass
 class Reference:
     places: Iterable[Place]
@@ -232,30 +266,7 @@ class Reference:
             # Not public any more: pending news of them goes, but for "left the registry".
             self.pending = [p for p in self.pending
                             if p.offender_id != oid or (p.kind == "watch_removed" and not juvenile)]
-        if ev.get("baseline"):
-            return "applied"
-        before, after = _view(old), _view(ev)
-        if _public(ev):
-            for direction, gone in (("out", before.keys() - after.keys()), ("in", after.keys() - before.keys())):
-                source = before if direction == "out" else after
-                for key in gone:
-                    a = source[key]
-                    if not _placed(a):
-                        continue
-                    who = old if direction == "out" else ev
-                    for p in self.circles.holding(a["lat"], a["lon"]):
-                        made.append(Pending(p.subscriber_id, oid, f"moved_{direction}", ev["revision"],
-                                                    ev["event_id"], p.circle_id,
-                                                    (p.label, _name(who), key, a["street"])))
-        if _public(ev) and (not _public(old) or before.keys() != after.keys()):
-            for sid in self.watchers.get(oid, ()):
-                made.append(Pending(sid, oid, "watch_changed", ev["revision"], ev["event_id"], None,
-                                            (_name(ev), before, after)))
-        elif ev["kind"] == "remove" and _public(old):
-            assert old is not None
-            for sid in self.watchers.get(oid, ()):
-                made.append(Pending(sid, oid, "watch_removed", ev["revision"], ev["event_id"], None,
-                                            (_name(old), before, {})))
+        made += event_alerts(self.circles, self.watchers, old, ev)
         return "applied"
 
     def alerts(self) -> Counter[tuple[Any, ...]]:
