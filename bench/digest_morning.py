@@ -83,18 +83,6 @@ def postgres_cpu_s() -> float | None:
         return None
 
 
-def import_places(lines: list[str]) -> list[Any]:
-    """The circles of an import file as the reference model takes them (ids are only labels)."""
-    from tests.reference_model import Place, radius_metres
-
-    places = []
-    for n, line in enumerate(lines):
-        doc = json.loads(line)
-        for k, a in enumerate(doc["addresses"]):
-            places.append(Place(n * 10 + k, n, "", a["lat"], a["lon"], radius_metres(a["radius"])))
-    return places
-
-
 class Morning:
     def __init__(self, args: argparse.Namespace, subscribers: int) -> None:
         self.args = args
@@ -144,12 +132,10 @@ class Morning:
         if n_moves > a.offenders:
             raise SystemExit(f"{n_moves} moves of {a.offenders} offenders: give more --offenders or fewer --moves")
         points = workload.events(a.offenders + n_moves + 10, a.seed)
-        homes: dict[str, tuple[float, float]] = {}
         baseline = []
         for i, oid in enumerate(offenders):
             doc = registry_event(oid, 1, i, float(points.lat[i]), float(points.lon[i]),
                                  city_name(int(points.city[i])), baseline=True)
-            homes[oid] = (doc["addresses"][0]["lat"], doc["addresses"][0]["lon"])  # as sent: rounded
             baseline.append(doc)
         t = time.monotonic()
         self.publish(baseline, "baseline.jsonl", "--baseline")
@@ -176,17 +162,22 @@ class Morning:
         self.wait_for("imported circles read", lambda: self.total_lag() == 0)
         timings["import_read"] = time.monotonic() - t
 
-        from tests.reference_model import Places
+        from tests.reference_model import Reference, places_of, watchers_of
 
-        places = Places(import_places(lines))
+        # How many alerts the worker must store: the reference model's, for the import file's
+        # circles and watches, the baseline and then the moves.
+        imported = [json.loads(line) for line in lines]
+        ref = Reference(places_of(imported), watchers_of(imported))
+        for doc in baseline:
+            ref.publish(doc)
         moves, expected = [], 0
         for j in range(n_moves):
             i = a.offenders + j
             oid = offenders[j % a.offenders]
             doc = registry_event(oid, 2, i, float(points.lat[i]), float(points.lon[i]), city_name(int(points.city[i])))
-            new = (doc["addresses"][0]["lat"], doc["addresses"][0]["lon"])
-            expected += len(places.holding(*homes[oid])) + len(places.holding(*new))
-            homes[oid] = new
+            step = ref.step(doc)
+            assert step.outcome == "applied", step.outcome
+            expected += len(step.alerts)
             moves.append(doc)
         t = time.monotonic()
         self.publish(moves, "moves.jsonl")

@@ -130,7 +130,7 @@ class Bench:
 
         # What each event must give comes from the reference model, apart from the pipeline.
         self.places, self.watchers = Places(reference_places(cs)), reference_watchers(watches)
-        self.homes: dict[str, tuple[float, float]] = {}
+        self.last_sent: dict[str, dict[str, Any]] = {}  # offender -> the last event the worker got
         # One point per event: the baseline, then every event of every phase.
         per_phase = int(a.rate * a.duration)
         need = a.offenders + a.runs * (2 * per_phase + a.burst) + a.warmup + a.burst + 10  # at most
@@ -159,7 +159,7 @@ class Bench:
         timings["resync"] = time.monotonic() - t
         baseline = [self.next_event(baseline=True) for _ in range(a.offenders)]
         for doc in baseline:
-            self.expected_alerts(doc)  # only notes the home
+            self.expected_alerts(doc)  # none: only notes the event
         path = self.tmp / "baseline.jsonl"
         path.write_text("".join(json.dumps(d) + "\n" for d in baseline))
         t = time.monotonic()
@@ -293,17 +293,14 @@ class Bench:
     # --- one phase ----------------------------------------------------------------------
 
     def expected_alerts(self, doc: dict[str, Any]) -> int:
-        """What the pipeline must record for this event: moved out of every circle around the
-        old home, moved in to every circle around the new one, one alert per watcher. (Every
-        event gives a new address text with a `provided` point, so no identity is shared.)"""
-        a = doc["addresses"][0]
+        """How many alerts the pipeline must record for this event: the reference model's
+        answer for it over the offender's last event sent (every one newer: no stale, no repeat)."""
+        from tests.reference_model import event_alerts
+
         oid = doc["offender_id"]
-        old = self.homes.get(oid)
-        self.homes[oid] = (a["lat"], a["lon"])
-        n = len(self.places.holding(a["lat"], a["lon"])) + len(self.watchers.get(oid, ()))
-        if old is not None:
-            n += len(self.places.holding(*old))
-        return n
+        made = event_alerts(self.places, self.watchers, self.last_sent.get(oid), doc)
+        self.last_sent[oid] = doc
+        return len(made)
 
     def stats(self) -> dict[str, list[float]]:
         try:
@@ -316,7 +313,7 @@ class Bench:
         docs = [self.next_event() for _ in range(n_events)]
         before, expected = [], {}
         for d in docs:
-            before.append(self.homes.get(d["offender_id"]))
+            before.append(self.last_sent.get(d["offender_id"]))
             expected[d["event_id"]] = self.expected_alerts(d)
         items = [(d["offender_id"].encode(), json.dumps(d, separators=(",", ":")).encode(), d["event_id"]) for d in docs]
         self.probe.poll()  # skip what earlier phases left
@@ -347,12 +344,12 @@ class Bench:
 
         publish_lag, aborted = asyncio.run(self.publish(items, rate, sched, expected, progress, max_backlog_s))
         published = len(sched)
-        # Events never sent did not move anyone: back to the homes of the last one sent.
-        for d, home in reversed(list(zip(docs[published:], before[published:]))):
-            if home is None:
-                self.homes.pop(d["offender_id"], None)
+        # Events never sent did not move anyone: back to the last event sent.
+        for d, prior in reversed(list(zip(docs[published:], before[published:]))):
+            if prior is None:
+                self.last_sent.pop(d["offender_id"], None)
             else:
-                self.homes[d["offender_id"]] = home
+                self.last_sent[d["offender_id"]] = prior
         want = sum(expected[e] for e in sched)
         deadline = time.monotonic() + self.args.drain_timeout
         while state["committed"] < want and time.monotonic() < deadline:

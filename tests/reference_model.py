@@ -4,6 +4,8 @@ Written from the contract in the README, apart from the production path: no impo
 streams.domain's matching, circle index or geometry. Per offender, events in the order they
 arrive, state a plain dict; every circle checked by brute-force WGS84 geodesic distance
 (inclusive at the radius); plain sets for moved in and out; the period's net at the end.
+
+Asked per event (`Reference.step`) or for the whole period (`alerts`, `digests`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from pyproj import Geod
 
 GEOD = Geod(ellps="WGS84")
 ALERTING = ("home", "work", "school")
+# Only a point this exact may claim "within 500 ft" (README, "Precision is part of every
+# answer"); coordinates that came with a registry event are "provided".
+POINT_GRADES = ("address_point", "interpolated", "provided")
 FOOT_M, MILE_M = 0.3048, 1609.344
 # No two points a geodesic d metres apart differ by more than d / 110,000 degrees of latitude
 # (a degree of meridian is 110,574 m at its shortest): used only to skip far circles in bulk.
@@ -105,7 +110,32 @@ class Pending(NamedTuple):
     revision: int
     event_id: str
     circle_id: int | None
+    # moved in/out: (place label, offender name, address identity, street);
+    # watch: (offender name, addresses before, addresses after), each {identity: address}
     details: Any
+
+    def key(self) -> tuple[Any, ...]:
+        """(subscriber, offender, kind, event id, tracked address id or None, street or None)."""
+        return (self.subscriber_id, self.offender_id, self.kind, self.event_id, self.circle_id,
+                self.details[3] if self.circle_id is not None else None)
+
+    def watch_streets(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """A watch alert's old and new streets, each sorted; None for moved in/out."""
+        if self.circle_id is not None:
+            return None
+        _, before, after = self.details
+        return tuple(sorted(a["street"] for a in before.values())), tuple(sorted(a["street"] for a in after.values()))
+
+
+class Step(NamedTuple):
+    """What one event does: "applied", "duplicate" (an id already applied, same content),
+    "conflicting" (an id already applied, other content) or "stale" (not newer than the
+    offender's revision); the alerts it makes; whether it makes pending news of the offender
+    go (removed from the registry, or juvenile: then only "left the registry" stays)."""
+
+    outcome: str
+    alerts: tuple[Pending, ...]
+    forgets: bool
 
 
 # A digest line, as a reader of the e-mail sees it:
@@ -122,17 +152,78 @@ def _public(ev: dict[str, Any] | None) -> bool:
     return ev is not None and ev["kind"] == "upsert" and not ev["offender"]["juvenile"]
 
 
-def _view(ev: dict[str, Any] | None) -> dict[tuple[str, str], dict[str, Any]]:
-    """Public alerting addresses by (type, street): what proximity and watches compare.
-    (Streets in the generated registries are distinct in upper case, one point each.)"""
+# USPS Pub 28: directionals (C2) and the common street suffixes (C1), written out -> standard.
+_USPS = {
+    "NORTH": "N", "SOUTH": "S", "EAST": "E", "WEST": "W",
+    "NORTHEAST": "NE", "NORTHWEST": "NW", "SOUTHEAST": "SE", "SOUTHWEST": "SW",
+    "ALLEY": "ALY", "AVENUE": "AVE", "AV": "AVE", "BOULEVARD": "BLVD", "CIRCLE": "CIR", "COURT": "CT",
+    "DRIVE": "DR", "EXPRESSWAY": "EXPY", "HIGHWAY": "HWY", "LANE": "LN", "PARKWAY": "PKWY",
+    "PLACE": "PL", "ROAD": "RD", "SQUARE": "SQ", "STREET": "ST", "TERRACE": "TER", "TRAIL": "TRL",
+}
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^\w#/-]+", " ", re.sub(r"[.']", "", text.upper())).split()
+
+
+def identity(a: dict[str, Any]) -> tuple[str, ...]:
+    """What tells a move from a re-spelling (README, "Address identity"): the address type and
+    its text in USPS form, words written out or abbreviated alike, five-digit ZIP."""
+    zip5 = re.sub(r"\D", "", str(a.get("zip") or ""))[:5]
+    return (a["type"], " ".join(_USPS.get(w, w) for w in _words(a["street"])),
+            " ".join(_words(a.get("city") or "")), (a.get("state") or "").upper(), zip5)
+
+
+def _placed(a: dict[str, Any]) -> bool:
+    """A point exact enough for proximity: coordinates, and a point-grade precision (an
+    address geocoded only to its street or ZIP is kept and shown to watchers, never near)."""
+    return a.get("lat") is not None and a.get("lon") is not None and a.get("precision", "provided") in POINT_GRADES
+
+
+def _view(ev: dict[str, Any] | None) -> dict[tuple[str, ...], dict[str, Any]]:
+    """Public alerting addresses by identity: what proximity and watches compare."""
     if not _public(ev):
         return {}
     assert ev is not None
-    return {(a["type"], a["street"].upper()): a for a in ev["addresses"] if a["type"] in ALERTING}
+    return {identity(a): a for a in ev["addresses"] if a["type"] in ALERTING}
 
 
 def _name(ev: dict[str, Any]) -> str:
     return f'{ev["offender"]["first_name"]} {ev["offender"]["last_name"]}'
+
+
+def event_alerts(circles: Places, watchers: dict[str, set[int]], old: dict[str, Any] | None,
+                 ev: dict[str, Any]) -> list[Pending]:
+    """The alerts one event makes when applied over `old`, the offender's last applied event
+    (None if never seen): moved out of every circle holding an alerting address it no longer
+    has, moved in to every circle holding one it newly has, a watch alert for each watcher.
+    A baseline event makes none."""
+    if ev.get("baseline"):
+        return []
+    oid = ev["offender_id"]
+    made: list[Pending] = []
+    before, after = _view(old), _view(ev)
+    if _public(ev):
+        for direction, gone in (("out", before.keys() - after.keys()), ("in", after.keys() - before.keys())):
+            source = before if direction == "out" else after
+            for key in gone:
+                a = source[key]
+                if not _placed(a):
+                    continue
+                who = old if direction == "out" else ev
+                for p in circles.holding(a["lat"], a["lon"]):
+                    made.append(Pending(p.subscriber_id, oid, f"moved_{direction}", ev["revision"],
+                                        ev["event_id"], p.circle_id, (p.label, _name(who), key, a["street"])))
+    if _public(ev) and (not _public(old) or before.keys() != after.keys()):
+        for sid in watchers.get(oid, ()):
+            made.append(Pending(sid, oid, "watch_changed", ev["revision"], ev["event_id"], None,
+                                (_name(ev), before, after)))
+    elif ev["kind"] == "remove" and _public(old):
+        assert old is not None
+        for sid in watchers.get(oid, ()):
+            made.append(Pending(sid, oid, "watch_removed", ev["revision"], ev["event_id"], None,
+                                (_name(old), before, {})))
+    return made
 
 
 @dataclass
@@ -149,11 +240,17 @@ class Reference:
         self.circles = Places(self.places)
 
     def publish(self, ev: dict[str, Any]) -> str:
-        outcome = self._publish(ev)
-        self.outcomes.append(outcome)
-        return outcome
+        return self.step(ev).outcome
 
-    def _publish(self, ev: dict[str, Any]) -> str:
+    def step(self, ev: dict[str, Any]) -> Step:
+        """Apply one event; what it did."""
+        made: list[Pending] = []
+        outcome = self._publish(ev, made)
+        self.outcomes.append(outcome)
+        self.pending += made
+        return Step(outcome, tuple(made), outcome == "applied" and not _public(ev))
+
+    def _publish(self, ev: dict[str, Any], made: list[Pending]) -> str:
         oid, content = ev["offender_id"], _content(ev)
         if ev["event_id"] in self.ids:
             return "duplicate" if self.ids[ev["event_id"]] == content else "conflicting"
@@ -169,38 +266,13 @@ class Reference:
             # Not public any more: pending news of them goes, but for "left the registry".
             self.pending = [p for p in self.pending
                             if p.offender_id != oid or (p.kind == "watch_removed" and not juvenile)]
-        if ev.get("baseline"):
-            return "applied"
-        before, after = _view(old), _view(ev)
-        if _public(ev):
-            for direction, gone in (("out", before.keys() - after.keys()), ("in", after.keys() - before.keys())):
-                source = before if direction == "out" else after
-                for key in gone:
-                    a = source[key]
-                    who = old if direction == "out" else ev
-                    for p in self.circles.holding(a["lat"], a["lon"]):
-                        self.pending.append(Pending(p.subscriber_id, oid, f"moved_{direction}", ev["revision"],
-                                                    ev["event_id"], p.circle_id,
-                                                    (p.label, _name(who), key, a["street"])))
-        if _public(ev) and (not _public(old) or before.keys() != after.keys()):
-            for sid in self.watchers.get(oid, ()):
-                self.pending.append(Pending(sid, oid, "watch_changed", ev["revision"], ev["event_id"], None,
-                                            (_name(ev), before, after)))
-        elif ev["kind"] == "remove" and _public(old):
-            assert old is not None
-            for sid in self.watchers.get(oid, ()):
-                self.pending.append(Pending(sid, oid, "watch_removed", ev["revision"], ev["event_id"], None,
-                                            (_name(old), before, {})))
+        made += event_alerts(self.circles, self.watchers, old, ev)
         return "applied"
 
     def alerts(self) -> Counter[tuple[Any, ...]]:
         """The alerts waiting for a digest, each as (subscriber, offender, kind, event id,
         tracked address id or None, street or None): once each."""
-        return Counter(
-            (p.subscriber_id, p.offender_id, p.kind, p.event_id, p.circle_id,
-             p.details[3] if p.circle_id is not None else None)
-            for p in self.pending
-        )
+        return Counter(p.key() for p in self.pending)
 
     def digests(self) -> dict[int, set[Line]]:
         """Each subscriber's digest lines, net of what cancelled out within the period."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from pyproj import Geod
 
-from tests.reference_model import Place
+from tests.reference_model import Place, places_of, watchers_of
 
 GEOD = Geod(ellps="WGS84")
 ST_LOUIS = (38.6270, -90.1994)
@@ -45,20 +45,12 @@ def subscribers(offender_ids: list[str]) -> list[Subscriber]:
 
 
 def places(subs: list[Subscriber]) -> list[Place]:
-    radius = {"0.5mi": HALF_MILE, "2mi": TWO_MILES, "5mi": FIVE_MILES}
-    out = []
-    for sid, s in enumerate(subs, start=1):
-        for a in s.addresses:
-            out.append(Place(len(out) + 1, sid, a["label"], a["lat"], a["lon"], radius[a["radius"]]))
-    return out
+    """The circles as the reference model numbers and measures them."""
+    return places_of({"addresses": s.addresses} for s in subs)
 
 
 def watchers(subs: list[Subscriber]) -> dict[str, set[int]]:
-    out: dict[str, set[int]] = {}
-    for sid, s in enumerate(subs, start=1):
-        for oid in s.offenders:
-            out.setdefault(oid, set()).add(sid)
-    return out
+    return watchers_of({"offenders": s.offenders} for s in subs)
 
 
 def locations(rng: random.Random, n: int = 24) -> list[tuple[str, tuple[float, float]]]:
