@@ -21,9 +21,9 @@ from streams.adapters.db import offender_watches, subscribers, tracked_addresses
 from streams.adapters.gazetteer import display_street
 from streams.adapters.mail import MailError
 from streams.adapters.rendering import environment as mail_environment
-from streams.adapters.repository import SubscriberChange, _circle
+from streams.adapters.repository import SubscriberChange, circle_of_row
 from streams.adapters.sql import reading
-from streams.adapters.subscriber_import import MAX_ADDRESSES, MAX_OFFENDERS
+from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain import radii
 from streams.domain.addresses import normalize_address
 from streams.domain.geocoding import (
@@ -39,7 +39,7 @@ from streams.domain.geocoding import (
     GeocoderUnavailable,
     Suggestion,
 )
-from streams.domain.geometry import geodesic_distance_m
+from streams.domain.geometry import distance_within
 from streams.domain.ids import parse_id
 from streams.domain.model import Address, Circle, OffenderState
 from streams.services import links
@@ -139,7 +139,7 @@ def _add_address(engine: Engine, sid: int, values: dict[str, Any]) -> Circle | N
         new_id = conn.execute(
             tracked_addresses.insert().values(subscriber_id=sid, created_at=utcnow(), **values)
         ).inserted_primary_key[0]
-        return _circle(conn.execute(select(tracked_addresses).where(tracked_addresses.c.id == new_id)).one())
+        return circle_of_row(conn.execute(select(tracked_addresses).where(tracked_addresses.c.id == new_id)).one())
 
 
 def _update_address(engine: Engine, sid: int, address_id: int,
@@ -151,7 +151,7 @@ def _update_address(engine: Engine, sid: int, address_id: int,
             return None
         conn.execute(update(tracked_addresses).where(where).values(**values))
         new = conn.execute(select(tracked_addresses).where(where)).one()
-        return _circle(old), _circle(new)
+        return circle_of_row(old), circle_of_row(new)
 
 
 def _delete_address(engine: Engine, sid: int, address_id: int) -> Circle | None:
@@ -161,7 +161,7 @@ def _delete_address(engine: Engine, sid: int, address_id: int) -> Circle | None:
         if row is None:
             return None
         conn.execute(delete(tracked_addresses).where(where))
-        return _circle(row)
+        return circle_of_row(row)
 
 
 def _watched_ids(engine: Engine, sid: int) -> list[str]:
@@ -207,7 +207,7 @@ def _unsubscribe(engine: Engine, sid: int, when: datetime) -> SubscriberChange |
             conn.execute(
                 update(subscribers).where(subscribers.c.id == sid).values(status="unsubscribed", unsubscribed_at=when)
             )
-        circles = [_circle(r) for r in conn.execute(
+        circles = [circle_of_row(r) for r in conn.execute(
             select(tracked_addresses).where(tracked_addresses.c.subscriber_id == sid).order_by(tracked_addresses.c.id)
         )]
         watches = list(conn.execute(
@@ -568,7 +568,7 @@ async def _owned_address(request: web.Request) -> Any:
 
 
 async def _address_page(request: web.Request, row: Any, status: int = 200, **overrides: Any) -> web.Response:
-    circle = _circle(row)
+    circle = circle_of_row(row)
     nearby = await db(request, _nearby_change, circle)
     context = {
         "address": _address_view(row), "form": AddressForm.of(row), "errors": {}, "problem": None,
@@ -849,10 +849,10 @@ def _map_place(state: OffenderState, a: Address, circle: Circle | None) -> dict[
         "lat": a.lat, "lon": a.lon, "approximate": not a.locates, "record": record_path(state.offender_id),
     }
     if circle is not None:
-        d = geodesic_distance_m(circle.lat, circle.lon, a.lat, a.lon)
+        d, inside = distance_within(circle.lat, circle.lon, circle.radius_m, a.lat, a.lon)
         # A coarse point could be far off: no distance that might reassure or alarm wrongly.
         place["distance"] = f"about {distance_text(d)} away" if a.locates else "no distance given"
-        place["inside"] = a.locates and d <= circle.radius_m
+        place["inside"] = a.locates and inside
     return place
 
 
@@ -873,7 +873,7 @@ async def map_page(request: web.Request) -> web.Response:
     if tracked_row is None and state is None:
         return _not_found(request)
 
-    circle = _circle(tracked_row) if tracked_row is not None else None
+    circle = circle_of_row(tracked_row) if tracked_row is not None else None
     tracked = None
     if circle is not None:
         tracked = {"label": circle.label, "address": circle.one_line, "lat": circle.lat, "lon": circle.lon,
