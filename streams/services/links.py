@@ -1,10 +1,11 @@
-"""Links that go into e-mails: signed, so nobody can unsubscribe somebody else."""
+"""Every absolute link that goes into an e-mail; unsubscribe links signed, so nobody can unsubscribe somebody else."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+from urllib.parse import quote, quote_plus
 
 from streams.domain.ids import parse_id
 from streams.settings import Settings
@@ -30,3 +31,24 @@ def verify_unsubscribe_token(secret: str, token: str) -> int | None:
 
 def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
     return f"{settings.public_url}/unsubscribe/{unsubscribe_token(settings.secret_key, subscriber_id)}"
+
+
+def site_url(public_url: str, path: str) -> str:
+    """An absolute link to a page of the site ("/login", "/confirm/<token>", ...)."""
+    return public_url.rstrip("/") + path
+
+
+class Links:
+    """The links a digest carries, built in one place."""
+
+    def __init__(self, public_url: str, unsubscribe_url: str) -> None:
+        self.base = public_url.rstrip("/")
+        self.unsubscribe = unsubscribe_url
+        self.settings = f"{self.base}/login"
+
+    def record(self, offender_id: str) -> str:
+        return f"{self.base}/offenders/{quote(offender_id, safe='')}"
+
+    def map(self, tracked_address_id: int, offender_id: str) -> str:
+        # What urlencode({"tracked": ..., "offender": ...}) gives, without its generality.
+        return f"{self.base}/map?tracked={int(tracked_address_id)}&offender={quote_plus(offender_id)}"

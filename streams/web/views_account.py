@@ -13,7 +13,9 @@ from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
 from streams.adapters import accounts
+from streams.adapters.mail_message import build_message
 from streams.adapters.rendering import environment
+from streams.services import links
 from streams.web import passwords, sessions
 from streams.web.app import (
     LIMITER,
@@ -119,25 +121,24 @@ _outbox: set[asyncio.Task[None]] = set()
 
 
 def _link(request: web.Request, path: str) -> str:
-    return services_of(request).settings.public_url.rstrip("/") + path
+    return links.site_url(services_of(request).settings.public_url, path)
 
 
 def _message(request: web.Request, template: str, to: str, subject: str, **context: Any) -> EmailMessage:
     settings = services_of(request).settings
     env = environment()
     context = {"subject": subject, "home": _link(request, "/"), **context}
-    msg = EmailMessage()
-    msg["Subject"] = subject
-    msg["From"] = settings.mail_from
-    msg["To"] = to
-    msg["Date"] = format_datetime(now())
-    msg["Message-ID"] = make_msgid("account", domain=urlsplit(settings.public_url).hostname or "sor-notify.localhost")
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies, please
-    msg.set_content(env.get_template(f"mail/{template}.txt.j2").render(context), cte="quoted-printable")
-    msg.add_alternative(
-        env.get_template(f"mail/{template}.html.j2").render(context), subtype="html", cte="quoted-printable"
+    return build_message(
+        from_addr=settings.mail_from, to_addr=to, subject=subject,
+        text=env.get_template(f"mail/{template}.txt.j2").render(context),
+        html=env.get_template(f"mail/{template}.html.j2").render(context),
+        headers=(
+            ("Date", format_datetime(now())),
+            ("Message-ID", make_msgid("account", domain=urlsplit(settings.public_url).hostname
+                                      or "sor-notify.localhost")),
+            ("Auto-Submitted", "auto-generated"),  # RFC 3834: no vacation replies, please
+        ),
     )
-    return msg
 
 
 def _send_later(request: web.Request, msg: EmailMessage, purpose: str) -> None:

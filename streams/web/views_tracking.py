@@ -20,6 +20,7 @@ from streams.adapters import accounts, offender_search
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses, utcnow
 from streams.adapters.gazetteer import display_street
 from streams.adapters.mail import MailError
+from streams.adapters.mail_message import build_message
 from streams.adapters.rendering import environment as mail_environment
 from streams.adapters.repository import SubscriberChange, circle_of_row
 from streams.adapters.sql import reading
@@ -348,19 +349,18 @@ def confirmation_message(settings: Any, to_addr: str, subscriber_id: int, change
         "when": _when_text(when.astimezone(settings.zone)),
     }
     env = mail_environment()
-    msg = EmailMessage()
-    msg["Subject"] = subject
-    msg["From"] = settings.mail_from
-    msg["To"] = to_addr
-    msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = make_msgid("settings", domain=urlsplit(base).hostname or "localhost")
-    msg["List-Unsubscribe"] = f"<{unsubscribe}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(env.get_template("mail/settings_changed.txt.j2").render(context), cte="quoted-printable")
-    msg.add_alternative(env.get_template("mail/settings_changed.html.j2").render(context), subtype="html",
-                        cte="quoted-printable")
-    return msg
+    return build_message(
+        from_addr=settings.mail_from, to_addr=to_addr, subject=subject,
+        text=env.get_template("mail/settings_changed.txt.j2").render(context),
+        html=env.get_template("mail/settings_changed.html.j2").render(context),
+        headers=(
+            ("Date", format_datetime(when)),
+            ("Message-ID", make_msgid("settings", domain=urlsplit(base).hostname or "localhost")),
+            ("List-Unsubscribe", f"<{unsubscribe}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ("Auto-Submitted", "auto-generated"),
+        ),
+    )
 
 
 async def _confirm_by_mail(request: web.Request, sub: Any, change: SettingsChange) -> bool:
