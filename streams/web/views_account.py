@@ -17,25 +17,11 @@ from streams.adapters.mail_message import build_message
 from streams.adapters.rendering import environment
 from streams.services import links
 from streams.web import passwords, sessions
-from streams.web.app import (
-    LIMITER,
-    client_key,
-    db,
-    flash,
-    login_session,
-    now,
-    publish,
-    redirect,
-    render,
-    require_login,
-    services_of,
-    session_of,
-)
+from streams.web.keys import LIMITER, client_key, db, flash, login_session, now, publish, services_of, session_of
+from streams.web.responses import redirect, render, require_login
 from streams.web.security import account_key
 
 logger = structlog.get_logger()
-
-routes = web.RouteTableDef()
 
 LOGIN_REFUSED = "E-mail address or password not recognised. Check both and try again."
 MAX_EMAIL = 320
@@ -168,12 +154,10 @@ async def _deliver(mail: Any, msg: EmailMessage, purpose: str) -> None:
 # --- enroll and confirm ------------------------------------------------------------------
 
 
-@routes.get("/enroll")
 async def enroll_form(request: web.Request) -> web.Response:
     return render(request, "web/enroll.html.j2", {"errors": {}, "hint": passwords.HINT})
 
 
-@routes.post("/enroll")
 async def enroll(request: web.Request) -> web.Response:
     form = await request.post()
     raw, raw2 = _text(form, "email"), _text(form, "email2")
@@ -208,7 +192,6 @@ async def enroll(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/confirm/{token}")
 async def confirm(request: web.Request) -> web.StreamResponse:
     change = await db(request, accounts.confirm, request.match_info["token"], now())
     if change is None:
@@ -224,14 +207,12 @@ async def confirm(request: web.Request) -> web.StreamResponse:
 # --- log in and out ----------------------------------------------------------------------
 
 
-@routes.get("/login")
 async def login_form(request: web.Request) -> web.Response:
     if session_of(request).logged_in:
         raise redirect("/notifications")
     return render(request, "web/login.html.j2")
 
 
-@routes.post("/login")
 async def login(request: web.Request) -> web.Response:
     form = await request.post()
     raw, pw = _text(form, "email"), _secret(form, "password")
@@ -247,7 +228,6 @@ async def login(request: web.Request) -> web.Response:
     raise redirect("/notifications")
 
 
-@routes.post("/logout")
 async def logout(request: web.Request) -> web.Response:
     await login_session(request, None)
     await flash(request, "You are logged out.")
@@ -257,12 +237,10 @@ async def logout(request: web.Request) -> web.Response:
 # --- forgotten password ------------------------------------------------------------------
 
 
-@routes.get("/forgot")
 async def forgot_form(request: web.Request) -> web.Response:
     return render(request, "web/forgot.html.j2", {"errors": {}})
 
 
-@routes.post("/forgot")
 async def forgot(request: web.Request) -> web.Response:
     return await _mailed_link_request(
         request, "web/forgot.html.j2", "reset", accounts.start_reset,
@@ -290,7 +268,6 @@ async def _mailed_link_request(request: web.Request, template: str, purpose: str
     return _check_email(request, "Check your e-mail", done)
 
 
-@routes.get("/reset/{token}")
 async def reset_form(request: web.Request) -> web.Response:
     holder = await db(request, accounts.peek, request.match_info["token"], accounts.RESET, now())
     if holder is None:
@@ -298,7 +275,6 @@ async def reset_form(request: web.Request) -> web.Response:
     return render(request, "web/reset.html.j2", {"errors": {}, "hint": passwords.HINT})
 
 
-@routes.post("/reset/{token}")
 async def reset(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     holder = await db(request, accounts.peek, token, accounts.RESET, now())
@@ -356,13 +332,11 @@ def _account_page(request: web.Request, acct: accounts.Account, errors: dict[str
     }, status=status)
 
 
-@routes.get("/account")
 @require_login
 async def account_page(request: web.Request) -> web.Response:
     return _account_page(request, await _current_account(request))
 
 
-@routes.post("/account/mail/resume")
 @require_login
 async def resume_mail(request: web.Request) -> web.Response:
     acct = await _current_account(request)
@@ -373,7 +347,6 @@ async def resume_mail(request: web.Request) -> web.Response:
     raise redirect("/notifications")
 
 
-@routes.post("/account/password")
 @require_login
 async def change_password(request: web.Request) -> web.Response:
     acct = await _current_account(request)
@@ -398,7 +371,6 @@ async def change_password(request: web.Request) -> web.Response:
     raise redirect("/account")
 
 
-@routes.post("/account/email")
 @require_login
 async def change_email(request: web.Request) -> web.Response:
     acct = await _current_account(request)
@@ -443,7 +415,6 @@ async def change_email(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/email/confirm/{token}")
 async def email_confirm_form(request: web.Request) -> web.Response:
     holder = await db(request, accounts.peek, request.match_info["token"], accounts.CHANGE_EMAIL, now())
     if holder is None:
@@ -451,7 +422,6 @@ async def email_confirm_form(request: web.Request) -> web.Response:
     return render(request, "web/email_confirm.html.j2", {"new_email": holder.new_email})
 
 
-@routes.post("/email/confirm/{token}")
 async def email_confirm(request: web.Request) -> web.Response:
     result = await db(request, accounts.finish_email_change, request.match_info["token"], now())
     if result is None:
@@ -479,7 +449,6 @@ async def _deleted(request: web.Request, change: Any) -> web.Response:
     raise redirect("/")
 
 
-@routes.post("/account/delete")
 @require_login
 async def delete_logged_in(request: web.Request) -> web.Response:
     acct = await _current_account(request)
@@ -496,12 +465,10 @@ async def delete_logged_in(request: web.Request) -> web.Response:
     return await _deleted(request, change)
 
 
-@routes.get("/delete")
 async def delete_form(request: web.Request) -> web.Response:
     return render(request, "web/delete.html.j2", {"errors": {}})
 
 
-@routes.post("/delete")
 async def delete_request(request: web.Request) -> web.Response:
     return await _mailed_link_request(
         request, "web/delete.html.j2", "delete", accounts.start_delete,
@@ -511,7 +478,6 @@ async def delete_request(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/delete/confirm/{token}")
 async def delete_confirm_form(request: web.Request) -> web.Response:
     holder = await db(request, accounts.peek, request.match_info["token"], accounts.DELETE, now())
     if holder is None:
@@ -519,20 +485,8 @@ async def delete_confirm_form(request: web.Request) -> web.Response:
     return render(request, "web/delete_confirm.html.j2", {"email": holder.email})
 
 
-@routes.post("/delete/confirm/{token}")
 async def delete_confirm(request: web.Request) -> web.Response:
     change = await db(request, accounts.finish_delete, request.match_info["token"], now())
     if change is None:
         return _link_invalid(request, "delete")
     return await _deleted(request, change)
-
-
-# --- housekeeping ------------------------------------------------------------------------
-
-
-def purge_expired(engine: Any, now: Any) -> accounts.Purged:
-    """Called hourly by the server: used or expired links, enrollments unconfirmed after 48 hours."""
-    purged = accounts.purge_expired(engine, now)
-    if purged.tokens or purged.enrollments:
-        logger.info("expired account data purged", links=purged.tokens, enrollments=purged.enrollments)
-    return purged

@@ -17,7 +17,7 @@ from streams.adapters.db import offender_watches, offenders, subscribers, tracke
 from streams.domain.geocoding import ZIP_CENTROID, GeocodeResult, GeocoderUnavailable
 from streams.domain.model import Address, Alias, Offense, OffenderProfile, OffenderState, SeenEvent, digest_online_identifier
 from streams.services import links
-from streams.web.app import LIMITER, SERVICES
+from streams.web.keys import LIMITER, SERVICES
 from streams.web.security import Limit
 from tests.web.conftest import add_subscriber
 
