@@ -16,7 +16,7 @@ from streams.adapters import web_db  # noqa: F401 (its tables)
 from streams.adapters.repository import SubscriberChange
 from streams.services.publishing import publish_subscriber_change
 from streams.web import housekeeping, routes, sessions
-from streams.web.keys import CHANGES, LIMITER, SERVICES, ChangeFeed, Publish, Services
+from streams.web.keys import CHANGES, LIMITER, SERVICES, SESSION, ChangeFeed, Publish, Services
 from streams.web.middlewares import MIDDLEWARES
 from streams.web.security import RateLimiter
 
@@ -27,7 +27,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 async def _context(request: web.Request) -> dict[str, Any]:
-    s: sessions.Session | None = request.get("session")
+    s: sessions.Session | None = request.get(SESSION)
     return {
         "session": s,
         "csrf_token": s.csrf_token if s else "",

@@ -35,6 +35,7 @@ class ChangeFeed:
 SERVICES = web.AppKey("services", Services)
 CHANGES = web.AppKey("changes", ChangeFeed)
 LIMITER = web.AppKey("limiter", RateLimiter)
+SESSION = web.RequestKey("session", sessions.Session)  # set by middlewares.session_middleware
 
 
 def now() -> datetime:
@@ -51,7 +52,7 @@ async def db(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def session_of(request: web.Request) -> sessions.Session:
-    return request["session"]
+    return request[SESSION]
 
 
 def client_key(request: web.Request) -> str:
@@ -65,7 +66,7 @@ async def publish(request: web.Request, change: SubscriberChange) -> None:
 
 async def login_session(request: web.Request, subscriber_id: int | None) -> None:
     old = session_of(request)
-    request["session"] = await asyncio.to_thread(
+    request[SESSION] = await asyncio.to_thread(
         sessions.rotate, services_of(request).engine, old, subscriber_id, now()
     )
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from streams.adapters import metrics
 from streams.web import sessions
-from streams.web.keys import now, services_of, session_of
+from streams.web.keys import SESSION, now, services_of, session_of
 from streams.web.responses import render
 from streams.web.security import content_security_policy
 
@@ -127,7 +127,7 @@ async def session_middleware(request: web.Request, handler: Any) -> web.StreamRe
     s = await asyncio.to_thread(sessions.load, engine, request.cookies.get(sessions.COOKIE), now())
     if s is None:
         s = await asyncio.to_thread(sessions.create, engine, None, now())
-    request["session"] = s
+    request[SESSION] = s
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -139,7 +139,7 @@ async def session_middleware(request: web.Request, handler: Any) -> web.StreamRe
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    s: sessions.Session = request["session"]
+    s = request[SESSION]
     if s.changed:
         secure = request.secure or services_of(request).settings.public_url.startswith("https://")
         response.set_cookie(

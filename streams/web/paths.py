@@ -7,6 +7,9 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from streams.services import links
+from streams.web.keys import services_of
+
 
 class Paths:
     """The links pages (and the settings e-mail, after the site's address) carry.
@@ -44,3 +47,8 @@ class Paths:
 
 def paths_of(request: web.Request) -> Paths:
     return Paths(request.app.router)
+
+
+def absolute(request: web.Request, name: str, **parts: str) -> str:
+    """The absolute link to a named route an e-mail carries ("confirm", token=...)."""
+    return links.site_url(services_of(request).settings.public_url, str(request.app.router[name].url_for(**parts)))

@@ -22,7 +22,7 @@ def redirect(location: str) -> web.HTTPSeeOther:
 def require_login(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
     async def wrapped(request: web.Request) -> web.StreamResponse:
         if not session_of(request).logged_in:
-            raise redirect("/login")
+            raise redirect(str(request.app.router["login_form"].url_for()))
         return await handler(request)
 
     wrapped.__name__ = handler.__name__

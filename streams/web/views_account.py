@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
 from streams.adapters import accounts
-from streams.adapters.mail_message import build_message
-from streams.adapters.rendering import environment
-from streams.services import links
 from streams.web import passwords, sessions
+from streams.web.account_mail import message, send_later
 from streams.web.keys import LIMITER, client_key, db, flash, login_session, now, publish, services_of, session_of
+from streams.web.paths import absolute, paths_of
 from streams.web.responses import redirect, render, require_login
 from streams.web.security import account_key
 
@@ -100,57 +96,6 @@ def _check_email(request: web.Request, title: str, message: str, **extra: Any) -
     return render(request, "web/check_email.html.j2", {"title": title, "message": message, **extra})
 
 
-# --- mail --------------------------------------------------------------------------------
-
-# Sends still under way; kept so a task is not garbage-collected before it finishes.
-_outbox: set[asyncio.Task[None]] = set()
-
-
-def _link(request: web.Request, path: str) -> str:
-    return links.site_url(services_of(request).settings.public_url, path)
-
-
-def _message(request: web.Request, template: str, to: str, subject: str, **context: Any) -> EmailMessage:
-    settings = services_of(request).settings
-    env = environment()
-    context = {"subject": subject, "home": _link(request, "/"), **context}
-    return build_message(
-        from_addr=settings.mail_from, to_addr=to, subject=subject,
-        text=env.get_template(f"mail/{template}.txt.j2").render(context),
-        html=env.get_template(f"mail/{template}.html.j2").render(context),
-        headers=(
-            ("Date", format_datetime(now())),
-            ("Message-ID", make_msgid("account", domain=urlsplit(settings.public_url).hostname
-                                      or "sor-notify.localhost")),
-            ("Auto-Submitted", "auto-generated"),  # RFC 3834: no vacation replies, please
-        ),
-    )
-
-
-def _send_later(request: web.Request, msg: EmailMessage, purpose: str) -> None:
-    """Send after the response: whether a mail goes out (or fails) never shows in the page or its timing."""
-    task = asyncio.get_running_loop().create_task(_deliver(services_of(request).mail, msg, purpose))
-    _outbox.add(task)
-    task.add_done_callback(_outbox.discard)
-
-
-async def mail_sent() -> None:
-    """Wait until the account e-mails under way are handed over (for tests and shutdown)."""
-    loop = asyncio.get_running_loop()
-    while pending := [t for t in _outbox if t.get_loop() is loop]:
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def _deliver(mail: Any, msg: EmailMessage, purpose: str) -> None:
-    try:
-        await mail.send(msg)
-    except Exception as exc:  # noqa: BLE001 - logged without the address; nothing else to do
-        logger.warning("account e-mail not sent", purpose=purpose, error=type(exc).__name__,
-                       code=getattr(exc, "code", None))
-    else:
-        logger.info("account e-mail sent", purpose=purpose)
-
-
 # --- enroll and confirm ------------------------------------------------------------------
 
 
@@ -177,14 +122,14 @@ async def enroll(request: web.Request) -> web.Response:
 
     enrollment = await db(request, accounts.create_enrollment, email, pw, now())
     if enrollment.token:
-        msg = _message(request, "confirm", email, "Confirm your e-mail address for registry e-mail alerts",
-                       link=_link(request, f"/confirm/{enrollment.token}"))
-        _send_later(request, msg, "confirm")
+        msg = message(request, "confirm", email, "Confirm your e-mail address for registry e-mail alerts",
+                       link=absolute(request, "confirm", token=enrollment.token))
+        send_later(request, msg, "confirm")
     else:
-        msg = _message(request, "already_enrolled", email,
+        msg = message(request, "already_enrolled", email,
                        "Someone tried to enroll this address in registry e-mail alerts",
-                       pending=enrollment.pending, login=_link(request, "/login"), forgot=_link(request, "/forgot"))
-        _send_later(request, msg, "already_enrolled")
+                       pending=enrollment.pending, login=absolute(request, "login_form"), forgot=absolute(request, "forgot_form"))
+        send_later(request, msg, "already_enrolled")
     return _check_email(
         request, "Check your e-mail",
         "We sent a message to the address you entered. Open it and follow what it says to finish. "
@@ -201,7 +146,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     logger.info("enrollment confirmed", subscriber_id=change.subscriber_id)
     await flash(request, "Your e-mail address is confirmed and you are logged in. "
                          "Now choose the addresses and offenders you want to hear about.")
-    raise redirect("/notifications")
+    raise redirect(paths_of(request).of("notifications"))
 
 
 # --- log in and out ----------------------------------------------------------------------
@@ -209,7 +154,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
 
 async def login_form(request: web.Request) -> web.Response:
     if session_of(request).logged_in:
-        raise redirect("/notifications")
+        raise redirect(paths_of(request).of("notifications"))
     return render(request, "web/login.html.j2")
 
 
@@ -225,13 +170,13 @@ async def login(request: web.Request) -> web.Response:
         return render(request, "web/login.html.j2", {"error": LOGIN_REFUSED, "email": raw}, status=400)
     await login_session(request, sid)
     logger.info("logged in", subscriber_id=sid)
-    raise redirect("/notifications")
+    raise redirect(paths_of(request).of("notifications"))
 
 
 async def logout(request: web.Request) -> web.Response:
     await login_session(request, None)
     await flash(request, "You are logged out.")
-    raise redirect("/")
+    raise redirect(paths_of(request).of("home"))
 
 
 # --- forgotten password ------------------------------------------------------------------
@@ -244,14 +189,14 @@ async def forgot_form(request: web.Request) -> web.Response:
 async def forgot(request: web.Request) -> web.Response:
     return await _mailed_link_request(
         request, "web/forgot.html.j2", "reset", accounts.start_reset,
-        subject="Choose a new password for registry e-mail alerts", path="/reset/",
+        subject="Choose a new password for registry e-mail alerts", route="reset_form",
         done="If that address is enrolled, we sent it a link to choose a new password. "
         "The link works once, for one hour. If nothing arrives in a few minutes, look in your spam or junk folder.",
     )
 
 
 async def _mailed_link_request(request: web.Request, template: str, purpose: str, start: Any, *,
-                               subject: str, path: str, done: str) -> web.Response:
+                               subject: str, route: str, done: str) -> web.Response:
     """Ask for an address, mail it a link if it is enrolled, and say the same thing either way."""
     form = await request.post()
     raw = _text(form, "email")
@@ -263,8 +208,8 @@ async def _mailed_link_request(request: web.Request, template: str, purpose: str
         return _too_many(request)
     token = await db(request, start, email, now())
     if token:
-        msg = _message(request, purpose, email, subject, link=_link(request, f"{path}{token}"))
-        _send_later(request, msg, purpose)
+        msg = message(request, purpose, email, subject, link=absolute(request, route, token=token))
+        send_later(request, msg, purpose)
     return _check_email(request, "Check your e-mail", done)
 
 
@@ -293,16 +238,16 @@ async def reset(request: web.Request) -> web.Response:
     await login_session(request, None)
     if change.circles or change.watches:
         await publish(request, change)
-    _send_later(request, _password_changed_notice(request, holder.email), "password_changed")
+    send_later(request, _password_changed_notice(request, holder.email), "password_changed")
     logger.info("password reset", subscriber_id=change.subscriber_id)
     await flash(request, "Your new password is set, and every browser that was logged in has been logged out. "
                          "Log in with your new password.")
-    raise redirect("/login")
+    raise redirect(paths_of(request).of("login_form"))
 
 
 def _password_changed_notice(request: web.Request, email: str) -> EmailMessage:
-    return _message(request, "password_changed", email, "Your registry e-mail alerts password was changed",
-                    forgot=_link(request, "/forgot"))
+    return message(request, "password_changed", email, "Your registry e-mail alerts password was changed",
+                    forgot=absolute(request, "forgot_form"))
 
 
 # --- my account --------------------------------------------------------------------------
@@ -312,7 +257,7 @@ async def _current_account(request: web.Request) -> accounts.Account:
     acct = await db(request, accounts.account, session_of(request).subscriber_id)
     if acct is None:  # deleted in another browser
         await login_session(request, None)
-        raise redirect("/login")
+        raise redirect(paths_of(request).of("login_form"))
     return acct
 
 
@@ -344,7 +289,7 @@ async def resume_mail(request: web.Request) -> web.Response:
         logger.info("digests resumed by the subscriber", subscriber_id=acct.subscriber_id)
         await flash(request, "Your alert e-mails are on again. Your next e-mail brings every change recorded "
                              "meanwhile. If it is refused too, we stop again at once.")
-    raise redirect("/notifications")
+    raise redirect(paths_of(request).of("notifications"))
 
 
 @require_login
@@ -365,10 +310,10 @@ async def change_password(request: web.Request) -> web.Response:
         return _account_page(request, acct, {"current_password": "That is not your current password."}, status=400)
     await db(request, sessions.end_all_for, acct.subscriber_id)
     await login_session(request, acct.subscriber_id)
-    _send_later(request, _password_changed_notice(request, acct.email), "password_changed")
+    send_later(request, _password_changed_notice(request, acct.email), "password_changed")
     logger.info("password changed", subscriber_id=acct.subscriber_id)
     await flash(request, "Your password is changed. Every other browser where you were logged in has been logged out.")
-    raise redirect("/account")
+    raise redirect(paths_of(request).of("account"))
 
 
 @require_login
@@ -397,21 +342,21 @@ async def change_email(request: web.Request) -> web.Response:
     new = _lookup_email(raw)
     change = await db(request, accounts.start_email_change, acct.subscriber_id, new, now())
     if change.token:
-        msg = _message(request, "email_change", new, "Confirm your new address for registry e-mail alerts",
-                       link=_link(request, f"/email/confirm/{change.token}"))
+        msg = message(request, "email_change", new, "Confirm your new address for registry e-mail alerts",
+                       link=absolute(request, "email_confirm_form", token=change.token))
     else:
-        msg = _message(request, "email_taken", new, "This address already has registry e-mail alerts",
-                       login=_link(request, "/login"))
-    _send_later(request, msg, "email_change")
-    notice = _message(request, "email_change_notice", change.old_email,
+        msg = message(request, "email_taken", new, "This address already has registry e-mail alerts",
+                       login=absolute(request, "login_form"))
+    send_later(request, msg, "email_change")
+    notice = message(request, "email_change_notice", change.old_email,
                       "Your registry e-mail alerts are about to move to another address",
-                      new_email=new, forgot=_link(request, "/forgot"))
-    _send_later(request, notice, "email_change_notice")
+                      new_email=new, forgot=absolute(request, "forgot_form"))
+    send_later(request, notice, "email_change_notice")
     return _check_email(
         request, "Check your new address",
         "We sent a link to the new address. Your alerts keep going to the current address until you "
         "open that link (it works for 48 hours). We also told the current address about this request.",
-        back="/account",
+        back=paths_of(request).of("account"),
     )
 
 
@@ -434,7 +379,8 @@ async def email_confirm(request: web.Request) -> web.Response:
         }, status=409)
     logger.info("e-mail address changed", subscriber_id=result.subscriber_id)
     await flash(request, "Done: your alerts now go to the new address. Use it when you log in.")
-    raise redirect("/account" if session_of(request).subscriber_id == result.subscriber_id else "/login")
+    raise redirect(paths_of(request).of("account" if session_of(request).subscriber_id == result.subscriber_id
+                                        else "login_form"))
 
 
 # --- deleting ----------------------------------------------------------------------------
@@ -446,7 +392,7 @@ async def _deleted(request: web.Request, change: Any) -> web.Response:
     logger.info("enrollment deleted", subscriber_id=change.subscriber_id)
     await flash(request, "Your enrollment is deleted, with every address and offender you tracked. "
                          "You will get no more e-mails from us.")
-    raise redirect("/")
+    raise redirect(paths_of(request).of("home"))
 
 
 @require_login
@@ -472,7 +418,7 @@ async def delete_form(request: web.Request) -> web.Response:
 async def delete_request(request: web.Request) -> web.Response:
     return await _mailed_link_request(
         request, "web/delete.html.j2", "delete", accounts.start_delete,
-        subject="Confirm deleting your registry e-mail alerts enrollment", path="/delete/confirm/",
+        subject="Confirm deleting your registry e-mail alerts enrollment", route="delete_confirm_form",
         done="If that address is enrolled, we sent it a link to delete the enrollment. Nothing is deleted "
         "until you open the link (it works for 24 hours) and confirm there.",
     )

@@ -123,7 +123,7 @@ from streams.web.security import DEFAULT_LIMITS, Limit  # noqa: E402
 async def sent_mail(site: Site) -> list[Any]:
     """Every message the SMTP server got, once the account e-mails under way are out
     (they are sent after the response, so a page never waits for, or betrays, a mail)."""
-    from streams.web.views_account import mail_sent
+    from streams.web.account_mail import mail_sent
 
     await mail_sent()
     return site.mail.messages
