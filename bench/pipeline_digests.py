@@ -236,7 +236,7 @@ def render_only(services: Any, ids: list[int], keep: int) -> tuple[list[Any], fl
 
     from streams.adapters import rendering
     from streams.domain.digest import build_digest
-    from streams.services import links
+    from streams.domain import links
 
     module = digest_module()
     s = services.settings
@@ -253,7 +253,7 @@ def render_only(services: Any, ids: list[int], keep: int) -> tuple[list[Any], fl
         digest = build_digest(w.subscriber_id, w.alerts)
         assert digest is not None
         kw = dict(to_addr=w.email, from_addr=s.mail_from, public_url=s.public_url,
-                  unsubscribe_url=links.unsubscribe_url(s, w.subscriber_id), message_id=w.message_id or "<x@y>",
+                  unsubscribe_url=links.unsubscribe_url(s.public_url, s.secret_key, w.subscriber_id), message_id=w.message_id or "<x@y>",
                   period=w.period)
         if to_bytes is not None:
             from streams.adapters.mail import OutgoingMail

@@ -69,9 +69,9 @@ def serve() -> None:
 
     settings = load_settings(os.environ)
     configure_logging(settings.log_format, settings.log_level)
-    services = build_runtime(settings)
+    runtime = build_runtime(settings)
     limits = dict(DEFAULT_LIMITS) | {"search:client": Limit(10**9, 60)}
-    app = init_app(services, limiter=RateLimiter(limits=limits))
+    app = init_app(runtime, limiter=RateLimiter(limits=limits))
     web.run_app(app, host=settings.web_host, port=settings.web_port, access_log=None, print=None)
 
 

@@ -37,7 +37,7 @@ from streams.adapters.db import (
     tracked_addresses,
     utcnow,
 )
-from streams.adapters.repository import SubscriberChange, _circle
+from streams.adapters.repository import SubscriberChange, circle_of_row
 from streams.adapters.web_db import web_sessions
 
 email_tokens = Table(
@@ -207,7 +207,7 @@ def resume_mail(engine: Engine, subscriber_id: int) -> bool:
 
 def _subscriptions(conn: Connection, subscriber_id: int) -> tuple[list[Any], list[str]]:
     circles = [
-        _circle(r)
+        circle_of_row(r)
         for r in conn.execute(
             select(tracked_addresses)
             .where(tracked_addresses.c.subscriber_id == subscriber_id)

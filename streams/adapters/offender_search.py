@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from streams.adapters.db import metadata, offenders, utcnow
 from streams.adapters.sql import Bind, reading, transaction
 from streams.domain.geocoding import PROXIMITY_PRECISIONS
-from streams.domain.geometry import bounding_box, geodesic_distance_m
+from streams.domain.geometry import bounding_box, distance_within
 from streams.domain.model import (
     ALERTING_TYPES,
     Address,
@@ -347,8 +347,8 @@ def offenders_within(bind: Bind, lat: float, lon: float, radius_m: float) -> lis
             address = state.addresses[row.position]
             if not address.locates or address.type not in ALERTING_TYPES:
                 continue
-            d = geodesic_distance_m(lat, lon, address.lat, address.lon)  # type: ignore[arg-type]
-            if d <= radius_m:
+            d, inside = distance_within(lat, lon, radius_m, address.lat, address.lon)  # type: ignore[arg-type]
+            if inside:
                 found.append((state, address, d))
     found.sort(key=lambda t: (t[2], t[0].offender_id, t[1].type))
     return found

@@ -66,7 +66,8 @@ def _circle_of(cid: int, sid: int, label: str, street: str, city: str, state: st
                   radii.radius_m(radius_code), radius_code)
 
 
-def _circle(row: Any) -> Circle:
+def circle_of_row(row: Any) -> Circle:
+    """The Circle a tracked_addresses row (any object with its columns as attributes) stands for."""
     return _circle_of(*(getattr(row, c) for c in _CIRCLE_COLUMNS))
 
 
@@ -128,14 +129,14 @@ def upsert_subscriber(bind: Bind, imported: ImportedSubscriber) -> SubscriberCha
                 tracked_addresses.insert().values(subscriber_id=sid, created_at=now, **values)
             )
             kept_ids.append(result.inserted_primary_key[0])
-        removed = [_circle(row) for row in unused.values()]
+        removed = [circle_of_row(row) for row in unused.values()]
         if unused:
             conn.execute(delete(tracked_addresses).where(tracked_addresses.c.id.in_(list(unused))))
         rows = {
             row.id: row
             for row in conn.execute(select(tracked_addresses).where(tracked_addresses.c.subscriber_id == sid))
         }
-        circles = [_circle(rows[i]) for i in kept_ids]
+        circles = [circle_of_row(rows[i]) for i in kept_ids]
 
         old_watches = set(
             conn.execute(
@@ -231,8 +232,8 @@ def _upsert_block(conn: Connection, items: list[ImportedSubscriber], emails: lis
     add_watches: list[dict[str, Any]] = []
     out: list[SubscriberChange] = []
     for sid, email, item, (kept, removed_rows) in zip(sids, emails, items, plans):
-        circles = [_circle(r if not isinstance(r, dict) else SimpleNamespace(**r)) for r in kept]
-        removed = [_circle(r) for r in removed_rows]
+        circles = [circle_of_row(r if not isinstance(r, dict) else SimpleNamespace(**r)) for r in kept]
+        removed = [circle_of_row(r) for r in removed_rows]
         watches = list(dict.fromkeys(str(o) for o in item.offenders))
         removed_watches = sorted(old_watches[sid] - set(watches))
         drop_watches += [{"sid": sid, "oid": o} for o in removed_watches]
@@ -261,7 +262,7 @@ def active_circles(bind: Bind) -> Iterator[Circle]:
         .execution_options(yield_per=1000)
     )
     with reading_all(bind) as conn:
-        # Rows unpacked as tuples, not read by name (`_circle`): a third of resync's reading
+        # Rows unpacked as tuples, not read by name (`circle_of_row`): a third of resync's reading
         # at 1M circles went to attribute lookups on rows.
         for row in conn.execute(stmt):
             yield _circle_of(*row)

@@ -26,10 +26,8 @@ from streams.adapters.event_codec import (
 from streams.adapters.schema_gate import compile_gate
 from streams.domain.addresses import normalize_address
 from streams.domain.geocoding import PROVIDED
+from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain.radii import RADIUS_CODES
-
-MAX_ADDRESSES = 5
-MAX_OFFENDERS = 5
 # A legacy export is read line by line; one runaway line must not be read whole.
 MAX_LINE_BYTES = 64 * 1024
 # Lines read and checked together by iter_import_file (the import's own blocks are its choice).

@@ -27,6 +27,17 @@ def geodesic_distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> f
     return float(GEOD.inv(lon1, lat1, lon2, lat2)[2])
 
 
+def distance_within(centre_lat: float, centre_lon: float, radius_m: float,
+                    lat: float, lon: float) -> tuple[float, bool]:
+    """(geodesic distance from the centre in metres, whether the point is inside the circle).
+
+    One point against one circle, decided as `circles_holding` decides: Geod.inv from the
+    centre to the point, inclusive at the radius.
+    """
+    d = geodesic_distance_m(centre_lat, centre_lon, lat, lon)
+    return d, d <= radius_m
+
+
 def bounding_box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
     """(min_lon, min_lat, max_lon, max_lat) surely holding every point within radius_m.
 

@@ -37,7 +37,7 @@ from streams.adapters.mail import (
 from streams.adapters.rendering import render_digest_bytes
 from streams.domain.digest import Digest, build_digest
 from streams.runtime import Runtime
-from streams.services import links
+from streams.domain import links
 
 logger = structlog.get_logger()
 
@@ -163,7 +163,7 @@ async def send_digests(runtime: Runtime, period: str | None = None, *, claim_new
         period=period or runtime.local_period(),
         from_addr=settings.mail_from,
         public_url=settings.public_url,
-        unsubscribe_url_for=lambda sid: links.unsubscribe_url(settings, sid),
+        unsubscribe_url_for=lambda sid: links.unsubscribe_url(settings.public_url, settings.secret_key, sid),
         now=datetime.now(timezone.utc),
         stale_after=timedelta(seconds=settings.digest_stale_after_s),
         suspend_after=settings.suspend_after_bounces,

@@ -1,12 +1,63 @@
-"""Every URL of the site, gathered from the view modules."""
+"""Every URL of the site, each with its name (pages build their links with `router[name].url_for`)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from streams.web import views_account, views_ops, views_pages, views_tracking
+from streams.web import (
+    views_account,
+    views_addresses,
+    views_map,
+    views_offenders,
+    views_ops,
+    views_pages,
+    views_unsubscribe,
+)
+
+ADDRESS = r"/notifications/addresses/{address_id:\d+}"
 
 
 def setup(app: web.Application) -> None:
-    for module in (views_pages, views_account, views_tracking, views_ops):
-        app.add_routes(module.routes)
+    r = app.router
+    r.add_get("/", views_pages.home, name="home")
+    r.add_get("/faq", views_pages.faq, name="faq")
+
+    r.add_get("/enroll", views_account.enroll_form, name="enroll_form")
+    r.add_post("/enroll", views_account.enroll, name="enroll")
+    r.add_get("/confirm/{token}", views_account.confirm, name="confirm")
+    r.add_get("/login", views_account.login_form, name="login_form")
+    r.add_post("/login", views_account.login, name="login")
+    r.add_post("/logout", views_account.logout, name="logout")
+    r.add_get("/forgot", views_account.forgot_form, name="forgot_form")
+    r.add_post("/forgot", views_account.forgot, name="forgot")
+    r.add_get("/reset/{token}", views_account.reset_form, name="reset_form")
+    r.add_post("/reset/{token}", views_account.reset, name="reset")
+    r.add_get("/account", views_account.account_page, name="account")
+    r.add_post("/account/mail/resume", views_account.resume_mail, name="resume_mail")
+    r.add_post("/account/password", views_account.change_password, name="change_password")
+    r.add_post("/account/email", views_account.change_email, name="change_email")
+    r.add_get("/email/confirm/{token}", views_account.email_confirm_form, name="email_confirm_form")
+    r.add_post("/email/confirm/{token}", views_account.email_confirm, name="email_confirm")
+    r.add_post("/account/delete", views_account.delete_logged_in, name="delete_logged_in")
+    r.add_get("/delete", views_account.delete_form, name="delete_form")
+    r.add_post("/delete", views_account.delete_request, name="delete_request")
+    r.add_get("/delete/confirm/{token}", views_account.delete_confirm_form, name="delete_confirm_form")
+    r.add_post("/delete/confirm/{token}", views_account.delete_confirm, name="delete_confirm")
+
+    r.add_get("/notifications", views_addresses.notifications, name="notifications")
+    r.add_post("/notifications/addresses", views_addresses.add_address, name="add_address")
+    r.add_get(ADDRESS, views_addresses.show_address, name="address")
+    r.add_post(ADDRESS, views_addresses.edit_address, name="edit_address")
+    r.add_post(ADDRESS + "/delete", views_addresses.delete_address, name="delete_address")
+    r.add_post("/notifications/offenders", views_offenders.add_watch, name="add_watch")
+    r.add_post("/notifications/offenders/{offender_id}/delete", views_offenders.delete_watch, name="delete_watch")
+    r.add_get("/offenders/search", views_offenders.search_page, name="search")
+    r.add_post("/offenders/search", views_offenders.search_by_identifier, name="search_by_identifier")
+    r.add_get("/offenders/{offender_id}", views_offenders.offender_record, name="record")
+    r.add_get("/map", views_map.map_page, name="map")
+    r.add_get("/unsubscribe/{token}", views_unsubscribe.unsubscribe_page, name="unsubscribe_page")
+    r.add_post("/unsubscribe/{token}", views_unsubscribe.unsubscribe, name="unsubscribe")
+
+    r.add_get("/metrics", views_ops.metrics_page, name="metrics")
+    r.add_get("/healthz", views_ops.healthz, name="healthz")
+    r.add_get("/readyz", views_ops.readyz, name="readyz")

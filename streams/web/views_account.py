@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
 from streams.adapters import accounts
-from streams.adapters.rendering import environment
 from streams.web import passwords, sessions
-from streams.web.app import (
-    LIMITER,
-    client_key,
-    db,
-    flash,
-    login_session,
-    now,
-    publish,
-    redirect,
-    render,
-    require_login,
-    services_of,
-    session_of,
-)
+from streams.web.account_mail import message, send_later
+from streams.web.keys import LIMITER, client_key, db, flash, login_session, now, publish, runtime_of, session_of
+from streams.web.paths import absolute, paths_of
+from streams.web.responses import redirect, render, require_login
 from streams.web.security import account_key
 
 logger = structlog.get_logger()
-
-routes = web.RouteTableDef()
 
 LOGIN_REFUSED = "E-mail address or password not recognised. Check both and try again."
 MAX_EMAIL = 320
@@ -112,67 +96,13 @@ def _check_email(request: web.Request, title: str, message: str, **extra: Any) -
     return render(request, "web/check_email.html.j2", {"title": title, "message": message, **extra})
 
 
-# --- mail --------------------------------------------------------------------------------
-
-# Sends still under way; kept so a task is not garbage-collected before it finishes.
-_outbox: set[asyncio.Task[None]] = set()
-
-
-def _link(request: web.Request, path: str) -> str:
-    return services_of(request).settings.public_url.rstrip("/") + path
-
-
-def _message(request: web.Request, template: str, to: str, subject: str, **context: Any) -> EmailMessage:
-    settings = services_of(request).settings
-    env = environment()
-    context = {"subject": subject, "home": _link(request, "/"), **context}
-    msg = EmailMessage()
-    msg["Subject"] = subject
-    msg["From"] = settings.mail_from
-    msg["To"] = to
-    msg["Date"] = format_datetime(now())
-    msg["Message-ID"] = make_msgid("account", domain=urlsplit(settings.public_url).hostname or "sor-notify.localhost")
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies, please
-    msg.set_content(env.get_template(f"mail/{template}.txt.j2").render(context), cte="quoted-printable")
-    msg.add_alternative(
-        env.get_template(f"mail/{template}.html.j2").render(context), subtype="html", cte="quoted-printable"
-    )
-    return msg
-
-
-def _send_later(request: web.Request, msg: EmailMessage, purpose: str) -> None:
-    """Send after the response: whether a mail goes out (or fails) never shows in the page or its timing."""
-    task = asyncio.get_running_loop().create_task(_deliver(services_of(request).mail, msg, purpose))
-    _outbox.add(task)
-    task.add_done_callback(_outbox.discard)
-
-
-async def mail_sent() -> None:
-    """Wait until the account e-mails under way are handed over (for tests and shutdown)."""
-    loop = asyncio.get_running_loop()
-    while pending := [t for t in _outbox if t.get_loop() is loop]:
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def _deliver(mail: Any, msg: EmailMessage, purpose: str) -> None:
-    try:
-        await mail.send(msg)
-    except Exception as exc:  # noqa: BLE001 - logged without the address; nothing else to do
-        logger.warning("account e-mail not sent", purpose=purpose, error=type(exc).__name__,
-                       code=getattr(exc, "code", None))
-    else:
-        logger.info("account e-mail sent", purpose=purpose)
-
-
 # --- enroll and confirm ------------------------------------------------------------------
 
 
-@routes.get("/enroll")
 async def enroll_form(request: web.Request) -> web.Response:
     return render(request, "web/enroll.html.j2", {"errors": {}, "hint": passwords.HINT})
 
 
-@routes.post("/enroll")
 async def enroll(request: web.Request) -> web.Response:
     form = await request.post()
     raw, raw2 = _text(form, "email"), _text(form, "email2")
@@ -192,14 +122,14 @@ async def enroll(request: web.Request) -> web.Response:
 
     enrollment = await db(request, accounts.create_enrollment, email, pw, now())
     if enrollment.token:
-        msg = _message(request, "confirm", email, "Confirm your e-mail address for registry e-mail alerts",
-                       link=_link(request, f"/confirm/{enrollment.token}"))
-        _send_later(request, msg, "confirm")
+        msg = message(request, "confirm", email, "Confirm your e-mail address for registry e-mail alerts",
+                       link=absolute(request, "confirm", token=enrollment.token))
+        send_later(request, msg, "confirm")
     else:
-        msg = _message(request, "already_enrolled", email,
+        msg = message(request, "already_enrolled", email,
                        "Someone tried to enroll this address in registry e-mail alerts",
-                       pending=enrollment.pending, login=_link(request, "/login"), forgot=_link(request, "/forgot"))
-        _send_later(request, msg, "already_enrolled")
+                       pending=enrollment.pending, login=absolute(request, "login_form"), forgot=absolute(request, "forgot_form"))
+        send_later(request, msg, "already_enrolled")
     return _check_email(
         request, "Check your e-mail",
         "We sent a message to the address you entered. Open it and follow what it says to finish. "
@@ -207,7 +137,6 @@ async def enroll(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/confirm/{token}")
 async def confirm(request: web.Request) -> web.StreamResponse:
     change = await db(request, accounts.confirm, request.match_info["token"], now())
     if change is None:
@@ -217,20 +146,18 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     logger.info("enrollment confirmed", subscriber_id=change.subscriber_id)
     await flash(request, "Your e-mail address is confirmed and you are logged in. "
                          "Now choose the addresses and offenders you want to hear about.")
-    raise redirect("/notifications")
+    raise redirect(paths_of(request).of("notifications"))
 
 
 # --- log in and out ----------------------------------------------------------------------
 
 
-@routes.get("/login")
 async def login_form(request: web.Request) -> web.Response:
     if session_of(request).logged_in:
-        raise redirect("/notifications")
+        raise redirect(paths_of(request).of("notifications"))
     return render(request, "web/login.html.j2")
 
 
-@routes.post("/login")
 async def login(request: web.Request) -> web.Response:
     form = await request.post()
     raw, pw = _text(form, "email"), _secret(form, "password")
@@ -243,36 +170,33 @@ async def login(request: web.Request) -> web.Response:
         return render(request, "web/login.html.j2", {"error": LOGIN_REFUSED, "email": raw}, status=400)
     await login_session(request, sid)
     logger.info("logged in", subscriber_id=sid)
-    raise redirect("/notifications")
+    raise redirect(paths_of(request).of("notifications"))
 
 
-@routes.post("/logout")
 async def logout(request: web.Request) -> web.Response:
     await login_session(request, None)
     await flash(request, "You are logged out.")
-    raise redirect("/")
+    raise redirect(paths_of(request).of("home"))
 
 
 # --- forgotten password ------------------------------------------------------------------
 
 
-@routes.get("/forgot")
 async def forgot_form(request: web.Request) -> web.Response:
     return render(request, "web/forgot.html.j2", {"errors": {}})
 
 
-@routes.post("/forgot")
 async def forgot(request: web.Request) -> web.Response:
     return await _mailed_link_request(
         request, "web/forgot.html.j2", "reset", accounts.start_reset,
-        subject="Choose a new password for registry e-mail alerts", path="/reset/",
+        subject="Choose a new password for registry e-mail alerts", route="reset_form",
         done="If that address is enrolled, we sent it a link to choose a new password. "
         "The link works once, for one hour. If nothing arrives in a few minutes, look in your spam or junk folder.",
     )
 
 
 async def _mailed_link_request(request: web.Request, template: str, purpose: str, start: Any, *,
-                               subject: str, path: str, done: str) -> web.Response:
+                               subject: str, route: str, done: str) -> web.Response:
     """Ask for an address, mail it a link if it is enrolled, and say the same thing either way."""
     form = await request.post()
     raw = _text(form, "email")
@@ -284,12 +208,11 @@ async def _mailed_link_request(request: web.Request, template: str, purpose: str
         return _too_many(request)
     token = await db(request, start, email, now())
     if token:
-        msg = _message(request, purpose, email, subject, link=_link(request, f"{path}{token}"))
-        _send_later(request, msg, purpose)
+        msg = message(request, purpose, email, subject, link=absolute(request, route, token=token))
+        send_later(request, msg, purpose)
     return _check_email(request, "Check your e-mail", done)
 
 
-@routes.get("/reset/{token}")
 async def reset_form(request: web.Request) -> web.Response:
     holder = await db(request, accounts.peek, request.match_info["token"], accounts.RESET, now())
     if holder is None:
@@ -297,7 +220,6 @@ async def reset_form(request: web.Request) -> web.Response:
     return render(request, "web/reset.html.j2", {"errors": {}, "hint": passwords.HINT})
 
 
-@routes.post("/reset/{token}")
 async def reset(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     holder = await db(request, accounts.peek, token, accounts.RESET, now())
@@ -316,16 +238,16 @@ async def reset(request: web.Request) -> web.Response:
     await login_session(request, None)
     if change.circles or change.watches:
         await publish(request, change)
-    _send_later(request, _password_changed_notice(request, holder.email), "password_changed")
+    send_later(request, _password_changed_notice(request, holder.email), "password_changed")
     logger.info("password reset", subscriber_id=change.subscriber_id)
     await flash(request, "Your new password is set, and every browser that was logged in has been logged out. "
                          "Log in with your new password.")
-    raise redirect("/login")
+    raise redirect(paths_of(request).of("login_form"))
 
 
 def _password_changed_notice(request: web.Request, email: str) -> EmailMessage:
-    return _message(request, "password_changed", email, "Your registry e-mail alerts password was changed",
-                    forgot=_link(request, "/forgot"))
+    return message(request, "password_changed", email, "Your registry e-mail alerts password was changed",
+                    forgot=absolute(request, "forgot_form"))
 
 
 # --- my account --------------------------------------------------------------------------
@@ -335,7 +257,7 @@ async def _current_account(request: web.Request) -> accounts.Account:
     acct = await db(request, accounts.account, session_of(request).subscriber_id)
     if acct is None:  # deleted in another browser
         await login_session(request, None)
-        raise redirect("/login")
+        raise redirect(paths_of(request).of("login_form"))
     return acct
 
 
@@ -343,7 +265,7 @@ def mail_status(request: web.Request, acct: accounts.Account) -> dict[str, Any]:
     """What the suspended-mail banner needs (templates/web/_mail_status.html.j2)."""
     return {
         "suspended": acct.mail_suspended, "bounces": acct.mail_bounces, "reason": acct.last_bounce_reason,
-        "email": acct.email, "suspend_after": services_of(request).settings.suspend_after_bounces,
+        "email": acct.email, "suspend_after": runtime_of(request).settings.suspend_after_bounces,
     }
 
 
@@ -355,13 +277,11 @@ def _account_page(request: web.Request, acct: accounts.Account, errors: dict[str
     }, status=status)
 
 
-@routes.get("/account")
 @require_login
 async def account_page(request: web.Request) -> web.Response:
     return _account_page(request, await _current_account(request))
 
 
-@routes.post("/account/mail/resume")
 @require_login
 async def resume_mail(request: web.Request) -> web.Response:
     acct = await _current_account(request)
@@ -369,10 +289,9 @@ async def resume_mail(request: web.Request) -> web.Response:
         logger.info("digests resumed by the subscriber", subscriber_id=acct.subscriber_id)
         await flash(request, "Your alert e-mails are on again. Your next e-mail brings every change recorded "
                              "meanwhile. If it is refused too, we stop again at once.")
-    raise redirect("/notifications")
+    raise redirect(paths_of(request).of("notifications"))
 
 
-@routes.post("/account/password")
 @require_login
 async def change_password(request: web.Request) -> web.Response:
     acct = await _current_account(request)
@@ -391,13 +310,12 @@ async def change_password(request: web.Request) -> web.Response:
         return _account_page(request, acct, {"current_password": "That is not your current password."}, status=400)
     await db(request, sessions.end_all_for, acct.subscriber_id)
     await login_session(request, acct.subscriber_id)
-    _send_later(request, _password_changed_notice(request, acct.email), "password_changed")
+    send_later(request, _password_changed_notice(request, acct.email), "password_changed")
     logger.info("password changed", subscriber_id=acct.subscriber_id)
     await flash(request, "Your password is changed. Every other browser where you were logged in has been logged out.")
-    raise redirect("/account")
+    raise redirect(paths_of(request).of("account"))
 
 
-@routes.post("/account/email")
 @require_login
 async def change_email(request: web.Request) -> web.Response:
     acct = await _current_account(request)
@@ -424,25 +342,24 @@ async def change_email(request: web.Request) -> web.Response:
     new = _lookup_email(raw)
     change = await db(request, accounts.start_email_change, acct.subscriber_id, new, now())
     if change.token:
-        msg = _message(request, "email_change", new, "Confirm your new address for registry e-mail alerts",
-                       link=_link(request, f"/email/confirm/{change.token}"))
+        msg = message(request, "email_change", new, "Confirm your new address for registry e-mail alerts",
+                       link=absolute(request, "email_confirm_form", token=change.token))
     else:
-        msg = _message(request, "email_taken", new, "This address already has registry e-mail alerts",
-                       login=_link(request, "/login"))
-    _send_later(request, msg, "email_change")
-    notice = _message(request, "email_change_notice", change.old_email,
+        msg = message(request, "email_taken", new, "This address already has registry e-mail alerts",
+                       login=absolute(request, "login_form"))
+    send_later(request, msg, "email_change")
+    notice = message(request, "email_change_notice", change.old_email,
                       "Your registry e-mail alerts are about to move to another address",
-                      new_email=new, forgot=_link(request, "/forgot"))
-    _send_later(request, notice, "email_change_notice")
+                      new_email=new, forgot=absolute(request, "forgot_form"))
+    send_later(request, notice, "email_change_notice")
     return _check_email(
         request, "Check your new address",
         "We sent a link to the new address. Your alerts keep going to the current address until you "
         "open that link (it works for 48 hours). We also told the current address about this request.",
-        back="/account",
+        back=paths_of(request).of("account"),
     )
 
 
-@routes.get("/email/confirm/{token}")
 async def email_confirm_form(request: web.Request) -> web.Response:
     holder = await db(request, accounts.peek, request.match_info["token"], accounts.CHANGE_EMAIL, now())
     if holder is None:
@@ -450,7 +367,6 @@ async def email_confirm_form(request: web.Request) -> web.Response:
     return render(request, "web/email_confirm.html.j2", {"new_email": holder.new_email})
 
 
-@routes.post("/email/confirm/{token}")
 async def email_confirm(request: web.Request) -> web.Response:
     result = await db(request, accounts.finish_email_change, request.match_info["token"], now())
     if result is None:
@@ -463,7 +379,8 @@ async def email_confirm(request: web.Request) -> web.Response:
         }, status=409)
     logger.info("e-mail address changed", subscriber_id=result.subscriber_id)
     await flash(request, "Done: your alerts now go to the new address. Use it when you log in.")
-    raise redirect("/account" if session_of(request).subscriber_id == result.subscriber_id else "/login")
+    raise redirect(paths_of(request).of("account" if session_of(request).subscriber_id == result.subscriber_id
+                                        else "login_form"))
 
 
 # --- deleting ----------------------------------------------------------------------------
@@ -475,10 +392,9 @@ async def _deleted(request: web.Request, change: Any) -> web.Response:
     logger.info("enrollment deleted", subscriber_id=change.subscriber_id)
     await flash(request, "Your enrollment is deleted, with every address and offender you tracked. "
                          "You will get no more e-mails from us.")
-    raise redirect("/")
+    raise redirect(paths_of(request).of("home"))
 
 
-@routes.post("/account/delete")
 @require_login
 async def delete_logged_in(request: web.Request) -> web.Response:
     acct = await _current_account(request)
@@ -495,22 +411,19 @@ async def delete_logged_in(request: web.Request) -> web.Response:
     return await _deleted(request, change)
 
 
-@routes.get("/delete")
 async def delete_form(request: web.Request) -> web.Response:
     return render(request, "web/delete.html.j2", {"errors": {}})
 
 
-@routes.post("/delete")
 async def delete_request(request: web.Request) -> web.Response:
     return await _mailed_link_request(
         request, "web/delete.html.j2", "delete", accounts.start_delete,
-        subject="Confirm deleting your registry e-mail alerts enrollment", path="/delete/confirm/",
+        subject="Confirm deleting your registry e-mail alerts enrollment", route="delete_confirm_form",
         done="If that address is enrolled, we sent it a link to delete the enrollment. Nothing is deleted "
         "until you open the link (it works for 24 hours) and confirm there.",
     )
 
 
-@routes.get("/delete/confirm/{token}")
 async def delete_confirm_form(request: web.Request) -> web.Response:
     holder = await db(request, accounts.peek, request.match_info["token"], accounts.DELETE, now())
     if holder is None:
@@ -518,20 +431,8 @@ async def delete_confirm_form(request: web.Request) -> web.Response:
     return render(request, "web/delete_confirm.html.j2", {"email": holder.email})
 
 
-@routes.post("/delete/confirm/{token}")
 async def delete_confirm(request: web.Request) -> web.Response:
     change = await db(request, accounts.finish_delete, request.match_info["token"], now())
     if change is None:
         return _link_invalid(request, "delete")
     return await _deleted(request, change)
-
-
-# --- housekeeping ------------------------------------------------------------------------
-
-
-def purge_expired(engine: Any, now: Any) -> accounts.Purged:
-    """Called hourly by the server: used or expired links, enrollments unconfirmed after 48 hours."""
-    purged = accounts.purge_expired(engine, now)
-    if purged.tokens or purged.enrollments:
-        logger.info("expired account data purged", links=purged.tokens, enrollments=purged.enrollments)
-    return purged

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from streams.web.app import render
-
-routes = web.RouteTableDef()
+from streams.web.responses import render
 
 
-@routes.get("/")
 async def home(request: web.Request) -> web.Response:
     return render(request, "web/home.html.j2")
 
 
-@routes.get("/faq")
 async def faq(request: web.Request) -> web.Response:
     return render(request, "web/faq.html.j2")

@@ -47,7 +47,7 @@ from streams.domain.digest import build_digest
 from streams.domain.model import Address, Offense, OffenderProfile, OffenderState, SeenEvent
 from streams.web import sessions
 from streams.web.security import RateLimiter
-from streams.web.views_account import mail_sent
+from streams.web.account_mail import mail_sent
 from tests.integration.conftest import proximity_alert
 from tests.property.hostile import BAD_UTF8, CONTROL, SCRIPT, Tally, hostile_text, property_settings
 from tests.web.conftest import Site, add_subscriber, open_site

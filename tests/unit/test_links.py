@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.services.links import unsubscribe_token, verify_unsubscribe_token
+from streams.domain.links import unsubscribe_token, verify_unsubscribe_token
 
 SECRET = "x" * 40
 

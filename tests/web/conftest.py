@@ -13,7 +13,7 @@ from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.gazetteer_import import import_gazetteer
 from streams.adapters.mail import SmtpSender
 from streams.adapters.repository import SubscriberChange
-from streams.runtime import Runtime as Services
+from streams.runtime import Runtime
 from streams.services.demo import DEMO_GAZETTEER
 from streams.settings import load_settings
 from streams.web.app import init_app
@@ -64,7 +64,7 @@ async def site(engine, smtp_server, tmp_path: Path) -> AsyncIterator[Site]:  # n
         "SOR_MAP_TILES_URL": "",
     })
     import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
-    services = Services(
+    runtime = Runtime(
         settings=settings, engine=engine,
         mail=SmtpSender(host="127.0.0.1", port=port, starttls=False, username=None, password=None, timeout=10),
         geocoder=LocalGazetteer(engine),
@@ -74,7 +74,7 @@ async def site(engine, smtp_server, tmp_path: Path) -> AsyncIterator[Site]:  # n
     async def publish(change: SubscriberChange) -> None:
         published.append(change)
 
-    app = init_app(services, publish=publish, limiter=RateLimiter())
+    app = init_app(runtime, publish=publish, limiter=RateLimiter())
     async with TestClient(TestServer(app)) as client:
         yield Site(client, catcher, published)
 
@@ -123,7 +123,7 @@ from streams.web.security import DEFAULT_LIMITS, Limit  # noqa: E402
 async def sent_mail(site: Site) -> list[Any]:
     """Every message the SMTP server got, once the account e-mails under way are out
     (they are sent after the response, so a page never waits for, or betrays, a mail)."""
-    from streams.web.views_account import mail_sent
+    from streams.web.account_mail import mail_sent
 
     await mail_sent()
     return site.mail.messages
@@ -150,7 +150,7 @@ async def open_site(engine: Any, smtp_port: int, mail_catcher: Any, tmp_path: Pa
         "SOR_DATA_DIR": str(tmp_path), "SOR_PUBLIC_URL": "http://notify.test", "SOR_MAP_TILES_URL": "",
     })
     import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
-    services = Services(
+    runtime = Runtime(
         settings=settings, engine=engine,
         mail=mail or SmtpSender(host="127.0.0.1", port=smtp_port, starttls=False, username=None,
                                 password=None, timeout=10),
@@ -161,7 +161,7 @@ async def open_site(engine: Any, smtp_port: int, mail_catcher: Any, tmp_path: Pa
     async def publish(change: SubscriberChange) -> None:
         published.append(change)
 
-    app = init_app(services, publish=publish, limiter=limiter or RateLimiter())
+    app = init_app(runtime, publish=publish, limiter=limiter or RateLimiter())
     async with TestClient(TestServer(app)) as client:
         yield Site(client, mail_catcher, published)
 

@@ -21,7 +21,7 @@ from streams.adapters import accounts, repository
 from streams.adapters.accounts import email_tokens
 from streams.adapters.db import offender_watches, pending_alerts, subscribers, tracked_addresses
 from streams.adapters.mail import TemporaryMailError
-from streams.web import views_account
+from streams.web import housekeeping
 from tests.integration.conftest import imported, imported_address, proximity_alert, subscribe  # noqa: F401
 from tests.web.conftest import CSRF, Site, enroll_and_log_in, open_site, sent_mail
 
@@ -596,7 +596,7 @@ async def test_unconfirmed_enrollments_are_purged_after_48_hours(site, engine, s
         conn.execute(update(subscribers).where(subscribers.c.email == "recent@example.org")
                      .values(created_at=now - timedelta(hours=47)))
 
-    views_account.purge_expired(engine, now)
+    housekeeping.purge_expired(engine, now)
     assert subscriber(engine, "stale@example.org") is None
     for email in ("recent@example.org", "kept@example.org", "legacy@example.org"):
         assert subscriber(engine, email) is not None, email

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, func, select
 from streams.adapters.broker import free_port
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.web_db import web_sessions
-from streams.runtime import Runtime as Services
+from streams.runtime import Runtime
 from streams.settings import load_settings
 from streams.web.app import init_app
 from tests.web.conftest import Site, enroll_and_log_in
@@ -53,9 +53,9 @@ async def test_readyz_names_the_database_when_it_is_down_and_healthz_stays_up(
     url = f"postgresql+psycopg://sor:secret-pw@127.0.0.1:{free_port()}/sor"
     engine = create_engine(url)
     settings = load_settings({"SOR_DATA_DIR": str(tmp_path), "SOR_MAP_TILES_URL": ""})
-    services = Services(settings=settings, engine=engine, mail=None,  # type: ignore[arg-type]
+    runtime = Runtime(settings=settings, engine=engine, mail=None,  # type: ignore[arg-type]
                         geocoder=LocalGazetteer(engine))
-    async with TestClient(TestServer(init_app(services))) as client:
+    async with TestClient(TestServer(init_app(runtime))) as client:
         resp = await client.get("/readyz")
         assert resp.status == 503
         body = await resp.json()

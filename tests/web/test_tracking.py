@@ -16,8 +16,8 @@ from streams.adapters import offender_search, repository
 from streams.adapters.db import offender_watches, offenders, subscribers, tracked_addresses
 from streams.domain.geocoding import ZIP_CENTROID, GeocodeResult, GeocoderUnavailable
 from streams.domain.model import Address, Alias, Offense, OffenderProfile, OffenderState, SeenEvent, digest_online_identifier
-from streams.services import links
-from streams.web.app import LIMITER, SERVICES
+from streams.domain import links
+from streams.web.keys import LIMITER, RUNTIME
 from streams.web.security import Limit
 from tests.web.conftest import add_subscriber
 
@@ -170,7 +170,7 @@ async def test_an_address_placed_only_roughly_is_not_tracked(logged_in_site, eng
         async def geocode(self, query: Any) -> GeocodeResult:
             return GeocodeResult(38.95, -92.33, ZIP_CENTROID, "test")
 
-    site.client.app[SERVICES].geocoder = RoughGeocoder()
+    site.client.app[RUNTIME].geocoder = RoughGeocoder()
     await site.get("/notifications")
     status, page = await site.post("/notifications/addresses", HITT)
     assert status == 400 and "not at the house" in page
@@ -184,7 +184,7 @@ async def test_a_mapping_service_outage_keeps_the_form_and_says_to_retry(logged_
         async def geocode(self, query: Any) -> GeocodeResult:
             raise GeocoderUnavailable("timeout")
 
-    site.client.app[SERVICES].geocoder = DownGeocoder()
+    site.client.app[RUNTIME].geocoder = DownGeocoder()
     await site.get("/notifications")
     status, page = await site.post("/notifications/addresses", HITT)
     assert status == 503 and "did not answer in time" in page and 'value="1 Hitt St"' in page
@@ -529,7 +529,7 @@ async def test_one_click_unsubscribe_needs_no_cookie_and_withdraws_everything(lo
     aid = insert_address(engine, site.subscriber_id)
     with engine.begin() as conn:
         conn.execute(offender_watches.insert().values(subscriber_id=site.subscriber_id, offender_id="OFF-MID"))
-    secret = site.client.app[SERVICES].settings.secret_key
+    secret = site.client.app[RUNTIME].settings.secret_key
     path = f"/unsubscribe/{links.unsubscribe_token(secret, site.subscriber_id)}"
 
     # What a mail program sends (RFC 8058): no cookie, no CSRF token.
@@ -546,7 +546,7 @@ async def test_one_click_unsubscribe_needs_no_cookie_and_withdraws_everything(lo
 
 async def test_opening_the_unsubscribe_link_only_asks(logged_in_site, engine) -> None:
     site = logged_in_site
-    secret = site.client.app[SERVICES].settings.secret_key
+    secret = site.client.app[RUNTIME].settings.secret_key
     path = f"/unsubscribe/{links.unsubscribe_token(secret, site.subscriber_id)}"
     resp = await site.client.get(path)
     page = await resp.text()

@@ -1,0 +1,74 @@
+"""What the site keeps on its app and its requests (typed keys), and the helpers views read it through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from streams.adapters import db_calls
+
+from streams.adapters.repository import SubscriberChange
+from streams.runtime import Runtime
+from streams.web import sessions
+from streams.web.security import RateLimiter
+
+logger = structlog.get_logger()
+
+Publish = Callable[[SubscriberChange], Awaitable[None]]
+
+
+async def _not_published(change: SubscriberChange) -> None:
+    logger.info("no broker: subscription change will be published by the next resync")
+
+
+@dataclass
+class ChangeFeed:
+    """Where subscription changes go: the broker once the app's publisher is up, else nowhere
+    (the next `up`/`resync` carries them)."""
+
+    send: Publish = _not_published
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+CHANGES = web.AppKey("changes", ChangeFeed)
+LIMITER = web.AppKey("limiter", RateLimiter)
+SESSION = web.RequestKey("session", sessions.Session)  # set by middlewares.session_middleware
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def runtime_of(request: web.Request) -> Runtime:
+    return request.app[RUNTIME]
+
+
+async def db(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(engine, *args) off the loop."""
+    return await db_calls.call(runtime_of(request).engine, fn, *args)
+
+
+def session_of(request: web.Request) -> sessions.Session:
+    return request[SESSION]
+
+
+def client_key(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def publish(request: web.Request, change: SubscriberChange) -> None:
+    """Tell the stream at once; without a broker the next `up`/`resync` carries it."""
+    await request.app[CHANGES].send(change)
+
+
+async def login_session(request: web.Request, subscriber_id: int | None) -> None:
+    old = session_of(request)
+    request[SESSION] = await db_calls.call(runtime_of(request).engine, sessions.rotate, old, subscriber_id, now())
+
+
+async def flash(request: web.Request, message: str) -> None:
+    await db_calls.call(runtime_of(request).engine, sessions.set_flash, session_of(request), message)

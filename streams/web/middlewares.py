@@ -1,0 +1,167 @@
+"""The site's middlewares, outermost first: request counting, security headers, sessions, CSRF."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from streams.adapters import db_calls
+
+from streams.adapters import metrics
+from streams.web import sessions
+from streams.web.keys import SESSION, now, runtime_of, session_of
+from streams.web.responses import render
+from streams.web.security import content_security_policy
+
+OPS_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+# Anything else a client sends as a method is counted as "other": labels stay a short list.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# POSTs that carry their own proof instead of a session (RFC 8058 one-click unsubscribe).
+CSRF_EXEMPT_PREFIXES = ("/unsubscribe/",)
+# Pages whose URL holds a secret: never leak it through the Referer header.
+TOKEN_PATH_PREFIXES = ("/confirm/", "/reset/", "/delete/confirm/", "/email/confirm/", "/unsubscribe/")
+
+
+# --- request counting --------------------------------------------------------------------
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Outermost: counts every request with the status the client got."""
+    if request.path in OPS_PATHS and request.method in {"GET", "HEAD"}:
+        # Straight to the view, past sessions and CSRF: a scraper must not leave a session row
+        # behind on every scrape, and /readyz must answer 503 (not fail) when the database is down.
+        handler = request.match_info.handler
+    status = 500
+    try:
+        if request.method == "POST" and (unreadable := await _unreadable_form(request)) is not None:
+            status = unreadable.status
+            return unreadable
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away first (nginx's code for it)
+        raise
+    finally:
+        _count(request, status)
+
+
+async def _unreadable_form(request: web.Request) -> web.Response | None:
+    """Read the form before anything else does (later reads get the same one): a body that
+    is not UTF-8, names an unknown charset or is broken multipart is the client's mistake,
+    answered 400, not a server error."""
+    try:
+        await request.post()
+    except web.HTTPException as exc:  # 413: too large; the same headers as any answer
+        security_headers(request, exc)
+        raise
+    except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError
+        response = render(request, "web/error.html.j2", {
+            "title": "This form could not be read",
+            "message": "What was sent is not a form this site can read (it must be UTF-8 text). "
+                       "Go back, reload the page and try again.",
+        }, status=400)
+        security_headers(request, response)
+        return response
+    return None
+
+
+def _count(request: web.Request, status: int) -> None:
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    method = request.method if request.method in METHODS else "other"
+    metrics.WEB_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+    # The account views answer each outcome with its own status; reading it here keeps them
+    # free of metrics code.
+    if method == "POST" and route == "/login":
+        if status == 400:
+            metrics.WEB_LOGINS_FAILED.labels(reason="refused").inc()
+        elif status == 429:
+            metrics.WEB_LOGINS_FAILED.labels(reason="rate_limited").inc()
+    elif method == "POST" and route == "/enroll" and status == 200:
+        metrics.WEB_ENROLLMENTS.labels(stage="requested").inc()
+    elif method == "GET" and route == "/confirm/{token}" and status == 303:
+        metrics.WEB_ENROLLMENTS.labels(stage="confirmed").inc()
+
+
+# --- security headers --------------------------------------------------------------------
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        security_headers(request, exc)
+        raise
+    security_headers(request, response)
+    return response
+
+
+def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    tiles = runtime_of(request).settings.map_tiles_url
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(tiles)) if tiles else None
+    h = response.headers
+    h.setdefault("Content-Security-Policy", content_security_policy(origin))
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("X-Frame-Options", "DENY")
+    h["Referrer-Policy"] = "no-referrer" if request.path.startswith(TOKEN_PATH_PREFIXES) else "same-origin"
+    if not request.path.startswith("/static/"):
+        h.setdefault("Cache-Control", "no-store")
+
+
+# --- sessions and CSRF -------------------------------------------------------------------
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path.startswith("/static/"):
+        return await handler(request)
+    engine = runtime_of(request).engine
+    s = await db_calls.call(engine, sessions.load, request.cookies.get(sessions.COOKIE), now())
+    if s is None:
+        s = await db_calls.call(engine, sessions.create, None, now())
+    request[SESSION] = s
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+        _set_cookie(request, response)
+        raise
+    _set_cookie(request, response)
+    return response
+
+
+def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    s = request[SESSION]
+    if s.changed:
+        secure = request.secure or runtime_of(request).settings.public_url.startswith("https://")
+        response.set_cookie(
+            sessions.COOKIE, s.raw_id, httponly=True, samesite="Lax", secure=secure, path="/",
+            max_age=int(sessions.ABSOLUTE.total_seconds()),
+        )
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.method in {"POST", "PUT", "PATCH", "DELETE"} and not request.path.startswith(CSRF_EXEMPT_PREFIXES):
+        form = await request.post()
+        sent = str(form.get("csrf_token", ""))
+        expected = session_of(request).csrf_token
+        if not sent or not hmac.compare_digest(sent, expected):
+            return render(request, "web/error.html.j2", {
+                "title": "This form has expired",
+                "message": "For your safety the form could not be accepted. Go back, reload the page and try again.",
+            }, status=403)
+    return await handler(request)
+
+
+MIDDLEWARES = (metrics_middleware, headers_middleware, session_middleware, csrf_middleware)

@@ -1,0 +1,185 @@
+"""Registry search, offender records, and the offenders a subscriber tracks (watches)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from sqlalchemy.engine import Engine
+
+from streams.adapters import offender_search, tracking_db
+from streams.adapters.repository import SubscriberChange
+from streams.domain.limits import MAX_OFFENDERS
+from streams.domain.model import OffenderState
+from streams.web.confirmations import SettingsChange, finish
+from streams.web.display import (
+    ADDRESS_TYPE_TEXT,
+    ADDRESS_TYPES,
+    PHOTO_ORIGIN,
+    address_line,
+    address_type_text,
+    clean,
+    dob_text,
+    listed_name,
+    photo_of,
+    record_view,
+)
+from streams.web.keys import LIMITER, client_key, db, flash, runtime_of, session_of
+from streams.web.paths import Paths, paths_of
+from streams.web.responses import no_record, not_found, redirect, render, require_login
+from streams.web.security import content_security_policy
+from streams.web.views_addresses import notifications_page
+
+SEARCH_FIELDS = ("last_name", "first_name", "address_type", "street", "city", "county", "zip")
+
+
+# --- tracked offenders -------------------------------------------------------------------
+
+
+def _offender_lines(state: OffenderState) -> list[tuple[str, str]]:
+    p = state.profile
+    assert p is not None
+    return [("Name", p.display_name), ("Date of birth", dob_text(p.date_of_birth))]
+
+
+@require_login
+async def add_watch(request: web.Request) -> web.Response:
+    sid: int = session_of(request).subscriber_id  # type: ignore[assignment]
+    offender_id = clean((await request.post()).get("offender_id"), 64)
+    state = await db(request, offender_search.public_offender, offender_id) if offender_id else None
+    if state is None:
+        return no_record(request)
+    outcome = await db(request, tracking_db.add_watch, sid, offender_id)
+    if outcome == tracking_db.FULL:
+        return await notifications_page(
+            request, 400,
+            refused=f"You already track {MAX_OFFENDERS} offenders, the most allowed. "
+                    "Remove one of them before tracking another.",
+        )
+    if outcome == tracking_db.ALREADY:
+        await flash(request, f"You already track {state.profile.display_name}.")  # type: ignore[union-attr]
+        raise redirect(paths_of(request).of("notifications"))
+    change = SettingsChange("You started tracking an offender", _offender_lines(state))
+    await finish(request, sid, SubscriberChange(sid, watches=[offender_id]), change,
+                 f"Now tracking {state.profile.display_name}.")  # type: ignore[union-attr]
+    raise redirect(paths_of(request).of("notifications"))
+
+
+@require_login
+async def delete_watch(request: web.Request) -> web.Response:
+    sid: int = session_of(request).subscriber_id  # type: ignore[assignment]
+    offender_id = request.match_info["offender_id"]
+    state = await db(request, offender_search.public_offender, offender_id)
+    if not await db(request, tracking_db.delete_watch, sid, offender_id):
+        return not_found(request)
+    lines = _offender_lines(state) if state else [("Offender", "one no longer on the public registry")]
+    change = SettingsChange("You stopped tracking an offender", lines)
+    name = state.profile.display_name if state and state.profile else "that offender"
+    await finish(request, sid, SubscriberChange(sid, removed_watches=[offender_id]), change,
+                 f"No longer tracking {name}.")
+    raise redirect(paths_of(request).of("notifications"))
+
+
+# --- photos ------------------------------------------------------------------------------
+
+
+def _photo_origins(states: list[OffenderState]) -> list[str]:
+    origins = []
+    for s in states:
+        url = s.profile.photo_url if s.profile else None
+        if url and (m := PHOTO_ORIGIN.match(url)) and m.group(0) not in origins:
+            origins.append(m.group(0))
+    return origins
+
+
+def allow_photos(request: web.Request, response: web.Response, states: list[OffenderState]) -> web.Response:
+    """Registry photos live on the registry's own host: allow exactly those hosts for images."""
+    origins = _photo_origins(states)
+    tiles = runtime_of(request).settings.map_tiles_url
+    if tiles:
+        origins.append("{0.scheme}://{0.netloc}".format(urlsplit(tiles)))
+    if origins:
+        response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
+    return response
+
+
+# --- registry search ---------------------------------------------------------------------
+
+
+def _hit_view(hit: offender_search.SearchHit, watched: set[str], paths: Paths) -> dict[str, Any]:
+    p = hit.state.profile
+    assert p is not None
+    return {
+        "id": hit.state.offender_id,
+        "name": listed_name(p.last_name, p.first_name, p.middle_name, p.suffix),
+        "aliases": [listed_name(a.last_name, a.first_name) for a in p.aliases],
+        "photo": photo_of(hit.state), "compliance": p.compliance, "tier": p.tier,
+        "addresses": [{"type": address_type_text(a), "line": address_line(a)} for a in hit.addresses],
+        "record": paths.record(hit.state.offender_id), "watched": hit.state.offender_id in watched,
+    }
+
+
+def _search_fields(engine: Engine, criteria: dict[str, str]) -> offender_search.SearchResult:
+    return offender_search.search(engine, **criteria)
+
+
+def _search_identifier(engine: Engine, identifier: str) -> offender_search.SearchResult:
+    return offender_search.search(engine, online_identifier=identifier)
+
+
+async def _search_page(request: web.Request, fields_in: Mapping[str, Any], by_identifier: bool) -> web.Response:
+    criteria = {k: clean(fields_in.get(k), 100) for k in SEARCH_FIELDS}
+    if criteria["address_type"] not in ADDRESS_TYPE_TEXT:
+        criteria["address_type"] = ""
+    # Read, used once, never echoed or kept: not in the page, the form or any log.
+    identifier = clean(fields_in.get("online_identifier"), 200) if by_identifier else ""
+    s = session_of(request)
+    watched = set(await db(request, tracking_db.watched_ids, s.subscriber_id)) if s.logged_in else set()
+    context: dict[str, Any] = {
+        "criteria": criteria, "address_types": ADDRESS_TYPES, "searched": False, "hits": [], "more": False,
+        "by_identifier": by_identifier, "watched_count": len(watched), "max_offenders": MAX_OFFENDERS,
+        "message": None,
+    }
+    wanted = identifier if by_identifier else any(v for k, v in criteria.items() if k != "address_type")
+    if not wanted:
+        if by_identifier or any(k in fields_in for k in SEARCH_FIELDS):
+            context["message"] = ("Enter the online identifier to look for." if by_identifier
+                                  else "Fill in at least one field besides the address type.")
+        return render(request, "web/offender_search.html.j2", context, status=400 if context["message"] else 200)
+    if not request.app[LIMITER].allow("search:client", client_key(request)):
+        context["message"] = "Too many searches from your connection in the last minute. Wait a moment and try again."
+        return render(request, "web/offender_search.html.j2", context, status=429)
+    if by_identifier:
+        result = await db(request, _search_identifier, identifier)
+    else:
+        result = await db(request, _search_fields, criteria)
+    paths = paths_of(request)
+    context.update(searched=True, hits=[_hit_view(h, watched, paths) for h in result.hits], more=result.more)
+    response = render(request, "web/offender_search.html.j2", context)
+    return allow_photos(request, response, [h.state for h in result.hits])
+
+
+async def search_page(request: web.Request) -> web.Response:
+    return await _search_page(request, request.query, by_identifier=False)
+
+
+async def search_by_identifier(request: web.Request) -> web.Response:
+    # POST, so the identifier stays out of addresses, history and server logs.
+    return await _search_page(request, await request.post(), by_identifier=True)
+
+
+# --- records -----------------------------------------------------------------------------
+
+
+async def offender_record(request: web.Request) -> web.Response:
+    state = await db(request, offender_search.public_offender, request.match_info["offender_id"])
+    if state is None:
+        return no_record(request)
+    s = session_of(request)
+    watched = await db(request, tracking_db.watched_ids, s.subscriber_id) if s.logged_in else []
+    response = render(request, "web/offender.html.j2", {
+        "r": record_view(state, paths_of(request)), "watched": state.offender_id in watched,
+        "can_track": len(watched) < MAX_OFFENDERS, "max_offenders": MAX_OFFENDERS,
+    })
+    return allow_photos(request, response, [state])
