@@ -8,6 +8,7 @@ import faust
 
 from streams.adapters import metrics
 from streams.app import StreamGraph
+from streams.domain import circle_batch
 from streams.runtime import Runtime
 
 
@@ -47,7 +48,7 @@ def refresh_gauges(graph: StreamGraph, runtime: Runtime) -> None:
     metrics.OFFENDERS_HELD.set(len(graph.offender_to_state))
     # The table keeps a revoked partition's rows; count only what the index holds, as its rebuild does.
     owned = _owned_partitions(graph, graph.tracked_circles.get_topic_name())
-    cells = {key.split("/", 1)[0] for key, v in graph.cell_bucket_to_circles.items() if v["partition"] in owned}
+    cells = {circle_batch.cell_of_key(key) for key, v in graph.cell_bucket_to_circles.items() if v["partition"] in owned}
     metrics.CELLS_HELD.set(len(cells))
     _refresh_lag(graph)
 

@@ -62,6 +62,11 @@ def bucket_key(cell: str, circle_id: int) -> str:
     return f"{cell}/{circle_id % BUCKETS}"
 
 
+def cell_of_key(key: str) -> str:
+    """The grid cell a table key (`bucket_key`) belongs to: what the entry is partitioned by."""
+    return key.partition("/")[0]
+
+
 def _bucket_keys(cell: str) -> list[str]:
     """Every bucket key of a cell, by bucket: `bucket_key(cell, cid)` is `[cid % BUCKETS]`."""
     return [bucket_key(cell, b) for b in range(BUCKETS)]

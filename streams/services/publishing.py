@@ -86,7 +86,7 @@ async def resync(engine: Engine, pub: Publisher, *, app_id: str, partitions: int
         pub.send_to_partitions(
             topics.changelog_topic(app_id, topics.CELL_BUCKET_TO_CIRCLES),
             partitions,
-            ((key.partition("/")[0].encode(), _json(key), _json(entry)) for key, entry in entries.items()),
+            ((circle_batch.cell_of_key(key).encode(), _json(key), _json(entry)) for key, entry in entries.items()),
         ),
         pub.send_many(topics.TRACKED_CIRCLES.name, circle_messages),
         pub.send_to_partitions(
