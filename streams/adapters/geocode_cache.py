@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from datetime import timedelta
 from typing import Any
@@ -11,6 +10,7 @@ import structlog
 from sqlalchemy import Column, DateTime, String, Table, delete, select
 from sqlalchemy.engine import Engine
 
+from streams.adapters import db_calls
 from streams.adapters.db import JsonDoc, metadata, utcnow
 from streams.adapters.remote_geocoder import query_hash
 from streams.adapters.sql import insert as sql_insert
@@ -106,14 +106,14 @@ class CachedGeocoder:
 
     async def geocode(self, query: GeocodeQuery) -> GeocodeResult | GeocodeFailure:
         key = cache_key(query, self.source_name)
-        cached = await asyncio.to_thread(cache_lookup, self.engine, key)
+        cached = await db_calls.call(self.engine, cache_lookup, key)
         if cached is not None:
             logger.debug("geocode cache hit", source=self.source_name, qhash=query_hash(query))
             return _decode(cached, self.source_name)
         # GeocoderUnavailable passes through: "try later" is not an answer worth keeping.
         answer = await self.inner.geocode(query)
         ttl = self.ttl_ok if isinstance(answer, GeocodeResult) else self.ttl_fail
-        await asyncio.to_thread(cache_store, self.engine, key, self.source_name, _encode(answer), ttl)
+        await db_calls.call(self.engine, cache_store, key, self.source_name, _encode(answer), ttl)
         return answer
 
 

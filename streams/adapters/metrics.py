@@ -16,6 +16,7 @@ from prometheus_client import (
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from streams.adapters import db_calls
 from streams.adapters.event_codec import REASONS
 
 # A `_created` series per counter doubles the output and no dashboard here uses it.
@@ -169,7 +170,7 @@ def _select_one(engine: Engine) -> None:
 
 async def database_answers(engine: Engine, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Raises unless the database answers `SELECT 1` within `timeout` seconds (no retrying)."""
-    await asyncio.wait_for(asyncio.to_thread(_select_one, engine), timeout)
+    await asyncio.wait_for(db_calls.call(engine, _select_one), timeout)
 
 
 async def broker_answers(bootstrap: str, timeout: float = PROBE_TIMEOUT_S) -> None:
