@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from streams.adapters import accounts, offender_search, tracking_db
 from streams.adapters.gazetteer import display_street
@@ -229,6 +231,20 @@ async def _owned_address(request: web.Request) -> Any:
     return await db(request, tracking_db.tracked_row, session_of(request).subscriber_id, address_id)
 
 
+def _on_owned_address(view: Callable[[web.Request, int, Any], Awaitable[web.Response]]) -> Handler:
+    """A logged-in view of one of the subscriber's own tracked addresses: anyone else's is 404."""
+
+    @require_login
+    @functools.wraps(view)
+    async def wrapper(request: web.Request) -> web.Response:
+        row = await _owned_address(request)
+        if row is None:
+            return not_found(request)
+        return await view(request, session_of(request).subscriber_id, row)  # type: ignore[arg-type]
+
+    return wrapper
+
+
 async def _address_page(request: web.Request, row: Any, status: int = 200, **overrides: Any) -> web.Response:
     nearby = await _nearby(request, circle_of_row(row))
     context = {
@@ -239,20 +255,13 @@ async def _address_page(request: web.Request, row: Any, status: int = 200, **ove
     return render(request, "web/address.html.j2", context, status=status)
 
 
-@require_login
-async def show_address(request: web.Request) -> web.Response:
-    row = await _owned_address(request)
-    if row is None:
-        return not_found(request)
+@_on_owned_address
+async def show_address(request: web.Request, sid: int, row: Any) -> web.Response:
     return await _address_page(request, row)
 
 
-@require_login
-async def edit_address(request: web.Request) -> web.Response:
-    sid: int = session_of(request).subscriber_id  # type: ignore[assignment]
-    row = await _owned_address(request)
-    if row is None:
-        return not_found(request)
+@_on_owned_address
+async def edit_address(request: web.Request, sid: int, row: Any) -> web.Response:
     f = AddressForm.read(await request.post(), runtime_of(request).settings.service_state)
     errors = f.errors()
     if errors:
@@ -283,12 +292,8 @@ async def edit_address(request: web.Request) -> web.Response:
     raise redirect(paths_of(request).address(new.circle_id))
 
 
-@require_login
-async def delete_address(request: web.Request) -> web.Response:
-    sid: int = session_of(request).subscriber_id  # type: ignore[assignment]
-    row = await _owned_address(request)
-    if row is None:
-        return not_found(request)
+@_on_owned_address
+async def delete_address(request: web.Request, sid: int, row: Any) -> web.Response:
     circle = await db(request, tracking_db.delete_address, sid, row.id)
     if circle is None:
         return not_found(request)
