@@ -12,6 +12,7 @@ from scourgify.exceptions import AddressNormalizationError
 from sqlalchemy import Column, Float, Index, Integer, String, Table, UniqueConstraint
 
 from streams.adapters.db import JsonDoc, metadata
+from streams.domain import addresses
 
 # Surveyed points (OpenAddresses): one row per address, unit included.
 address_points = Table(
@@ -121,11 +122,8 @@ def normalize_state(state: str | None) -> str:
 
 
 def zip5(zip_code: object) -> str:
-    digits = re.sub(r"\D", "", str(zip_code or ""))
-    # A ZIP read as a number loses its leading zero (no such ZIP in Missouri, but elsewhere).
-    if 3 <= len(digits) < 5:
-        digits = digits.zfill(5)
-    return digits[:5] if len(digits) >= 5 else ""
+    """A gazetteer file's ZIP: its data may have been read as numbers (domain.addresses.zip5)."""
+    return addresses.zip5(zip_code, restore_leading_zeros=True)
 
 
 def normalize_number(number: object) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 
 from streams.adapters.db import metadata, offenders, utcnow
 from streams.adapters.sql import Bind, reading, transaction
+from streams.domain.addresses import zip5
 from streams.domain.geocoding import PROXIMITY_PRECISIONS
 from streams.domain.geometry import bounding_box, distance_within
 from streams.domain.model import (
@@ -97,9 +98,6 @@ def norm_county(text: str | None) -> str:
     return n[: -len(" COUNTY")] if n.endswith(" COUNTY") else n
 
 
-def zip5(text: str | None) -> str:
-    digits = re.sub(r"\D", "", text or "")
-    return digits[:5] if len(digits) >= 5 else ""
 
 
 def _street_text(a: Address) -> str:

@@ -19,25 +19,33 @@ def _plain(text: str) -> str:
     return " ".join(_SPACE.sub(" ", _DROP.sub("", text.upper())).split())
 
 
-def _zip5(zip_code: str) -> str:
-    digits = re.sub(r"\D", "", zip_code or "")
-    # ZIP+4 suffixes come and go between registry extracts; five digits name the place.
-    return digits[:5] if len(digits) >= 5 else digits
+def zip5(zip_code: object, *, restore_leading_zeros: bool = False) -> str:
+    """The five-digit ZIP of a ZIP or ZIP+4 ('' when there is none): the one normal form.
+
+    ZIP+4 suffixes come and go between registry extracts; five digits name the place. A data
+    file that read ZIPs as numbers lost their leading zeros (none in Missouri, many in New
+    England): `restore_leading_zeros` gives 3 or 4 digits theirs back. What a person typed is
+    never padded: "651" is not "00651".
+    """
+    digits = re.sub(r"\D", "", str(zip_code or ""))
+    if restore_leading_zeros and 3 <= len(digits) < 5:
+        digits = digits.zfill(5)
+    return digits[:5] if len(digits) >= 5 else ""
 
 
 def normalize_address(street: str, city: str, state: str, zip: str) -> str:  # noqa: A002
-    zip5 = _zip5(str(zip))
+    zip5_text = zip5(zip)
     try:
         rec = normalize_address_record(
-            {"address_line_1": street, "city": city, "state": state, "postal_code": zip5}
+            {"address_line_1": street, "city": city, "state": state, "postal_code": zip5_text}
         )
     except AddressNormalizationError:
         # PO boxes, rural routes and garbage: good enough to tell two texts apart, and such
         # text is never geocoded from here.
-        return f"{_plain(street)}, {_plain(city)}, {_plain(state)} {zip5}".strip()
+        return f"{_plain(street)}, {_plain(city)}, {_plain(state)} {zip5_text}".strip()
     line = " ".join(p for p in (rec["address_line_1"], rec.get("address_line_2")) if p)
     # scourgify keeps "ST. LOUIS" but writes "ST LOUIS" for "St Louis": one city, one spelling.
-    return f"{_plain(line)}, {_plain(rec['city'])}, {rec['state']} {zip5}".strip()
+    return f"{_plain(line)}, {_plain(rec['city'])}, {rec['state']} {zip5_text}".strip()
 
 
 def _coord(v: Any) -> float | None:
