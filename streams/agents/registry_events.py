@@ -20,7 +20,6 @@ from streams.adapters.event_codec import (
 from streams.agents.batching import BATCH, BATCH_WITHIN, deliver, send_alerts, stop_on_failure
 from streams.app import StreamGraph
 from streams.runtime import Runtime
-from streams.domain.alert_batch import AlertBatch
 from streams.domain.cells import cell_of
 from streams.domain.geocoding import GeocoderUnavailable
 from streams.domain.event_identity import content_digest
