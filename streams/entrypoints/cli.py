@@ -145,7 +145,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         parts.append(Part("worker", start_part("worker", *(["--demo"] if args.demo else []))))
         parts.append(Part("web site", start_part("web")))
         print(
-            f"sor-notify is up: web site http://{settings.web_host}:{settings.web_port}/, broker {bootstrap}, database {_safe_db(settings)}, "
+            f"sor-notify is up: web site http://{settings.web_host}:{settings.web_port}/, broker {broker_url}, database {_safe_db(settings)}, "
             + (f"mail via SMTP {settings.smtp_host}" if settings.uses_smtp else f"mail to {settings.maildir}")
             + f", worker web on 127.0.0.1:{settings.worker_web_port}. Ctrl-C stops it.",
             file=sys.stderr,
@@ -275,7 +275,7 @@ def cmd_digest_send(settings: Settings, args: argparse.Namespace) -> int:
 
 def _broker_hint(err: BrokerError, broker_url: str) -> UsageError:
     return UsageError(
-        f"{err}\n  is the broker running? start `sor-notify up`, or check SOR_BROKER_URL ({bootstrap})"
+        f"{err}\n  is the broker running? start `sor-notify up`, or check SOR_BROKER_URL ({broker_url})"
     )
 
 

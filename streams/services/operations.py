@@ -78,7 +78,7 @@ def _when(at: datetime) -> str:
 
 
 async def _accepts_connections(broker_url: str) -> bool:
-    for server in bootstrap.split(","):
+    for server in broker_url.split(","):
         host, _, port = server.rpartition(":")
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
@@ -93,7 +93,7 @@ async def _accepts_connections(broker_url: str) -> bool:
 async def _admin(broker_url: str) -> AsyncIterator[AIOKafkaAdminClient]:
     # A broker that is simply not running is said so at once, without a client's retry log.
     if not await _accepts_connections(broker_url):
-        raise BrokerError(f"broker {bootstrap} unreachable: nothing accepts connections there")
+        raise BrokerError(f"broker {broker_url} unreachable: nothing accepts connections there")
     await wait_for_broker(broker_url, timeout=BROKER_WAIT_S)
     admin = AIOKafkaAdminClient(bootstrap_servers=broker_url, request_timeout_ms=10000)
     await admin.start()
@@ -132,7 +132,7 @@ async def _partitions(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str,
 
 
 def _broker_failure(broker_url: str, exc: Exception) -> BrokerError:
-    return BrokerError(f"broker {bootstrap}: {type(exc).__name__}: {exc}".rstrip(": "))
+    return BrokerError(f"broker {broker_url}: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
 # --- status ------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ class Status:
         d = self.last_digest
         return {
             "group_id": self.group_id,
-            "broker": self.bootstrap,
+            "broker": self.broker_url,
             "broker_error": self.broker_error,
             "total_lag": self.total_lag,
             "partitions": [p.__dict__ for p in self.partitions],
@@ -326,7 +326,7 @@ async def dlq_list(broker_url: str, limit: int = 50, *, runtime: Runtime | None 
             deadline = asyncio.get_running_loop().time() + READ_TIMEOUT_S
             while waiting:
                 if asyncio.get_running_loop().time() > deadline:
-                    raise BrokerError(f"broker {bootstrap}: reading the DLQ timed out; try again")
+                    raise BrokerError(f"broker {broker_url}: reading the DLQ timed out; try again")
                 batch = await consumer.getmany(*waiting, timeout_ms=1000)
                 for tp, records in batch.items():
                     for r in records:
@@ -373,7 +373,7 @@ async def dlq_show(broker_url: str, entry_id: str, *, runtime: Runtime | None = 
                     record = batch[tp][0]
                     break
             if record is None or record.offset != offset:
-                raise BrokerError(f"broker {bootstrap}: could not read DLQ entry {entry_id}; try again")
+                raise BrokerError(f"broker {broker_url}: could not read DLQ entry {entry_id}; try again")
     except (KafkaError, OSError) as exc:
         raise _broker_failure(broker_url, exc) from exc
     entry, original = _parse(entry_id, record.value or b"")
