@@ -11,12 +11,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.adapters.child_process import die_with_parent
@@ -26,6 +26,15 @@ logger = structlog.get_logger()
 
 class BrokerError(RuntimeError):
     pass
+
+
+# What a Kafka client raises when the broker fails it: callers outside adapters catch these
+# without naming aiokafka, and turn them into a BrokerError.
+BROKER_FAILURES: tuple[type[Exception], ...] = (KafkaError, OSError)
+
+
+def broker_failure(broker_url: str, exc: Exception) -> BrokerError:
+    return BrokerError(f"broker {broker_url}: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
 def free_port() -> int:
@@ -99,27 +108,27 @@ class EmbeddedBroker:
         self.process = None
 
 
-async def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
+async def wait_for_broker(broker_url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker_url, request_timeout_ms=5000)
         try:
             await admin.start()
             await admin.list_topics()
             return
         except (KafkaConnectionError, OSError) as exc:
             if time.monotonic() > deadline:
-                raise BrokerError(f"broker {bootstrap} unreachable: {exc}") from exc
+                raise BrokerError(f"broker {broker_url} unreachable: {exc}") from exc
             await asyncio.sleep(0.5)
         finally:
             await admin.close()
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[tuple[str, Mapping[str, str]]], partitions: int, replication: int = 1
+    broker_url: str, topics: Iterable[tuple[str, Mapping[str, str]]], partitions: int, replication: int = 1
 ) -> list[str]:
     """Create every topic with its partition count and config; refuse a partition mismatch."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker_url, request_timeout_ms=10000)
     await admin.start()
     created: list[str] = []
     try:
@@ -164,13 +173,21 @@ async def ensure_topics(
     return created
 
 
+def key_partitioner(partitions: int) -> Callable[[bytes], int]:
+    """Where Kafka's default partitioner puts a key among `partitions` partitions, as the
+    workers' producers do: a table's changelog must follow its source topic."""
+    choose = DefaultPartitioner()
+    every = list(range(partitions))
+    return lambda key: choose(key, every, every)
+
+
 class Publisher:
     """A small producer for commands (publish, import, resync): JSON in, acks awaited."""
 
-    def __init__(self, bootstrap: str, *, single_record_batches: bool = False) -> None:
+    def __init__(self, broker_url: str, *, single_record_batches: bool = False) -> None:
         extra = {"max_batch_size": 1} if single_record_batches else {}
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False, **extra
+            bootstrap_servers=broker_url, acks="all", linger_ms=5, enable_idempotence=False, **extra
         )
 
     async def __aenter__(self) -> Publisher:
@@ -185,12 +202,9 @@ class Publisher:
     ) -> int:
         """(partition key, message key, value): placed where Kafka's default partitioner puts
         the partition key, the way a table's changelog follows its source topic."""
-        choose = DefaultPartitioner()
-        every = list(range(partitions))
+        place = key_partitioner(partitions)
         futures = [
-            await self._producer.send(
-                topic, value=value, key=key, partition=choose(pkey, every, every)
-            )
+            await self._producer.send(topic, value=value, key=key, partition=place(pkey))
             for pkey, key, value in items
         ]
         await asyncio.gather(*futures)

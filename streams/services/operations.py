@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import json
 import re
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator
-
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
-from aiokafka.structs import TopicPartition
+from typing import Any
 
 from streams import topics
-from streams.adapters import ops_db, repository
-from streams.adapters.broker import BrokerError, wait_for_broker
+from streams.adapters import broker_reads, ops_db, repository
+from streams.adapters.broker import BROKER_FAILURES, BrokerError, broker_failure
 from streams.adapters.event_codec import (
     InvalidEvent,
     conflicting_duplicate,
@@ -33,8 +26,6 @@ from streams.domain.event_identity import content_digest
 from streams.domain.model import RegistryEvent
 from streams.settings import Settings
 
-# An operator waits this long for a broker that is not there, not the workers' 30 s.
-BROKER_WAIT_S = 5.0
 READ_TIMEOUT_S = 15.0
 # Every topic but the DLQ is read by the workers' consumer group: the DLQ is for people.
 READ_BY_WORKERS: frozenset[str] = frozenset(
@@ -74,67 +65,6 @@ def _when(at: datetime) -> str:
     return at.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-# --- broker access -----------------------------------------------------------------------
-
-
-async def _accepts_connections(broker_url: str) -> bool:
-    for server in bootstrap.split(","):
-        host, _, port = server.rpartition(":")
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
-        except (OSError, ValueError, TimeoutError):
-            continue
-        writer.close()
-        return True
-    return False
-
-
-@asynccontextmanager
-async def _admin(broker_url: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    # A broker that is simply not running is said so at once, without a client's retry log.
-    if not await _accepts_connections(broker_url):
-        raise BrokerError(f"broker {bootstrap} unreachable: nothing accepts connections there")
-    await wait_for_broker(broker_url, timeout=BROKER_WAIT_S)
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker_url, request_timeout_ms=10000)
-    await admin.start()
-    try:
-        yield admin
-    finally:
-        await admin.close()
-
-
-@asynccontextmanager
-async def _reader(broker_url: str) -> AsyncIterator[AIOKafkaConsumer]:
-    """A consumer of no group: it reads, it never commits, it moves nobody's offsets."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker_url,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        request_timeout_ms=10000,
-    )
-    await consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, list[int]]:
-    """Partitions of the topics that exist (a missing topic is not asked about: some
-    brokers create a topic they are asked about, with the wrong partition count)."""
-    existing = set(await admin.list_topics())
-    wanted = [n for n in names if n in existing]
-    if not wanted:
-        return {}
-    described = await admin.describe_topics(wanted)
-    return {d["topic"]: sorted(p["partition"] for p in d.get("partitions", [])) for d in described}
-
-
-def _broker_failure(broker_url: str, exc: Exception) -> BrokerError:
-    return BrokerError(f"broker {bootstrap}: {type(exc).__name__}: {exc}".rstrip(": "))
-
-
 # --- status ------------------------------------------------------------------------------
 
 
@@ -164,7 +94,7 @@ class Status:
         d = self.last_digest
         return {
             "group_id": self.group_id,
-            "broker": self.bootstrap,
+            "broker": self.broker_url,
             "broker_error": self.broker_error,
             "total_lag": self.total_lag,
             "partitions": [p.__dict__ for p in self.partitions],
@@ -178,27 +108,16 @@ class Status:
 
 
 async def _lags(broker_url: str, group_id: str, names: list[str]) -> list[PartitionLag]:
-    async with _admin(broker_url) as admin:
-        parts = await _partitions(admin, names)
-        tps = [TopicPartition(t, p) for t in names for p in parts.get(t, [])]
-        if not tps:
-            return []
-        committed = await admin.list_consumer_group_offsets(group_id, partitions=tps)
-    async with _reader(broker_url) as consumer:
-        ends = await consumer.end_offsets(tps)
-        begins = await consumer.beginning_offsets(tps)
     out = []
-    for tp in tps:
-        meta = committed.get(tp)
-        done = meta.offset if meta is not None and meta.offset >= 0 else None
-        if done is not None:
-            lag: int | None = max(ends[tp] - done, 0)
-        elif tp.topic in READ_BY_WORKERS:
+    for p in await broker_reads.group_offsets(broker_url, group_id, names):
+        if p.committed is not None:
+            lag: int | None = max(p.end - p.committed, 0)
+        elif p.topic in READ_BY_WORKERS:
             # Nothing committed: the workers start from the beginning (auto_offset_reset).
-            lag = ends[tp] - begins[tp]
+            lag = p.end - p.begin
         else:
             lag = None
-        out.append(PartitionLag(tp.topic, tp.partition, ends[tp], done, lag))
+        out.append(PartitionLag(p.topic, p.partition, p.end, p.committed, lag))
     return out
 
 
@@ -216,8 +135,6 @@ async def status(settings: Settings, runtime: Runtime, broker_url: str | None) -
             lags = await _lags(broker_url, settings.app_id, names)
         except BrokerError as exc:
             error = str(exc)
-        except (KafkaError, OSError) as exc:
-            error = str(_broker_failure(broker_url, exc))
     return Status(settings.app_id, broker_url, error, lags, tables, digest)
 
 
@@ -282,14 +199,15 @@ def _parse(entry_id: str, value: bytes) -> tuple[DlqEntry, bytes]:
         return DlqEntry(entry_id, UNREADABLE, detail, {}, None, _fingerprint(value)), b""
 
 
-def parse_entry_id(entry_id: str) -> tuple[TopicPartition, int]:
+def parse_entry_id(entry_id: str) -> tuple[int, int]:
+    """(partition, offset) on the DLQ topic."""
     m = _ENTRY_ID.fullmatch(entry_id.strip())
     if not m:
         raise UnknownEntry(
             f"{entry_id!r} is not a DLQ entry id: expected PARTITION:OFFSET, "
             "as `sor-notify dlq list` shows them (e.g. 0:12)"
         )
-    return TopicPartition(topics.DEAD_LETTERS.name, int(m.group(1))), int(m.group(2))
+    return int(m.group(1)), int(m.group(2))
 
 
 async def _with_replays(runtime: Runtime | None, entries: list[DlqEntry]) -> list[DlqEntry]:
@@ -307,76 +225,40 @@ async def _with_replays(runtime: Runtime | None, entries: list[DlqEntry]) -> lis
 async def dlq_list(broker_url: str, limit: int = 50, *, runtime: Runtime | None = None) -> DlqListing:
     """The `limit` most recent dead letters; with runtime, which of them were replayed."""
     name = topics.DEAD_LETTERS.name
-    try:
-        async with _admin(broker_url) as admin:
-            parts = (await _partitions(admin, [name])).get(name, [])
-        if not parts:
-            return DlqListing([], 0)
-        tps = [TopicPartition(name, p) for p in parts]
-        found: list[tuple[DlqEntry, int]] = []
-        async with _reader(broker_url) as consumer:
-            consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
-            begins = await consumer.beginning_offsets(tps)
-            total = sum(ends[tp] - begins[tp] for tp in tps)
-            # The newest `limit` overall are among the newest `limit` of each partition.
-            for tp in tps:
-                consumer.seek(tp, max(begins[tp], ends[tp] - limit))
-            waiting = {tp for tp in tps if ends[tp] > begins[tp]}
-            deadline = asyncio.get_running_loop().time() + READ_TIMEOUT_S
-            while waiting:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise BrokerError(f"broker {bootstrap}: reading the DLQ timed out; try again")
-                batch = await consumer.getmany(*waiting, timeout_ms=1000)
-                for tp, records in batch.items():
-                    for r in records:
-                        if r.offset < ends[tp]:
-                            entry, _ = _parse(f"{tp.partition}:{r.offset}", r.value or b"")
-                            found.append((entry, r.timestamp))
-                    if await consumer.position(tp) >= ends[tp]:
-                        waiting.discard(tp)
-    except (KafkaError, OSError) as exc:
-        raise _broker_failure(broker_url, exc) from exc
+    parts = (await broker_reads.topic_partitions(broker_url, [name])).get(name, [])
+    if not parts:
+        return DlqListing([], 0)
+    read = await broker_reads.latest_records(
+        broker_url, name, parts, limit, timeout_s=READ_TIMEOUT_S, label="the DLQ"
+    )
+    found = [(_parse(f"{r.partition}:{r.offset}", r.value)[0], r.timestamp) for r in read.records]
     found.sort(key=lambda f: (f[0].dead_lettered_at or "", f[1], f[0].id))
     entries = [e for e, _ in found[-limit:]] if limit > 0 else []
-    return DlqListing(await _with_replays(runtime, entries), total)
+    return DlqListing(await _with_replays(runtime, entries), read.total)
 
 
 async def dlq_show(broker_url: str, entry_id: str, *, runtime: Runtime | None = None) -> DlqOriginal:
     """One dead letter with the original event, as received."""
-    tp, offset = parse_entry_id(entry_id)
-    entry_id = f"{tp.partition}:{offset}"
-    try:
-        async with _admin(broker_url) as admin:
-            parts = (await _partitions(admin, [tp.topic])).get(tp.topic, [])
-        if tp.partition not in parts:
-            raise UnknownEntry(
-                f"no DLQ entry {entry_id}: {tp.topic} has "
-                + (f"partitions 0 to {max(parts)}" if parts else "no messages (nothing was dead-lettered)")
-                + "; `sor-notify dlq list` shows the ids"
-            )
-        async with _reader(broker_url) as consumer:
-            consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            begin = (await consumer.beginning_offsets([tp]))[tp]
-            if not begin <= offset < end:
-                held = f"offsets {begin} to {end - 1}" if end > begin else "nothing"
-                raise UnknownEntry(
-                    f"no DLQ entry {entry_id}: partition {tp.partition} holds {held}; "
-                    "`sor-notify dlq list` shows the ids"
-                )
-            consumer.seek(tp, offset)
-            record = None
-            for _ in range(int(READ_TIMEOUT_S)):
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
-                if batch.get(tp):
-                    record = batch[tp][0]
-                    break
-            if record is None or record.offset != offset:
-                raise BrokerError(f"broker {bootstrap}: could not read DLQ entry {entry_id}; try again")
-    except (KafkaError, OSError) as exc:
-        raise _broker_failure(broker_url, exc) from exc
-    entry, original = _parse(entry_id, record.value or b"")
+    partition, offset = parse_entry_id(entry_id)
+    entry_id = f"{partition}:{offset}"
+    name = topics.DEAD_LETTERS.name
+    parts = (await broker_reads.topic_partitions(broker_url, [name])).get(name, [])
+    if partition not in parts:
+        raise UnknownEntry(
+            f"no DLQ entry {entry_id}: {name} has "
+            + (f"partitions 0 to {max(parts)}" if parts else "no messages (nothing was dead-lettered)")
+            + "; `sor-notify dlq list` shows the ids"
+        )
+    read = await broker_reads.record_at(broker_url, name, partition, offset, timeout_s=READ_TIMEOUT_S)
+    if not read.begin <= offset < read.end:
+        held = f"offsets {read.begin} to {read.end - 1}" if read.end > read.begin else "nothing"
+        raise UnknownEntry(
+            f"no DLQ entry {entry_id}: partition {partition} holds {held}; "
+            "`sor-notify dlq list` shows the ids"
+        )
+    if read.record is None:
+        raise BrokerError(f"broker {broker_url}: could not read DLQ entry {entry_id}; try again")
+    entry, original = _parse(entry_id, read.record.value)
     [entry] = await _with_replays(runtime, [entry])
     try:
         text, valid = original.decode("utf-8"), True
@@ -475,8 +357,8 @@ async def dlq_replay(
             await pub.send(topics.REGISTRY_EVENTS.name, event.offender_id, raw)
     except BaseException as exc:
         await runtime.db_once(ops_db.release_replay, entry.id, entry.fingerprint, previous)
-        if isinstance(exc, (KafkaError, OSError)):
-            raise _broker_failure(broker_url, exc) from exc
+        if isinstance(exc, BROKER_FAILURES):
+            raise broker_failure(broker_url, exc) from exc
         raise
     return ReplayResult(
         entry_id=entry.id,

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.engine import Engine
 
 from streams import topics
 from streams.adapters import repository
-from streams.adapters.broker import Publisher
+from streams.adapters.broker import Publisher, key_partitioner
 from streams.adapters.event_codec import InvalidEvent, decode_registry_event
 from streams.domain import circle_batch, watch_batch
 
@@ -59,12 +58,11 @@ async def resync(engine: Engine, pub: Publisher, *, app_id: str, partitions: int
     report = ResyncReport()
     circles = list(repository.active_circles(engine))
     report.circles = len(circles)
-    choose = DefaultPartitioner()
-    every = list(range(partitions))
+    place = key_partitioner(partitions)
     # Each circle's cells worked out once, for its table entries and its messages.
     cells = {c.circle_id: circle_batch.cells_of(c) for c in circles}  # ids are unique: table rows
     entries = circle_batch.table_entries(
-        circles, lambda cell: choose(cell.encode(), every, every), cells=lambda c: cells[c.circle_id]
+        circles, lambda cell: place(cell.encode()), cells=lambda c: cells[c.circle_id]
     )
     report.circle_entries = len(entries)
     circle_messages = circle_batch.messages((("upsert", c) for c in circles), cells=lambda c: cells[c.circle_id])
