@@ -30,12 +30,12 @@ TRIES = 3
 _answers: dict[str, bool] = {}
 
 
-async def batch_end_offset_moves(bootstrap: str, replication: int = 1) -> tuple[int, int]:
+async def batch_end_offset_moves(broker_url: str, replication: int = 1) -> tuple[int, int]:
     """(records written in one batch, how far the reported end offset moved past them)."""
     spec = topics.BROKER_PROBE
-    await ensure_topics(bootstrap, [(spec.name, topics.delete_policy(spec))], PROBE_PARTITIONS, replication)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=200, enable_idempotence=False)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await ensure_topics(broker_url, [(spec.name, topics.delete_policy(spec))], PROBE_PARTITIONS, replication)
+    producer = AIOKafkaProducer(bootstrap_servers=broker_url, acks="all", linger_ms=200, enable_idempotence=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker_url, group_id=None, enable_auto_commit=False)
     await producer.start()
     await consumer.start()
     try:
@@ -54,20 +54,20 @@ async def batch_end_offset_moves(bootstrap: str, replication: int = 1) -> tuple[
         await consumer.stop()
 
 
-async def needs_single_record_batches(bootstrap: str, forced: bool | None, replication: int = 1) -> bool:
+async def needs_single_record_batches(broker_url: str, forced: bool | None, replication: int = 1) -> bool:
     """Whether producers must send one record per batch: `forced` (SOR_SINGLE_RECORD_BATCHES)
     when set, else what the broker showed."""
     if forced is not None:
         return forced
-    if bootstrap not in _answers:
-        written, moved = await batch_end_offset_moves(bootstrap, replication)
-        _answers[bootstrap] = moved != written
+    if broker_url not in _answers:
+        written, moved = await batch_end_offset_moves(broker_url, replication)
+        _answers[broker_url] = moved != written
         if moved != written:
             logger.warning(
                 "the broker misreports end offsets of multi-record batches: producing one record per batch",
-                broker=bootstrap, records_in_batch=written, end_offset_moved_by=moved,
+                broker=broker_url, records_in_batch=written, end_offset_moved_by=moved,
                 override="SOR_SINGLE_RECORD_BATCHES",
             )
         else:
-            logger.info("the broker counts multi-record batches right: producers batch", broker=bootstrap)
-    return _answers[bootstrap]
+            logger.info("the broker counts multi-record batches right: producers batch", broker=broker_url)
+    return _answers[broker_url]
