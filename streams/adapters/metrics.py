@@ -16,7 +16,7 @@ from prometheus_client import (
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from streams.adapters.event_codec import REASONS
+from streams.adapters.dead_letters import REASONS
 
 # A `_created` series per counter doubles the output and no dashboard here uses it.
 disable_created_metrics()
