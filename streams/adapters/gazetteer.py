@@ -25,7 +25,7 @@ from streams.adapters.gazetteer_db import (
     street_ranges,
     zip5,
 )
-from streams.adapters.gazetteer_import import MISSOURI_BOUNDS, Bounds
+from streams.adapters.gazetteer_rows import MISSOURI_BOUNDS, Bounds
 from streams.domain.geocoding import (
     ADDRESS_POINT,
     INTERPOLATED,

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from streams.adapters import db_calls
-from streams.adapters.event_codec import REASONS
+from streams.adapters.dead_letters import REASONS
 
 # A `_created` series per counter doubles the output and no dashboard here uses it.
 disable_created_metrics()

@@ -16,6 +16,7 @@ from geopy import exc as gexc
 from geopy.adapters import AdapterHTTPError, AioHTTPAdapter
 from geopy.geocoders import ArcGIS, Nominatim, Pelias
 
+from streams.domain.addresses import zip5
 from streams.domain.geocoding import (
     ADDRESS_POINT,
     INTERPOLATED,
@@ -77,9 +78,6 @@ def query_hash(query: GeocodeQuery) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _zip5(value: Any) -> str:
-    digits = re.sub(r"\D", "", str(value or ""))
-    return digits[:5] if len(digits) >= 5 else ""
 
 
 def _town(value: Any) -> str:
@@ -158,7 +156,7 @@ def _nominatim_candidate(raw: dict[str, Any], query_number: str) -> _Candidate:
     return _Candidate(
         lat=float(raw["lat"]), lon=float(raw["lon"]), precision=precision,
         state=_state_code(name=addr.get("state"), iso=addr.get("ISO3166-2-lvl4"), country=addr.get("country_code")),
-        postcode=_zip5(addr.get("postcode")), towns=towns, matched=str(raw.get("display_name") or ""),
+        postcode=zip5(addr.get("postcode")), towns=towns, matched=str(raw.get("display_name") or ""),
     )
 
 
@@ -179,7 +177,7 @@ def _pelias_candidate(feature: dict[str, Any], query_number: str) -> _Candidate:
     return _Candidate(
         lat=float(lat), lon=float(lon), precision=precision,
         state=_state_code(code=props.get("region_a"), name=props.get("region"), country=props.get("country_a")),
-        postcode=_zip5(props.get("postalcode")),
+        postcode=zip5(props.get("postalcode")),
         towns=tuple(props[k] for k in ("locality", "localadmin") if props.get(k)),
         matched=str(props.get("label") or props.get("name") or ""),
     )
@@ -214,7 +212,7 @@ def _arcgis_candidate(cand: dict[str, Any], query_number: str) -> _Candidate | N
     return _Candidate(
         lat=float(cand["location"]["y"]), lon=float(cand["location"]["x"]), precision=precision,
         state=_state_code(code=attrs.get("RegionAbbr"), name=attrs.get("Region"), country=attrs.get("Country")),
-        postcode=_zip5(attrs.get("Postal")), towns=tuple(t for t in (attrs.get("City"),) if t),
+        postcode=zip5(attrs.get("Postal")), towns=tuple(t for t in (attrs.get("City"),) if t),
         matched=str(cand.get("address") or attrs.get("Match_addr") or ""),
     )
 
@@ -393,7 +391,7 @@ class RemoteGeocoder:
             structured = {
                 "street": query.street, "city": query.city,
                 "state": US_STATES.get(query.state.strip().upper(), query.state),
-                "postalcode": _zip5(query.zip), "country": "us",
+                "postalcode": zip5(query.zip), "country": "us",
             }
             return self._geopy.geocode(
                 {k: v for k, v in structured.items() if v}, exactly_one=False, limit=5,
@@ -483,11 +481,11 @@ class RemoteGeocoder:
     @staticmethod
     def _same_place(query: GeocodeQuery, cand: _Candidate) -> bool:
         """Main Street exists in a hundred Missouri towns: the answer must be in the asked one."""
-        zip5 = _zip5(query.zip)
-        if zip5 and cand.postcode == zip5:
+        wanted_zip = zip5(query.zip)
+        if wanted_zip and cand.postcode == wanted_zip:
             return True
         if _town(query.city) and _town(query.city) in {_town(t) for t in cand.towns}:
             return True
         # USPS town names often differ from municipalities and OSM lacks many postcodes: only a
         # different ZIP code with a different town contradicts the question.
-        return not (zip5 and cand.postcode)
+        return not (wanted_zip and cand.postcode)

@@ -12,7 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from streams.adapters.event_codec import (
+from streams.adapters.schema_checks import (
     FORMATS,
     describe_error,
     format_checker,

@@ -11,12 +11,8 @@ from typing import Any, NamedTuple
 import structlog
 
 from streams.adapters import metrics, repository
-from streams.adapters.event_codec import (
-    InvalidEvent,
-    conflicting_duplicate,
-    dead_letter,
-    decode_registry_event,
-)
+from streams.adapters.dead_letters import InvalidEvent, dead_letter
+from streams.adapters.event_codec import conflicting_duplicate, decode_registry_event
 from streams.agents.batching import BATCH, BATCH_WITHIN, deliver, send_alerts, stop_on_failure
 from streams.app import StreamGraph
 from streams.runtime import Runtime

@@ -14,13 +14,9 @@ from typing import Any
 from streams import topics
 from streams.adapters import broker_reads, ops_db, repository
 from streams.adapters.broker import BROKER_FAILURES, BrokerError, broker_failure
-from streams.adapters.event_codec import (
-    InvalidEvent,
-    conflicting_duplicate,
-    decode_registry_event,
-    encode_registry_event,
-    strict_json_loads,
-)
+from streams.adapters.dead_letters import InvalidEvent
+from streams.adapters.event_codec import conflicting_duplicate, decode_registry_event, encode_registry_event
+from streams.adapters.schema_checks import strict_json_loads
 from streams.runtime import Runtime
 from streams.domain.event_identity import content_digest
 from streams.domain.model import RegistryEvent

@@ -13,7 +13,8 @@ from sqlalchemy.engine import Engine
 from streams import topics
 from streams.adapters import repository
 from streams.adapters.broker import Publisher, key_partitioner
-from streams.adapters.event_codec import InvalidEvent, decode_registry_event
+from streams.adapters.dead_letters import InvalidEvent
+from streams.adapters.event_codec import decode_registry_event
 from streams.domain import circle_batch, watch_batch
 
 

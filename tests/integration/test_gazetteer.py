@@ -15,7 +15,8 @@ from sqlalchemy.engine import Engine
 
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.gazetteer_db import address_points, street_ranges
-from streams.adapters.gazetteer_import import ImportReport, detect_format, import_gazetteer
+from streams.adapters.gazetteer_files import detect_format
+from streams.adapters.gazetteer_import import ImportReport, import_gazetteer
 from streams.domain.geocoding import (
     ADDRESS_POINT,
     INTERPOLATED,

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 
 from streams.adapters.db import create_schema, make_engine
-from streams.adapters.event_codec import InvalidEvent, decode_registry_event
+from streams.adapters.dead_letters import InvalidEvent
+from streams.adapters.event_codec import decode_registry_event
 from tests.counts import report
 from tests.e2e.conftest import broker, system  # noqa: F401 (fixtures for the hostile pipeline)
 from tests.property.hostile import PLAIN_OFFENDER, Tally, property_settings, schema_events

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.internal.conjecture import utils as cu
 
-from streams.adapters.event_codec import load_schema
+from streams.adapters.schema_checks import load_schema
 
 # hypothesis-jsonschema 0.23.1 (the newest release) builds objects with the `many.more()`
 # loop that Hypothesis 6.170 replaced by iteration; without this every object schema fails

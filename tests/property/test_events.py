@@ -11,17 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from streams.adapters.event_codec import (
-    MAX_DETAIL,
-    REASONS,
-    InvalidEvent,
-    dead_letter,
-    decode_registry_event,
-    encode_registry_event,
-    format_checker,
-    load_schema,
-    strict_json_loads,
-)
+from streams.adapters.dead_letters import MAX_DETAIL, REASONS, InvalidEvent, dead_letter
+from streams.adapters.event_codec import decode_registry_event, encode_registry_event
+from streams.adapters.schema_checks import format_checker, load_schema, strict_json_loads
 from streams.domain.matching import apply_event
 from streams.domain.model import RegistryEvent, digest_online_identifier
 from tests.property.hostile import Hostile, Tally, property_settings, schema_events, spoiled

@@ -21,7 +21,8 @@ from sqlalchemy.engine import Engine
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.gazetteer_db import address_points, gazetteer_streets, street_ranges
-from streams.adapters.gazetteer_import import MISSOURI_BOUNDS, import_gazetteer
+from streams.adapters.gazetteer_import import import_gazetteer
+from streams.adapters.gazetteer_rows import MISSOURI_BOUNDS
 from streams.adapters.mail import MaildirSender
 from streams.adapters.subscriber_import import (
     MAX_LINE_BYTES,

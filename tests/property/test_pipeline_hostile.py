@@ -19,7 +19,8 @@ from pyproj import Geod
 from sqlalchemy import text
 
 from streams.adapters.db import make_engine
-from streams.adapters.event_codec import InvalidEvent, decode_registry_event
+from streams.adapters.dead_letters import InvalidEvent
+from streams.adapters.event_codec import decode_registry_event
 from streams.domain.event_identity import content_digest
 from streams.domain.model import RegistryEvent
 from tests.property.hostile import NASTY_TEXT, Hostile, property_settings, spoiled

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from streams.adapters.event_codec import FORMATS, format_checker, load_schema, strict_json_loads
+from streams.adapters.schema_checks import FORMATS, format_checker, load_schema, strict_json_loads
 from streams.adapters.schema_gate import UntranslatableSchema, compile_gate
 from tests.property.hostile import (
     _paths_of,

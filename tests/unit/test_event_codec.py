@@ -10,15 +10,9 @@ from typing import Any, Callable
 import pytest
 from jsonschema import Draft202012Validator
 
-from streams.adapters.event_codec import (
-    REASONS,
-    SCHEMA_DIR,
-    InvalidEvent,
-    dead_letter,
-    decode_registry_event,
-    encode_registry_event,
-    format_checker,
-)
+from streams.adapters.dead_letters import REASONS, InvalidEvent, dead_letter
+from streams.adapters.event_codec import decode_registry_event, encode_registry_event
+from streams.adapters.schema_checks import SCHEMA_DIR, format_checker
 from streams.domain.model import Alias, Offense, digest_online_identifier
 
 IDENTIFIERS = ["R.Doe1980@Example.com", "rdoe_stl"]

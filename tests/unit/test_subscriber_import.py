@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from streams.adapters.event_codec import SCHEMA_DIR
+from streams.adapters.schema_checks import SCHEMA_DIR
 from streams.adapters.subscriber_import import (
     ImportedAddress,
     ImportedSubscriber,
