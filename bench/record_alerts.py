@@ -98,14 +98,14 @@ def _encode_as_agent(messages: list[Any]) -> int:
 
 
 def one_run(engine: Any, run: int, n: int, as_agent: bool = False) -> dict[str, Any]:
-    from streams.adapters import repository
+    from streams.adapters import repository, subscriber_store
     from streams.adapters.db import pending_alerts, subscribers
     from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
     from streams.domain.addresses import normalize_address
 
     home = ImportedAddress("Home", "1 Market St", "St. Louis", "MO", "63101", "1mi", 38.6270, -90.1994,
                            normalize_address("1 Market St", "St. Louis", "MO", "63101"))
-    sub = repository.upsert_subscriber(
+    sub = subscriber_store.upsert_subscriber(
         engine, ImportedSubscriber(f"bench-record-alerts-{os.getpid()}-{run}@bench.invalid", True, (home,), ()))
     alerts = _alerts(sub.subscriber_id, sub.circles[0].circle_id, run, n)
     extra: dict[str, Any] = {}

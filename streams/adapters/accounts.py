@@ -37,7 +37,7 @@ from streams.adapters.db import (
     tracked_addresses,
     utcnow,
 )
-from streams.adapters.repository import SubscriberChange, circle_of_row
+from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
 from streams.adapters.web_db import web_sessions
 
 email_tokens = Table(

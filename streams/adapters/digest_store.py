@@ -17,7 +17,7 @@ from sqlalchemy import DateTime, Integer, String, and_, bindparam, literal, or_,
 from sqlalchemy.engine import Connection
 
 from streams.adapters.db import digests, offenders, pending_alerts, subscribers
-from streams.adapters.repository import _active_subscriber
+from streams.adapters.subscriber_store import active_subscriber as _active_subscriber
 from streams.adapters.sql import Bind, custom_plans, reading, transaction
 from streams.adapters.sql import insert as sql_insert
 from streams.domain.model import Alert

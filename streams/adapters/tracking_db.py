@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from streams.adapters import offender_search
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses, utcnow
-from streams.adapters.repository import SubscriberChange, circle_of_row
+from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
 from streams.adapters.sql import reading
 from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain.model import Circle, OffenderState

@@ -14,7 +14,7 @@ from typing import AsyncIterator
 
 import structlog
 
-from streams.adapters import repository
+from streams.adapters import subscriber_store
 from streams.adapters.subscriber_import import (
     CheckedLine,
     ImportedAddress,
@@ -105,14 +105,14 @@ async def import_subscribers(
     Lines are checked in `workers` processes (default_workers when None) while the previous
     block is geocoded and stored; blocks are stored one after another, in file order."""
     report = ImportReport()
-    changes: list[repository.SubscriberChange] = []
+    changes: list[subscriber_store.SubscriberChange] = []
     block: list[ImportedSubscriber] = []
     storing: asyncio.Task[None] | None = None
     stopped: ImportStopped | None = None
 
     async def store(items: list[ImportedSubscriber]) -> None:
         # One transaction per block of lines; the order of the file is kept.
-        for item, change in zip(items, await runtime.db(repository.upsert_subscribers, items)):
+        for item, change in zip(items, await runtime.db(subscriber_store.upsert_subscribers, items)):
             report.imported += 1
             if item.confirmed:
                 report.confirmed += 1

@@ -11,14 +11,14 @@ from typing import Any, Iterator, Sequence
 from sqlalchemy.engine import Engine
 
 from streams import topics
-from streams.adapters import repository
+from streams.adapters import repository, subscriber_store
 from streams.adapters.broker import Publisher, key_partitioner
 from streams.adapters.dead_letters import InvalidEvent
 from streams.adapters.event_codec import decode_registry_event
 from streams.domain import circle_batch, watch_batch
 
 
-async def publish_subscriber_changes(pub: Publisher, changes: Sequence[repository.SubscriberChange]) -> None:
+async def publish_subscriber_changes(pub: Publisher, changes: Sequence[subscriber_store.SubscriberChange]) -> None:
     """Every change's circles as circle batches (one message per cell, whoever's circles they
     are), then their offender watches; of several changes, the later wins."""
     await pub.send_many(topics.TRACKED_CIRCLES.name, circle_batch.messages(
@@ -31,7 +31,7 @@ async def publish_subscriber_changes(pub: Publisher, changes: Sequence[repositor
     ))
 
 
-async def publish_subscriber_change(pub: Publisher, change: repository.SubscriberChange) -> None:
+async def publish_subscriber_change(pub: Publisher, change: subscriber_store.SubscriberChange) -> None:
     await publish_subscriber_changes(pub, [change])
 
 
@@ -57,7 +57,7 @@ async def resync(engine: Engine, pub: Publisher, *, app_id: str, partitions: int
     for workers already running.
     """
     report = ResyncReport()
-    circles = list(repository.active_circles(engine))
+    circles = list(subscriber_store.active_circles(engine))
     report.circles = len(circles)
     place = key_partitioner(partitions)
     # Each circle's cells worked out once, for its table entries and its messages.
@@ -72,7 +72,7 @@ async def resync(engine: Engine, pub: Publisher, *, app_id: str, partitions: int
     cells.clear()
 
     watchers: dict[str, list[int]] = {}
-    for subscriber_id, offender_id in repository.active_watches(engine):
+    for subscriber_id, offender_id in subscriber_store.active_watches(engine):
         watchers.setdefault(offender_id, []).append(subscriber_id)
     report.watches = sum(len(v) for v in watchers.values())
     states = [(s.offender_id, s.to_dict()) for s in repository.all_offender_states(engine)]

@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from streams.adapters import web_db  # noqa: F401 (its tables)
-from streams.adapters.repository import SubscriberChange
+from streams.adapters.subscriber_store import SubscriberChange
 from streams.services.publishing import publish_subscriber_change
 from streams.web import housekeeping, routes, sessions
 from streams.web.keys import CHANGES, LIMITER, RUNTIME, SESSION, ChangeFeed, Publish, Runtime

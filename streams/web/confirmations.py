@@ -16,7 +16,7 @@ from streams.adapters import tracking_db
 from streams.adapters.mail import MailError
 from streams.adapters.mail_message import build_message
 from streams.adapters.rendering import environment as mail_environment
-from streams.adapters.repository import SubscriberChange
+from streams.adapters.subscriber_store import SubscriberChange
 from streams.domain import links
 from streams.web.display import Nearby
 from streams.web.keys import db, flash, now, publish, runtime_of

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from streams.adapters import db_calls
 
-from streams.adapters.repository import SubscriberChange
+from streams.adapters.subscriber_store import SubscriberChange
 from streams.runtime import Runtime
 from streams.web import sessions
 from streams.web.security import RateLimiter

@@ -13,7 +13,7 @@ from aiohttp.typedefs import Handler
 
 from streams.adapters import accounts, offender_search, tracking_db
 from streams.adapters.gazetteer import display_street
-from streams.adapters.repository import SubscriberChange, circle_of_row
+from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
 from streams.domain.addresses import normalize_address
 from streams.domain.geocoding import (
     STREET,

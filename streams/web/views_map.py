@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from streams.adapters import offender_search, tracking_db
-from streams.adapters.repository import circle_of_row
+from streams.adapters.subscriber_store import circle_of_row
 from streams.domain.geometry import distance_within
 from streams.domain.ids import parse_id
 from streams.domain.model import Address, Circle, OffenderState

@@ -9,7 +9,7 @@ from aiohttp import web
 from sqlalchemy.engine import Engine
 
 from streams.adapters import offender_search, tracking_db
-from streams.adapters.repository import SubscriberChange
+from streams.adapters.subscriber_store import SubscriberChange
 from streams.domain.limits import MAX_OFFENDERS
 from streams.domain.model import OffenderState
 from streams.web.confirmations import SettingsChange, finish

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from streams.adapters import repository
+from streams.adapters import subscriber_store
 from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
 from tests.e2e.conftest import REPO
@@ -92,7 +92,7 @@ def test_up_demo_mails_digests_and_a_second_up_resyncs_a_fresh_broker(system, tm
         # Restored means: the parent's circles indexed (by the rebuild or one by one as the
         # resync's messages arrive) and the watch of MO-DEMO-0003 recorded.
         engine = make_engine(env["SOR_DATABASE_URL"])
-        tracked = len(list(repository.active_circles(engine)))  # what resync sends
+        tracked = len(list(subscriber_store.active_circles(engine)))  # what resync sends
         engine.dispose()
         deadline, restored, second_run = time.monotonic() + 90, False, ""
         while time.monotonic() < deadline and not restored:

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import accounts, digest_store, ops_db, repository
+from streams.adapters import accounts, digest_store, ops_db, repository, subscriber_store
 from streams.adapters.db import digests, pending_alerts, subscribers
 from streams.adapters.mail import SmtpSender
 from streams.services.digests import (
@@ -77,7 +77,7 @@ class Subscriber:
 def enroll(engine: Engine, *emails: str) -> list[Subscriber]:
     out = []
     for e in emails:
-        change = repository.upsert_subscriber(engine, imported(e))
+        change = subscriber_store.upsert_subscriber(engine, imported(e))
         out.append(Subscriber(change.subscriber_id, change.circles[0].circle_id, e))
     return out
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from streams.adapters import repository
+from streams.adapters import subscriber_store
 from streams.adapters.db import create_schema, make_engine, metadata
 from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
 from streams.domain.addresses import normalize_address
@@ -133,8 +133,8 @@ def watch_alert(subscriber_id: int, oid: str, name: str, old: list[str], new: li
 
 
 @pytest.fixture
-def subscribe(engine: Engine) -> Callable[..., repository.SubscriberChange]:
-    def _subscribe(email: str, **kw: Any) -> repository.SubscriberChange:
-        return repository.upsert_subscriber(engine, imported(email, **kw))
+def subscribe(engine: Engine) -> Callable[..., subscriber_store.SubscriberChange]:
+    def _subscribe(email: str, **kw: Any) -> subscriber_store.SubscriberChange:
+        return subscriber_store.upsert_subscriber(engine, imported(email, **kw))
 
     return _subscribe

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from streams.adapters import repository
+from streams.adapters import repository, subscriber_store
 from streams.adapters.alert_writer import record_alert_messages, record_alert_rows
 from streams.adapters.db import pending_alerts
 from streams.domain.alert_batch import alert_rows, batch_of
@@ -28,7 +28,7 @@ def stored(engine: Engine) -> dict[str, Alert]:
 
 
 def alerts_for(engine: Engine, n: int) -> list[Alert]:
-    sub = repository.upsert_subscriber(engine, imported("a@example.org"))
+    sub = subscriber_store.upsert_subscriber(engine, imported("a@example.org"))
     tid = sub.circles[0].circle_id
     return [proximity_alert(sub.subscriber_id, tid, "MO-7", "Ray Abbott", f"{i} Olive St") for i in range(n)]
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import digest_store, repository
+from streams.adapters import digest_store, repository, subscriber_store
 from streams.adapters.db import digests, pending_alerts, subscribers
 from streams.adapters.mail import SmtpSender
 from streams.services import digests as digest_service
@@ -33,7 +33,7 @@ def enroll(engine: Engine, n: int, alerts_each: int = 2, **kw: Any) -> dict[int,
     """n subscribers with news; returns subscriber id -> the offender names in their alerts."""
     out: dict[int, list[str]] = {}
     for i in range(n):
-        change = repository.upsert_subscriber(engine, imported(f"reader{i:04d}@example.org", **kw))
+        change = subscriber_store.upsert_subscriber(engine, imported(f"reader{i:04d}@example.org", **kw))
         sid, tid = change.subscriber_id, change.circles[0].circle_id
         names = [f"Pat Case-{sid:04d}-{k}" for k in range(alerts_each)]
         repository.record_alerts(engine, [proximity_alert(sid, tid, f"OFF-{sid}-{k}", name, f"{800 + k} Olive St")

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
-from streams.adapters import digest_store, repository
+from streams.adapters import digest_store, repository, subscriber_store
 from streams.adapters.db import create_schema, make_engine
 from streams.services.digests import DigestRunReport
 from tests.integration.conftest import imported, proximity_alert
@@ -28,7 +28,7 @@ from tests.integration.test_digest_blocks import run
 def enroll_in_bulk(engine: Engine, n: int, alerts_each: int, *, first: int = 0) -> None:
     """n confirmed subscribers with `alerts_each` waiting alerts each, as a bulk load leaves
     them: written set-wise, as the import and the worker write them."""
-    changes = repository.upsert_subscribers(
+    changes = subscriber_store.upsert_subscribers(
         engine, [imported(f"reader{first + i:05d}@example.org") for i in range(n)]
     )
     repository.record_alerts(engine, [

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import repository
+from streams.adapters import subscriber_store
 from streams.adapters.db import subscribers
 from tests.integration.conftest import imported, imported_address
 
@@ -47,7 +47,7 @@ def run(engine: Engine, prefix: str, seed: int, *, set_wise: bool) -> list[Any]:
     def n(kind: str, i: int) -> int:
         return ids.setdefault((kind, i), len(ids))
 
-    def norm(ch: repository.SubscriberChange) -> tuple[Any, ...]:
+    def norm(ch: subscriber_store.SubscriberChange) -> tuple[Any, ...]:
         def circles(cs: list[Any]) -> list[Any]:
             return [(n("circle", c.circle_id), n("sub", c.subscriber_id), c.label, c.one_line, c.radius_code)
                     for c in cs]
@@ -58,17 +58,17 @@ def run(engine: Engine, prefix: str, seed: int, *, set_wise: bool) -> list[Any]:
     for b, block in enumerate(blocks(seed)):
         lines = [imported(f"{prefix}-{k}@example.org", **kw) for k, kw in block]
         if set_wise:
-            changes = repository.upsert_subscribers(engine, lines)
+            changes = subscriber_store.upsert_subscribers(engine, lines)
         else:
-            changes = [repository.upsert_subscriber(engine, line) for line in lines]
+            changes = [subscriber_store.upsert_subscriber(engine, line) for line in lines]
         seen.append([norm(ch) for ch in changes])
         with engine.begin() as conn:
             conn.execute(update(subscribers).where(subscribers.c.email == f"{prefix}-{b + 3}@example.org")
                          .values(status="unsubscribed"))
-    mine = {c.subscriber_id for c in repository.active_circles(engine)} | {s for s, _ in repository.active_watches(engine)}
+    mine = {c.subscriber_id for c in subscriber_store.active_circles(engine)} | {s for s, _ in subscriber_store.active_watches(engine)}
     seen.append(sorted((n("circle", c.circle_id), n("sub", c.subscriber_id), c.label)
-                       for c in repository.active_circles(engine) if c.subscriber_id in mine and ("sub", c.subscriber_id) in ids))
-    seen.append(sorted((n("sub", s), o) for s, o in repository.active_watches(engine) if ("sub", s) in ids))
+                       for c in subscriber_store.active_circles(engine) if c.subscriber_id in mine and ("sub", c.subscriber_id) in ids))
+    seen.append(sorted((n("sub", s), o) for s, o in subscriber_store.active_watches(engine) if ("sub", s) in ids))
     return seen
 
 

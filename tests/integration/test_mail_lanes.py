@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from streams.adapters import repository
+from streams.adapters import repository, subscriber_store
 from streams.adapters.db import digests
 from streams.adapters.mail import SmtpSender
 from streams.services.digests import DigestRunReport, send_due_digests
@@ -111,7 +111,7 @@ def enroll_with_news(engine: Engine, n: int, prefix: str = "reader") -> list[str
     emails = []
     for i in range(n):
         address = f"{prefix}{i:04d}@example.org"
-        change = repository.upsert_subscriber(engine, imported(address))
+        change = subscriber_store.upsert_subscriber(engine, imported(address))
         repository.record_alerts(engine, [proximity_alert(
             change.subscriber_id, change.circles[0].circle_id, f"OFF-{i}", f"Pat Case-{i:04d}", "800 Olive St")])
         emails.append(address)

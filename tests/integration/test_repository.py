@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import digest_store, offender_search, repository
+from streams.adapters import digest_store, offender_search, repository, subscriber_store
 from streams.adapters.db import create_schema, digests, pending_alerts, subscribers
 from streams.domain.model import Circle
 from streams.domain.radii import radius_m
@@ -29,7 +29,7 @@ def _now() -> datetime:
 def test_schema_creation_is_idempotent(engine: Engine) -> None:
     """Creating the schema again (every start does) keeps the tables and what is in them."""
     tables_before = set(inspect(engine).get_table_names())
-    sub = repository.upsert_subscriber(engine, imported("kept@example.org", offenders=("MO-1",)))
+    sub = subscriber_store.upsert_subscriber(engine, imported("kept@example.org", offenders=("MO-1",)))
     alert = proximity_alert(sub.subscriber_id, sub.circles[0].circle_id, "MO-1", "Ray Abbott", "800 Olive St")
     assert repository.record_alerts(engine, [alert]) == 1
 
@@ -40,15 +40,15 @@ def test_schema_creation_is_idempotent(engine: Engine) -> None:
     assert {"subscribers", "pending_alerts"} <= tables_before
     with engine.connect() as conn:
         assert conn.execute(select(subscribers.c.email)).scalars().all() == ["kept@example.org"]
-    assert list(repository.active_circles(engine)) == sub.circles
-    assert list(repository.active_watches(engine)) == [(sub.subscriber_id, "MO-1")]
+    assert list(subscriber_store.active_circles(engine)) == sub.circles
+    assert list(subscriber_store.active_watches(engine)) == [(sub.subscriber_id, "MO-1")]
     assert repository.count_pending_alerts(engine) == 1
     # The alert is still known: recording it again adds nothing.
     assert repository.record_alerts(engine, [alert]) == 0
 
 
 def test_new_subscriber_gets_circles_and_watches(engine: Engine) -> None:
-    change = repository.upsert_subscriber(
+    change = subscriber_store.upsert_subscriber(
         engine,
         imported("Parent@Example.ORG", addresses=(imported_address("Home", radius="0.5mi"),),
                  offenders=("MO-1", "MO-2", "MO-1")),
@@ -63,22 +63,22 @@ def test_new_subscriber_gets_circles_and_watches(engine: Engine) -> None:
     )
     assert change.watches == ["MO-1", "MO-2"]
     assert change.removed_circles == [] and change.removed_watches == []
-    assert list(repository.active_circles(engine)) == [circle]
-    assert list(repository.active_watches(engine)) == [(change.subscriber_id, "MO-1"), (change.subscriber_id, "MO-2")]
+    assert list(subscriber_store.active_circles(engine)) == [circle]
+    assert list(subscriber_store.active_watches(engine)) == [(change.subscriber_id, "MO-1"), (change.subscriber_id, "MO-2")]
 
 
 def test_reimport_replaces_addresses_and_watches_and_reports_withdrawals(engine: Engine) -> None:
     home, school = imported_address("Home"), imported_address("School", street="5600 Clayton Ave", zip_="63110")
-    first = repository.upsert_subscriber(engine, imported("a@example.org", addresses=(home, school),
+    first = subscriber_store.upsert_subscriber(engine, imported("a@example.org", addresses=(home, school),
                                                           offenders=("MO-1", "MO-2")))
-    same = repository.upsert_subscriber(engine, imported("A@example.org", addresses=(home, school),
+    same = subscriber_store.upsert_subscriber(engine, imported("A@example.org", addresses=(home, school),
                                                          offenders=("MO-1", "MO-2")))
     # Unchanged: the same ids, nothing withdrawn.
     assert same.subscriber_id == first.subscriber_id
     assert same.circles == first.circles and same.removed_circles == [] and same.removed_watches == []
 
     work = imported_address("Work", street="201 W Capitol Ave", city="Jefferson City", zip_="65101")
-    change = repository.upsert_subscriber(engine, imported("a@example.org", addresses=(home, work),
+    change = subscriber_store.upsert_subscriber(engine, imported("a@example.org", addresses=(home, work),
                                                            offenders=("MO-2", "MO-3")))
     assert change.subscriber_id == first.subscriber_id
     assert [c.label for c in change.circles] == ["Home", "Work"]
@@ -86,21 +86,21 @@ def test_reimport_replaces_addresses_and_watches_and_reports_withdrawals(engine:
     assert change.removed_circles == [first.circles[1]]
     assert change.removed_circle_ids == [first.circles[1].circle_id]
     assert change.watches == ["MO-2", "MO-3"] and change.removed_watches == ["MO-1"]
-    assert sorted(c.label for c in repository.active_circles(engine)) == ["Home", "Work"]
-    assert sorted(o for _, o in repository.active_watches(engine)) == ["MO-2", "MO-3"]
+    assert sorted(c.label for c in subscriber_store.active_circles(engine)) == ["Home", "Work"]
+    assert sorted(o for _, o in subscriber_store.active_watches(engine)) == ["MO-2", "MO-3"]
 
 
 def test_only_confirmed_active_subscribers_are_resynced(engine: Engine) -> None:
-    ok = repository.upsert_subscriber(engine, imported("ok@example.org", offenders=("MO-1",)))
-    repository.upsert_subscriber(engine, imported("pending@example.org", confirmed=False, offenders=("MO-1",)))
-    gone = repository.upsert_subscriber(engine, imported("gone@example.org", offenders=("MO-1",)))
+    ok = subscriber_store.upsert_subscriber(engine, imported("ok@example.org", offenders=("MO-1",)))
+    subscriber_store.upsert_subscriber(engine, imported("pending@example.org", confirmed=False, offenders=("MO-1",)))
+    gone = subscriber_store.upsert_subscriber(engine, imported("gone@example.org", offenders=("MO-1",)))
     with engine.begin() as conn:
         conn.execute(update(subscribers).where(subscribers.c.id == gone.subscriber_id)
                      .values(status="unsubscribed"))
-    assert {c.subscriber_id for c in repository.active_circles(engine)} == {ok.subscriber_id}
-    assert list(repository.active_watches(engine)) == [(ok.subscriber_id, "MO-1")]
+    assert {c.subscriber_id for c in subscriber_store.active_circles(engine)} == {ok.subscriber_id}
+    assert list(subscriber_store.active_watches(engine)) == [(ok.subscriber_id, "MO-1")]
     # Re-importing somebody who unsubscribed does not bring them back.
-    again = repository.upsert_subscriber(engine, imported("gone@example.org", offenders=("MO-1",)))
+    again = subscriber_store.upsert_subscriber(engine, imported("gone@example.org", offenders=("MO-1",)))
     assert again.circles == [] and again.watches == []
     assert [c.circle_id for c in again.removed_circles] == [c.circle_id for c in gone.circles]
     assert again.removed_watches == ["MO-1"]
@@ -147,7 +147,7 @@ def test_the_longest_offender_id_and_the_highest_revision_the_contract_allows_ar
 
 
 def test_record_alerts_is_idempotent(engine: Engine) -> None:
-    sub = repository.upsert_subscriber(engine, imported("a@example.org"))
+    sub = subscriber_store.upsert_subscriber(engine, imported("a@example.org"))
     tid = sub.circles[0].circle_id
     a1 = proximity_alert(sub.subscriber_id, tid, "MO-1", "Ray Abbott", "800 Olive St")
     a2 = proximity_alert(sub.subscriber_id, tid, "MO-2", "Lee Outlaw", "20 Near St", kind="moved_out")
@@ -163,7 +163,7 @@ def test_record_alerts_is_idempotent(engine: Engine) -> None:
 
 def test_record_alerts_takes_thousands_at_once(engine: Engine) -> None:
     # How fast: `python -m bench.record_alerts` (bench/README.md), not a bound here.
-    sub = repository.upsert_subscriber(engine, imported("a@example.org"))
+    sub = subscriber_store.upsert_subscriber(engine, imported("a@example.org"))
     tid = sub.circles[0].circle_id
     alerts = [proximity_alert(sub.subscriber_id, tid, f"MO-{i}", "X Y", f"{i} Olive St") for i in range(5000)]
     assert repository.record_alerts(engine, alerts) == 5000
@@ -172,7 +172,7 @@ def test_record_alerts_takes_thousands_at_once(engine: Engine) -> None:
 
 
 def test_purge_drops_unsent_alerts_of_an_offender(engine: Engine) -> None:
-    sub = repository.upsert_subscriber(engine, imported("a@example.org", offenders=("MO-R",)))
+    sub = subscriber_store.upsert_subscriber(engine, imported("a@example.org", offenders=("MO-R",)))
     sid, tid = sub.subscriber_id, sub.circles[0].circle_id
     already_sent = proximity_alert(sid, tid, "MO-R", "Ron Removed", "40 Near St")
     repository.record_alerts(engine, [already_sent])
@@ -199,7 +199,7 @@ def test_purge_drops_unsent_alerts_of_an_offender(engine: Engine) -> None:
 
 
 def test_a_period_can_be_claimed_once(engine: Engine) -> None:
-    sub = repository.upsert_subscriber(engine, imported("a@example.org"))
+    sub = subscriber_store.upsert_subscriber(engine, imported("a@example.org"))
     sid, tid = sub.subscriber_id, sub.circles[0].circle_id
     repository.record_alerts(engine, [proximity_alert(sid, tid, "MO-1", "Ray Abbott", "800 Olive St")])
     first = digest_store.claim_digest(engine, sid, "2026-11-20", now=_now(), message_domain="x.test")

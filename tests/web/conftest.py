@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.gazetteer_import import import_gazetteer
 from streams.adapters.mail import SmtpSender
-from streams.adapters.repository import SubscriberChange
+from streams.adapters.subscriber_store import SubscriberChange
 from streams.runtime import Runtime
 from streams.services.demo import DEMO_GAZETTEER
 from streams.settings import load_settings

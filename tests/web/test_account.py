@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import accounts, repository
+from streams.adapters import accounts, repository, subscriber_store
 from streams.adapters.accounts import email_tokens
 from streams.adapters.db import offender_watches, pending_alerts, subscribers, tracked_addresses
 from streams.adapters.mail import TemporaryMailError
@@ -488,8 +488,8 @@ async def test_moving_to_an_enrolled_address_looks_the_same_and_moves_nothing(si
 # --- deleting ----------------------------------------------------------------------------
 
 
-def give_tracking(engine: Engine, email: str) -> repository.SubscriberChange:
-    change = repository.upsert_subscriber(engine, imported(
+def give_tracking(engine: Engine, email: str) -> subscriber_store.SubscriberChange:
+    change = subscriber_store.upsert_subscriber(engine, imported(
         email, addresses=(imported_address(),), offenders=("MO-1", "MO-2")))
     repository.record_alerts(engine, [proximity_alert(
         change.subscriber_id, change.circles[0].circle_id, "MO-9", "Ray Abbott", "800 Olive St")])
