@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
-from contextlib import contextmanager
-from typing import Any, AsyncIterator, Iterable, Iterator, Mapping
+from typing import Any, AsyncIterator, Iterable, Mapping
 
 import structlog
 from aiokafka.consumer.fetcher import Fetcher
-from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
@@ -280,22 +277,6 @@ async def _buffer_flush(self: Any) -> None:
             await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
         except asyncio.TimeoutError:
             pass
-
-
-@contextmanager
-def for_event(event: Any) -> Iterator[None]:
-    """Table writes on behalf of `event` after the stream has moved past it.
-
-    A table finds the partition a key is written to from the stream's current event, which
-    is unset once `take_events` has handed out a batch ("Cannot modify table key from outside
-    of stream iteration"). Writing a batch's table updates after its effects are stored needs
-    each update's own event back in place.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def apply(*, fetch_max_wait_ms: int | None = None, contiguous_topics: Iterable[str] = ()) -> None:
