@@ -1,4 +1,4 @@
-"""Fetching: the fetch wait asked for, and records handed out only in order from a fetch still valid."""
+"""Fetching: the fetch wait asked for; records handed out in order, from a fetch still valid."""
 
 from __future__ import annotations
 
@@ -74,7 +74,9 @@ async def fetch_records(self: Any, *args: Any, **kwargs: Any) -> Any:
     """
     records = await _upstream_fetch_records(self, *args, **kwargs)
     fetched = _Fetched(records)
-    fetched.seeks = {(tp.topic, tp.partition): SEEK_LOG.seeks((tp.topic, tp.partition)) for tp in records}
+    fetched.seeks = {
+        (tp.topic, tp.partition): SEEK_LOG.seeks((tp.topic, tp.partition)) for tp in records
+    }
     return fetched
 
 
