@@ -74,7 +74,7 @@ ALERTS_PER_ADDRESS_CHANGE = Histogram(
 FETCH_GAPS_REPAIRED = Counter(
     "sor_fetch_gaps_repaired",
     "Records fetched but lost before reaching a stream, noticed by the offset gap after them "
-    "and read again (streams/adapters/faust_fixes.py). Anything above 0 is worth a look.",
+    "and read again (streams/adapters/faust_fixes/fetch.py). Anything above 0 is worth a look.",
     ["topic"],
 )
 CIRCLES_HELD = Gauge("sor_circles_held", "Tracked circles in this worker's index.")

@@ -21,7 +21,7 @@ from streams.domain.geocoding import GeocoderUnavailable
 from streams.domain.event_identity import content_digest
 from streams.domain.matching import apply_event, watch_alert_batch
 from streams.domain.model import OffenderState, RegistryEvent, SeenEvent
-from streams.adapters.faust_fixes import for_event
+from streams.adapters.table_writes import for_event
 from streams.logs import about_message
 from streams.services.locating import locate_event
 
