@@ -5,24 +5,29 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import re
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol
-from urllib.parse import urlencode, urlsplit
+from typing import Any, Callable, Protocol
+from urllib.parse import urlsplit
 
 import structlog
 from geopy import exc as gexc
 from geopy.adapters import AdapterHTTPError, AioHTTPAdapter
-from geopy.geocoders import ArcGIS, Nominatim, Pelias
+from geopy.geocoders import Nominatim, Pelias
 
+from streams.adapters.geocoder_answers import (
+    ARCGIS_OUT_FIELDS,
+    US_STATES,
+    ArcGISClient,
+    Candidate,
+    arcgis_candidate,
+    nominatim_candidate,
+    pelias_candidate,
+    query_number,
+    town,
+)
 from streams.domain.addresses import zip5
 from streams.domain.geocoding import (
-    ADDRESS_POINT,
-    INTERPOLATED,
     PRECISIONS,
-    STREET,
-    ZIP_CENTROID,
     GeocodeFailure,
     GeocodeQuery,
     GeocodeResult,
@@ -45,22 +50,6 @@ OTHER_TOWN_MESSAGE = (
     "and ZIP code."
 )
 
-US_STATES: dict[str, str] = {
-    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
-    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
-    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
-    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
-    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan", "MN": "Minnesota",
-    "MS": "Mississippi", "MO": "Missouri", "MT": "Montana", "NE": "Nebraska", "NV": "Nevada",
-    "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico", "NY": "New York",
-    "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon",
-    "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota",
-    "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia",
-    "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
-}
-_STATE_BY_NAME = {name.upper(): code for code, name in US_STATES.items()}
-_FOREIGN = "--"  # a result outside the United States
-
 # A wrong key, a refused query or a spent quota will not heal by retrying within seconds.
 _NEVER_RETRY = (
     gexc.ConfigurationError,
@@ -68,9 +57,6 @@ _NEVER_RETRY = (
     gexc.GeocoderInsufficientPrivileges,
     gexc.GeocoderQueryError,
 )
-_ARCGIS_OUT_FIELDS = "Addr_type,Score,AddNum,City,Region,RegionAbbr,Postal,Country,Match_addr"
-_ARCGIS_MIN_SCORE = 80.0
-
 
 def query_hash(query: GeocodeQuery) -> str:
     """A short tag that lets log lines about one lookup be correlated without the address."""
@@ -78,155 +64,6 @@ def query_hash(query: GeocodeQuery) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-
-
-def _town(value: Any) -> str:
-    text = " ".join(re.sub(r"[.'\-]", " ", str(value or "")).upper().split())
-    return re.sub(r"^SAINT ", "ST ", re.sub(r"^SAINTE ", "STE ", text))
-
-
-def _number(value: Any) -> str:
-    return re.sub(r"[\s-]", "", str(value or "")).upper()
-
-
-_HOUSE_NUMBER = re.compile(r"^\s*(\d+(?:\s*-\s*\d+)?[A-Za-z]?)\b")
-
-
-def _query_number(street: str) -> str:
-    m = _HOUSE_NUMBER.match(street)
-    return _number(m.group(1)) if m else ""
-
-
-def _state_code(*, code: Any = None, name: Any = None, iso: Any = None, country: Any = None) -> str | None:
-    """The two-letter state of a result, _FOREIGN outside the US, None when the service did not say."""
-    c = str(country or "").strip().upper()
-    if c and c not in {"US", "USA", "UNITED STATES"}:
-        return _FOREIGN
-    iso_text = str(iso or "").strip().upper()
-    if iso_text.startswith("US-") and len(iso_text) == 5:
-        return iso_text[3:]
-    code_text = str(code or "").strip().upper()
-    if code_text in US_STATES:
-        return code_text
-    return _STATE_BY_NAME.get(str(name or "").strip().upper())
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    """One answer of a service, reduced to what the choice needs."""
-
-    lat: float
-    lon: float
-    precision: str | None  # None: coarser than a ZIP code (city, county, ...)
-    state: str | None
-    postcode: str
-    towns: tuple[str, ...]
-    matched: str
-
-
-def _house_grade(query_number: str, result_numbers: Iterable[Any], precision: str) -> str:
-    """A house-level answer for another house number only tells us the street."""
-    numbers = {_number(n) for raw in result_numbers for n in re.split(r"[;,]", str(raw or "")) if n.strip()}
-    return precision if query_number and query_number in numbers else STREET
-
-
-def _nominatim_candidate(raw: dict[str, Any], query_number: str) -> _Candidate:
-    addr = raw.get("address") or {}
-    cls = raw.get("category") or raw.get("class") or ""
-    typ = raw.get("type") or ""
-    addresstype = raw.get("addresstype") or ""
-    try:
-        rank = int(raw.get("place_rank") or 0)
-    except (TypeError, ValueError):
-        rank = 0
-    precision: str | None
-    if cls == "building" or (cls == "place" and typ == "house") or addresstype in {"house", "building"} or rank >= 30:
-        # An address node or a building carrying the number is a surveyed point; a place=house
-        # from a way is an OSM interpolation line or TIGER range, placed by arithmetic.
-        interpolated = cls == "place" and typ == "house" and raw.get("osm_type") in {"way", "W"}
-        precision = _house_grade(query_number, [addr.get("house_number")],
-                                 INTERPOLATED if interpolated else ADDRESS_POINT)
-    elif cls == "highway" or addresstype in {"road", "street"} or 26 <= rank <= 27:
-        precision = STREET
-    elif addresstype == "postcode" or typ in {"postcode", "postal_code"}:
-        precision = ZIP_CENTROID
-    else:
-        precision = None
-    towns = tuple(addr.get(k) for k in ("city", "town", "village", "hamlet", "municipality", "suburb") if addr.get(k))
-    return _Candidate(
-        lat=float(raw["lat"]), lon=float(raw["lon"]), precision=precision,
-        state=_state_code(name=addr.get("state"), iso=addr.get("ISO3166-2-lvl4"), country=addr.get("country_code")),
-        postcode=zip5(addr.get("postcode")), towns=towns, matched=str(raw.get("display_name") or ""),
-    )
-
-
-def _pelias_candidate(feature: dict[str, Any], query_number: str) -> _Candidate:
-    props = feature.get("properties") or {}
-    lon, lat = feature["geometry"]["coordinates"][:2]
-    layer = props.get("layer")
-    precision: str | None
-    if layer == "address":
-        interpolated = props.get("match_type") == "interpolated" or props.get("accuracy") == "centroid"
-        precision = _house_grade(query_number, [props.get("housenumber")], INTERPOLATED if interpolated else ADDRESS_POINT)
-    elif layer == "street":
-        precision = STREET
-    elif layer == "postalcode":
-        precision = ZIP_CENTROID
-    else:
-        precision = None
-    return _Candidate(
-        lat=float(lat), lon=float(lon), precision=precision,
-        state=_state_code(code=props.get("region_a"), name=props.get("region"), country=props.get("country_a")),
-        postcode=zip5(props.get("postalcode")),
-        towns=tuple(props[k] for k in ("locality", "localadmin") if props.get(k)),
-        matched=str(props.get("label") or props.get("name") or ""),
-    )
-
-
-_ARCGIS_TYPES = {
-    "PointAddress": ADDRESS_POINT,
-    "Subaddress": ADDRESS_POINT,
-    "StreetAddress": INTERPOLATED,
-    # An intersection or a number beyond the known range is not where the house stands.
-    "StreetInt": STREET,
-    "StreetAddressExt": STREET,
-    "StreetName": STREET,
-    "StreetMidBlock": STREET,
-    "Postal": ZIP_CENTROID,
-    "PostalExt": ZIP_CENTROID,
-    "PostalLoc": ZIP_CENTROID,
-}
-
-
-def _arcgis_candidate(cand: dict[str, Any], query_number: str) -> _Candidate | None:
-    attrs = cand.get("attributes") or {}
-    score = cand.get("score", attrs.get("Score"))
-    try:
-        if float(score) < _ARCGIS_MIN_SCORE:
-            return None
-    except (TypeError, ValueError):
-        return None
-    precision = _ARCGIS_TYPES.get(str(attrs.get("Addr_type") or ""))
-    if precision in {ADDRESS_POINT, INTERPOLATED}:
-        precision = _house_grade(query_number, [attrs.get("AddNum")], precision)
-    return _Candidate(
-        lat=float(cand["location"]["y"]), lon=float(cand["location"]["x"]), precision=precision,
-        state=_state_code(code=attrs.get("RegionAbbr"), name=attrs.get("Region"), country=attrs.get("Country")),
-        postcode=zip5(attrs.get("Postal")), towns=tuple(t for t in (attrs.get("City"),) if t),
-        matched=str(cand.get("address") or attrs.get("Match_addr") or ""),
-    )
-
-
-class _ArcGIS(ArcGIS):
-    """geopy's ArcGIS signs in with username/password; location-service API keys go as `token`."""
-
-    def __init__(self, *, api_key: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # Esri's terms forbid keeping results unless the request says so; we keep them.
-        self._extra = urlencode({"token": api_key, "forStorage": "true"}) if api_key else ""
-
-    def _call_geocoder(self, url: str, callback: Any, **kwargs: Any) -> Any:
-        return super()._call_geocoder(f"{url}&{self._extra}" if self._extra else url, callback, **kwargs)
 
 
 class Clock(Protocol):
@@ -352,10 +189,10 @@ class RemoteGeocoder:
             self._geopy = Pelias(parts.netloc + path, api_key=api_key, **common)
         elif path.endswith("/GeocodeServer"):
             # A self-hosted locator: the URL names the service, not the host of Esri's World one.
-            self._geopy = _ArcGIS(api_key=api_key, domain=parts.netloc, **common)
+            self._geopy = ArcGISClient(api_key=api_key, domain=parts.netloc, **common)
             self._geopy.api = f"{parts.scheme}://{parts.netloc}{path}/findAddressCandidates"
         else:
-            self._geopy = _ArcGIS(api_key=api_key, domain=parts.netloc + path, **common)
+            self._geopy = ArcGISClient(api_key=api_key, domain=parts.netloc + path, **common)
 
     async def __aenter__(self) -> RemoteGeocoder:
         return self
@@ -399,7 +236,7 @@ class RemoteGeocoder:
             )
         if self.kind == "pelias":
             return self._geopy.geocode(one_line, exactly_one=False, countries=["USA"])
-        return self._geopy.geocode(one_line, exactly_one=False, out_fields=_ARCGIS_OUT_FIELDS)
+        return self._geopy.geocode(one_line, exactly_one=False, out_fields=ARCGIS_OUT_FIELDS)
 
     async def _fetch(self, query: GeocodeQuery, qhash: str) -> tuple[list[dict[str, Any]], int]:
         """The raw candidates, or GeocoderUnavailable once the retries are spent."""
@@ -439,17 +276,17 @@ class RemoteGeocoder:
 
     # --- the verdict -------------------------------------------------------------------
 
-    def _candidates(self, query: GeocodeQuery, raws: list[dict[str, Any]]) -> list[_Candidate]:
-        number = _query_number(query.street)
-        out: list[_Candidate] = []
+    def _candidates(self, query: GeocodeQuery, raws: list[dict[str, Any]]) -> list[Candidate]:
+        number = query_number(query.street)
+        out: list[Candidate] = []
         for raw in raws:
             try:
                 if self.kind == "nominatim":
-                    cand: _Candidate | None = _nominatim_candidate(raw, number)
+                    cand: Candidate | None = nominatim_candidate(raw, number)
                 elif self.kind == "pelias":
-                    cand = _pelias_candidate(raw, number)
+                    cand = pelias_candidate(raw, number)
                 else:
-                    cand = _arcgis_candidate(raw, number)
+                    cand = arcgis_candidate(raw, number)
             except (AttributeError, KeyError, IndexError, TypeError, ValueError):
                 cand = None  # a malformed candidate is no evidence either way
             if cand is not None:
@@ -479,12 +316,12 @@ class RemoteGeocoder:
         return GeocodeResult(best.lat, best.lon, best.precision, self.kind, best.matched)  # type: ignore[arg-type]
 
     @staticmethod
-    def _same_place(query: GeocodeQuery, cand: _Candidate) -> bool:
+    def _same_place(query: GeocodeQuery, cand: Candidate) -> bool:
         """Main Street exists in a hundred Missouri towns: the answer must be in the asked one."""
         wanted_zip = zip5(query.zip)
         if wanted_zip and cand.postcode == wanted_zip:
             return True
-        if _town(query.city) and _town(query.city) in {_town(t) for t in cand.towns}:
+        if town(query.city) and town(query.city) in {town(t) for t in cand.towns}:
             return True
         # USPS town names often differ from municipalities and OSM lacks many postcodes: only a
         # different ZIP code with a different town contradicts the question.

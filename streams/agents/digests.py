@@ -6,7 +6,8 @@ import structlog
 
 from streams.app import StreamGraph
 from streams.runtime import Runtime
-from streams.services.digests import RETRY_FIRST, send_digests
+from streams.domain.retry_policy import RETRY_FIRST
+from streams.services.digests import send_digests
 
 logger = structlog.get_logger()
 

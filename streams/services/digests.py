@@ -36,6 +36,7 @@ from streams.adapters.mail import (
 )
 from streams.adapters.rendering import render_digest_bytes
 from streams.domain.digest import Digest, build_digest
+from streams.domain.retry_policy import GIVE_UP_AFTER, retry_delay
 from streams.runtime import Runtime
 from streams.domain import links
 
@@ -45,16 +46,6 @@ logger = structlog.get_logger()
 # (the worker died mid-send) and is retried. Far above one SMTP attempt (30 s timeout).
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
 
-# Backoff after a temporary failure: 10 minutes, doubling, at most 2 hours, each wait cut by
-# up to a quarter at random so that digests deferred together do not all come back at once.
-# Two hours at most: once the server is back, the news goes out within two hours.
-RETRY_FIRST = timedelta(minutes=10)
-RETRY_MAX = timedelta(hours=2)
-RETRY_JITTER = 0.25
-# Then give up: RFC 5321 (4.5.4.1) asks for at least 4-5 days, Postfix's queue lifetime is 5.
-# Late news about who lives nearby is still worth having, so retries go on long past the
-# 24-hour promise; a digest given up on is failed, and its alerts go into the next digest.
-GIVE_UP_AFTER = timedelta(days=5)
 # Hard bounces in a row after which a subscriber's digests stop (SOR_SUSPEND_AFTER_BOUNCES).
 DEFAULT_SUSPEND_AFTER = 3
 # Mail lanes (SMTP connections kept open) a run sends over side by side.
@@ -77,16 +68,6 @@ class DigestRunReport:
 def message_domain(from_addr: str) -> str:
     domain = parseaddr(from_addr)[1].rpartition("@")[2].strip().lower()
     return domain or "sor-notify"
-
-
-def retry_delay(failures: int, rand: float) -> timedelta:
-    """The wait after the `failures`-th temporary failure in a row; `rand` in [0, 1) is the jitter."""
-    if failures < 1:
-        raise ValueError(f"failures={failures}: expected at least 1")
-    if not 0.0 <= rand < 1.0:
-        raise ValueError(f"rand={rand}: expected a number in [0, 1)")
-    full = min(RETRY_FIRST * 2 ** min(failures - 1, 20), RETRY_MAX)
-    return full * (1.0 - RETRY_JITTER * rand)
 
 
 def _blocks(values: Sequence[int]) -> list[Sequence[int]]:

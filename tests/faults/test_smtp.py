@@ -24,14 +24,10 @@ from sqlalchemy.engine import Engine
 from streams.adapters import accounts, digest_store, ops_db, repository, subscriber_store
 from streams.adapters.db import digests, pending_alerts, subscribers
 from streams.adapters.mail import SmtpSender
+from streams.domain.retry_policy import GIVE_UP_AFTER, RETRY_FIRST, RETRY_JITTER, RETRY_MAX, retry_delay
 from streams.services.digests import (
     DEFAULT_SUSPEND_AFTER,
-    GIVE_UP_AFTER,
-    RETRY_FIRST,
-    RETRY_JITTER,
-    RETRY_MAX,
     DigestRunReport,
-    retry_delay,
     send_due_digests,
 )
 from streams.settings import load_settings
