@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from streams.bootstrap import build_runtime
 from streams.entrypoints.usage import UsageError, require_broker, running_broker
@@ -17,9 +17,7 @@ from streams.settings import Settings
 def cmd_registry_publish(settings: Settings, args: argparse.Namespace) -> int:
     from streams.services.publishing import publish_registry_file
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+    path = input_file(args.file)
     broker_url = require_broker(settings)
 
     async def run() -> Any:
@@ -27,8 +25,7 @@ def cmd_registry_publish(settings: Settings, args: argparse.Namespace) -> int:
             return await publish_registry_file(pub, path, baseline=args.baseline)
 
     report = asyncio.run(run())
-    for n, reason in report.rejected:
-        print(f"{path}:{n}: rejected: {reason}", file=sys.stderr)
+    print_rejected(path, report.rejected)
     kind = "baseline events (no alerts)" if args.baseline else "events"
     print(f"published {report.published} {kind}, rejected {len(report.rejected)}")
     return 1 if report.rejected else 0
@@ -37,17 +34,14 @@ def cmd_registry_publish(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_subscribers_import(settings: Settings, args: argparse.Namespace) -> int:
     from streams.services.importing import ImportStopped, import_subscribers
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+    path = input_file(args.file)
     runtime = build_runtime(settings)
     try:
         report = asyncio.run(import_subscribers(runtime, path, running_broker(settings)))
     except ImportStopped as err:
         print(f"{path}: import stopped: {err}", file=sys.stderr)
         return 1
-    for n, reason in report.rejected:
-        print(f"{path}:{n}: rejected: {reason}", file=sys.stderr)
+    print_rejected(path, report.rejected)
     print(
         f"imported {report.imported} subscribers ({report.confirmed} confirmed), "
         f"rejected {len(report.rejected)}"
@@ -59,16 +53,13 @@ def cmd_subscribers_import(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_gazetteer_import(settings: Settings, args: argparse.Namespace) -> int:
     from streams.adapters.gazetteer_import import import_gazetteer
 
-    path = Path(args.file)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file")
+    path = input_file(args.file, folder_too=True)
     runtime = build_runtime(settings)
     report = import_gazetteer(
         runtime.engine, path, args.format, default_state=settings.service_state,
         progress=not args.no_progress,
     )
-    for n, reason in report.rejected[:20]:
-        print(f"{path}:{n}: rejected: {reason}", file=sys.stderr)
+    print_rejected(path, report.rejected[:20])
     if len(report.rejected) > 20:
         print(f"… and {len(report.rejected) - 20} more rejected rows", file=sys.stderr)
     reasons = "".join(f"\n  {count:>8}  {reason}" for reason, count in report.by_reason.most_common())
@@ -92,3 +83,17 @@ def cmd_digest_send(settings: Settings, args: argparse.Namespace) -> int:
         + ("" if settings.uses_smtp else f" (Maildir: {settings.maildir})")
     )
     return 1 if report.failed else 0
+
+
+def print_rejected(path: Path, rejected: Iterable[tuple[int, str]]) -> None:
+    """One line per rejected line of an input file, `file:line: rejected: reason`, on stderr."""
+    for n, reason in rejected:
+        print(f"{path}:{n}: rejected: {reason}", file=sys.stderr)
+
+
+def input_file(name: str, *, folder_too: bool = False) -> Path:
+    """The file a command reads (or, with `folder_too`, a folder such as a shapefile's), or a usage error."""
+    path = Path(name)
+    if not (path.exists() if folder_too else path.is_file()):
+        raise UsageError(f"{path}: no such file")
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -12,6 +11,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from streams.adapters import metrics
 from streams.adapters.faust_fixes.offsets import SEEK_LOG, Key
+from streams.adapters.faust_fixes.per_object import PerObject
 from streams.adapters.faust_fixes.settings import SETTINGS
 
 logger = structlog.get_logger()
@@ -37,14 +37,7 @@ class _FetchState:
     gap_reads: dict[tuple[Key, int], int] = field(default_factory=dict)
 
 
-_fetch_state: weakref.WeakKeyDictionary[Any, _FetchState] = weakref.WeakKeyDictionary()
-
-
-def _state_of(consumer: Any) -> _FetchState:
-    state = _fetch_state.get(consumer)
-    if state is None:
-        state = _fetch_state[consumer] = _FetchState()
-    return state
+_state_of = PerObject(_FetchState)
 
 
 class _Fetched(dict):  # type: ignore[type-arg]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -11,6 +10,7 @@ from aiokafka.consumer.fetcher import Fetcher
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
+from streams.adapters.faust_fixes.per_object import PerObject
 from streams.adapters.faust_fixes.settings import SETTINGS
 
 logger = structlog.get_logger()
@@ -63,14 +63,7 @@ class _CommitHolds:
     resume_after_seek: set[Any] = field(default_factory=set)
 
 
-_holds: weakref.WeakKeyDictionary[Any, _CommitHolds] = weakref.WeakKeyDictionary()
-
-
-def _holds_of(consumer: Any) -> _CommitHolds:
-    holds = _holds.get(consumer)
-    if holds is None:
-        holds = _holds[consumer] = _CommitHolds()
-    return holds
+_holds_of = PerObject(_CommitHolds)
 
 
 async def seek_to_committed(self: Any) -> Mapping[Any, int]:
