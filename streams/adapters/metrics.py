@@ -173,9 +173,9 @@ async def database_answers(engine: Engine, timeout: float = PROBE_TIMEOUT_S) -> 
     await asyncio.wait_for(db_calls.call(engine, _select_one), timeout)
 
 
-async def broker_answers(bootstrap: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+async def broker_answers(broker_url: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Raises unless a broker answers a metadata request within `timeout` seconds."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    client = AIOKafkaClient(bootstrap_servers=broker_url, request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout)
     finally:
