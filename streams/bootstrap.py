@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from streams.adapters import (  # noqa: F401 (they declare tables create_schema makes)
-    accounts,
+    account_tokens,
     gazetteer_db,
     geocode_cache,
     offender_search,

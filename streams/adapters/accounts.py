@@ -1,36 +1,33 @@
-"""Subscriber accounts: enrollment, argon2id passwords, and the single-use links we mail."""
+"""Subscriber accounts: enrollment, argon2id passwords, changing the address, deleting."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import (
-    Column,
-    DateTime,
-    ForeignKey,
-    Integer,
-    String,
-    Table,
-    and_,
-    delete,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from streams.adapters.account_tokens import (
+    CHANGE_EMAIL,
+    CONFIRM,
+    DELETE,
+    LIFETIMES,
+    RESET,
+    email_tokens,
+    issue,
+    purge_spent,
+    retire,
+    spend,
+)
 from streams.adapters.db import (
     digests,
-    metadata,
     offender_watches,
     pending_alerts,
     subscribers,
@@ -40,26 +37,6 @@ from streams.adapters.db import (
 from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
 from streams.adapters.web_db import web_sessions
 
-email_tokens = Table(
-    "email_tokens",
-    metadata,
-    # SHA-256 of the link's secret: a database leak hands out no working link.
-    Column("token_hash", String(64), primary_key=True),
-    Column("purpose", String(16), nullable=False),  # confirm|reset|delete|change_email
-    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("new_email", String(320), nullable=True),  # change_email only
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("used_at", DateTime(timezone=True), nullable=True),
-)
-
-CONFIRM, RESET, DELETE, CHANGE_EMAIL = "confirm", "reset", "delete", "change_email"
-LIFETIMES = {
-    CONFIRM: timedelta(hours=48),
-    RESET: timedelta(hours=1),
-    DELETE: timedelta(hours=24),
-    CHANGE_EMAIL: timedelta(hours=48),
-}
 # An enrollment nobody confirmed is forgotten when its confirmation link has run out.
 UNCONFIRMED_KEPT = LIFETIMES[CONFIRM]
 
@@ -90,80 +67,6 @@ def _verify(stored: str | None, password: str) -> bool:
 def _email(email: str) -> str:
     return email.strip().lower()
 
-
-# --- links -------------------------------------------------------------------------------
-
-
-def _digest(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def _issue(conn: Connection, purpose: str, subscriber_id: int, now: datetime, new_email: str | None = None) -> str:
-    raw = secrets.token_urlsafe(32)  # 256 bits
-    conn.execute(
-        insert(email_tokens).values(
-            token_hash=_digest(raw), purpose=purpose, subscriber_id=subscriber_id, new_email=new_email,
-            created_at=now, expires_at=now + LIFETIMES[purpose],
-        )
-    )
-    return raw
-
-
-def _retire(conn: Connection, subscriber_id: int, now: datetime, *purposes: str) -> None:
-    """Links of these purposes still out for this subscriber stop working."""
-    conn.execute(
-        update(email_tokens)
-        .where(
-            email_tokens.c.subscriber_id == subscriber_id,
-            email_tokens.c.purpose.in_(purposes),
-            email_tokens.c.used_at.is_(None),
-        )
-        .values(used_at=now)
-    )
-
-
-def _live(raw: str, purpose: str, now: datetime) -> Any:
-    return and_(
-        email_tokens.c.token_hash == _digest(raw),
-        email_tokens.c.purpose == purpose,
-        email_tokens.c.used_at.is_(None),
-        email_tokens.c.expires_at > now,
-    )
-
-
-def _spend(conn: Connection, raw: str, purpose: str, now: datetime) -> Any:
-    """Use a link once: of two concurrent clicks exactly one gets the row."""
-    if not raw or len(raw) > 100:
-        return None
-    n = conn.execute(update(email_tokens).where(_live(raw, purpose, now)).values(used_at=now)).rowcount
-    if n != 1:
-        return None
-    return conn.execute(
-        select(email_tokens.c.subscriber_id, email_tokens.c.new_email).where(
-            email_tokens.c.token_hash == _digest(raw)
-        )
-    ).one()
-
-
-@dataclass(frozen=True)
-class LinkHolder:
-    """Whom a still-valid link is for (read without using it up)."""
-
-    subscriber_id: int
-    email: str
-    new_email: str | None
-
-
-def peek(engine: Engine, raw: str, purpose: str, now: datetime) -> LinkHolder | None:
-    if not raw or len(raw) > 100:
-        return None
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(email_tokens.c.subscriber_id, email_tokens.c.new_email, subscribers.c.email)
-            .join(subscribers, subscribers.c.id == email_tokens.c.subscriber_id)
-            .where(_live(raw, purpose, now))
-        ).first()
-    return LinkHolder(int(row.subscriber_id), row.email, row.new_email) if row else None
 
 
 # --- subscribers -------------------------------------------------------------------------
@@ -262,7 +165,7 @@ def create_enrollment(engine: Engine, email: str, password: str, now: datetime) 
                     email=email, confirmed=False, status="active", created_at=now, password_hash=password_hash
                 )
             ).inserted_primary_key[0]
-            return Enrollment(_issue(conn, CONFIRM, int(sid), now))
+            return Enrollment(issue(conn, CONFIRM, int(sid), now))
     except IntegrityError:  # enrolled at the same moment by another request
         return Enrollment(None, pending=True)
 
@@ -270,7 +173,7 @@ def create_enrollment(engine: Engine, email: str, password: str, now: datetime) 
 def confirm(engine: Engine, raw: str, now: datetime) -> SubscriberChange | None:
     """Use a confirmation link; returns what to publish, or None for a link that does not work."""
     with engine.begin() as conn:
-        tok = _spend(conn, raw, CONFIRM, now)
+        tok = spend(conn, raw, CONFIRM, now)
         if tok is None:
             return None
         sid = int(tok.subscriber_id)
@@ -313,7 +216,7 @@ def change_password(engine: Engine, subscriber_id: int, current: str, new: str) 
     with engine.begin() as conn:
         conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(password_hash=new_hash))
         # A reset link mailed earlier must not undo this change; a pending move may be an intruder's.
-        _retire(conn, subscriber_id, utcnow(), RESET, CHANGE_EMAIL)
+        retire(conn, subscriber_id, utcnow(), RESET, CHANGE_EMAIL)
     return True
 
 
@@ -330,7 +233,7 @@ def start_reset(engine: Engine, email: str, now: datetime) -> str | None:
     """A reset link for an enrolled address (also how imported subscribers choose a first password)."""
     with engine.begin() as conn:
         sid = _subscriber_for_link(conn, email)
-        return _issue(conn, RESET, int(sid), now) if sid is not None else None
+        return issue(conn, RESET, int(sid), now) if sid is not None else None
 
 
 def finish_reset(engine: Engine, raw: str, password: str, now: datetime) -> SubscriberChange | None:
@@ -339,7 +242,7 @@ def finish_reset(engine: Engine, raw: str, password: str, now: datetime) -> Subs
     and what it tracks is returned for publishing."""
     new_hash = hash_password(password)
     with engine.begin() as conn:
-        tok = _spend(conn, raw, RESET, now)
+        tok = spend(conn, raw, RESET, now)
         if tok is None:
             return None
         sid = int(tok.subscriber_id)
@@ -348,7 +251,7 @@ def finish_reset(engine: Engine, raw: str, password: str, now: datetime) -> Subs
             update(subscribers).where(subscribers.c.id == sid).values(password_hash=new_hash, confirmed=True)
         )
         # Whoever asked to move the alerts elsewhere may have known the old password.
-        _retire(conn, sid, now, RESET, CHANGE_EMAIL)
+        retire(conn, sid, now, RESET, CHANGE_EMAIL)
         return SubscriberChange(sid) if was_confirmed else _now_active(conn, sid)
 
 
@@ -365,11 +268,11 @@ def start_email_change(engine: Engine, subscriber_id: int, new_email: str, now: 
     new_email = _email(new_email)
     with engine.begin() as conn:
         old = conn.execute(select(subscribers.c.email).where(subscribers.c.id == subscriber_id)).scalar_one()
-        _retire(conn, subscriber_id, now, CHANGE_EMAIL)  # only the latest request counts
+        retire(conn, subscriber_id, now, CHANGE_EMAIL)  # only the latest request counts
         taken = conn.execute(select(subscribers.c.id).where(subscribers.c.email == new_email)).first()
         if taken is not None:
             return EmailChange(old, None)
-        return EmailChange(old, _issue(conn, CHANGE_EMAIL, subscriber_id, now, new_email=new_email))
+        return EmailChange(old, issue(conn, CHANGE_EMAIL, subscriber_id, now, new_email=new_email))
 
 
 @dataclass(frozen=True)
@@ -383,7 +286,7 @@ class EmailChanged:
 def finish_email_change(engine: Engine, raw: str, now: datetime) -> EmailChanged | None:
     try:
         with engine.begin() as conn:
-            tok = _spend(conn, raw, CHANGE_EMAIL, now)
+            tok = spend(conn, raw, CHANGE_EMAIL, now)
             if tok is None:
                 return None
             sid, new = int(tok.subscriber_id), tok.new_email
@@ -398,7 +301,7 @@ def finish_email_change(engine: Engine, raw: str, now: datetime) -> EmailChanged
                 )
             )
             # Links mailed to the old address must not act on the account any more.
-            _retire(conn, sid, now, CONFIRM, RESET, DELETE, CHANGE_EMAIL)
+            retire(conn, sid, now, CONFIRM, RESET, DELETE, CHANGE_EMAIL)
             return EmailChanged(sid, old, new, changed=True)
     except IntegrityError:  # the unique e-mail, taken between our check and the update
         return None
@@ -420,12 +323,12 @@ def _delete_everything(conn: Connection, subscriber_id: int) -> SubscriberChange
 def start_delete(engine: Engine, email: str, now: datetime) -> str | None:
     with engine.begin() as conn:
         sid = conn.execute(select(subscribers.c.id).where(subscribers.c.email == _email(email))).scalar()
-        return _issue(conn, DELETE, int(sid), now) if sid is not None else None
+        return issue(conn, DELETE, int(sid), now) if sid is not None else None
 
 
 def finish_delete(engine: Engine, raw: str, now: datetime) -> SubscriberChange | None:
     with engine.begin() as conn:
-        tok = _spend(conn, raw, DELETE, now)
+        tok = spend(conn, raw, DELETE, now)
         if tok is None:
             return None
         return _delete_everything(conn, int(tok.subscriber_id))
@@ -454,9 +357,7 @@ def purge_expired(engine: Engine, now: datetime) -> Purged:
     Imported subscribers (no password yet) are kept: they were enrolled in the old program.
     """
     with engine.begin() as conn:
-        tokens = conn.execute(
-            delete(email_tokens).where(or_(email_tokens.c.used_at.is_not(None), email_tokens.c.expires_at <= now))
-        ).rowcount
+        tokens = purge_spent(conn, now)
         stale = list(
             conn.execute(
                 select(subscribers.c.id).where(

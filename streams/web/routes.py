@@ -7,6 +7,7 @@ from aiohttp import web
 from streams.web import (
     views_account,
     views_addresses,
+    views_enroll,
     views_map,
     views_offenders,
     views_ops,
@@ -22,16 +23,16 @@ def setup(app: web.Application) -> None:
     r.add_get("/", views_pages.home, name="home")
     r.add_get("/faq", views_pages.faq, name="faq")
 
-    r.add_get("/enroll", views_account.enroll_form, name="enroll_form")
-    r.add_post("/enroll", views_account.enroll, name="enroll")
-    r.add_get("/confirm/{token}", views_account.confirm, name="confirm")
-    r.add_get("/login", views_account.login_form, name="login_form")
-    r.add_post("/login", views_account.login, name="login")
-    r.add_post("/logout", views_account.logout, name="logout")
-    r.add_get("/forgot", views_account.forgot_form, name="forgot_form")
-    r.add_post("/forgot", views_account.forgot, name="forgot")
-    r.add_get("/reset/{token}", views_account.reset_form, name="reset_form")
-    r.add_post("/reset/{token}", views_account.reset, name="reset")
+    r.add_get("/enroll", views_enroll.enroll_form, name="enroll_form")
+    r.add_post("/enroll", views_enroll.enroll, name="enroll")
+    r.add_get("/confirm/{token}", views_enroll.confirm, name="confirm")
+    r.add_get("/login", views_enroll.login_form, name="login_form")
+    r.add_post("/login", views_enroll.login, name="login")
+    r.add_post("/logout", views_enroll.logout, name="logout")
+    r.add_get("/forgot", views_enroll.forgot_form, name="forgot_form")
+    r.add_post("/forgot", views_enroll.forgot, name="forgot")
+    r.add_get("/reset/{token}", views_enroll.reset_form, name="reset_form")
+    r.add_post("/reset/{token}", views_enroll.reset, name="reset")
     r.add_get("/account", views_account.account_page, name="account")
     r.add_post("/account/mail/resume", views_account.resume_mail, name="resume_mail")
     r.add_post("/account/password", views_account.change_password, name="change_password")

@@ -39,7 +39,8 @@ from markupsafe import escape
 from sqlalchemy import Table, delete, update
 
 from streams.adapters import repository
-from streams.adapters.accounts import email_tokens, hash_password
+from streams.adapters.account_tokens import email_tokens
+from streams.adapters.accounts import hash_password
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses
 from streams.adapters.rendering import render_digest
 from streams.adapters.web_db import web_sessions

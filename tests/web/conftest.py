@@ -116,7 +116,7 @@ async def logged_in_site(site: Site, engine) -> Site:  # noqa: F811
 
 from contextlib import asynccontextmanager  # noqa: E402
 
-from streams.adapters import accounts  # noqa: E402,F401 (its table, before any test creates the schema)
+from streams.adapters import account_tokens  # noqa: E402,F401 (its table, before any test creates the schema)
 from streams.web.security import DEFAULT_LIMITS, Limit  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from streams.adapters import accounts, repository, subscriber_store
-from streams.adapters.accounts import email_tokens
+from streams.adapters.account_tokens import email_tokens
 from streams.adapters.db import offender_watches, pending_alerts, subscribers, tracked_addresses
 from streams.adapters.mail import TemporaryMailError
 from streams.web import housekeeping

@@ -1,0 +1,117 @@
+"""What the account pages share: reading their forms, rate limits, and the answers they have in common."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from typing import Any
+
+import structlog
+from aiohttp import web
+from email_validator import EmailNotValidError, validate_email
+
+from streams.web import passwords
+from streams.web.account_mail import message, send_later
+from streams.web.keys import LIMITER, client_key, db, now
+from streams.web.paths import absolute
+from streams.web.responses import render
+from streams.web.security import account_key
+
+logger = structlog.get_logger()
+
+MAX_EMAIL = 320
+MAX_PASSWORD_INPUT = 1024  # longer than any allowed password; refused before it is hashed
+
+
+# --- form helpers ------------------------------------------------------------------------
+
+
+def text(form: Any, name: str, limit: int = MAX_EMAIL) -> str:
+    return str(form.get(name, "")).strip()[: limit + 1]
+
+
+def secret(form: Any, name: str) -> str:
+    # Never stripped: spaces are part of a password.
+    return str(form.get(name, ""))[: MAX_PASSWORD_INPUT + 1]
+
+
+def lookup_email(raw: str) -> str:
+    """The form addresses are stored in, also for addresses the validator would refuse."""
+    try:
+        v = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        return raw.strip().lower()
+    return (v.ascii_email or v.normalized).lower()
+
+
+def new_email_problem(raw: str) -> str | None:
+    if not raw:
+        return "Enter your e-mail address."
+    if len(raw) > MAX_EMAIL:
+        return "That e-mail address is too long."
+    try:
+        validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        return f"Enter an e-mail address like name@example.com. {exc}"
+    return None
+
+
+def password_problems(errors: dict[str, str], pw: str, pw2: str, email: str,
+                       name: str = "password", repeat: str = "password2") -> None:
+    if len(pw) > MAX_PASSWORD_INPUT:
+        errors[name] = f"Use at most {passwords.MAX_LENGTH} characters."
+    elif msg := passwords.problem(pw, email):
+        errors[name] = msg
+    elif passwords.normalize(pw) != passwords.normalize(pw2):
+        errors[repeat] = "The two passwords are different. Type the same password in both boxes."
+
+
+def limited(request: web.Request, action: str, email: str | None = None) -> bool:
+    limiter = request.app[LIMITER]
+    if not limiter.allow(f"{action}:client", client_key(request)):
+        logger.info("rate limited", rule=f"{action}:client")
+        return True
+    if email is not None and not limiter.allow(f"{action}:account", account_key(email)):
+        logger.info("rate limited", rule=f"{action}:account")
+        return True
+    return False
+
+
+def too_many(request: web.Request) -> web.Response:
+    response = render(request, "web/error.html.j2", {
+        "title": "Too many attempts",
+        "message": "For your safety this was not tried. Wait 15 minutes, then try again.",
+    }, status=429)
+    response.headers["Retry-After"] = "900"
+    return response
+
+
+def link_invalid(request: web.Request, purpose: str) -> web.Response:
+    # Forged, expired and used links all get this one answer.
+    return render(request, "web/link_invalid.html.j2", {"purpose": purpose}, status=400)
+
+
+def check_email(request: web.Request, title: str, message: str, **extra: Any) -> web.Response:
+    return render(request, "web/check_email.html.j2", {"title": title, "message": message, **extra})
+
+
+async def mailed_link_request(request: web.Request, template: str, purpose: str, start: Any, *,
+                               subject: str, route: str, done: str) -> web.Response:
+    """Ask for an address, mail it a link if it is enrolled, and say the same thing either way."""
+    form = await request.post()
+    raw = text(form, "email")
+    if not raw:
+        return render(request, template,
+                      {"errors": {"email": "Enter the e-mail address you enrolled with."}}, status=400)
+    email = lookup_email(raw)
+    if limited(request, purpose, email):
+        return too_many(request)
+    token = await db(request, start, email, now())
+    if token:
+        msg = message(request, purpose, email, subject, link=absolute(request, route, token=token))
+        send_later(request, msg, purpose)
+    return check_email(request, "Check your e-mail", done)
+
+
+def password_changed_notice(request: web.Request, email: str) -> EmailMessage:
+    return message(request, "password_changed", email, "Your registry e-mail alerts password was changed",
+                    forgot=absolute(request, "forgot_form"))

@@ -1,0 +1,163 @@
+"""Enrollment pages: enroll, confirm, log in and out, and a forgotten password's reset."""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from streams.adapters import account_tokens, accounts
+from streams.web import passwords, sessions
+from streams.web.account_forms import (
+    MAX_PASSWORD_INPUT,
+    check_email,
+    limited,
+    link_invalid,
+    lookup_email,
+    mailed_link_request,
+    new_email_problem,
+    password_changed_notice,
+    password_problems,
+    secret,
+    text,
+    too_many,
+)
+from streams.web.account_mail import message, send_later
+from streams.web.keys import db, flash, login_session, now, publish, session_of
+from streams.web.paths import absolute, paths_of
+from streams.web.responses import redirect, render
+
+logger = structlog.get_logger()
+
+LOGIN_REFUSED = "E-mail address or password not recognised. Check both and try again."
+
+
+# --- enroll and confirm ------------------------------------------------------------------
+
+
+async def enroll_form(request: web.Request) -> web.Response:
+    return render(request, "web/enroll.html.j2", {"errors": {}, "hint": passwords.HINT})
+
+
+async def enroll(request: web.Request) -> web.Response:
+    form = await request.post()
+    raw, raw2 = text(form, "email"), text(form, "email2")
+    pw, pw2 = secret(form, "password"), secret(form, "password2")
+    errors: dict[str, str] = {}
+    if msg := new_email_problem(raw):
+        errors["email"] = msg
+    elif lookup_email(raw2) != lookup_email(raw):
+        errors["email2"] = "The two e-mail addresses are different. Type the same address in both boxes."
+    email = lookup_email(raw)
+    password_problems(errors, pw, pw2, email)
+    if errors:
+        return render(request, "web/enroll.html.j2",
+                      {"errors": errors, "email": raw, "email2": raw2, "hint": passwords.HINT}, status=400)
+    if limited(request, "enroll", email):
+        return too_many(request)
+
+    enrollment = await db(request, accounts.create_enrollment, email, pw, now())
+    if enrollment.token:
+        msg = message(request, "confirm", email, "Confirm your e-mail address for registry e-mail alerts",
+                       link=absolute(request, "confirm", token=enrollment.token))
+        send_later(request, msg, "confirm")
+    else:
+        msg = message(request, "already_enrolled", email,
+                       "Someone tried to enroll this address in registry e-mail alerts",
+                       pending=enrollment.pending, login=absolute(request, "login_form"), forgot=absolute(request, "forgot_form"))
+        send_later(request, msg, "already_enrolled")
+    return check_email(
+        request, "Check your e-mail",
+        "We sent a message to the address you entered. Open it and follow what it says to finish. "
+        "A confirmation link works for 48 hours.",
+    )
+
+
+async def confirm(request: web.Request) -> web.StreamResponse:
+    change = await db(request, accounts.confirm, request.match_info["token"], now())
+    if change is None:
+        return link_invalid(request, "confirm")
+    await login_session(request, change.subscriber_id)
+    await publish(request, change)
+    logger.info("enrollment confirmed", subscriber_id=change.subscriber_id)
+    await flash(request, "Your e-mail address is confirmed and you are logged in. "
+                         "Now choose the addresses and offenders you want to hear about.")
+    raise redirect(paths_of(request).of("notifications"))
+
+
+# --- log in and out ----------------------------------------------------------------------
+
+
+async def login_form(request: web.Request) -> web.Response:
+    if session_of(request).logged_in:
+        raise redirect(paths_of(request).of("notifications"))
+    return render(request, "web/login.html.j2")
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    raw, pw = text(form, "email"), secret(form, "password")
+    email = lookup_email(raw)
+    if limited(request, "login", email):
+        return too_many(request)
+    sid = await db(request, accounts.authenticate, email, pw[:MAX_PASSWORD_INPUT])
+    if sid is None:
+        logger.info("login refused")
+        return render(request, "web/login.html.j2", {"error": LOGIN_REFUSED, "email": raw}, status=400)
+    await login_session(request, sid)
+    logger.info("logged in", subscriber_id=sid)
+    raise redirect(paths_of(request).of("notifications"))
+
+
+async def logout(request: web.Request) -> web.Response:
+    await login_session(request, None)
+    await flash(request, "You are logged out.")
+    raise redirect(paths_of(request).of("home"))
+
+
+# --- forgotten password ------------------------------------------------------------------
+
+
+async def forgot_form(request: web.Request) -> web.Response:
+    return render(request, "web/forgot.html.j2", {"errors": {}})
+
+
+async def forgot(request: web.Request) -> web.Response:
+    return await mailed_link_request(
+        request, "web/forgot.html.j2", "reset", accounts.start_reset,
+        subject="Choose a new password for registry e-mail alerts", route="reset_form",
+        done="If that address is enrolled, we sent it a link to choose a new password. "
+        "The link works once, for one hour. If nothing arrives in a few minutes, look in your spam or junk folder.",
+    )
+
+
+async def reset_form(request: web.Request) -> web.Response:
+    holder = await db(request, account_tokens.peek, request.match_info["token"], account_tokens.RESET, now())
+    if holder is None:
+        return link_invalid(request, "reset")
+    return render(request, "web/reset.html.j2", {"errors": {}, "hint": passwords.HINT})
+
+
+async def reset(request: web.Request) -> web.Response:
+    token = request.match_info["token"]
+    holder = await db(request, account_tokens.peek, token, account_tokens.RESET, now())
+    if holder is None:
+        return link_invalid(request, "reset")
+    form = await request.post()
+    pw, pw2 = secret(form, "password"), secret(form, "password2")
+    errors: dict[str, str] = {}
+    password_problems(errors, pw, pw2, holder.email)
+    if errors:
+        return render(request, "web/reset.html.j2", {"errors": errors, "hint": passwords.HINT}, status=400)
+    change = await db(request, accounts.finish_reset, token, pw, now())
+    if change is None:
+        return link_invalid(request, "reset")
+    await db(request, sessions.end_all_for, change.subscriber_id)
+    await login_session(request, None)
+    if change.circles or change.watches:
+        await publish(request, change)
+    send_later(request, password_changed_notice(request, holder.email), "password_changed")
+    logger.info("password reset", subscriber_id=change.subscriber_id)
+    await flash(request, "Your new password is set, and every browser that was logged in has been logged out. "
+                         "Log in with your new password.")
+    raise redirect(paths_of(request).of("login_form"))
+
