@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
+from streams.adapters import account_tokens
 from streams.web import passwords
 from streams.web.account_mail import message, send_later
 from streams.web.keys import LIMITER, client_key, db, now
@@ -88,6 +89,20 @@ def too_many(request: web.Request) -> web.Response:
 def link_invalid(request: web.Request, purpose: str) -> web.Response:
     # Forged, expired and used links all get this one answer.
     return render(request, "web/link_invalid.html.j2", {"purpose": purpose}, status=400)
+
+
+async def mailed_link(request: web.Request, purpose: str) -> account_tokens.LinkHolder | None:
+    """Who the mailed link in the path (`{token}`) stands for, if it is still good for `purpose`."""
+    return await db(request, account_tokens.peek, request.match_info["token"], purpose, now())
+
+
+async def mailed_link_page(request: web.Request, purpose: str, template: str,
+                           context: Callable[[account_tokens.LinkHolder], dict[str, Any]]) -> web.Response:
+    """The page a mailed link opens: its form, or the one answer for a link that is no good."""
+    holder = await mailed_link(request, purpose)
+    if holder is None:
+        return link_invalid(request, purpose)
+    return render(request, template, context(holder))
 
 
 def check_email(request: web.Request, title: str, message: str, **extra: Any) -> web.Response:

@@ -9,7 +9,6 @@ from typing import Any, Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from streams.adapters import db_calls
 
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.runtime import Runtime
@@ -49,7 +48,7 @@ def runtime_of(request: web.Request) -> Runtime:
 
 async def db(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
     """fn(engine, *args) off the loop."""
-    return await db_calls.call(runtime_of(request).engine, fn, *args)
+    return await runtime_of(request).db_once(fn, *args)
 
 
 def session_of(request: web.Request) -> sessions.Session:
@@ -67,8 +66,8 @@ async def publish(request: web.Request, change: SubscriberChange) -> None:
 
 async def login_session(request: web.Request, subscriber_id: int | None) -> None:
     old = session_of(request)
-    request[SESSION] = await db_calls.call(runtime_of(request).engine, sessions.rotate, old, subscriber_id, now())
+    request[SESSION] = await db(request, sessions.rotate, old, subscriber_id, now())
 
 
 async def flash(request: web.Request, message: str) -> None:
-    await db_calls.call(runtime_of(request).engine, sessions.set_flash, session_of(request), message)
+    await db(request, sessions.set_flash, session_of(request), message)

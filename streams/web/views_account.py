@@ -14,6 +14,7 @@ from streams.web.account_forms import (
     limited,
     link_invalid,
     lookup_email,
+    mailed_link_page,
     mailed_link_request,
     new_email_problem,
     password_changed_notice,
@@ -141,10 +142,8 @@ async def change_email(request: web.Request) -> web.Response:
 
 
 async def email_confirm_form(request: web.Request) -> web.Response:
-    holder = await db(request, account_tokens.peek, request.match_info["token"], account_tokens.CHANGE_EMAIL, now())
-    if holder is None:
-        return link_invalid(request, "change_email")
-    return render(request, "web/email_confirm.html.j2", {"new_email": holder.new_email})
+    return await mailed_link_page(request, account_tokens.CHANGE_EMAIL, "web/email_confirm.html.j2",
+                                  lambda holder: {"new_email": holder.new_email})
 
 
 async def email_confirm(request: web.Request) -> web.Response:
@@ -205,10 +204,8 @@ async def delete_request(request: web.Request) -> web.Response:
 
 
 async def delete_confirm_form(request: web.Request) -> web.Response:
-    holder = await db(request, account_tokens.peek, request.match_info["token"], account_tokens.DELETE, now())
-    if holder is None:
-        return link_invalid(request, "delete")
-    return render(request, "web/delete_confirm.html.j2", {"email": holder.email})
+    return await mailed_link_page(request, account_tokens.DELETE, "web/delete_confirm.html.j2",
+                                  lambda holder: {"email": holder.email})
 
 
 async def delete_confirm(request: web.Request) -> web.Response:

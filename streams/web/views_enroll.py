@@ -13,6 +13,8 @@ from streams.web.account_forms import (
     limited,
     link_invalid,
     lookup_email,
+    mailed_link,
+    mailed_link_page,
     mailed_link_request,
     new_email_problem,
     password_changed_notice,
@@ -131,17 +133,15 @@ async def forgot(request: web.Request) -> web.Response:
 
 
 async def reset_form(request: web.Request) -> web.Response:
-    holder = await db(request, account_tokens.peek, request.match_info["token"], account_tokens.RESET, now())
-    if holder is None:
-        return link_invalid(request, "reset")
-    return render(request, "web/reset.html.j2", {"errors": {}, "hint": passwords.HINT})
+    return await mailed_link_page(request, account_tokens.RESET, "web/reset.html.j2",
+                                  lambda holder: {"errors": {}, "hint": passwords.HINT})
 
 
 async def reset(request: web.Request) -> web.Response:
     token = request.match_info["token"]
-    holder = await db(request, account_tokens.peek, token, account_tokens.RESET, now())
+    holder = await mailed_link(request, account_tokens.RESET)
     if holder is None:
-        return link_invalid(request, "reset")
+        return link_invalid(request, account_tokens.RESET)
     form = await request.post()
     pw, pw2 = secret(form, "password"), secret(form, "password2")
     errors: dict[str, str] = {}
