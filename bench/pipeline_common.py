@@ -53,12 +53,13 @@ def bench_database(kind: str, tmp: Path) -> str:
 
 
 def create_tables(url: str) -> Any:
-    """An engine on `url` with every table of the project (as `build_runtime` makes them)."""
-    import streams.bootstrap  # noqa: F401 (every adapter's tables)
-    from streams.adapters.db import create_schema, make_engine
+    """An engine on `url` with every table of the project (by the migrations, as
+    `sor-notify db upgrade` makes them)."""
+    from streams.adapters.db import make_engine
+    from streams.adapters.schema_migrations import upgrade
 
     engine = make_engine(url)
-    create_schema(engine)
+    upgrade(engine)
     return engine
 
 

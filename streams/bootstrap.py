@@ -7,19 +7,12 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from streams.adapters import (  # noqa: F401 (they declare tables create_schema makes)
-    account_tokens,
-    gazetteer_db,
-    geocode_cache,
-    offender_search,
-    ops_db,
-    web_db,
-)
-from streams.adapters.db import create_schema, make_engine
+from streams.adapters.db import make_engine
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.geocode_cache import CachedGeocoder, ChainGeocoder
 from streams.adapters.mail import MaildirSender, MailSender, SmtpSender
 from streams.adapters.remote_geocoder import RemoteGeocoder
+from streams.adapters.schema_migrations import ensure_ready
 from streams.agents import (
     address_changes,
     alerts,
@@ -70,10 +63,16 @@ def geocoder_for(settings: Settings, engine: Engine) -> Geocoder:
     return ChainGeocoder(LocalGazetteer(engine, state=settings.service_state), *remotes)
 
 
+def upgrades_on_start(settings: Settings) -> bool:
+    """The embedded SQLite database upgrades itself; PostgreSQL is upgraded on purpose, by
+    `sor-notify db upgrade`, and every command refuses to run on it until then."""
+    return settings.database_url.startswith("sqlite")
+
+
 def build_runtime(settings: Settings) -> Runtime:
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
-    create_schema(engine)
+    ensure_ready(engine, upgrade_on_start=upgrades_on_start(settings))
     return Runtime(
         settings=settings,
         engine=engine,

@@ -33,7 +33,18 @@ def utcnow() -> datetime:
 # JSONB on PostgreSQL (indexable, compact); plain JSON text on SQLite.
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
-metadata = MetaData()
+# Constraint names as PostgreSQL makes them when none is given, so that a database built by
+# `create_all` before the migrations (issue 32) has exactly the names the baseline revision
+# gives, and autogenerate compares names, not guesses, on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 subscribers = Table(
     "subscribers",
@@ -196,6 +207,3 @@ def make_engine(url: str) -> Engine:
     # hide_parameters: a failed statement must not print e-mail addresses into a log.
     return create_engine(u, pool_pre_ping=True, hide_parameters=True)
 
-
-def create_schema(engine: Engine) -> None:
-    metadata.create_all(engine)

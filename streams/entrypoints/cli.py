@@ -9,6 +9,7 @@ import sys
 import structlog
 
 from streams.adapters.broker import BrokerError
+from streams.adapters.schema_migrations import SchemaOutOfStep
 from streams.entrypoints.isolation import drop_library_variables
 from streams.entrypoints.usage import UsageError
 from streams.logs import configure_logging
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Here, not at the top: the commands import faust (through the composition root), and
     # faust reads its environment when imported, so `main` drops those variables first.
     from streams.entrypoints import data_commands as data
+    from streams.entrypoints import db_commands as db
     from streams.entrypoints import ops_commands as ops
     from streams.entrypoints import run_commands as run
 
@@ -73,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--period", help="local date YYYY-MM-DD (default: today in SOR_TIMEZONE)")
     send.set_defaults(fn=data.cmd_digest_send)
 
+    dbp = sub.add_parser("db", help="the database schema: upgrade it on purpose, see where it is").add_subparsers(
+        dest="db_cmd", required=True
+    )
+    dbp.add_parser("upgrade", help="bring the schema to this release's (back the database up first)").set_defaults(
+        fn=db.cmd_db_upgrade
+    )
+    dbp.add_parser("current", help="the schema revision the database is at (exit 1 unless this release's)").set_defaults(
+        fn=db.cmd_db_current
+    )
+    dbp.add_parser("history", help="every schema revision this release knows, oldest first").set_defaults(
+        fn=db.cmd_db_history
+    )
+
     st = sub.add_parser("status", help="lag per topic and partition, database counts, last digest run")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(fn=ops.cmd_status)
@@ -109,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                        "from SOR_* alone", names=ignored)
     try:
         return int(args.fn(settings, args))
-    except (UsageError, BrokerError) as err:
+    except (UsageError, BrokerError, SchemaOutOfStep) as err:
         print(f"sor-notify: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

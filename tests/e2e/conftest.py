@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import text
 
 from streams.adapters.broker import EmbeddedBroker, free_port
-from streams.adapters.db import make_engine, metadata
+from streams.adapters.db import make_engine
 from tests.conftest import database_urls
+from tests.databases import at_head, drop_everything
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,10 +37,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'e2e.db'}"
     url = os.environ["SOR_TEST_DATABASE_URL"]
-    import streams.bootstrap  # noqa: F401  (imports every module that declares a table)
-
+    # As an operator installs a release on PostgreSQL: an empty database, then `db upgrade`.
     engine = make_engine(url)
-    metadata.drop_all(engine)
+    drop_everything(engine)
+    at_head(engine)
     engine.dispose()
     return url
 

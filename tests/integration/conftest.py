@@ -12,7 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from streams.adapters import subscriber_store
-from streams.adapters.db import create_schema, make_engine, metadata
+from streams.adapters.all_tables import metadata
+from streams.adapters.db import make_engine
 from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
 from streams.domain.addresses import normalize_address
 from streams.domain.model import (
@@ -27,6 +28,7 @@ from streams.domain.model import (
 )
 from streams.domain.radii import proximity_band
 from tests.conftest import database_urls
+from tests.databases import at_head, drop_everything
 
 _pg_schema_ready = False
 
@@ -34,15 +36,13 @@ _pg_schema_ready = False
 def _postgres_engine() -> Engine:
     """Schema rebuilt once per session (it may be from an older version), emptied per test."""
     global _pg_schema_ready
-    import streams.bootstrap  # noqa: F401  (imports every module that declares a table)
-
     engine = make_engine(os.environ["SOR_TEST_DATABASE_URL"])
     if not _pg_schema_ready:
-        metadata.drop_all(engine)
-        create_schema(engine)
+        drop_everything(engine)
+        at_head(engine)
         _pg_schema_ready = True
     else:
-        create_schema(engine)  # another suite may have dropped it
+        at_head(engine)  # another suite may have dropped it
         names = ", ".join(t.name for t in metadata.sorted_tables)
         with engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
@@ -53,7 +53,7 @@ def _postgres_engine() -> Engine:
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "sqlite":
         eng = make_engine(f"sqlite:///{tmp_path / 'db' / 'sor-notify.db'}")
-        create_schema(eng)
+        at_head(eng)
     else:
         eng = _postgres_engine()
     try:

@@ -19,8 +19,9 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from streams.adapters import digest_store, repository, subscriber_store
-from streams.adapters.db import create_schema, make_engine
+from streams.adapters.db import make_engine
 from streams.services.digests import DigestRunReport
+from tests.databases import at_head
 from tests.integration.conftest import imported, proximity_alert
 from tests.integration.test_digest_blocks import run
 
@@ -116,7 +117,7 @@ def never_analyzed() -> Iterator[Engine]:
         conn.execute(text(f"create schema {schema}"))
     engine = make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
     try:
-        create_schema(engine)
+        at_head(engine)
         with engine.begin() as conn:
             for t in ("subscribers", "tracked_addresses", "pending_alerts", "digests"):
                 conn.execute(text(f"alter table {t} set (autovacuum_enabled = false)"))

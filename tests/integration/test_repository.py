@@ -8,7 +8,8 @@ from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Engine
 
 from streams.adapters import digest_store, offender_search, repository, subscriber_store
-from streams.adapters.db import create_schema, digests, pending_alerts, subscribers
+from streams.adapters.db import digests, pending_alerts, subscribers
+from streams.adapters.schema_migrations import ensure_ready, upgrade
 from streams.domain.model import Circle
 from streams.domain.radii import radius_m
 from tests.integration.conftest import (
@@ -27,14 +28,16 @@ def _now() -> datetime:
 
 
 def test_schema_creation_is_idempotent(engine: Engine) -> None:
-    """Creating the schema again (every start does) keeps the tables and what is in them."""
+    """Every start checks the schema again, and an upgrade at head changes nothing: the tables
+    and what is in them stay."""
     tables_before = set(inspect(engine).get_table_names())
     sub = subscriber_store.upsert_subscriber(engine, imported("kept@example.org", offenders=("MO-1",)))
     alert = proximity_alert(sub.subscriber_id, sub.circles[0].circle_id, "MO-1", "Ray Abbott", "800 Olive St")
     assert repository.record_alerts(engine, [alert]) == 1
 
-    create_schema(engine)
-    create_schema(engine)
+    ensure_ready(engine, upgrade_on_start=True)
+    ensure_ready(engine, upgrade_on_start=False)
+    assert upgrade(engine)[0] == upgrade(engine)[1]
 
     assert set(inspect(engine).get_table_names()) == tables_before
     assert {"subscribers", "pending_alerts"} <= tables_before

@@ -10,10 +10,11 @@ from typing import Any, Callable, Iterator
 import pytest
 from hypothesis import given
 
-from streams.adapters.db import create_schema, make_engine
+from streams.adapters.db import make_engine
 from streams.adapters.dead_letters import InvalidEvent
 from streams.adapters.event_codec import decode_registry_event
 from tests.counts import report
+from tests.databases import at_head
 from tests.e2e.conftest import broker, system  # noqa: F401 (fixtures for the hostile pipeline)
 from tests.property.hostile import PLAIN_OFFENDER, Tally, property_settings, schema_events
 
@@ -96,7 +97,7 @@ def event_pool() -> list[dict[str, Any]]:
 def sqlite_engine(tmp_path: Path) -> Iterator[Any]:
     """SQLite only: these tests are about input, and run in CI's time once, not per database."""
     eng = make_engine(f"sqlite:///{tmp_path / 'db' / 'property.db'}")
-    create_schema(eng)
+    at_head(eng)
     try:
         yield eng
     finally:

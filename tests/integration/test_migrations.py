@@ -1,0 +1,247 @@
+"""The schema by migrations, on SQLite and PostgreSQL: what the migrations build is what the
+code declares, an upgrade keeps every row and leaves a database the product works on, and a
+database out of step with the code is refused with a line that says what to run."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData, inspect, select, text
+from sqlalchemy.engine import Engine
+
+from streams.adapters import (
+    account_tokens,
+    accounts,
+    geocode_cache,
+    ops_db,
+    repository,
+    schema_migrations,
+    subscriber_store,
+)
+from streams.adapters.all_tables import metadata
+from streams.adapters.gazetteer_import import import_gazetteer
+from streams.adapters.mail import SmtpSender
+from streams.adapters.schema_migrations import BASELINE, VERSION_TABLE, SchemaOutOfStep, ensure_ready, upgrade
+from streams.services.demo import DEMO_GAZETTEER
+from streams.services.digests import send_due_digests
+from streams.web import sessions
+from tests.databases import drop_everything
+from tests.integration.conftest import imported, imported_address, offender_state, proximity_alert, watch_alert
+from tests.web.conftest import open_site
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+PUBLIC = "https://notify.example.test"
+FROM = "Registry Notifications <no-reply@notify.example.test>"
+
+
+def differences(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        return compare_metadata(ctx, metadata)
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_declares(engine: Engine) -> None:
+    """A column, index or table added to a model without its revision turns this red."""
+    drop_everything(engine)
+    upgrade(engine)
+    assert differences(engine) == []
+    assert schema_migrations.schema_state(engine).kind == "current"
+
+
+def every_row(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of the project, in a stable order."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        here = MetaData()
+        here.reflect(conn)  # the columns the database has, whichever revision it is at
+        for table in here.sorted_tables:
+            if table.name != VERSION_TABLE:
+                rows = conn.execute(select(table)).all()
+                out[table.name] = sorted((tuple(map(repr, row)) for row in rows))
+    return out
+
+
+async def send(engine: Engine, port: int, period: str, now: datetime) -> Any:
+    sender = SmtpSender("127.0.0.1", port, starttls=False, username=None, password=None, timeout=5)
+    return await send_due_digests(
+        engine, sender, period=period, from_addr=FROM, public_url=PUBLIC,
+        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig", now=now,
+    )
+
+
+async def fill_through_the_product(engine: Engine, smtp_port: int) -> int:
+    """Every kind of row the product writes, written by the product's own code."""
+    import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
+    enrollment = accounts.create_enrollment(engine, "Parent@Example.org", "plum orchard lantern", NOW)
+    assert enrollment.token is not None
+    assert accounts.confirm(engine, enrollment.token, NOW) is not None
+    parent = accounts.authenticate(engine, "parent@example.org", "plum orchard lantern")
+    assert parent is not None
+    sessions.create(engine, parent, NOW)
+    sessions.create(engine, None, NOW)
+    other = subscriber_store.upsert_subscriber(engine, imported(
+        "other@example.org", addresses=(imported_address("Home"), imported_address("School", radius="5mi")),
+        offenders=("MO-W1", "MO-W2"),
+    ))
+    assert accounts.start_reset(engine, "other@example.org", NOW) is not None
+    repository.save_offender_state(engine, offender_state("MO-1"))
+    repository.save_offender_state(engine, offender_state("MO-J", juvenile=True, last="Junior"))
+    circle = other.circles[0].circle_id
+    repository.record_alerts(engine, [
+        proximity_alert(other.subscriber_id, circle, "MO-1", "Ray Abbott", "800 Olive St"),
+        watch_alert(other.subscriber_id, "MO-W1", "Sam Watts", ["1 Old St"], ["2 New St"]),
+    ])
+    report = await send(engine, smtp_port, "2026-11-20", NOW)
+    assert report.sent == 1
+    # An alert still waiting for tomorrow's digest.
+    repository.record_alerts(engine, [proximity_alert(other.subscriber_id, circle, "MO-1", "Ray Abbott", "801 Olive St")])
+    geocode_cache.cache_store(engine, "k" * 64, "census", {"lat": 38.6, "lon": -90.2}, timedelta(days=30))
+    assert ops_db.claim_replay(engine, "0:17", "f" * 64, "MO-1-r9", force=False, now=NOW) is None
+    return other.subscriber_id
+
+
+async def test_an_upgrade_from_the_baseline_keeps_every_row_and_the_product_works_on_it(
+    engine: Engine, smtp_server: Any, tmp_path: Path
+) -> None:
+    catcher, port = smtp_server
+    drop_everything(engine)
+    upgrade(engine, BASELINE)
+    other = await fill_through_the_product(engine, port)
+    before = every_row(engine)
+    assert all(before[t] for t in ("subscribers", "tracked_addresses", "offender_watches", "email_tokens",
+                                   "web_sessions", "pending_alerts", "digests", "address_points",
+                                   "geocode_cache", "dlq_replays", "offenders", "offender_search"))
+
+    upgrade(engine)
+
+    after = every_row(engine)
+    for table, rows in before.items():  # columns a revision adds come after the ones there were
+        assert [row[: len(r)] for row, r in zip(after[table], rows, strict=True)] == rows, table
+    assert schema_migrations.schema_state(engine).kind == "current"
+    # The digest run: the waiting alert goes out in the next day's digest, once.
+    report = await send(engine, port, "2026-11-21", NOW + timedelta(days=1))
+    assert report.sent == 1
+    assert len(catcher.wait_for(2)) == 2
+    # The site: the enrolled parent signs in and sees the account page.
+    async with open_site(engine, port, catcher, tmp_path) as site:
+        status, _ = await site.get("/login")
+        assert status == 200
+        await site.post("/login", {"email": "parent@example.org", "password": "plum orchard lantern"})
+        status, page = await site.get("/account")
+        assert status == 200 and "parent@example.org" in page
+    # The pipeline's own reads: circles and watches for the stream.
+    assert {c.subscriber_id for c in subscriber_store.active_circles(engine)} >= {other}
+    assert (other, "MO-W2") in set(subscriber_store.active_watches(engine))
+
+
+def test_every_start_on_a_current_database_changes_nothing(engine: Engine) -> None:
+    sub = subscriber_store.upsert_subscriber(engine, imported("kept@example.org", offenders=("MO-1",)))
+    before = every_row(engine)
+    ensure_ready(engine, upgrade_on_start=False)
+    ensure_ready(engine, upgrade_on_start=True)
+    assert upgrade(engine) == (schema_migrations.head_revision(),) * 2
+    assert every_row(engine) == before and before["subscribers"]
+    assert list(subscriber_store.active_watches(engine)) == [(sub.subscriber_id, "MO-1")]
+
+
+def test_an_empty_database_is_refused_unless_it_upgrades_itself(engine: Engine) -> None:
+    drop_everything(engine)
+    with pytest.raises(SchemaOutOfStep, match=r"no tables yet: run `sor-notify db upgrade`"):
+        ensure_ready(engine, upgrade_on_start=False)
+    assert inspect(engine).get_table_names() == []  # refusing changed nothing
+    ensure_ready(engine, upgrade_on_start=True)
+    assert schema_migrations.schema_state(engine).kind == "current"
+
+
+def test_a_database_upgraded_by_a_newer_release_is_refused_and_left_alone(engine: Engine) -> None:
+    subscriber_store.upsert_subscriber(engine, imported("kept@example.org"))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0999_from_a_newer_release'"))
+    before = every_row(engine)
+    try:
+        for auto in (False, True):
+            with pytest.raises(SchemaOutOfStep, match=r"at revision 0999_from_a_newer_release, which this "
+                                                        r"release does not know .*a newer release upgraded it"):
+                ensure_ready(engine, upgrade_on_start=auto)
+        with pytest.raises(SchemaOutOfStep, match="newer release"):
+            upgrade(engine)
+        assert every_row(engine) == before
+    finally:
+        drop_everything(engine)  # the next test's database is this release's
+
+
+# A revision after the head, in a copy of the script directory: the way the next release's
+# first change will arrive. On SQLite it rebuilds `subscribers` (batch mode), the table every
+# other table points at: the rebuild must not cascade into their rows.
+NEXT = textwrap.dedent('''
+    """Test only: a column on subscribers."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    revision = "0900_test_next"
+    down_revision = "{head}"
+    branch_labels = None
+    depends_on = None
+
+
+    def upgrade():
+        with op.batch_alter_table("subscribers") as batch_op:
+            batch_op.add_column(sa.Column("test_note", sa.String(20), nullable=False, server_default="none"))
+
+
+    def downgrade():
+        with op.batch_alter_table("subscribers") as batch_op:
+            batch_op.drop_column("test_note")
+''')
+
+
+@pytest.fixture
+def next_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    scripts = tmp_path / "migrations"
+    shutil.copytree(schema_migrations.SCRIPT_LOCATION, scripts)
+    head = schema_migrations.head_revision()
+    (scripts / "versions" / "0900_test_next.py").write_text(NEXT.format(head=head))
+    monkeypatch.setattr(schema_migrations, "SCRIPT_LOCATION", str(scripts))
+    return head
+
+
+async def test_a_database_behind_the_code_is_refused_then_upgraded_losing_nothing(
+    engine: Engine, smtp_server: Any, next_release: str
+) -> None:
+    _, port = smtp_server
+    drop_everything(engine)
+    try:
+        await _behind_then_upgraded(engine, port, next_release)
+    finally:
+        drop_everything(engine)  # the next test's database is this release's, not the test's
+
+
+async def _behind_then_upgraded(engine: Engine, port: int, next_release: str) -> None:
+    upgrade(engine, next_release)
+    await fill_through_the_product(engine, port)
+    before = every_row(engine)
+
+    with pytest.raises(SchemaOutOfStep, match=rf"at revision {next_release}, this release needs "
+                                              r"0900_test_next: run `sor-notify db upgrade`"):
+        ensure_ready(engine, upgrade_on_start=False)
+    assert every_row(engine) == before
+
+    assert upgrade(engine) == (next_release, "0900_test_next")
+    after = every_row(engine)
+    for table, rows in before.items():
+        assert len(after[table]) == len(rows), table  # nothing cascaded away in the rebuild
+        if table != "subscribers":
+            assert after[table] == rows, table
+    with engine.connect() as conn:
+        notes = conn.execute(text("SELECT test_note FROM subscribers")).scalars().all()
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # back on after
+    assert notes and set(notes) == {"none"}
+    ensure_ready(engine, upgrade_on_start=False)
