@@ -44,6 +44,13 @@ class SchemaOutOfStep(Exception):
 
 
 @dataclass(frozen=True)
+class Upgraded:
+    before: str | None  # None: an empty database, or one from before the migrations
+    after: str | None
+    stamped: bool = False  # made before the migrations: checked and recorded as the baseline
+
+
+@dataclass(frozen=True)
 class SchemaState:
     kind: Kind
     current: str | None  # the revision the database records; None before any
@@ -162,10 +169,10 @@ def _stamp_unversioned(conn: Connection) -> None:
     logger.info("database from before the migrations recognised and stamped", revision=BASELINE)
 
 
-def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | None]:
+def upgrade(engine: Engine, target: str = "head") -> Upgraded:
     """Brings the schema to `target` (a database older than the migrations is stamped first).
 
-    Returns the revision before and after. Refuses a database ahead of this release's head.
+    Refuses a database ahead of this release's head.
     """
     with _migrating(engine) as conn:
         state = _state(conn)
@@ -173,12 +180,11 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | Non
             raise SchemaOutOfStep(_ahead(state))
         if state.kind == "unversioned":
             _stamp_unversioned(conn)
-        before = _recorded(conn)
         command.upgrade(_config(conn), target)
-        after = _recorded(conn)
-    if before != after:
-        logger.info("database schema upgraded", before=before or "none", after=after)
-    return before, after
+        done = Upgraded(state.current, _recorded(conn), stamped=state.kind == "unversioned")
+    if done.before != done.after:
+        logger.info("database schema upgraded", before=done.before or "none", after=done.after)
+    return done
 
 
 def _ahead(state: SchemaState) -> str:

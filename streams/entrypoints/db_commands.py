@@ -25,13 +25,18 @@ def _describe(revision: str | None) -> str:
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     engine = _engine(settings)
     try:
-        before, after = migrations.upgrade(engine)
+        done = migrations.upgrade(engine)
     finally:
         engine.dispose()
-    if before == after:
-        print(f"database schema already at {_describe(after)}: nothing to do")
+    if done.stamped:
+        print(f"database made before the migrations: its tables checked and recorded as {migrations.BASELINE}")
+    if done.stamped and done.after == migrations.BASELINE:
+        return 0
+    if done.before == done.after:
+        print(f"database schema already at {_describe(done.after)}: nothing to do")
     else:
-        print(f"database schema upgraded from {_describe(before)} to {_describe(after)}")
+        print(f"database schema upgraded from {_describe(done.before if not done.stamped else migrations.BASELINE)} "
+              f"to {_describe(done.after)}")
     return 0
 
 

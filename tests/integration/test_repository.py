@@ -37,7 +37,7 @@ def test_schema_creation_is_idempotent(engine: Engine) -> None:
 
     ensure_ready(engine, upgrade_on_start=True)
     ensure_ready(engine, upgrade_on_start=False)
-    assert upgrade(engine)[0] == upgrade(engine)[1]
+    assert upgrade(engine).before == upgrade(engine).after
 
     assert set(inspect(engine).get_table_names()) == tables_before
     assert {"subscribers", "pending_alerts"} <= tables_before
