@@ -11,6 +11,7 @@ and a foreign key check before the commit.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -218,6 +219,25 @@ def ensure_ready(engine: Engine, *, upgrade_on_start: bool) -> None:
         else f"the database schema is at revision {state.current}, this release needs {state.head}"
     )
     raise SchemaOutOfStep(f"{where}: run `sor-notify db upgrade` (after a backup), then start again")
+
+
+def new_revision(message: str) -> Path:
+    """For contributors: a revision file with what the models declare beyond the head,
+    found by Alembic's autogenerate on a scratch database at the head. Read it before committing
+    (autogenerate misses renames and data moves) and write its downgrade where no data is lost."""
+    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:40] or "change"
+    number = max((int(s.revision[:4]) for s in history() if s.revision[:4].isdigit()), default=0) + 1
+    scratch = make_engine("sqlite://")
+    try:
+        with scratch.connect() as conn, conn.begin():
+            cfg = _config(conn)
+            command.upgrade(cfg, "head")
+            cfg.set_main_option("file_template", "%%(rev)s")
+            made = command.revision(cfg, message=message, autogenerate=True, rev_id=f"{number:04d}_{slug}")
+    finally:
+        scratch.dispose()
+    assert isinstance(made, Script)
+    return Path(made.path)
 
 
 def _quiet_alembic() -> None:

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     dbp.add_parser("history", help="every schema revision this release knows, oldest first").set_defaults(
         fn=db.cmd_db_history
     )
+    rev = dbp.add_parser("revision", help="contributors: a new revision from what the models add beyond the head")
+    rev.add_argument("-m", "--message", required=True, help="what the revision changes, in a few words")
+    rev.set_defaults(fn=db.cmd_db_revision)
 
     st = sub.add_parser("status", help="lag per topic and partition, database counts, last digest run")
     st.add_argument("--json", action="store_true", help="machine-readable output")

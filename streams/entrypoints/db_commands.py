@@ -60,6 +60,13 @@ def cmd_db_current(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if state.kind == "current" else 1
 
 
+def cmd_db_revision(settings: Settings, args: argparse.Namespace) -> int:
+    path = migrations.new_revision(args.message)
+    print(f"wrote {path}: read it, write its downgrade, add it to the upgrade test's data if it "
+          "adds a table")
+    return 0
+
+
 def cmd_db_history(settings: Settings, args: argparse.Namespace) -> int:
     for script in migrations.history():
         doc = (script.doc or "").splitlines()[0] if script.doc else ""

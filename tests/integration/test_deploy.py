@@ -25,7 +25,7 @@ def _commands() -> list[list[str]]:
 
 def test_every_deployed_command_is_a_real_sor_notify_command() -> None:
     cmds = _commands()
-    assert {c[1] for c in cmds} >= {"topics", "worker", "web"}
+    assert {c[1] for c in cmds} >= {"db", "topics", "worker", "web"}
     for cmd in cmds:
         assert cmd[0] == "sor-notify"
         build_parser().parse_args(cmd[1:])  # exits on an unknown command
