@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
+import sqlite3
+from pathlib import Path
+
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from streams.adapters.all_tables import metadata
+from streams.adapters.db import make_engine
 from streams.adapters.schema_migrations import VERSION_TABLE, upgrade
+
+# What release 0.1 (before the migrations, commit af03293) left after `sor-notify up --demo`:
+# a SQLite file's dump (`iterdump`) and a PostgreSQL dump (`pg_dump --inserts --no-owner`).
+RELEASE_01 = Path(__file__).parent / "fixtures" / "release-0.1"
 
 
 def drop_everything(engine: Engine) -> None:
@@ -20,3 +29,28 @@ def at_head(engine: Engine) -> Engine:
     """The schema of this release, by the migrations (a no-op on a database already there)."""
     upgrade(engine)
     return engine
+
+
+def _sql_statements(dump: str) -> str:
+    """pg_dump's output without psql's own commands (\\connect, \\restrict), which are not SQL."""
+    return "\n".join(line for line in dump.splitlines() if not line.startswith("\\"))
+
+
+def load_release_01(url: str) -> None:
+    """Makes the (empty or emptied) database at `url` the one release 0.1's demo left."""
+    if url.startswith("sqlite"):
+        path = Path(make_url(url).database or "")
+        for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            stale.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as conn:
+            conn.executescript(gzip.decompress((RELEASE_01 / "demo-sqlite.sql.gz").read_bytes()).decode())
+        return
+    engine = make_engine(url)
+    try:
+        drop_everything(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(_sql_statements(
+                gzip.decompress((RELEASE_01 / "demo-postgresql.sql.gz").read_bytes()).decode()))
+    finally:
+        engine.dispose()

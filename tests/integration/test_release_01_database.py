@@ -1,14 +1,9 @@
 """A database that `sor-notify up --demo` of release 0.1 (before the migrations) built, upgraded
-by `sor-notify db upgrade` as an operator runs it: recognised, stamped, every row kept.
-
-tests/fixtures/release-0.1/ holds what that release left, gzipped: a SQLite file's dump
-(`iterdump`) and a PostgreSQL dump (`pg_dump --inserts --no-owner`), each made by `up --demo`
-at commit af03293.
-"""
+by `sor-notify db upgrade` as an operator runs it: recognised, stamped, every row kept
+(tests/databases.RELEASE_01 says where the dumps come from)."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 import sys
@@ -21,9 +16,9 @@ from sqlalchemy.engine import Engine, make_url
 
 from streams.adapters.db import make_engine
 from tests.conftest import database_urls
+from tests.databases import load_release_01
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures" / "release-0.1"
 PG_DATABASE = "sor_release01_test"
 
 
@@ -35,20 +30,12 @@ def cli(url: str, tmp: Path, *args: str, broker_url: str = "") -> subprocess.Com
                           capture_output=True, text=True, timeout=120)
 
 
-def sql_statements(dump: str) -> str:
-    """pg_dump's output without psql's own commands (\\connect, \\restrict), which are not SQL."""
-    return "\n".join(line for line in dump.splitlines() if not line.startswith("\\"))
-
-
 @pytest.fixture(params=database_urls())
 def release_01_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        import sqlite3
-
-        path = tmp_path / "release-0.1.db"
-        with sqlite3.connect(path) as conn:
-            conn.executescript(gzip.decompress((FIXTURES / "demo-sqlite.sql.gz").read_bytes()).decode())
-        yield f"sqlite:///{path}"
+        url = f"sqlite:///{tmp_path / 'release-0.1.db'}"
+        load_release_01(url)
+        yield url
         return
     base = make_url(os.environ["SOR_TEST_DATABASE_URL"])
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
@@ -56,10 +43,7 @@ def release_01_database(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
         conn.execute(text(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"))
         conn.execute(text(f"CREATE DATABASE {PG_DATABASE}"))
     url = base.set(database=PG_DATABASE).render_as_string(hide_password=False)
-    loader = create_engine(url)
-    with loader.begin() as conn:
-        conn.exec_driver_sql(sql_statements(gzip.decompress((FIXTURES / "demo-postgresql.sql.gz").read_bytes()).decode()))
-    loader.dispose()
+    load_release_01(url)
     try:
         yield url
     finally:
