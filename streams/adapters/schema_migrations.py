@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -196,6 +197,23 @@ def _ahead(state: SchemaState) -> str:
     )
 
 
+def sqlite_backup(engine: Engine, revision: str | None) -> Path | None:
+    """A copy of a SQLite database file taken through SQLite's backup API (consistent while
+    others write), named after the revision it holds; None for an in-memory database."""
+    name = engine.url.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    source = Path(name)
+    target = source.with_name(f"{source.name}.before-upgrade-from-{revision or 'release-0.1'}")
+    with engine.connect() as conn:
+        copy = sqlite3.connect(target)
+        try:
+            conn.connection.driver_connection.backup(copy)
+        finally:
+            copy.close()
+    return target
+
+
 def ensure_ready(engine: Engine, *, upgrade_on_start: bool) -> None:
     """Before a command touches the database: the schema is this release's, or it is made so
     (`upgrade_on_start`, the embedded SQLite), or the command refuses with one line to act on."""
@@ -205,6 +223,12 @@ def ensure_ready(engine: Engine, *, upgrade_on_start: bool) -> None:
     if state.kind == "ahead":
         raise SchemaOutOfStep(_ahead(state))
     if upgrade_on_start:
+        changes = state.kind == "behind" or (state.kind == "unversioned" and state.head != BASELINE)
+        if changes and engine.dialect.name == "sqlite":
+            # What a person would do before an upgrade, done for them: the file as it was.
+            kept = sqlite_backup(engine, state.current)
+            if kept is not None:
+                logger.info("database copied before its upgrade", copy=str(kept))
         upgrade(engine)
         return
     if state.kind == "unversioned":

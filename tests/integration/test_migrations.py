@@ -26,6 +26,7 @@ from streams.adapters import (
     subscriber_store,
 )
 from streams.adapters.all_tables import metadata
+from streams.adapters.db import make_engine
 from streams.adapters.gazetteer_import import import_gazetteer
 from streams.adapters.mail import SmtpSender
 from streams.adapters.schema_migrations import BASELINE, VERSION_TABLE, SchemaOutOfStep, ensure_ready, upgrade
@@ -247,3 +248,39 @@ async def _behind_then_upgraded(engine: Engine, port: int, next_release: str) ->
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # back on after
     assert notes and set(notes) == {"none"}
     ensure_ready(engine, upgrade_on_start=False)
+
+
+async def test_the_embedded_sqlite_upgrades_itself_and_keeps_a_copy_of_the_file_as_it_was(
+    engine: Engine, smtp_server: Any, next_release: str, tmp_path: Path
+) -> None:
+    from streams.bootstrap import upgrades_on_start
+    from streams.settings import load_settings
+
+    url = engine.url.render_as_string(hide_password=False)
+    on_start = upgrades_on_start(load_settings({"SOR_DATABASE_URL": url, "SOR_DATA_DIR": str(tmp_path)}))
+    if engine.dialect.name != "sqlite":
+        assert not on_start  # PostgreSQL is upgraded on purpose, never by a start
+        with pytest.raises(SchemaOutOfStep, match="run `sor-notify db upgrade`"):
+            ensure_ready(engine, upgrade_on_start=on_start)
+        assert schema_migrations.schema_state(engine).kind == "behind"
+        return
+    assert on_start
+    _, port = smtp_server
+    drop_everything(engine)
+    upgrade(engine, next_release)
+    await fill_through_the_product(engine, port)
+    before = every_row(engine)
+
+    ensure_ready(engine, upgrade_on_start=on_start)
+
+    assert schema_migrations.schema_state(engine).kind == "current"
+    assert len(every_row(engine)["subscribers"]) == len(before["subscribers"])
+    path = Path(engine.url.database or "")
+    [copy] = path.parent.glob(f"{path.name}.before-upgrade-from-*")
+    assert copy.name.endswith(next_release)
+    kept = make_engine(f"sqlite:///{copy}")
+    try:
+        assert every_row(kept) == before
+        assert schema_migrations.schema_state(kept).current == next_release
+    finally:
+        kept.dispose()
