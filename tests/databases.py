@@ -6,6 +6,10 @@ import gzip
 import sqlite3
 from pathlib import Path
 
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
@@ -16,6 +20,13 @@ from streams.adapters.schema_migrations import VERSION_TABLE, upgrade
 # What release 0.1 (before the migrations, commit af03293) left after `sor-notify up --demo`:
 # a SQLite file's dump (`iterdump`) and a PostgreSQL dump (`pg_dump --inserts --no-owner`).
 RELEASE_01 = Path(__file__).parent / "fixtures" / "release-0.1"
+
+
+def differences(engine: Engine) -> list[Any]:
+    """What Alembic's autogenerate finds between the database and the tables the code declares."""
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        return compare_metadata(ctx, metadata)
 
 
 def drop_everything(engine: Engine) -> None:

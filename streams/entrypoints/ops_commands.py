@@ -46,7 +46,7 @@ def _format_status(st: Any) -> str:
     t = st.tables
     out += [
         "",
-        "Database",
+        f"Database (schema revision {st.schema_revision or 'none'})",
         (
             f"  subscribers        {t.subscribers:>8}  ({t.subscribers_confirmed} confirmed, {t.subscribers_active} active, "
             f"{t.subscribers_mail_suspended} with mail suspended after repeated bounces)"

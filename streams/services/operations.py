@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from streams import topics
-from streams.adapters import broker_reads, ops_db, repository
+from streams.adapters import broker_reads, ops_db, repository, schema_migrations
 from streams.adapters.broker import BROKER_FAILURES, BrokerError, broker_failure
 from streams.adapters.dead_letters import InvalidEvent
 from streams.adapters.event_codec import conflicting_duplicate, decode_registry_event, encode_registry_event
@@ -81,6 +81,7 @@ class Status:
     partitions: list[PartitionLag]
     tables: ops_db.TableSizes
     last_digest: ops_db.DigestRun
+    schema_revision: str | None = None  # the database's (Alembic), as `sor-notify db current` says
 
     @property
     def total_lag(self) -> int:
@@ -95,6 +96,7 @@ class Status:
             "total_lag": self.total_lag,
             "partitions": [p.__dict__ for p in self.partitions],
             "database": dict(self.tables.__dict__),
+            "schema_revision": self.schema_revision,
             "last_digest": {
                 "period": d.period,
                 "by_status": dict(d.by_status),
@@ -121,6 +123,7 @@ async def status(settings: Settings, runtime: Runtime, broker_url: str | None) -
     """Where the workers are on every topic, what the database holds, how the last digests went."""
     tables = await runtime.db_once(ops_db.table_sizes)
     digest = await runtime.db_once(ops_db.last_digest_run)
+    schema = await runtime.db_once(schema_migrations.schema_state)
     lags: list[PartitionLag] = []
     error = None
     if broker_url is None:
@@ -131,7 +134,7 @@ async def status(settings: Settings, runtime: Runtime, broker_url: str | None) -
             lags = await _lags(broker_url, settings.app_id, names)
         except BrokerError as exc:
             error = str(exc)
-    return Status(settings.app_id, broker_url, error, lags, tables, digest)
+    return Status(settings.app_id, broker_url, error, lags, tables, digest, schema.current)
 
 
 # --- the dead-letter queue ---------------------------------------------------------------

@@ -121,12 +121,16 @@ def test_dlq_fix_and_replay_and_status(system) -> None:
     assert (db["offenders"], db["offenders_public"], db["offenders_removed"]) == (3, 3, 0)
     assert db["pending_alerts"] == 2  # OFF-2 and the replayed OFF-Y; the forced repeat added none
     assert status["last_digest"]["period"] is None
+    from streams.adapters.schema_migrations import head_revision
+
+    assert status["schema_revision"] == head_revision()  # the database is this release's
 
     system.run("digest", "send")
     text = system.run("status").stdout
     for topic in ("registry-events", "registry-events-dlq", "alerts", "sor-notify-offender_to_state-changelog"):
         assert f"\n{topic} " in text
     assert "total lag: 0" in text
+    assert f"Database (schema revision {head_revision()})" in text
     assert "pending alerts" in text and "1 sent" in text and "last digest mailed: 20" in text
     assert json.loads(system.run("status", "--json").stdout)["database"]["pending_alerts"] == 0
 

@@ -11,13 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, inspect, select, text
 from sqlalchemy.engine import Engine
 
 from streams.adapters import (
-    account_tokens,
     accounts,
     geocode_cache,
     ops_db,
@@ -25,7 +22,6 @@ from streams.adapters import (
     schema_migrations,
     subscriber_store,
 )
-from streams.adapters.all_tables import metadata
 from streams.adapters.db import make_engine
 from streams.adapters.gazetteer_import import import_gazetteer
 from streams.adapters.mail import SmtpSender
@@ -33,19 +29,13 @@ from streams.adapters.schema_migrations import BASELINE, VERSION_TABLE, SchemaOu
 from streams.services.demo import DEMO_GAZETTEER
 from streams.services.digests import send_due_digests
 from streams.web import sessions
-from tests.databases import drop_everything
+from tests.databases import differences, drop_everything
 from tests.integration.conftest import imported, imported_address, offender_state, proximity_alert, watch_alert
 from tests.web.conftest import open_site
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 PUBLIC = "https://notify.example.test"
 FROM = "Registry Notifications <no-reply@notify.example.test>"
-
-
-def differences(engine: Engine) -> list[Any]:
-    with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
-        return compare_metadata(ctx, metadata)
 
 
 def test_the_migrations_build_exactly_the_tables_the_code_declares(engine: Engine) -> None:

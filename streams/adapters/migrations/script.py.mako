@@ -19,6 +19,12 @@ branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
 
+# SQLite: batch_alter_table rebuilds the table. A database stamped from release 0.1 has three
+# unique constraints without a name (subscribers.email, address_points.hash,
+# street_ranges.hash); to drop or change one, pass
+# `naming_convention=streams.adapters.db.NAMING_CONVENTION` to batch_alter_table.
+
+
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}
 
