@@ -1,4 +1,5 @@
-"""Gazetteer files read as a stream of (row number, record): OpenAddresses CSV and GeoJSON, TIGER shapefiles, and which format a file is."""
+"""Gazetteer files read as a stream of (row number, record): OpenAddresses CSV and GeoJSON,
+TIGER shapefiles, and which format a file is."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A gazetteer file's records checked and made into address-point and street-range rows, or the reason one is rejected."""
+"""A gazetteer file's records checked and made into address-point and street-range rows, or the
+reason one is rejected."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""JSON checks shared by every input with a schema (registry events, the subscriber import): strict parsing, formats, and errors told in one sentence."""
+"""JSON checks shared by every input with a schema (registry events, the subscriber import):
+strict parsing, formats, and errors told in one sentence."""
 
 from __future__ import annotations
 

@@ -231,8 +231,9 @@ def apply(cell: str, change: CellChange, entries: Mapping[str, Mapping[str, Any]
           partition: int, *, reader: EntryReader | None = None) -> Applied:
     """Apply `change` to this cell's table entries (`entries`: key -> entry, as held now).
 
-    Deletes first, then upserts (`messages` never names a circle in both). A copy already held with the same content changes nothing
-    (a batch read twice, or resync's republication to a running worker, writes nothing).
+    Deletes first, then upserts (`messages` never names a circle in both). A copy already held
+    with the same content changes nothing (a batch read twice, or resync's republication to a
+    running worker, writes nothing).
     `reader` keeps parsed entries between calls (the agent's); without one, each call parses
     what it reads.
     """

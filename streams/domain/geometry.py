@@ -255,7 +255,7 @@ def point_along(line: Sequence[Sequence[float]], fraction: float, *, left: bool 
     if not segments:
         return float(line[0][1]), float(line[0][0])
     target = min(max(fraction, 0.0), 1.0) * sum(s[3] for s in segments)
-    for lon1, lat1, az, dist in segments:
+    for lon1, lat1, az, dist in segments:  # noqa: B007 (the segment it stops at is used below)
         if target <= dist:
             break
         target -= dist
