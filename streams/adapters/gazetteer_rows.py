@@ -137,7 +137,7 @@ def _line_coords(geom: Any) -> list[list[float]]:
     if not isinstance(geom, dict):
         raise Rejected("geometry is not a line")
     kind = geom.get("type")
-    coords = geom.get("coordinates")
+    coords: Any = geom.get("coordinates")
     if kind == "LineString":
         parts = [coords]
     elif kind == "MultiLineString":
