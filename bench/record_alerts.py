@@ -11,7 +11,8 @@ timed here instead of bounded there. Per run: one subscriber with one tracked ad
 - "redelivered": the same batch again, every alert already stored (nothing is added).
 Building the Alert values is outside the timing. With --as-agent the alerts are one address
 change's (one offender, event and address) in alert-batch messages decoded from the wire,
-stored as this checkout's alerts agent stores a take: decoding and encoding are timed. Each run checks the counts (all new, then 0)
+stored as this checkout's alerts agent stores a take: decoding and encoding are timed. Each run
+checks the counts (all new, then 0)
 and removes what it wrote (its subscriber, address and alerts) before the next, so every run
 starts from the same table; nothing else in the database is touched. A PostgreSQL database
 named `test` is refused: the test suite drops it.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import faust
+from faust.types import TableT
 
 from streams import topics as t
 from streams.adapters import faust_fixes
@@ -22,9 +24,9 @@ class StreamGraph:
     tracked_circles: faust.TopicT
     address_changes: faust.TopicT
     alerts: faust.TopicT
-    offender_to_state: faust.Table
-    offender_to_watchers: faust.Table
-    cell_bucket_to_circles: faust.Table
+    offender_to_state: TableT
+    offender_to_watchers: TableT
+    cell_bucket_to_circles: TableT
 
 
 def create_app(settings: Settings, broker_url: str, *, single_record_batches: bool) -> StreamGraph:
@@ -33,6 +35,7 @@ def create_app(settings: Settings, broker_url: str, *, single_record_batches: bo
         contiguous_topics=t.contiguous_topic_names(),
     )
     n = settings.partitions
+    batching: dict[str, Any] = {"producer_max_batch_size": 1} if single_record_batches else {}
     app = faust.App(
         settings.app_id,
         # faust would let WEB_PORT, BROKER_URL, APP_DATADIR and ~80 more plain variables
@@ -56,7 +59,7 @@ def create_app(settings: Settings, broker_url: str, *, single_record_batches: bo
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         datadir=str(settings.data_dir / "faust"),
-        **({"producer_max_batch_size": 1} if single_record_batches else {}),
+        **batching,
     )
 
     def raw_topic(spec: t.TopicSpec) -> faust.TopicT:
@@ -65,7 +68,7 @@ def create_app(settings: Settings, broker_url: str, *, single_record_batches: bo
     def json_topic(spec: t.TopicSpec) -> faust.TopicT:
         return app.topic(spec.name, partitions=n, key_type=str)
 
-    def table(name: str, default: type | None = None) -> faust.Table:
+    def table(name: str, default: type | None = None) -> TableT:
         return app.Table(name, default=default, partitions=n, key_type=str)
 
     return StreamGraph(

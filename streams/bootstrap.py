@@ -32,7 +32,7 @@ FLOWS = (registry_events, offender_watches, tracked_circles, address_changes, al
 
 
 def mail_sender_for(settings: Settings) -> MailSender:
-    if settings.uses_smtp:
+    if settings.smtp_host is not None:  # settings.uses_smtp, said so the type checker sees it
         return SmtpSender(
             host=settings.smtp_host,
             port=settings.smtp_port,

@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import structlog
 
@@ -32,10 +32,10 @@ class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
             record.msg = _redact_text(record.msg)
-        if record.args:
-            record.args = tuple(
-                _redact_text(a) if isinstance(a, str) else a for a in record.args  # type: ignore[union-attr]
-            )
+        if isinstance(record.args, Mapping):  # log.info("%(name)s", {"name": ...})
+            record.args = {k: _redact_text(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        elif record.args:
+            record.args = tuple(_redact_text(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 

@@ -6,7 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Callable, Mapping, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -94,8 +94,11 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r}: expected true or false")
 
 
-def _number(env: Mapping[str, str], name: str, default: Any, lo: Any, hi: Any,
-            parse: Any, expected: str, in_range: str) -> Any:
+_Number = TypeVar("_Number", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: _Number, lo: _Number, hi: _Number,
+            parse: Callable[[str], _Number], expected: str, in_range: str) -> _Number:
     raw = env.get(name)
     if raw is None or raw == "":
         return default

@@ -78,5 +78,6 @@ def _refresh_lag(graph: StreamGraph) -> None:
         if end is None:  # not fetched yet
             continue
         # Committed offsets name the next message to read; none yet means reading from the start.
-        committed = consumer._committed_offset.get(tp) or 0
+        # faust's Consumer keeps it; its ConsumerT protocol does not declare it.
+        committed = consumer._committed_offset.get(tp) or 0  # type: ignore[attr-defined]
         metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, end - committed))

@@ -34,6 +34,7 @@ from streams.adapters.db import (
     tracked_addresses,
     utcnow,
 )
+from streams.adapters.sql import inserted_id
 from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
 from streams.adapters.web_db import web_sessions
 
@@ -160,12 +161,12 @@ def create_enrollment(engine: Engine, email: str, password: str, now: datetime) 
             ).first()
             if row is not None:
                 return Enrollment(None, pending=not row.confirmed and row.password_hash is not None)
-            sid = conn.execute(
+            sid = inserted_id(conn.execute(
                 insert(subscribers).values(
                     email=email, confirmed=False, status="active", created_at=now, password_hash=password_hash
                 )
-            ).inserted_primary_key[0]
-            return Enrollment(issue(conn, CONFIRM, int(sid), now))
+            ))
+            return Enrollment(issue(conn, CONFIRM, sid, now))
     except IntegrityError:  # enrolled at the same moment by another request
         return Enrollment(None, pending=True)
 
@@ -190,7 +191,9 @@ def authenticate(engine: Engine, email: str, password: str) -> int | None:
             .where(subscribers.c.email == _email(email))
         ).first()
     stored = row.password_hash if row is not None else None
-    if not _verify(stored, password) or not row.confirmed or row.status == "suspended":
+    # (_verify passes only with a stored hash: `row is None or stored is None` is for the type checker.)
+    if (not _verify(stored, password) or row is None or stored is None
+            or not row.confirmed or row.status == "suspended"):
         return None
     if HASHER.check_needs_rehash(stored):
         with engine.begin() as conn:

@@ -15,7 +15,7 @@ from sqlalchemy import Text, bindparam, type_coerce
 from sqlalchemy.engine import Connection
 
 from streams.adapters.db import pending_alerts, utcnow
-from streams.adapters.sql import Bind, transaction
+from streams.adapters.sql import Bind, driver_connection, transaction
 from streams.domain.alert_batch import StoredAlert, stored_alert, stored_alerts
 
 _COLUMNS = ("alert_id", "subscriber_id", "offender_id", "kind", "payload", "created_at")
@@ -52,7 +52,7 @@ def record_stored_alerts(bind: Bind, alerts: Iterable[StoredAlert]) -> int:
 def _copy(conn: Connection, alerts: Iterable[StoredAlert]) -> int:
     """COPY into a session-local staging table, then one INSERT ... SELECT that skips what
     is stored: COPY alone cannot skip a conflicting row."""
-    cur = conn.connection.driver_connection.cursor()  # psycopg 3, inside the caller's transaction
+    cur = driver_connection(conn).cursor()  # psycopg 3, inside the caller's transaction
     try:
         cur.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (alert_id text, subscriber_id integer, "
@@ -85,7 +85,7 @@ _INSERT_OR_IGNORE = pending_alerts.insert().prefix_with("OR IGNORE").values(
 def _executemany(conn: Connection, alerts: Iterable[StoredAlert]) -> int:
     """One INSERT OR IGNORE run over every alert; new rows counted from the connection's
     total of changes (sqlite3's rowcount of an executemany is not reliable across versions)."""
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     before = raw.total_changes
     now = utcnow()
     conn.execute(_INSERT_OR_IGNORE, [{"a": a, "s": s, "o": o, "k": k, "p": p, "t": now} for a, s, o, k, p in alerts])

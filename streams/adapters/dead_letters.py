@@ -1,4 +1,5 @@
-"""Dead letters: why a registry event cannot be applied (InvalidEvent, its reasons) and the dead-letter/1 record kept to fix and replay it."""
+"""Dead letters: why a registry event cannot be applied (InvalidEvent, its reasons) and the
+dead-letter/1 record kept to fix and replay it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The registry-event/1 edge: raw Kafka bytes in, a validated RegistryEvent out (or an InvalidEvent to dead-letter); and back to bytes."""
+"""The registry-event/1 edge: raw Kafka bytes in, a validated RegistryEvent out (or an
+InvalidEvent to dead-letter); and back to bytes."""
 
 from __future__ import annotations
 

@@ -166,8 +166,11 @@ class _Rows:
     def cities(self) -> set[str]:
         return {p.city for p in self.points if p.city} | {s.city for s in self.sides if s.city}
 
-    def only(self, keep: Any) -> _Rows:
-        return _Rows([p for p in self.points if keep(p)], [s for s in self.sides if keep(s)])
+    def in_city(self, city: str) -> _Rows:
+        return _Rows([p for p in self.points if p.city == city], [s for s in self.sides if s.city == city])
+
+    def in_zip(self, zip_code: str) -> _Rows:
+        return _Rows([p for p in self.points if p.zip == zip_code], [s for s in self.sides if s.zip == zip_code])
 
 
 # --- the geocoder ---------------------------------------------------------------------------
@@ -248,13 +251,13 @@ class _Search:
         if not named or named == {self.city}:
             return rows
         if self.city in named:
-            return rows.only(lambda r: r.city == self.city)
+            return rows.in_city(self.city)
         if len(named) == 1 and (not self.city or not city_known):
             # One town has this street here; the query names none, or a postal name the
             # data does not use ("Holts Summit" mail in a ZIP mapped as another town).
             return rows
         towns = sorted(named)
-        suggestions = [s for s in (self._best(rows.only(lambda r, t=t: r.city == t)) for t in towns) if s]
+        suggestions = [s for s in (self._best(rows.in_city(t)) for t in towns) if s]
         where = " and ".join(_title(t) for t in towns)
         if self.city:
             msg = (f"{self.street_text} in ZIP {self.zip} is in {where}, not {_title(self.city)}; "
@@ -346,8 +349,8 @@ class _Search:
         )
 
     def _wrong_zip(self, elsewhere: _Rows) -> GeocodeFailure:
-        zips = sorted({r.zip for r in [*elsewhere.points, *elsewhere.sides] if r.zip})
-        suggestions = [s for s in (self._best(elsewhere.only(lambda r, z=z: r.zip == z)) for z in zips) if s]
+        zips = sorted({p.zip for p in elsewhere.points if p.zip} | {s.zip for s in elsewhere.sides if s.zip})
+        suggestions = [s for s in (self._best(elsewhere.in_zip(z)) for z in zips) if s]
         in_zips = f" in ZIP {', '.join(zips)}" if zips else ""
         return GeocodeFailure(
             "ambiguous_city",

@@ -1,4 +1,5 @@
-"""Gazetteer files read as a stream of (row number, record): OpenAddresses CSV and GeoJSON, TIGER shapefiles, and which format a file is."""
+"""Gazetteer files read as a stream of (row number, record): OpenAddresses CSV and GeoJSON,
+TIGER shapefiles, and which format a file is."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class _CountingReader(io.RawIOBase):
 def _open_text(path: Path, bar: tqdm | None = None) -> TextIO:
     raw: BinaryIO = open(path, "rb")
     if bar is not None:
-        raw = io.BufferedReader(_CountingReader(raw, bar), _CHUNK)  # type: ignore[assignment]
+        raw = io.BufferedReader(_CountingReader(raw, bar), _CHUNK)
     if path.suffix.lower() == ".gz":
         raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")

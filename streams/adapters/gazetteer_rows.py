@@ -1,4 +1,5 @@
-"""A gazetteer file's records checked and made into address-point and street-range rows, or the reason one is rejected."""
+"""A gazetteer file's records checked and made into address-point and street-range rows, or the
+reason one is rejected."""
 
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def _line_coords(geom: Any) -> list[list[float]]:
     if not isinstance(geom, dict):
         raise Rejected("geometry is not a line")
     kind = geom.get("type")
-    coords = geom.get("coordinates")
+    coords: Any = geom.get("coordinates")
     if kind == "LineString":
         parts = [coords]
     elif kind == "MultiLineString":

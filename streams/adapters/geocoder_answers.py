@@ -110,7 +110,7 @@ def nominatim_candidate(raw: dict[str, Any], query_number: str) -> Candidate:
         precision = ZIP_CENTROID
     else:
         precision = None
-    towns = tuple(addr.get(k) for k in ("city", "town", "village", "hamlet", "municipality", "suburb") if addr.get(k))
+    towns = tuple(str(addr[k]) for k in ("city", "town", "village", "hamlet", "municipality", "suburb") if addr.get(k))
     return Candidate(
         lat=float(raw["lat"]), lon=float(raw["lon"]), precision=precision,
         state=_state_code(name=addr.get("state"), iso=addr.get("ISO3166-2-lvl4"), country=addr.get("country_code")),
@@ -159,6 +159,8 @@ _ARCGIS_TYPES = {
 def arcgis_candidate(cand: dict[str, Any], query_number: str) -> Candidate | None:
     attrs = cand.get("attributes") or {}
     score = cand.get("score", attrs.get("Score"))
+    if score is None:
+        return None
     try:
         if float(score) < _ARCGIS_MIN_SCORE:
             return None

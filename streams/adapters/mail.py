@@ -369,7 +369,8 @@ class MaildirSender:
         for key in box.iterkeys():
             try:
                 with box.get_file(key) as fh:
-                    mid = parser.parse(fh).get("Message-ID")
+                    # typeshed: mailbox's _ProxyFile is a binary file, but not a _WrappedBuffer.
+                    mid = parser.parse(fh).get("Message-ID")  # type: ignore[arg-type]
             except (OSError, KeyError):
                 continue
             if mid:
@@ -381,10 +382,8 @@ class MaildirSender:
         if self._seen is None:
             # One scan per sender (per command run); after that the set is kept up to date.
             self._seen = self._scan(box)
-        if isinstance(msg, OutgoingMail):
-            mid, content = msg.message_id.strip(), msg.data
-        else:
-            mid, content = str(msg.get("Message-ID", "")).strip(), msg
+        mid = (msg.message_id if isinstance(msg, OutgoingMail) else str(msg.get("Message-ID", ""))).strip()
+        content: bytes | EmailMessage = msg.data if isinstance(msg, OutgoingMail) else msg
         if mid and mid in self._seen:
             return
         box.add(content)

@@ -86,4 +86,4 @@ def build_message(*, from_addr: str, to_addr: str, subject: str, text: str, html
     """The same message as an `EmailMessage` (parsed from `message_bytes`)."""
     raw = message_bytes(from_addr=from_addr, to_addr=to_addr, subject=subject, text=text, html=html,
                         headers=headers)
-    return message_from_bytes(raw, policy=default_policy)  # type: ignore[return-value]
+    return message_from_bytes(raw, policy=default_policy)

@@ -124,7 +124,8 @@ WEB_LOGINS_FAILED = Counter(
 )
 WEB_ENROLLMENTS = Counter(
     "sor_web_enrollments",
-    "Enrollment forms accepted (requested; a confirmation e-mail goes out) and confirmation links followed (confirmed).",
+    "Enrollment forms accepted (requested; a confirmation e-mail goes out) and confirmation links"
+    " followed (confirmed).",
     ["stage"],
 )
 

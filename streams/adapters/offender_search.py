@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.expression import ColumnElement
 
 from streams.adapters.db import metadata, offenders, utcnow
 from streams.adapters.sql import Bind, reading, transaction
@@ -316,7 +317,7 @@ def offenders_within(bind: Bind, lat: float, lon: float, radius_m: float) -> lis
     """
     min_lon, min_lat, max_lon, max_lat = bounding_box(lat, lon, radius_m)
     a = offender_search_addresses
-    lon_conds = [a.c.lon.between(min_lon, max_lon)]
+    lon_conds: list[ColumnElement[bool]] = [a.c.lon.between(min_lon, max_lon)]
     # Near the antimeridian the box runs past +/-180: look on the other side too.
     if min_lon < -180:
         lon_conds.append(a.c.lon >= min_lon + 360)
@@ -345,7 +346,7 @@ def offenders_within(bind: Bind, lat: float, lon: float, radius_m: float) -> lis
             address = state.addresses[row.position]
             if not address.locates or address.type not in ALERTING_TYPES:
                 continue
-            d, inside = distance_within(lat, lon, radius_m, address.lat, address.lon)  # type: ignore[arg-type]
+            d, inside = distance_within(lat, lon, radius_m, address.lat, address.lon)
             if inside:
                 found.append((state, address, d))
     found.sort(key=lambda t: (t[2], t[0].offender_id, t[1].type))

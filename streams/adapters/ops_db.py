@@ -17,7 +17,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.expression import ColumnElement
 
 from streams.adapters.db import (
     digests,
@@ -146,11 +147,11 @@ class DigestRun:
 
 
 def table_sizes(engine: Engine) -> TableSizes:
-    def count(conn: object, table: Table, *where: object) -> int:
+    def count(conn: Connection, table: Table, *where: ColumnElement[bool]) -> int:
         stmt = select(func.count()).select_from(table)
         if where:
             stmt = stmt.where(*where)
-        return int(conn.execute(stmt).scalar_one())  # type: ignore[attr-defined]
+        return int(conn.execute(stmt).scalar_one())
 
     o = offenders.c
     with reading(engine) as conn:

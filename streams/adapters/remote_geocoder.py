@@ -312,7 +312,7 @@ class RemoteGeocoder:
         placed = [c for c in here if c.precision is not None]
         if not placed:
             return GeocodeFailure("not_found", CITY_LEVEL_MESSAGE)
-        best = min(placed, key=lambda c: PRECISIONS.index(c.precision))  # type: ignore[arg-type]
+        best = min(placed, key=lambda c: PRECISIONS.index(c.precision))
         return GeocodeResult(best.lat, best.lon, best.precision, self.kind, best.matched)  # type: ignore[arg-type]
 
     @staticmethod

@@ -95,4 +95,4 @@ def render_digest_bytes(
 def render_digest(digest: Digest, **fields: Any) -> EmailMessage:
     """The same message as an `EmailMessage` (parsed from `render_digest_bytes`, which names
     the fields)."""
-    return message_from_bytes(render_digest_bytes(digest, **fields), policy=default_policy)  # type: ignore[return-value]
+    return message_from_bytes(render_digest_bytes(digest, **fields), policy=default_policy)

@@ -1,4 +1,5 @@
-"""JSON checks shared by every input with a schema (registry events, the subscriber import): strict parsing, formats, and errors told in one sentence."""
+"""JSON checks shared by every input with a schema (registry events, the subscriber import):
+strict parsing, formats, and errors told in one sentence."""
 
 from __future__ import annotations
 
@@ -201,14 +202,18 @@ def describe_error(
     parts = list(err.absolute_path)
     path = field_path(parts) or root or "(top level)"
     hidden = any(isinstance(p, str) and p in secret for p in parts)
-    v, arg, inst = err.validator, err.validator_value, err.instance
+    # Set on every error a validator yields: the stubs' Unset is a ValidationError made by hand.
+    v = err.validator
+    arg: Any = err.validator_value
+    inst: Any = err.instance
+    schema: Any = err.schema
     last = parts[-1] if parts else None
     if v == "required":
         missing = [r for r in arg if r not in inst]
         name = next((r for r in missing if err.message.startswith(f"{r!r} ")), missing[0])
         return f"{field_path([*parts, name])}: is missing (required)"
     if v == "additionalProperties":
-        known = err.schema.get("properties", {})
+        known = schema.get("properties", {})
         extra = [short(k) for k in inst if k not in known]
         noun = "field" if len(extra) == 1 else "fields"
         more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""

@@ -6,9 +6,26 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine
 
 Bind = Engine | Connection
+
+
+def driver_connection(conn: Connection) -> Any:
+    """The DB-API connection under `conn` (psycopg's or sqlite3's), for what Core cannot say:
+    COPY, sqlite3's count of changes."""
+    raw = conn.connection.driver_connection
+    if raw is None:  # only once the pool has invalidated it
+        raise RuntimeError("the database connection was invalidated")
+    return raw
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The id of the one row an INSERT made."""
+    key = result.inserted_primary_key
+    if key is None:  # an executemany, or no INSERT at all
+        raise RuntimeError("no row was inserted")
+    return int(key[0])
 
 
 @contextmanager
@@ -85,7 +102,7 @@ def insert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> lis
         "SELECT nextval(pg_get_serial_sequence(%(t)s, 'id')) FROM generate_series(1, %(n)s) ORDER BY 1",
         {"t": table.name, "n": len(rows)},
     ).scalars())
-    cur = conn.connection.driver_connection.cursor()  # psycopg 3, inside the caller's transaction
+    cur = driver_connection(conn).cursor()  # psycopg 3, inside the caller's transaction
     try:
         with cur.copy(f"COPY {table.name} (id, {', '.join(columns)}) FROM STDIN") as copy:
             for rid, row in zip(ids, rows):

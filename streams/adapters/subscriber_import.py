@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from os import PathLike
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, cast
 
 from email_validator import EmailNotValidError, validate_email
 from jsonschema import Draft202012Validator
@@ -91,7 +91,8 @@ def _describe(err: ValidationError) -> str:
             f"choose one of {', '.join(RADIUS_CODES)}"
         )
     if err.validator == "maxItems" and parts == ["addresses"]:
-        return f"addresses: {len(err.instance)} given, at most {MAX_ADDRESSES} addresses per subscriber"
+        given = len(cast(list[Any], err.instance))
+        return f"addresses: {given} given, at most {MAX_ADDRESSES} addresses per subscriber"
     return describe_error(err, root="line", secret=_SECRET)
 
 

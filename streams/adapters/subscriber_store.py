@@ -16,7 +16,7 @@ from streams.adapters.db import (
     tracked_addresses,
     utcnow,
 )
-from streams.adapters.sql import Bind, custom_plans, insert_rows, reading_all, transaction
+from streams.adapters.sql import Bind, custom_plans, insert_rows, inserted_id, reading_all, transaction
 from streams.adapters.sql import insert as sql_insert
 from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
 from streams.domain import radii
@@ -68,7 +68,7 @@ _ADDRESS_FIELDS = (
 
 
 def _address_values(a: ImportedAddress) -> dict[str, Any]:
-    values = {f: getattr(a, f, None) for f in _ADDRESS_FIELDS}
+    values: dict[str, Any] = {f: getattr(a, f, None) for f in _ADDRESS_FIELDS}
     values["normalized"] = values["normalized"] or ""
     values["lat"], values["lon"] = float(values["lat"]), float(values["lon"])
     values["precision"] = values["precision"] or PROVIDED
@@ -119,7 +119,7 @@ def upsert_subscriber(bind: Bind, imported: ImportedSubscriber) -> SubscriberCha
             result = conn.execute(
                 tracked_addresses.insert().values(subscriber_id=sid, created_at=now, **values)
             )
-            kept_ids.append(result.inserted_primary_key[0])
+            kept_ids.append(inserted_id(result))
         removed = [circle_of_row(row) for row in unused.values()]
         if unused:
             conn.execute(delete(tracked_addresses).where(tracked_addresses.c.id.in_(list(unused))))
@@ -204,16 +204,16 @@ def _upsert_block(conn: Connection, items: list[ImportedSubscriber], emails: lis
             if same is not None:
                 kept.append(unused.pop(same))
             else:
-                row = {"subscriber_id": sid, "created_at": now, **values}
-                new_rows.append(row)
-                kept.append(row)
+                new = {"subscriber_id": sid, "created_at": now, **values}
+                new_rows.append(new)
+                kept.append(new)
         plans.append((kept, list(unused.values())))
         gone += list(unused)
     if gone:
         conn.execute(delete(tracked_addresses).where(tracked_addresses.c.id.in_(gone)))
     if new_rows:
-        for row, rid in zip(new_rows, insert_rows(conn, tracked_addresses, new_rows)):
-            row["id"] = rid
+        for new, rid in zip(new_rows, insert_rows(conn, tracked_addresses, new_rows)):
+            new["id"] = rid
 
     old_watches: dict[int, set[str]] = {sid: set() for sid in sids}
     for w in conn.execute(select(offender_watches.c.subscriber_id, offender_watches.c.offender_id)

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from streams.adapters import offender_search
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses, utcnow
 from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
-from streams.adapters.sql import reading
+from streams.adapters.sql import inserted_id, reading
 from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain.model import Circle, OffenderState
 
@@ -61,9 +61,9 @@ def add_address(engine: Engine, sid: int, values: dict[str, Any]) -> Circle | No
         ).scalar_one()
         if count >= MAX_ADDRESSES:
             return None
-        new_id = conn.execute(
+        new_id = inserted_id(conn.execute(
             tracked_addresses.insert().values(subscriber_id=sid, created_at=utcnow(), **values)
-        ).inserted_primary_key[0]
+        ))
         return circle_of_row(conn.execute(select(tracked_addresses).where(tracked_addresses.c.id == new_id)).one())
 
 

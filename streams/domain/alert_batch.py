@@ -28,11 +28,11 @@ MAX_ROWS = 1000
 # batch is these, then the batch's common fields, then its own columns.
 ALERT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Alert))
 _DEFAULTS: dict[str, Any] = {
-    f.name: (f.default if f.default is not MISSING else [] if f.default_factory is list else None)  # type: ignore[misc]
+    f.name: (f.default if f.default is not MISSING else [] if f.default_factory is list else None)
     for f in fields(Alert)
 }
 _REQUIRED = frozenset(
-    f.name for f in fields(Alert) if f.default is MISSING and f.default_factory is MISSING  # type: ignore[misc]
+    f.name for f in fields(Alert) if f.default is MISSING and f.default_factory is MISSING
 )
 
 

@@ -116,8 +116,7 @@ def decode(value: Any) -> CellChange:
     if not isinstance(value, dict):
         raise InvalidCircleBatch(f"expected a JSON object, got {type(value).__name__}")
     if "op" in value:  # tracked-circles before circle batches: one copy per message
-        op, circle = value.get("op"), value.get("circle")
-        _check_circle(circle)
+        op, circle = value.get("op"), _check_circle(value.get("circle"))
         if op == "upsert":
             return CellChange(upserts=[circle])
         if op == "delete":
@@ -138,12 +137,14 @@ def decode(value: Any) -> CellChange:
     return CellChange(upserts=ups, deletes=dels)
 
 
-def _check_circle(d: Any) -> None:
+def _check_circle(d: Any) -> dict[str, Any]:
+    """`d` itself once it is a circle's fields."""
     if not isinstance(d, dict) or d.keys() != _CIRCLE_FIELDS:
         got = sorted(d) if isinstance(d, dict) else type(d).__name__
         raise InvalidCircleBatch(f"a circle needs exactly the fields {sorted(_CIRCLE_FIELDS)}, got {got}")
     if not isinstance(d["circle_id"], int) or isinstance(d["circle_id"], bool):
         raise InvalidCircleBatch("circle_id must be an integer")
+    return d
 
 
 def entry_rows(entry: Mapping[str, Any] | None) -> list[list[Any]]:
@@ -155,7 +156,8 @@ def entry_rows(entry: Mapping[str, Any] | None) -> list[list[Any]]:
     (bench/README.md, start). It is parsed when a message changes it and on a rebuild."""
     if not entry or entry.get("buckets") != BUCKETS:
         return []
-    return json.loads(entry["circles"])
+    rows: list[list[Any]] = json.loads(entry["circles"])
+    return rows
 
 
 def entry_circles(entry: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -231,8 +233,9 @@ def apply(cell: str, change: CellChange, entries: Mapping[str, Mapping[str, Any]
           partition: int, *, reader: EntryReader | None = None) -> Applied:
     """Apply `change` to this cell's table entries (`entries`: key -> entry, as held now).
 
-    Deletes first, then upserts (`messages` never names a circle in both). A copy already held with the same content changes nothing
-    (a batch read twice, or resync's republication to a running worker, writes nothing).
+    Deletes first, then upserts (`messages` never names a circle in both). A copy already held
+    with the same content changes nothing (a batch read twice, or resync's republication to a
+    running worker, writes nothing).
     `reader` keeps parsed entries between calls (the agent's); without one, each call parses
     what it reads.
     """

@@ -89,7 +89,8 @@ def _cell_keys(ix0: np.ndarray, ix1: np.ndarray, iy0: np.ndarray, iy1: np.ndarra
     nx_r = np.repeat(nx, counts)
     ix = np.repeat(ix0, counts) + o % nx_r
     iy = np.repeat(iy0, counts) + o // nx_r
-    return iy * _NX + ix
+    cells: np.ndarray = iy * _NX + ix
+    return cells
 
 
 def _column_of(circles: list[Circle], name: str, dtype: type) -> np.ndarray:
@@ -131,22 +132,23 @@ class CircleIndex:
         self._code_of: dict[str, int] = {}
         self._cells: dict[int, np.ndarray] = {}
         self._wide = _EMPTY
-        self._base_ids = np.zeros(0, dtype=np.int64)
-        self._base_slots = np.zeros(0, dtype=np.int32)
+        self._base_ids: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._base_slots: np.ndarray = np.zeros(0, dtype=np.int32)
         self._recent: dict[int, int] = {}
         # At least every radius held (never lowered by a removal): lets the within test skip
         # its check for lines too long for the short-line formula.
         self._max_radius = 0.0
 
     def _alloc(self, capacity: int) -> None:
-        self._id = np.zeros(capacity, dtype=np.int64)
-        self._sub = np.zeros(capacity, dtype=np.int64)
-        self._lat = np.zeros(capacity)
-        self._lon = np.zeros(capacity)
-        self._radius = np.zeros(capacity)
-        self._xyz = np.zeros((capacity, 3))
-        self._code = np.zeros(capacity, dtype=np.uint16)
-        self._label_len = np.zeros(capacity, dtype=np.int32)
+        # Typed as plain arrays: bulk_load replaces them with columns taken in another order.
+        self._id: np.ndarray = np.zeros(capacity, dtype=np.int64)
+        self._sub: np.ndarray = np.zeros(capacity, dtype=np.int64)
+        self._lat: np.ndarray = np.zeros(capacity)
+        self._lon: np.ndarray = np.zeros(capacity)
+        self._radius: np.ndarray = np.zeros(capacity)
+        self._xyz: np.ndarray = np.zeros((capacity, 3))
+        self._code: np.ndarray = np.zeros(capacity, dtype=np.uint16)
+        self._label_len: np.ndarray = np.zeros(capacity, dtype=np.int32)
 
     _COLUMNS = ("_id", "_sub", "_lat", "_lon", "_radius", "_xyz", "_code", "_label_len")
 
@@ -431,7 +433,7 @@ class CircleIndex:
     def _labels(self, slots: np.ndarray) -> tuple[list[str], list[str]]:
         """(labels, one-line addresses) of the circles in `slots`."""
         texts = self._text
-        text = [texts[s].decode() for s in slots.tolist()]  # type: ignore[union-attr]
+        text = [texts[s].decode() for s in slots.tolist()]
         cut = self._label_len.take(slots).tolist()
         return [t[:k] for t, k in zip(text, cut)], [t[k:] for t, k in zip(text, cut)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence, TypeVar, overload
 
 import numpy as np
 from pyproj import Geod
@@ -71,7 +71,11 @@ def bounding_boxes(
     return min_lon, min_lat, max_lon, max_lat
 
 
-def ecef(lat, lon):  # type: ignore[no-untyped-def]
+@overload
+def ecef(lat: float, lon: float) -> tuple[np.float64, np.float64, np.float64]: ...
+@overload
+def ecef(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def ecef(lat: float | np.ndarray, lon: float | np.ndarray) -> tuple[Any, Any, Any]:
     """Earth-centred x, y, z in metres on the WGS84 ellipsoid (height 0); scalars or arrays."""
     phi, lam = np.radians(lat), np.radians(lon)
     sin_phi, cos_phi = np.sin(phi), np.cos(phi)
@@ -79,7 +83,10 @@ def ecef(lat, lon):  # type: ignore[no-untyped-def]
     return n * cos_phi * np.cos(lam), n * cos_phi * np.sin(lam), n * (1 - WGS84_E2) * sin_phi
 
 
-def chord_slack_m(chord_m: np.ndarray) -> np.ndarray:
+_Chord = TypeVar("_Chord", np.ndarray, np.float64)
+
+
+def chord_slack_m(chord_m: _Chord) -> _Chord:
     """How much longer than its chord a geodesic can be (doubled, plus a micrometre)."""
     return 2 * chord_m**3 / (24 * R_MIN**2) + 1e-6
 
@@ -137,7 +144,7 @@ def short_line_m(chord: np.ndarray, scaled_en: np.ndarray) -> np.ndarray:
     at one end rather than the middle, and the azimuth's small turn, cost ~1e-8 m at 10 km.
     The correction is at most c^3 / (24 R_MIN^2): s never leaves the bracket.
     """
-    q = np.einsum("ij,ij->i", scaled_en, scaled_en)
+    q: np.ndarray = np.einsum("ij,ij->i", scaled_en, scaled_en)
     q *= q
     q /= chord + 1e-300  # a zero chord has a zero correction
     q += chord
@@ -255,7 +262,7 @@ def point_along(line: Sequence[Sequence[float]], fraction: float, *, left: bool 
     if not segments:
         return float(line[0][1]), float(line[0][0])
     target = min(max(fraction, 0.0), 1.0) * sum(s[3] for s in segments)
-    for lon1, lat1, az, dist in segments:
+    for lon1, lat1, az, dist in segments:  # noqa: B007 (the segment it stops at is used below)
         if target <= dist:
             break
         target -= dist

@@ -22,5 +22,6 @@ def retry_delay(failures: int, rand: float) -> timedelta:
         raise ValueError(f"failures={failures}: expected at least 1")
     if not 0.0 <= rand < 1.0:
         raise ValueError(f"rand={rand}: expected a number in [0, 1)")
-    full = min(RETRY_FIRST * 2 ** min(failures - 1, 20), RETRY_MAX)
+    doublings: int = 2 ** min(failures - 1, 20)
+    full = min(RETRY_FIRST * doublings, RETRY_MAX)
     return full * (1.0 - RETRY_JITTER * rand)

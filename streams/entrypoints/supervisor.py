@@ -75,6 +75,6 @@ def supervise(parts: list[Part], *, poll_s: float = 0.25) -> int:
         return 0
     finally:
         for part in reversed(parts):
-            (part.stop or (lambda p=part.process: _terminate(p)))()
+            part.stop() if part.stop else _terminate(part.process)
         for s, handler in previous.items():
             signal.signal(s, handler)

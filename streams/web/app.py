@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import aiohttp_jinja2
 import jinja2
@@ -37,7 +37,7 @@ async def _context(request: web.Request) -> dict[str, Any]:
     }
 
 
-def _publisher(broker_url: str):  # type: ignore[no-untyped-def]
+def _publisher(broker_url: str) -> Callable[[web.Application], AsyncIterator[None]]:
     """A producer for subscription changes while the app runs."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:

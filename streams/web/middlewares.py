@@ -159,7 +159,8 @@ async def csrf_middleware(request: web.Request, handler: Any) -> web.StreamRespo
         if not sent or not hmac.compare_digest(sent, expected):
             return render(request, "web/error.html.j2", {
                 "title": "This form has expired",
-                "message": "For your safety the form could not be accepted. Go back, reload the page and try again.",
+                "message": "For your safety the form could not be accepted."
+                " Go back, reload the page and try again.",
             }, status=403)
     return await handler(request)
 

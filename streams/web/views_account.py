@@ -104,8 +104,8 @@ async def change_email(request: web.Request) -> web.Response:
     raw, raw2 = text(form, "new_email"), text(form, "new_email2")
     pw = secret(form, "email_password")
     errors: dict[str, str] = {}
-    if msg := new_email_problem(raw):
-        errors["new_email"] = msg
+    if problem := new_email_problem(raw):
+        errors["new_email"] = problem
     elif lookup_email(raw) == acct.email:
         errors["new_email"] = "That is already the address your alerts go to."
     elif lookup_email(raw2) != lookup_email(raw):

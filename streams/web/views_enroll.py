@@ -45,8 +45,8 @@ async def enroll(request: web.Request) -> web.Response:
     raw, raw2 = text(form, "email"), text(form, "email2")
     pw, pw2 = secret(form, "password"), secret(form, "password2")
     errors: dict[str, str] = {}
-    if msg := new_email_problem(raw):
-        errors["email"] = msg
+    if problem := new_email_problem(raw):
+        errors["email"] = problem
     elif lookup_email(raw2) != lookup_email(raw):
         errors["email2"] = "The two e-mail addresses are different. Type the same address in both boxes."
     email = lookup_email(raw)

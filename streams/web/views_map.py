@@ -65,9 +65,10 @@ async def map_page(request: web.Request) -> web.Response:
     if tracked_row is None and state is None:
         return not_found(request)
 
-    circle = circle_of_row(tracked_row) if tracked_row is not None else None
+    circle: Circle | None = None
     tracked = None
-    if circle is not None:
+    if tracked_row is not None:
+        circle = circle_of_row(tracked_row)
         tracked = {"label": circle.label, "address": circle.one_line, "lat": circle.lat, "lon": circle.lon,
                    "radius_m": circle.radius_m, "radius": radius_text(circle.radius_code),
                    "precision": precision_text(tracked_row.precision)}

@@ -51,7 +51,8 @@ def _faust_conf(env: dict[str, str]) -> dict[str, str]:
         "from streams.app import create_app\n"
         "from streams.settings import load_settings\n"
         "g = create_app(load_settings(os.environ), '127.0.0.1:9092', single_record_batches=True)\n"
-        "print(json.dumps({k: repr(getattr(g.app.conf, k)) for k in Settings.SETTINGS if k not in ('env', 'id_format', 'reply_to')}))\n"
+        "print(json.dumps({k: repr(getattr(g.app.conf, k)) for k in Settings.SETTINGS\n"
+        "                  if k not in ('env', 'id_format', 'reply_to')}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=120)

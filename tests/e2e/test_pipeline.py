@@ -115,7 +115,8 @@ def test_registry_events_become_one_digest_per_subscriber(system) -> None:
 
     # moved in (OFF-1), watch (OFF-W), moved out (OFF-OUT) for the parent; OFF-R pending too.
     system.wait_until(
-        "select count(distinct offender_id) from pending_alerts where offender_id in ('OFF-1','OFF-W','OFF-OUT','OFF-R')",
+        "select count(distinct offender_id) from pending_alerts"
+        " where offender_id in ('OFF-1','OFF-W','OFF-OUT','OFF-R')",
         lambda n: n == 4,
     )
     removal = system.write_jsonl("removal.jsonl", [event("OFF-R", 2, None, None, kind="remove")])

@@ -206,9 +206,9 @@ def _required_paths(doc: dict[str, Any]) -> list[Path]:
     if doc.get("kind") == "upsert":
         out += [("offender",), ("addresses",)]
         out += [("offender", k) for k in REQUIRED_OFFENDER if k in doc["offender"]]
-        for i, o in enumerate(doc["offender"]["offenses"]):
+        for i, _offense in enumerate(doc["offender"]["offenses"]):
             out.append(("offender", "offenses", i, "description"))
-        for i, a in enumerate(doc["offender"].get("aliases") or ()):
+        for i, _alias in enumerate(doc["offender"].get("aliases") or ()):
             out += [("offender", "aliases", i, "last_name"), ("offender", "aliases", i, "first_name")]
         for i, _ in enumerate(doc["addresses"]):
             out += [("addresses", i, k) for k in REQUIRED_ADDRESS]

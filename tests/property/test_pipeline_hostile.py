@@ -187,6 +187,7 @@ def test_hostile_messages_are_dead_lettered_and_good_events_all_alert(system, ev
     for _ in range(valid_after_all + GOOD + 1):
         t.accept()
     line = (f"hostile pipeline: hostile={hostile} dead-lettered={sum(got.values())} "
-            f"valid-after-all={valid_after_all} (of them conflicting duplicates={conflicting}) good={GOOD + 1} alerts={alerts} lost={lost} duplicates={duplicates}")
+            f"valid-after-all={valid_after_all} (of them conflicting duplicates={conflicting}) "
+            f"good={GOOD + 1} alerts={alerts} lost={lost} duplicates={duplicates}")
     t.notes.append(line)
     assert lost == 0 and duplicates == 0

@@ -718,9 +718,11 @@ def raw_body(draw: st.DrawFn, token: str) -> tuple[str, bytes]:
             b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--XyZ--\r\n",
             b"--XyZ\r\nContent-Disposition: form-data; name=\"label\"; filename=\"a.txt\"\r\n"
             b"Content-Type: text/html\r\n\r\n<script>alert(1)</script>\r\n--XyZ--\r\n",
-            b"--XyZ\r\nContent-Type: multipart/mixed; boundary=AbC\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n"
+            b"--XyZ\r\nContent-Type: multipart/mixed; boundary=AbC\r\n"
+            b"Content-Disposition: form-data; name=\"x\"\r\n\r\n"
             b"--AbC\r\n\r\nnested\r\n--AbC--\r\n--XyZ--\r\n",
-            b"--XyZ\r\nContent-Disposition: form-data; name=\"label\"\r\nContent-Type: text/plain; charset=no-such\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"label\"\r\n"
+            b"Content-Type: text/plain; charset=no-such\r\n"
             b"\r\nHome\r\n--XyZ--\r\n",
             b"--XyZ\r\nContent-Disposition: form-data; name=\"label\"\r\n\r\nunterminated",
             b"%", b"%zz=%", b"=&&=", b"label=%ff%fe%00", b"a=" + b"%" * 50,

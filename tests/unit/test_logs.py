@@ -31,3 +31,12 @@ def test_emails_and_secrets_are_redacted(capsys) -> None:
     assert "example.org" not in err and "bob@example.com" not in err
     assert "hunter22" not in err and '"tok"' not in err
     assert "[email]" in err and '"count": 3' in err
+
+
+def test_library_log_lines_with_named_arguments_are_redacted_and_still_written(capsys) -> None:
+    configure_logging("json", "info")
+    logging.getLogger("aiokafka").warning("connect failed for %(who)s on %(n)d", {"who": "bob@example.com", "n": 2})
+    logging.getLogger("aiokafka").warning("connect failed for %s on %d", "amy@example.com", 3)
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "example.com" not in err
+    assert "connect failed for [email] on 2" in err and "connect failed for [email] on 3" in err

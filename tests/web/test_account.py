@@ -22,8 +22,13 @@ from streams.adapters.account_tokens import email_tokens
 from streams.adapters.db import offender_watches, pending_alerts, subscribers, tracked_addresses
 from streams.adapters.mail import TemporaryMailError
 from streams.web import housekeeping
-from tests.integration.conftest import imported, imported_address, proximity_alert, subscribe  # noqa: F401
+from tests.integration import conftest as integration_fixtures
+from tests.integration.conftest import imported, imported_address, proximity_alert
 from tests.web.conftest import CSRF, Site, enroll_and_log_in, open_site, sent_mail
+
+# The integration suite's fixture, requested by name below. Bound by assignment, not imported by
+# name: an imported name that a test's parameter shadows reads as a redefinition (F811).
+subscribe = integration_fixtures.subscribe
 
 PW = "plum orchard lantern"
 BASE = "http://notify.test"

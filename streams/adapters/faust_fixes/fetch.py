@@ -40,7 +40,7 @@ class _FetchState:
 _state_of = PerObject(_FetchState)
 
 
-class _Fetched(dict):  # type: ignore[type-arg]
+class _Fetched(dict[Any, Any]):  # aiokafka's TopicPartition -> its records (untyped)
     """Records of one fetch, with each partition's seek count at the moment they were taken."""
 
     seeks: dict[Key, int]
