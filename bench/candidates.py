@@ -18,8 +18,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -82,8 +83,16 @@ def run(n: int, n_events: int, seed: int) -> dict[str, Any]:
 
     def tree_match(i: int) -> tuple[np.ndarray, np.ndarray]:
         cand = tree_candidates(i)
-        pos, dist = circles_holding(lat[i], lon[i], grid._xyz, grid._lat, grid._lon, grid._radius,
-                                    rows=cand, max_radius_m=grid._max_radius)
+        pos, dist = circles_holding(
+            lat[i],
+            lon[i],
+            grid._xyz,
+            grid._lat,
+            grid._lon,
+            grid._radius,
+            rows=cand,
+            max_radius_m=grid._max_radius,
+        )
         return grid._id.take(cand.take(pos)), dist
 
     def grid_match(i: int) -> Any:
@@ -93,14 +102,24 @@ def run(n: int, n_events: int, seed: int) -> dict[str, Any]:
     pairs_grid = {(i, int(c)) for i in range(n_events) for c in grid_match(i).circle_id}
     assert pairs_tree == pairs_grid, "the two joins disagree"
     cand_tree = statistics.fmean(len(tree_candidates(i)) for i in range(n_events))
-    cand_grid = statistics.fmean(len(grid_candidates(i) if grid_candidates(i) is not None else ())
-                                 for i in range(n_events))
-    us = {name: _per_event(fn, n_events) * 1e6 for name, fn in (
-        ("rtree_intersection", tree_candidates), ("rtree_intersection_v", tree_candidates_v),
-        ("grid_lookup", grid_candidates), ("rtree_join", tree_match), ("grid_join", grid_match),
-    )}
+    cand_grid = statistics.fmean(
+        len(grid_candidates(i) if grid_candidates(i) is not None else ()) for i in range(n_events)
+    )
+    us = {
+        name: _per_event(fn, n_events) * 1e6
+        for name, fn in (
+            ("rtree_intersection", tree_candidates),
+            ("rtree_intersection_v", tree_candidates_v),
+            ("grid_lookup", grid_candidates),
+            ("rtree_join", tree_match),
+            ("grid_join", grid_match),
+        )
+    }
     return {
-        "circles": n, "events": n_events, "seed": seed, "pairs": len(pairs_grid),
+        "circles": n,
+        "events": n_events,
+        "seed": seed,
+        "pairs": len(pairs_grid),
         "candidates_per_event": {"rtree": cand_tree, "grid": cand_grid},
         "us_per_event": us,
         "build_s": {"rtree": tree_build, "grid_index": grid_build},
@@ -121,11 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         r = run(n, args.events, args.seed) | {"load_1min": os.getloadavg()[0]}
         out.append(r)
         us = r["us_per_event"]
-        print(f"{n:>9} circles  pairs {r['pairs']}  candidates rtree {r['candidates_per_event']['rtree']:.0f} "
-              f"grid {r['candidates_per_event']['grid']:.0f}  | us/event: "
-              + "  ".join(f"{k} {v:.1f}" for k, v in us.items())
-              + f"  | build s: rtree {r['build_s']['rtree']:.2f} grid {r['build_s']['grid_index']:.2f}"
-              + f"  | B/circle: rtree {r['rss_per_circle']['rtree']:.0f} grid {r['rss_per_circle']['grid_index']:.0f}")
+        print(
+            f"{n:>9} circles  pairs {r['pairs']}  candidates rtree {r['candidates_per_event']['rtree']:.0f} "
+            f"grid {r['candidates_per_event']['grid']:.0f}  | us/event: "
+            + "  ".join(f"{k} {v:.1f}" for k, v in us.items())
+            + f"  | build s: rtree {r['build_s']['rtree']:.2f} grid {r['build_s']['grid_index']:.2f}"
+            + f"  | B/circle: rtree {r['rss_per_circle']['rtree']:.0f} grid {r['rss_per_circle']['grid_index']:.0f}"
+        )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "candidates.json").write_text(json.dumps(out, indent=1) + "\n")
     return 0

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
     circles = list(workload.circles(args.circles, args.seed).domain_circles())
     table = circle_batch.table_entries(circles, lambda cell: 0)
-    wire = [(cell, json.dumps(v).encode()) for cell, v in circle_batch.messages(("upsert", c) for c in circles)]
+    wire = [
+        (cell, json.dumps(v).encode()) for cell, v in circle_batch.messages(("upsert", c) for c in circles)
+    ]
     copies = sum(len(v) for _, v in ((c, json.loads(w)["upsert"]) for c, w in wire))
     del circles
     times = []
@@ -72,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"a no-op backlog wrote {written} entries: the read is not idempotent")
         times.append(seconds)
     out = {
-        "circles": args.circles, "messages": len(wire), "copies": copies, "entries": len(table),
-        "seconds": times, "median_s": statistics.median(times),
+        "circles": args.circles,
+        "messages": len(wire),
+        "copies": copies,
+        "entries": len(table),
+        "seconds": times,
+        "median_s": statistics.median(times),
         "us_per_copy": statistics.median(times) / copies * 1e6,
         "load_avg": os.getloadavg()[0],
     }

@@ -48,8 +48,8 @@ from bench.pipeline_common import (
     print_profile,
     print_table,
     py_spy_available,
-    stop_processes,
     registry_event,
+    stop_processes,
     summarize_collapsed,
     write_json,
 )
@@ -130,12 +130,21 @@ class Morning:
         offenders = [offender_id(i) for i in range(a.offenders)]
         n_moves = a.moves
         if n_moves > a.offenders:
-            raise SystemExit(f"{n_moves} moves of {a.offenders} offenders: give more --offenders or fewer --moves")
+            raise SystemExit(
+                f"{n_moves} moves of {a.offenders} offenders: give more --offenders or fewer --moves"
+            )
         points = workload.events(a.offenders + n_moves + 10, a.seed)
         baseline = []
         for i, oid in enumerate(offenders):
-            doc = registry_event(oid, 1, i, float(points.lat[i]), float(points.lon[i]),
-                                 city_name(int(points.city[i])), baseline=True)
+            doc = registry_event(
+                oid,
+                1,
+                i,
+                float(points.lat[i]),
+                float(points.lon[i]),
+                city_name(int(points.city[i])),
+                baseline=True,
+            )
             baseline.append(doc)
         t = time.monotonic()
         self.publish(baseline, "baseline.jsonl", "--baseline")
@@ -143,8 +152,11 @@ class Morning:
 
         log = open(self.tmp / "worker.log", "wb")
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.entrypoints.cli", "worker"], env=env, cwd=self.checkout,
-            stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "streams.entrypoints.cli", "worker"],
+            env=env,
+            cwd=self.checkout,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.procs.append(self.worker)
         t = time.monotonic()
@@ -174,7 +186,9 @@ class Morning:
         for j in range(n_moves):
             i = a.offenders + j
             oid = offenders[j % a.offenders]
-            doc = registry_event(oid, 2, i, float(points.lat[i]), float(points.lon[i]), city_name(int(points.city[i])))
+            doc = registry_event(
+                oid, 2, i, float(points.lat[i]), float(points.lon[i]), city_name(int(points.city[i]))
+            )
             step = ref.step(doc)
             assert step.outcome == "applied", step.outcome
             expected += len(step.alerts)
@@ -202,21 +216,35 @@ class Morning:
             if spy is None:
                 raise SystemExit("--profile needs py-spy: .venv/bin/pip install -e '.[bench]'")
             # --gil: the thread holding the GIL, i.e. what the one interpreter spends its time on.
-            command = [spy, "record", "--format", "raw", "--rate", "200", "--gil", "--output", str(profile_out),
-                       "--", *command]
+            command = [
+                spy,
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--gil",
+                "--output",
+                str(profile_out),
+                "--",
+                *command,
+            ]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         pg_before = postgres_cpu_s()
         t0 = time.time()
         try:
-            proc = subprocess.run(command, env=env, cwd=self.checkout, capture_output=True, text=True,
-                                  timeout=a.timeout)
+            proc = subprocess.run(
+                command, env=env, cwd=self.checkout, capture_output=True, text=True, timeout=a.timeout
+            )
         except subprocess.TimeoutExpired:
             proc = None  # stopped: what the mail server got by then is still a figure
             if not self.db_url.startswith("sqlite"):
                 # The server goes on with a statement whose client is gone: end it, or it
                 # keeps a core busy through whatever is measured next.
-                self.scalar("select count(pg_terminate_backend(pid)) from pg_stat_activity"
-                            " where datname = current_database() and pid <> pg_backend_pid()")
+                self.scalar(
+                    "select count(pg_terminate_backend(pid)) from pg_stat_activity"
+                    " where datname = current_database() and pid <> pg_backend_pid()"
+                )
         t_end = time.time()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -230,15 +258,25 @@ class Morning:
         sent = self.scalar("select count(*) from digests where status = 'sent'")
         if proc is None:
             got = delivered.get("messages") or 0
-            print(f"digest send stopped after {a.timeout:.0f} s: {got} of {due} digests delivered", flush=True)
+            print(
+                f"digest send stopped after {a.timeout:.0f} s: {got} of {due} digests delivered", flush=True
+            )
             return {
-                "subscribers": self.n, "circles": n_circles, "moves": n_moves, "alerts": expected, "digests": due,
-                "alerts_per_digest": round(expected / max(1, due), 1), "stopped_after_s": a.timeout,
+                "subscribers": self.n,
+                "circles": n_circles,
+                "moves": n_moves,
+                "alerts": expected,
+                "digests": due,
+                "alerts_per_digest": round(expected / max(1, due), 1),
+                "stopped_after_s": a.timeout,
                 "delivered_by_then": got,
                 "first_mail_s": round(delivered["first_at"] - t0, 2) if delivered.get("first_at") else None,
-                "last_mail_s": None, "digests_per_s": None,
-                "setup_s": {k: round(v, 1) for k, v in timings.items()}, "load_1m": load_now(),
-                "slow_statements": plans, "profile": None,
+                "last_mail_s": None,
+                "digests_per_s": None,
+                "setup_s": {k: round(v, 1) for k, v in timings.items()},
+                "load_1m": load_now(),
+                "slow_statements": plans,
+                "profile": None,
             }
         if delivered.get("messages") != due or sent != due:
             raise SystemExit(f"{due} digests due, {sent} marked sent, {delivered.get('messages')} delivered")
@@ -275,7 +313,11 @@ class Morning:
     def cli(self, *args: str) -> None:
         proc = subprocess.run(
             [sys.executable, "-m", "streams.entrypoints.cli", *args],
-            env=self.env, cwd=self.checkout, capture_output=True, text=True, timeout=1200,
+            env=self.env,
+            cwd=self.checkout,
+            capture_output=True,
+            text=True,
+            timeout=1200,
         )
         if proc.returncode != 0:
             raise SystemExit(f"sor-notify {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
@@ -288,7 +330,11 @@ class Morning:
     def total_lag(self) -> int | None:
         proc = subprocess.run(
             [sys.executable, "-m", "streams.entrypoints.cli", "status", "--json"],
-            env=self.env, cwd=self.checkout, capture_output=True, text=True, timeout=120,
+            env=self.env,
+            cwd=self.checkout,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         return json.loads(proc.stdout).get("total_lag") if proc.returncode == 0 else None
 
@@ -338,11 +384,14 @@ class Morning:
         db = self.db_url.rsplit("/", 1)[1]
         admin = create_engine(self.db_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            for k, v in (("session_preload_libraries", "auto_explain"),
-                         ("auto_explain.log_min_duration", f"{self.args.explain_ms}ms"),
-                         ("auto_explain.log_analyze", "on"), ("auto_explain.log_buffers", "on"),
-                         ("auto_explain.log_nested_statements", "on")):
-                conn.execute(text(f'alter database "{db}" set {k} = \'{v}\''))
+            for k, v in (
+                ("session_preload_libraries", "auto_explain"),
+                ("auto_explain.log_min_duration", f"{self.args.explain_ms}ms"),
+                ("auto_explain.log_analyze", "on"),
+                ("auto_explain.log_buffers", "on"),
+                ("auto_explain.log_nested_statements", "on"),
+            ):
+                conn.execute(text(f"alter database \"{db}\" set {k} = '{v}'"))
         admin.dispose()
         self.pg_log = max(PG_LOG_DIR.glob("postgresql-*-main.log"), key=lambda p: p.stat().st_mtime)
         self.pg_log_pos = self.pg_log.stat().st_size
@@ -392,18 +441,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subscribers", default="10000,50000,100000", help="sizes, comma-separated")
     p.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
     p.add_argument("--offenders", type=int, default=20_000, help="registered offenders (Missouri: ~20k)")
-    p.add_argument("--moves", type=int, default=4_000,
-                   help="offenders who move at once before the run (4,000: 5-15 changes a digest due)")
+    p.add_argument(
+        "--moves",
+        type=int,
+        default=4_000,
+        help="offenders who move at once before the run (4,000: 5-15 changes a digest due)",
+    )
     p.add_argument("--partitions", type=int, default=12)
     p.add_argument("--checkout", help="run the project from this checkout (default: this one)")
-    p.add_argument("--explain", action="store_true", help="PostgreSQL: log and print the slow statements' plans")
+    p.add_argument(
+        "--explain", action="store_true", help="PostgreSQL: log and print the slow statements' plans"
+    )
     p.add_argument("--explain-ms", type=int, default=500)
-    p.add_argument("--profile", action="store_true", help="run `digest send` under py-spy (not in the figures)")
+    p.add_argument(
+        "--profile", action="store_true", help="run `digest send` under py-spy (not in the figures)"
+    )
     p.add_argument("--timeout", type=float, default=3000.0, help="seconds the digest run may take")
     p.add_argument("--setup-timeout", type=float, default=900.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tag", default="")
-    p.add_argument("--json", help="write every figure here (default: bench/results/digest_morning[-TAG].json)")
+    p.add_argument(
+        "--json", help="write every figure here (default: bench/results/digest_morning[-TAG].json)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = p.parse_args(argv)
     sizes = [int(s) for s in args.subscribers.split(",") if s.strip()]
@@ -422,13 +481,29 @@ def main(argv: list[str] | None = None) -> int:
             print(plan + "\n", flush=True)
         if r["profile"]:
             print_profile(f"digest send at {n} subscribers (py-spy, GIL holder)", r["profile"])
-    cols = ["subscribers", "circles", "alerts", "digests", "alerts_per_digest", "first_mail_s", "last_mail_s",
-            "digests_per_s", "load_1m"]
+    cols = [
+        "subscribers",
+        "circles",
+        "alerts",
+        "digests",
+        "alerts_per_digest",
+        "first_mail_s",
+        "last_mail_s",
+        "digests_per_s",
+        "load_1m",
+    ]
     print(f"\n{describe_database(m.db_url)}; checkout {m.checkout}")
     print_table(cols, [[x[c] for c in cols] for x in results])
-    saved = write_json(args.json, {
-        "machine_at_start": started, "load_at_end": load_now(), "args": vars(args), "results": results,
-    }, "digest_morning" + (f"-{args.tag}" if args.tag else ""))
+    saved = write_json(
+        args.json,
+        {
+            "machine_at_start": started,
+            "load_at_end": load_now(),
+            "args": vars(args),
+            "results": results,
+        },
+        "digest_morning" + (f"-{args.tag}" if args.tag else ""),
+    )
     print(f"figures written to {saved}")
     return 0
 

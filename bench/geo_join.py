@@ -33,8 +33,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -77,8 +78,17 @@ def _rates(runs: list[tuple[float, float, int, int]], events: int) -> dict[str, 
 
 
 def _address_change(i: int, lat: float, lon: float) -> AddressChange:
-    address = Address("home", f"{i} Main St", "Columbia", "MO", "65201", lat=lat, lon=lon,
-                      normalized=f"{i} MAIN ST COLUMBIA MO 65201", precision="address_point")
+    address = Address(
+        "home",
+        f"{i} Main St",
+        "Columbia",
+        "MO",
+        "65201",
+        lat=lat,
+        lon=lon,
+        normalized=f"{i} MAIN ST COLUMBIA MO 65201",
+        precision="address_point",
+    )
     who = OffenderSummary(f"MO{i}", f"Offender {i}", "offense", 2, "compliant")
     return AddressChange(f"e{i}", f"MO{i}", "2024-06-01T12:00:00Z", "in", address, who)
 
@@ -131,9 +141,7 @@ PER_EVENT = {
     ),
 }
 SET_JOIN = {
-    "point GiST": (
-        "ST_DWithin(c.centre, e.geog, {max_r}) AND ST_DWithin(c.centre, e.geog, c.radius_m)"
-    ),
+    "point GiST": ("ST_DWithin(c.centre, e.geog, {max_r}) AND ST_DWithin(c.centre, e.geog, c.radius_m)"),
     "box GiST": "c.cover && e.geog AND ST_DWithin(c.centre, e.geog, c.radius_m)",
 }
 
@@ -169,8 +177,14 @@ def load_postgis(conn: Any, cs: workload.CircleSet, ev: workload.EventSet) -> di
     with conn.cursor() as cur:
         with cur.copy("COPY circles FROM STDIN") as copy:
             for row in zip(
-                cs.circle_id.tolist(), cs.subscriber_id.tolist(), cs.lat.tolist(), cs.lon.tolist(),
-                cs.radius_m.tolist(), min_lon.tolist(), min_lat.tolist(), max_lon.tolist(),
+                cs.circle_id.tolist(),
+                cs.subscriber_id.tolist(),
+                cs.lat.tolist(),
+                cs.lon.tolist(),
+                cs.radius_m.tolist(),
+                min_lon.tolist(),
+                min_lat.tolist(),
+                max_lon.tolist(),
                 max_lat.tolist(),
             ):
                 copy.write_row(row)
@@ -223,10 +237,7 @@ def postgis_per_event(
 
 
 def postgis_set_join(conn: Any, cond: str, n_events: int, repeat: int) -> tuple[dict, str]:
-    sql = (
-        "SELECT count(*), sum(ST_Distance(c.centre, e.geog)) FROM events e "
-        f"JOIN circles c ON {cond}"
-    )
+    sql = f"SELECT count(*), sum(ST_Distance(c.centre, e.geog)) FROM events e JOIN circles c ON {cond}"
 
     def run() -> int:
         return int(conn.execute(sql).fetchone()[0])
@@ -251,8 +262,10 @@ def compare(name: str, ours: set, theirs: set, limit: int = 10) -> None:
     if ours == theirs:
         return
     only_ours, only_theirs = sorted(ours - theirs), sorted(theirs - ours)
-    print(f"MISMATCH ({name}): {len(only_ours)} pairs only in process, "
-          f"{len(only_theirs)} only in PostGIS", file=sys.stderr)
+    print(
+        f"MISMATCH ({name}): {len(only_ours)} pairs only in process, {len(only_theirs)} only in PostGIS",
+        file=sys.stderr,
+    )
     for p in only_ours[:limit]:
         print("  in process only:", p, file=sys.stderr)
     for p in only_theirs[:limit]:
@@ -275,8 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     cs, ev = workload.circles(args.circles, args.seed), workload.events(args.events, args.seed)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     result: dict[str, Any] = {
-        "circles": args.circles, "events": args.events, "seed": args.seed,
-        "repeat": args.repeat, "started": started, "load_before": os.getloadavg(),
+        "circles": args.circles,
+        "events": args.events,
+        "seed": args.seed,
+        "repeat": args.repeat,
+        "started": started,
+        "load_before": os.getloadavg(),
         "python": platform.python_version(),
     }
     ours, our_pairs = in_process(cs, ev, args.repeat)
@@ -285,10 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     counts = np.bincount([e for e, _ in our_pairs], minlength=len(ev))
     large = ev.in_cities()
     result["matches_per_event"] = {
-        "all": workload.summary(counts), "large_cities": workload.summary(counts[large]),
+        "all": workload.summary(counts),
+        "large_cities": workload.summary(counts[large]),
     } | {c: workload.summary(counts[ev.in_cities((c,))]) for c in workload.LARGE_CITIES}
-    print(f"{args.circles} circles, {args.events} events (seed {args.seed}); matches per event: "
-          f"mean {counts.mean():.1f}, large cities mean {counts[large].mean():.1f}")
+    print(
+        f"{args.circles} circles, {args.events} events (seed {args.seed}); matches per event: "
+        f"mean {counts.mean():.1f}, large cities mean {counts[large].mean():.1f}"
+    )
     print(f"in process: build {ours['build_s']:.2f} s")
     for k in ("match", "query", "alerts"):
         if k not in ours:
@@ -311,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
             pg[f"per_event {name}"] = rates
             theirs = {(i, c) for i, rows in found.items() for c in rows}
             compare(f"per event, {name}", {q for q in our_pairs if q[0] < n_pg}, theirs)
-            print(f"PostGIS per event, {name}: {rates['events_per_s']:.0f} events/s "
-                  f"{rates['pairs_per_s']:.0f} pairs/s")
+            print(
+                f"PostGIS per event, {name}: {rates['events_per_s']:.0f} events/s "
+                f"{rates['pairs_per_s']:.0f} pairs/s"
+            )
         for name, template in SET_JOIN.items():
             cond = template.format(max_r=max_r)
             rates, plan = postgis_set_join(conn, cond, len(ev), args.repeat)
@@ -321,8 +343,10 @@ def main(argv: list[str] | None = None) -> int:
             compare(f"set join, {name}", our_pairs, set(theirs_d))
             delta = max((abs(our_dist[k] - d) for k, d in theirs_d.items()), default=0.0)
             pg[f"set join {name}"]["max_distance_difference_m"] = delta
-            print(f"PostGIS set join, {name}: {rates['events_per_s']:.0f} events/s "
-                  f"{rates['pairs_per_s']:.0f} pairs/s (distances differ by at most {delta:.2e} m)")
+            print(
+                f"PostGIS set join, {name}: {rates['events_per_s']:.0f} events/s "
+                f"{rates['pairs_per_s']:.0f} pairs/s (distances differ by at most {delta:.2e} m)"
+            )
         result["postgis"] = pg
         result["same_pairs"] = True
         conn.close()
@@ -333,8 +357,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             mine = ours[k]["events_per_s"]
             joined = pg["set join box GiST"]["events_per_s"]
-            print(f"ratio {k}: {mine / base:.0f}x point GiST per event, {mine / best:.0f}x box "
-                  f"GiST per event, {mine / joined:.1f}x box GiST set join")
+            print(
+                f"ratio {k}: {mine / base:.0f}x point GiST per event, {mine / best:.0f}x box "
+                f"GiST per event, {mine / joined:.1f}x box GiST set join"
+            )
 
     result["load_after"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)

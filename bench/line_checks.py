@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             decode_registry_event(raw, key)
         event_s.append(time.perf_counter() - t0)
     out = {
-        "lines": len(lines), "events": len(events), "line_seconds": line_s, "event_seconds": event_s,
+        "lines": len(lines),
+        "events": len(events),
+        "line_seconds": line_s,
+        "event_seconds": event_s,
         "us_per_line": statistics.median(line_s) / len(lines) * 1e6,
         "us_per_event": statistics.median(event_s) / len(events) * 1e6,
         "load_avg": os.getloadavg()[0],

@@ -11,9 +11,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,10 @@ def bench_database(kind: str, tmp: Path) -> str:
     admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            if conn.execute(text("select 1 from pg_database where datname = :d"), {"d": PG_DATABASE}).first() is None:
+            if (
+                conn.execute(text("select 1 from pg_database where datname = :d"), {"d": PG_DATABASE}).first()
+                is None
+            ):
                 conn.execute(text(f'create database "{PG_DATABASE}"'))
     finally:
         admin.dispose()
@@ -64,7 +68,11 @@ def create_tables(url: str) -> Any:
 
 
 def describe_database(url: str) -> str:
-    return "SQLite (temporary file)" if url.startswith("sqlite") else f"PostgreSQL database `{PG_DATABASE}` on 127.0.0.1"
+    return (
+        "SQLite (temporary file)"
+        if url.startswith("sqlite")
+        else f"PostgreSQL database `{PG_DATABASE}` on 127.0.0.1"
+    )
 
 
 def stop_processes(procs: Iterable[subprocess.Popen[Any]], grace: float = 20.0) -> None:
@@ -141,9 +149,18 @@ def _serve_smtp(port: int) -> None:
     import resource
 
     use = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"messages": counter.messages, "bytes": counter.bytes,
-                      "first_at": counter.first_at, "last_at": counter.last_at,
-                      "cpu_s": round(use.ru_utime + use.ru_stime, 2)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "messages": counter.messages,
+                "bytes": counter.bytes,
+                "first_at": counter.first_at,
+                "last_at": counter.last_at,
+                "cpu_s": round(use.ru_utime + use.ru_stime, 2),
+            }
+        ),
+        flush=True,
+    )
 
 
 @dataclass
@@ -158,7 +175,10 @@ class SmtpServer:
         port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.pipeline_common", "smtp", str(port)],
-            cwd=REPO, env=base_env(), stdout=subprocess.PIPE, text=True,
+            cwd=REPO,
+            env=base_env(),
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
@@ -175,9 +195,39 @@ class SmtpServer:
 # --- the workload in the database and on the wire -------------------------------------------
 
 FIRST_NAMES = ("James", "Mary", "Robert", "Linda", "Michael", "Susan", "David", "Karen", "John", "Lisa")
-LAST_NAMES = ("Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson", "Moore", "Taylor",
-              "Anderson", "Thomas", "Jackson", "White", "Harris", "Martin", "Thompson", "Garcia", "Clark", "Lewis")
-STREETS = ("Main St", "Elm St", "Oak Ave", "Grand Blvd", "Broadway", "Walnut St", "Maple Dr", "Cherry St", "Pine St")
+LAST_NAMES = (
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Miller",
+    "Davis",
+    "Wilson",
+    "Moore",
+    "Taylor",
+    "Anderson",
+    "Thomas",
+    "Jackson",
+    "White",
+    "Harris",
+    "Martin",
+    "Thompson",
+    "Garcia",
+    "Clark",
+    "Lewis",
+)
+STREETS = (
+    "Main St",
+    "Elm St",
+    "Oak Ave",
+    "Grand Blvd",
+    "Broadway",
+    "Walnut St",
+    "Maple Dr",
+    "Cherry St",
+    "Pine St",
+)
 
 
 def subscriber_email(subscriber_id: int) -> str:
@@ -197,22 +247,44 @@ def load_subscribers(engine: Any, cs: Any, watches: dict[int, list[str]]) -> tup
     address_rows = []
     for c in cs.domain_circles():
         street, city, rest = c.one_line.split(", ")
-        address_rows.append({
-            "id": c.circle_id, "subscriber_id": c.subscriber_id, "label": c.label, "street": street,
-            "city": city, "state": "MO", "zip": rest.split()[-1], "normalized": "",
-            "radius_code": c.radius_code, "lat": c.lat, "lon": c.lon, "precision": "provided",
-            "created_at": now,
-        })
+        address_rows.append(
+            {
+                "id": c.circle_id,
+                "subscriber_id": c.subscriber_id,
+                "label": c.label,
+                "street": street,
+                "city": city,
+                "state": "MO",
+                "zip": rest.split()[-1],
+                "normalized": "",
+                "radius_code": c.radius_code,
+                "lat": c.lat,
+                "lon": c.lon,
+                "precision": "provided",
+                "created_at": now,
+            }
+        )
     with engine.begin() as conn:
         for i in range(0, len(subs), 5000):
-            conn.execute(subscribers.insert(), [
-                {"id": s, "email": subscriber_email(s), "confirmed": True, "status": "active", "created_at": now}
-                for s in subs[i:i + 5000]
-            ])
+            conn.execute(
+                subscribers.insert(),
+                [
+                    {
+                        "id": s,
+                        "email": subscriber_email(s),
+                        "confirmed": True,
+                        "status": "active",
+                        "created_at": now,
+                    }
+                    for s in subs[i : i + 5000]
+                ],
+            )
         for i in range(0, len(address_rows), 5000):
-            conn.execute(tracked_addresses.insert(), address_rows[i:i + 5000])
+            conn.execute(tracked_addresses.insert(), address_rows[i : i + 5000])
         watch_rows = [
-            {"subscriber_id": s, "offender_id": o, "created_at": now} for s, oids in watches.items() for o in oids
+            {"subscriber_id": s, "offender_id": o, "created_at": now}
+            for s, oids in watches.items()
+            for o in oids
         ]
         if watch_rows:
             conn.execute(offender_watches.insert(), watch_rows)
@@ -225,7 +297,9 @@ def load_subscribers(engine: Any, cs: Any, watches: dict[int, list[str]]) -> tup
     return len(subs), len(address_rows)
 
 
-def pick_watches(subscriber_ids: Sequence[int], offender_ids: Sequence[str], share: float, seed: int) -> dict[int, list[str]]:
+def pick_watches(
+    subscriber_ids: Sequence[int], offender_ids: Sequence[str], share: float, seed: int
+) -> dict[int, list[str]]:
     """A share of subscribers track one to three offenders each."""
     import numpy as np
 
@@ -242,22 +316,38 @@ def offender_id(i: int) -> str:
     return f"MO-{100000 + i}"
 
 
-def registry_event(oid: str, revision: int, seq: int, lat: float, lon: float, city: str,
-                   *, baseline: bool = False) -> dict[str, Any]:
+def registry_event(
+    oid: str, revision: int, seq: int, lat: float, lon: float, city: str, *, baseline: bool = False
+) -> dict[str, Any]:
     """An upsert giving the offender one home address; `seq` makes the address text new."""
     n = int(oid.rsplit("-", 1)[1])
     doc: dict[str, Any] = {
-        "schema": "registry-event/1", "event_id": f"{oid}-r{revision}", "offender_id": oid,
-        "revision": revision, "occurred_at": "2026-11-20T14:00:00Z", "kind": "upsert",
+        "schema": "registry-event/1",
+        "event_id": f"{oid}-r{revision}",
+        "offender_id": oid,
+        "revision": revision,
+        "occurred_at": "2026-11-20T14:00:00Z",
+        "kind": "upsert",
         "offender": {
-            "last_name": LAST_NAMES[n % len(LAST_NAMES)], "first_name": FIRST_NAMES[n % len(FIRST_NAMES)],
-            "date_of_birth": "1975-03-09", "tier": 1 + n % 3, "compliance": "compliant", "juvenile": False,
+            "last_name": LAST_NAMES[n % len(LAST_NAMES)],
+            "first_name": FIRST_NAMES[n % len(FIRST_NAMES)],
+            "date_of_birth": "1975-03-09",
+            "tier": 1 + n % 3,
+            "compliance": "compliant",
+            "juvenile": False,
             "offenses": [{"description": "Statutory offense"}],
         },
-        "addresses": [{
-            "type": "home", "street": f"{100 + seq % 9900} {STREETS[(seq // 9900) % len(STREETS)]}",
-            "city": city, "state": "MO", "zip": f"{63000 + n % 2000}", "lat": round(lat, 6), "lon": round(lon, 6),
-        }],
+        "addresses": [
+            {
+                "type": "home",
+                "street": f"{100 + seq % 9900} {STREETS[(seq // 9900) % len(STREETS)]}",
+                "city": city,
+                "state": "MO",
+                "zip": f"{63000 + n % 2000}",
+                "lat": round(lat, 6),
+                "lon": round(lon, 6),
+            }
+        ],
     }
     if baseline:
         doc["baseline"] = True
@@ -288,8 +378,14 @@ def reference_watchers(watches: dict[int, list[str]]) -> dict[str, set[int]]:
 
 def alert_key(a: Any) -> tuple[Any, ...]:
     """An alert in the reference model's terms (see Reference.alerts)."""
-    return (a.subscriber_id, a.offender_id, a.kind, a.event_id, a.tracked_address_id,
-            (a.address or {}).get("street") if a.tracked_address_id is not None else None)
+    return (
+        a.subscriber_id,
+        a.offender_id,
+        a.kind,
+        a.event_id,
+        a.tracked_address_id,
+        (a.address or {}).get("street") if a.tracked_address_id is not None else None,
+    )
 
 
 class WorkerRules:
@@ -379,7 +475,10 @@ def _run_probed_worker(probe_path: str) -> int:
         result = original_record(bind, alerts)
         done = time.time()  # it returns once its transaction is committed
         received, new = result if isinstance(result, tuple) else (len(alerts), result)
-        out.write(json.dumps({"t0": started, "t": done, "n": received, "new": new, "events": events_of(alerts)}) + "\n")
+        out.write(
+            json.dumps({"t0": started, "t": done, "n": received, "new": new, "events": events_of(alerts)})
+            + "\n"
+        )
         return result
 
     original_deliver = registry_events.deliver
@@ -534,8 +633,19 @@ def start_py_spy(pid: int, out: Path, *, rate: int = 200, gil: bool = True) -> s
     exe = py_spy_available()
     if exe is None:
         return None
-    args = [exe, "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate),
-            "--output", str(out), "--nonblocking"]
+    args = [
+        exe,
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "raw",
+        "--rate",
+        str(rate),
+        "--output",
+        str(out),
+        "--nonblocking",
+    ]
     if gil:
         args.append("--gil")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

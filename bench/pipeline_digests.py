@@ -37,9 +37,9 @@ from typing import Any
 
 from bench import workload
 from bench.pipeline_common import (
+    SmtpServer,
     WorkerRules,
     alert_key,
-    SmtpServer,
     bench_database,
     city_name,
     describe_database,
@@ -55,7 +55,6 @@ from bench.pipeline_common import (
     registry_event,
     write_json,
 )
-
 
 PHASES = ("full", "nosmtp", "render", "smtp")
 
@@ -97,8 +96,10 @@ def seed_database(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
     watches = pick_watches(sorted(set(cs.subscriber_id.tolist())), offenders, args.watch_share, args.seed)
     if len(set(cs.subscriber_id.tolist())) < 1.5 * args.digests:
         # Drawing events until nearly every subscriber has news would not end in reasonable time.
-        raise SystemExit(f"--circles {args.circles} gives too few subscribers for --digests {args.digests}: "
-                         "take more circles (e.g. 600000 for 100000 digests)")
+        raise SystemExit(
+            f"--circles {args.circles} gives too few subscribers for --digests {args.digests}: "
+            "take more circles (e.g. 600000 for 100000 digests)"
+        )
     n_subs, n_circles = load_subscribers(engine, cs, watches)
     from collections import Counter
 
@@ -110,8 +111,15 @@ def seed_database(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     def doc(j: int, rev: int, baseline: bool = False) -> dict[str, Any]:
         oid = offenders[j % len(offenders)]
-        return registry_event(oid, rev, j, float(points.lat[j]), float(points.lon[j]),
-                              city_name(int(points.city[j])), baseline=baseline)
+        return registry_event(
+            oid,
+            rev,
+            j,
+            float(points.lat[j]),
+            float(points.lon[j]),
+            city_name(int(points.city[j])),
+            baseline=baseline,
+        )
 
     for j in range(args.offenders):
         d = doc(j, 1, baseline=True)
@@ -136,14 +144,20 @@ def seed_database(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
         j += 1
     made, want = Counter(alert_key(a) for a in alerts), ref.alerts()
     if made != want:
-        raise SystemExit(f"the seeded alerts differ from the reference model's: {(want - made).total()} missing, "
-                         f"{(made - want).total()} unexpected, e.g. {list((want - made) + (made - want))[:3]}")
+        raise SystemExit(
+            f"the seeded alerts differ from the reference model's: {(want - made).total()} missing, "
+            f"{(made - want).total()} unexpected, e.g. {list((want - made) + (made - want))[:3]}"
+        )
     due = set(ref.digests())  # subscribers whose day does not net to nothing
     for i in range(0, len(alerts), 1000):
-        repository.record_alerts(engine, alerts[i:i + 1000])
+        repository.record_alerts(engine, alerts[i : i + 1000])
     return {
-        "subscribers": n_subs, "circles": n_circles, "offenders": args.offenders,
-        "events": j - args.offenders, "alerts": len(alerts), "digests_due": len(due),
+        "subscribers": n_subs,
+        "circles": n_circles,
+        "offenders": args.offenders,
+        "events": j - args.offenders,
+        "alerts": len(alerts),
+        "digests_due": len(due),
         "alerts_per_digest": round(len(alerts) / max(1, len(due)), 1),
     }
 
@@ -196,8 +210,17 @@ async def timed_send(services: Any, sender: Any, profile: Path | None = None) ->
 class DbTimer:
     """Wall time inside each repository call the digest run makes (in its worker thread)."""
 
-    NAMES = ("subscribers_with_unassigned_alerts", "claim_digest", "load_digest", "mark_digest_sent",
-             "take_over_claimed_digests", "digest_status", "claim_digests", "load_digests", "mark_digests_sent")
+    NAMES = (
+        "subscribers_with_unassigned_alerts",
+        "claim_digest",
+        "load_digest",
+        "mark_digest_sent",
+        "take_over_claimed_digests",
+        "digest_status",
+        "claim_digests",
+        "load_digests",
+        "mark_digests_sent",
+    )
 
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = {}
@@ -218,6 +241,7 @@ class DbTimer:
                 c = self.calls.setdefault(name, [0, 0.0])
                 c[0] += 1
                 c[1] += time.perf_counter() - t
+
         return timed
 
     def __exit__(self, *exc: object) -> None:
@@ -235,14 +259,16 @@ def render_only(services: Any, ids: list[int], keep: int) -> tuple[list[Any], fl
     from email.utils import parseaddr
 
     from streams.adapters import rendering
-    from streams.domain.digest import build_digest
     from streams.domain import links
+    from streams.domain.digest import build_digest
 
     module = digest_module()
     s = services.settings
     t = time.perf_counter()
     if hasattr(module, "load_digests"):
-        works = [w for i in range(0, len(ids), 500) for w in module.load_digests(services.engine, ids[i:i + 500])]
+        works = [
+            w for i in range(0, len(ids), 500) for w in module.load_digests(services.engine, ids[i : i + 500])
+        ]
     else:
         works = [module.load_digest(services.engine, i) for i in ids]
     loaded = time.perf_counter() - t
@@ -252,13 +278,20 @@ def render_only(services: Any, ids: list[int], keep: int) -> tuple[list[Any], fl
     for w in works:
         digest = build_digest(w.subscriber_id, w.alerts)
         assert digest is not None
-        kw = dict(to_addr=w.email, from_addr=s.mail_from, public_url=s.public_url,
-                  unsubscribe_url=links.unsubscribe_url(s.public_url, s.secret_key, w.subscriber_id), message_id=w.message_id or "<x@y>",
-                  period=w.period)
+        kw = dict(
+            to_addr=w.email,
+            from_addr=s.mail_from,
+            public_url=s.public_url,
+            unsubscribe_url=links.unsubscribe_url(s.public_url, s.secret_key, w.subscriber_id),
+            message_id=w.message_id or "<x@y>",
+            period=w.period,
+        )
         if to_bytes is not None:
             from streams.adapters.mail import OutgoingMail
 
-            msg: Any = OutgoingMail(parseaddr(s.mail_from)[1], w.email, to_bytes(digest, **kw), kw["message_id"])
+            msg: Any = OutgoingMail(
+                parseaddr(s.mail_from)[1], w.email, to_bytes(digest, **kw), kw["message_id"]
+            )
         else:
             msg = rendering.render_digest(digest, **kw)
             msg.as_bytes()
@@ -299,6 +332,7 @@ async def smtp_lanes(sender: Any, msgs: list[Any], lanes: int) -> float | None:
         async def lane() -> None:
             for m in it:
                 await pool.send(m)
+
         await asyncio.gather(*(lane() for _ in range(lanes)))
     return time.perf_counter() - t
 
@@ -320,19 +354,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
     p.add_argument("--circles", type=int, default=20_000, help="tracked circles (bench.workload)")
     p.add_argument("--offenders", type=int, default=2_000)
-    p.add_argument("--digests", type=int, default=1_000,
-                   help="address changes are drawn until this many subscribers have pending alerts")
+    p.add_argument(
+        "--digests",
+        type=int,
+        default=1_000,
+        help="address changes are drawn until this many subscribers have pending alerts",
+    )
     p.add_argument("--watch-share", type=float, default=0.1)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tag", default="", help="suffix of the results file name")
-    p.add_argument("--profile", help="write a pyinstrument profile of one more full run here (not in the figures)")
+    p.add_argument(
+        "--profile", help="write a pyinstrument profile of one more full run here (not in the figures)"
+    )
     p.add_argument("--lanes", type=int, help="mail lanes of a digest run (default: the code's own)")
-    p.add_argument("--smtp-sample", type=int, default=5000,
-                   help="messages the SMTP-only phase sends each way (one connection each is slow)")
-    p.add_argument("--phases", default=",".join(PHASES),
-                   help=f"comma-separated, of {', '.join(PHASES)} (default: all)")
-    p.add_argument("--json", help="write every figure here (default: bench/results/pipeline_digests[-TAG].json)")
+    p.add_argument(
+        "--smtp-sample",
+        type=int,
+        default=5000,
+        help="messages the SMTP-only phase sends each way (one connection each is slow)",
+    )
+    p.add_argument(
+        "--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)} (default: all)"
+    )
+    p.add_argument(
+        "--json", help="write every figure here (default: bench/results/pipeline_digests[-TAG].json)"
+    )
     args = p.parse_args(argv)
     phases = set(args.phases.split(","))
     if not phases <= set(PHASES) or "full" not in phases:
@@ -350,9 +397,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = bench_database(args.db, tmp)
         env = {
-            "SOR_DATABASE_URL": url, "SOR_DATA_DIR": str(tmp / "data"), "SOR_SMTP_HOST": "127.0.0.1",
-            "SOR_SMTP_PORT": str(smtp.port), "SOR_SMTP_STARTTLS": "false", "SOR_LOG_FORMAT": "json",
-            "SOR_LOG_LEVEL": "warning", "SOR_PUBLIC_URL": "https://notify.example.test",
+            "SOR_DATABASE_URL": url,
+            "SOR_DATA_DIR": str(tmp / "data"),
+            "SOR_SMTP_HOST": "127.0.0.1",
+            "SOR_SMTP_PORT": str(smtp.port),
+            "SOR_SMTP_STARTTLS": "false",
+            "SOR_LOG_FORMAT": "json",
+            "SOR_LOG_LEVEL": "warning",
+            "SOR_PUBLIC_URL": "https://notify.example.test",
             "SOR_SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
         }
         settings = load_settings(env)
@@ -375,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
             n = report.sent
             assert len(digest_ids(services.engine)) == n
             row: dict[str, Any] = {
-                "run": r, "digests": n, "lanes": lanes,
+                "run": r,
+                "digests": n,
+                "lanes": lanes,
                 "full_per_s": round(n / full_s, 1),
                 "full_ms_per_digest": round(1000 * full_s / n, 3),
                 # CPU of this process (all threads) per digest in the full run: with every wait
@@ -389,9 +443,14 @@ def main(argv: list[str] | None = None) -> int:
                 with DbTimer() as db_timer:
                     report2, nosmtp_s, _ = asyncio.run(timed_send(services, dropping))
                 assert report2.sent == dropping.sent == n, report2
-                row |= {"no_smtp_per_s": round(n / nosmtp_s, 1), "db_ms_per_digest": db_timer.per_digest_ms(n)}
+                row |= {
+                    "no_smtp_per_s": round(n / nosmtp_s, 1),
+                    "db_ms_per_digest": db_timer.per_digest_ms(n),
+                }
             if "render" in phases or "smtp" in phases:
-                msgs, render_s, load_s = render_only(services, digest_ids(services.engine), keep=args.smtp_sample)
+                msgs, render_s, load_s = render_only(
+                    services, digest_ids(services.engine), keep=args.smtp_sample
+                )
                 row |= {
                     "render_only_per_s": round(n / render_s, 1),
                     "render_ms": round(1000 * render_s / n, 3),
@@ -424,24 +483,55 @@ def main(argv: list[str] | None = None) -> int:
         delivered = smtp.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    cols = ["run", "digests", "lanes", "full_per_s", "no_smtp_per_s", "render_only_per_s", "smtp_only_per_s",
-            "smtp_1conn_per_s", "smtp_lanes_per_s", "full_ms_per_digest", "full_cpu_ms", "render_ms", "smtp_ms",
-            "smtp_1conn_ms", "db_and_rest_ms", "load_digest_ms", "mean_message_kb", "load_1m"]
+    cols = [
+        "run",
+        "digests",
+        "lanes",
+        "full_per_s",
+        "no_smtp_per_s",
+        "render_only_per_s",
+        "smtp_only_per_s",
+        "smtp_1conn_per_s",
+        "smtp_lanes_per_s",
+        "full_ms_per_digest",
+        "full_cpu_ms",
+        "render_ms",
+        "smtp_ms",
+        "smtp_1conn_ms",
+        "db_and_rest_ms",
+        "load_digest_ms",
+        "mean_message_kb",
+        "load_1m",
+    ]
     cols = [c for c in cols if any(x.get(c) is not None for x in results)]
     print()
     print_table(cols, [[x.get(c) for c in cols] for x in results])
-    summary = {k: median(x[k] for x in results if x.get(k) is not None)
-               for k in cols if k not in ("run", "digests", "lanes", "load_1m")}
-    print(f"\nmedian of {args.runs} runs, {describe_database(url)}; the loopback server accepted "
-          f"{delivered.get('messages')} messages in all:")
+    summary = {
+        k: median(x[k] for x in results if x.get(k) is not None)
+        for k in cols
+        if k not in ("run", "digests", "lanes", "load_1m")
+    }
+    print(
+        f"\nmedian of {args.runs} runs, {describe_database(url)}; the loopback server accepted "
+        f"{delivered.get('messages')} messages in all:"
+    )
     for k, v in summary.items():
         print(f"  {k:20} {v}")
     if profile_text:
         print(f"\npyinstrument profile of one more full run: {args.profile}")
-    saved = write_json(args.json, {
-        "machine_at_start": started, "load_at_end": load_now(), "args": vars(args), "workload": workload_info,
-        "results": results, "summary": summary, "smtp_server": delivered,
-    }, "pipeline_digests" + (f"-{args.tag}" if args.tag else ""))
+    saved = write_json(
+        args.json,
+        {
+            "machine_at_start": started,
+            "load_at_end": load_now(),
+            "args": vars(args),
+            "workload": workload_info,
+            "results": results,
+            "summary": summary,
+            "smtp_server": delivered,
+        },
+        "pipeline_digests" + (f"-{args.tag}" if args.tag else ""),
+    )
     print(f"figures written to {saved}")
     return 0
 

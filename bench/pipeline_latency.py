@@ -47,9 +47,9 @@ from bench.pipeline_common import (
     REPO,
     base_env,
     bench_database,
-    create_tables,
     city_name,
     cpu_seconds,
+    create_tables,
     describe_database,
     free_port,
     load_now,
@@ -186,8 +186,11 @@ class Bench:
             stored = 0
             with engine.connect() as conn:
                 stored = conn.execute(select(func.count()).select_from(offenders)).scalar_one()
-            if m.get("sor_circles_held") == n_circles and m.get("sor_offenders_held") == a.offenders \
-                    and stored == a.offenders:
+            if (
+                m.get("sor_circles_held") == n_circles
+                and m.get("sor_offenders_held") == a.offenders
+                and stored == a.offenders
+            ):
                 break
             if self.worker.poll() is not None:
                 raise SystemExit("the worker died:\n" + (self.tmp / "worker.log").read_text()[-3000:])
@@ -215,7 +218,8 @@ class Bench:
             "circles": n_circles,
             "offenders": a.offenders,
             "watches": sum(len(v) for v in watches.values()),
-            "setup_s": {k: round(v, 1) for k, v in timings.items()} | {"total": round(time.monotonic() - t_setup, 1)},
+            "setup_s": {k: round(v, 1) for k, v in timings.items()}
+            | {"total": round(time.monotonic() - t_setup, 1)},
         }
 
     def import_subscribers(self, n: int) -> dict[str, Any]:
@@ -239,15 +243,24 @@ class Bench:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the worker had not read its topics in {self.args.setup_timeout}s")
             time.sleep(1.0)
-        return {"subscribers": n, "circles": new_circles, "command_s": round(command_s, 1),
-                "indexed_s": round(indexed_s, 1), "topics_read_s": round(time.monotonic() - t, 1),
-                "worker_rss_mb": rss_mb(self.worker.pid)}
+        return {
+            "subscribers": n,
+            "circles": new_circles,
+            "command_s": round(command_s, 1),
+            "indexed_s": round(indexed_s, 1),
+            "topics_read_s": round(time.monotonic() - t, 1),
+            "worker_rss_mb": rss_mb(self.worker.pid),
+        }
 
     def total_lag(self) -> int | None:
         """`sor-notify status --json`'s total lag: messages not yet read by the worker."""
         proc = subprocess.run(
             [sys.executable, "-m", "streams.entrypoints.cli", "status", "--json"],
-            env=self.env, cwd=REPO, capture_output=True, text=True, timeout=120,
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if proc.returncode != 0:
             return None
@@ -256,7 +269,11 @@ class Bench:
     def cli(self, *args: str) -> None:
         proc = subprocess.run(
             [sys.executable, "-m", "streams.entrypoints.cli", *args],
-            env=self.env, cwd=REPO, capture_output=True, text=True, timeout=600,
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if proc.returncode != 0:
             raise SystemExit(f"sor-notify {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -308,14 +325,24 @@ class Bench:
         except (OSError, ValueError):
             return {}
 
-    def phase(self, name: str, n_events: int, rate: float | None, *, max_backlog_s: float | None = None,
-              profile: Path | None = None) -> dict[str, Any]:
+    def phase(
+        self,
+        name: str,
+        n_events: int,
+        rate: float | None,
+        *,
+        max_backlog_s: float | None = None,
+        profile: Path | None = None,
+    ) -> dict[str, Any]:
         docs = [self.next_event() for _ in range(n_events)]
         before, expected = [], {}
         for d in docs:
             before.append(self.last_sent.get(d["offender_id"]))
             expected[d["event_id"]] = self.expected_alerts(d)
-        items = [(d["offender_id"].encode(), json.dumps(d, separators=(",", ":")).encode(), d["event_id"]) for d in docs]
+        items = [
+            (d["offender_id"].encode(), json.dumps(d, separators=(",", ":")).encode(), d["event_id"])
+            for d in docs
+        ]
         self.probe.poll()  # skip what earlier phases left
         spy = start_py_spy(self.worker.pid, profile) if profile else None
         cpu0, bcpu0 = cpu_seconds(self.worker.pid), cpu_seconds(self.broker.process.pid)
@@ -342,7 +369,9 @@ class Bench:
             take(self.probe.poll(), sched)
             return state["committed"]
 
-        publish_lag, aborted = asyncio.run(self.publish(items, rate, sched, expected, progress, max_backlog_s))
+        publish_lag, aborted = asyncio.run(
+            self.publish(items, rate, sched, expected, progress, max_backlog_s)
+        )
         published = len(sched)
         # Events never sent did not move anyone: back to the last event sent.
         for d, prior in reversed(list(zip(docs[published:], before[published:]))):
@@ -360,10 +389,17 @@ class Bench:
         if state["committed"] < want:
             status = subprocess.run(
                 [sys.executable, "-m", "streams.entrypoints.cli", "status"],
-                env=self.env, cwd=REPO, capture_output=True, text=True, timeout=120,
+                env=self.env,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
-            print(f"{name}: {want - state['committed']} alerts not committed after "
-                  f"{self.args.drain_timeout}s; `sor-notify status`:\n{status.stdout}", file=sys.stderr)
+            print(
+                f"{name}: {want - state['committed']} alerts not committed after "
+                f"{self.args.drain_timeout}s; `sor-notify status`:\n{status.stdout}",
+                file=sys.stderr,
+            )
         cpu1, bcpu1 = cpu_seconds(self.worker.pid), cpu_seconds(self.broker.process.pid)
         stats1 = self.stats()
         lat = np.concatenate(state["lat"]) * 1000 if state["lat"] else np.zeros(0)
@@ -379,8 +415,11 @@ class Bench:
         for k, (n1, t1) in stats1.items():
             n0, t0 = stats0.get(k, [0, 0.0])
             if n1 > n0:
-                breakdown[k] = {"calls": int(n1 - n0), "ms_per_call": round(1000 * (t1 - t0) / (n1 - n0), 2),
-                                "ms_per_event": round(1000 * (t1 - t0) / max(1, published), 2)}
+                breakdown[k] = {
+                    "calls": int(n1 - n0),
+                    "ms_per_call": round(1000 * (t1 - t0) / (n1 - n0), 2),
+                    "ms_per_event": round(1000 * (t1 - t0) / max(1, published), 2),
+                }
         return {
             "phase": name,
             "events": published,
@@ -426,12 +465,20 @@ class Bench:
             "applied_to_matched": [matched[e] - applied[e] for e in matched if e in applied],
             "matched_to_committed": [done[e] - matched[e] for e in done if e in matched],
         }
-        return {k: {"p50": round(1000 * percentile(v, 50), 1), "p99": round(1000 * percentile(v, 99), 1)}
-                for k, v in legs.items() if v}
+        return {
+            k: {"p50": round(1000 * percentile(v, 50), 1), "p99": round(1000 * percentile(v, 99), 1)}
+            for k, v in legs.items()
+            if v
+        }
 
     async def publish(
-        self, items: list[tuple[bytes, bytes, str]], rate: float | None, sched: dict[str, float],
-        expected: dict[str, int], progress: Any, max_backlog_s: float | None,
+        self,
+        items: list[tuple[bytes, bytes, str]],
+        rate: float | None,
+        sched: dict[str, float],
+        expected: dict[str, int],
+        progress: Any,
+        max_backlog_s: float | None,
     ) -> tuple[float, bool]:
         """Send at `rate` per second (None: as fast as it goes); each event's time is its slot.
 
@@ -443,8 +490,11 @@ class Bench:
 
         # As the project's own producers do against the embedded broker: one record per batch.
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.broker.bootstrap, acks="all", linger_ms=0,
-            enable_idempotence=False, max_batch_size=1,
+            bootstrap_servers=self.broker.bootstrap,
+            acks="all",
+            linger_ms=0,
+            enable_idempotence=False,
+            max_batch_size=1,
         )
         await producer.start()
         lag = 0.0
@@ -490,8 +540,12 @@ class Bench:
 def rss_mb(pid: int) -> float | None:
     """Resident memory of a process and its children (the probe runs the worker in-process)."""
     try:
-        out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(pid), "-p", str(pid)],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["ps", "-o", "rss=", "--ppid", str(pid), "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     return round(sum(int(x) for x in out.split()) / 1024, 1)
@@ -506,33 +560,65 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=1000.0, help="steady events per second")
     p.add_argument("--duration", type=float, default=15.0, help="seconds of steady publishing per run")
     p.add_argument("--warmup", type=int, default=200, help="events sent before measuring (sizes the bursts)")
-    p.add_argument("--burst", type=int, default=5_000, help="at most this many events per burst (the maximum throughput)")
-    p.add_argument("--burst-seconds", type=float, default=15.0,
-                   help="size bursts to last about this long at the warm-up's rate")
-    p.add_argument("--max-backlog", type=float, default=5.0,
-                   help="stop a steady phase once this many seconds of work are waiting (not sustained)")
-    p.add_argument("--sustainable-share", type=float, default=0.7,
-                   help="when the target rate is not sustained, also run at this share of the burst rate")
+    p.add_argument(
+        "--burst", type=int, default=5_000, help="at most this many events per burst (the maximum throughput)"
+    )
+    p.add_argument(
+        "--burst-seconds",
+        type=float,
+        default=15.0,
+        help="size bursts to last about this long at the warm-up's rate",
+    )
+    p.add_argument(
+        "--max-backlog",
+        type=float,
+        default=5.0,
+        help="stop a steady phase once this many seconds of work are waiting (not sustained)",
+    )
+    p.add_argument(
+        "--sustainable-share",
+        type=float,
+        default=0.7,
+        help="when the target rate is not sustained, also run at this share of the burst rate",
+    )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--partitions", type=int, default=4)
-    p.add_argument("--batched-producer", action="store_true",
-                   help="the worker's producer batches records (SOR_SINGLE_RECORD_BATCHES=false, as on Apache "
-                        "Kafka): what the embedded broker's one-record-per-batch workaround costs")
-    p.add_argument("--fetch-wait-ms", type=int, default=0,
-                   help="experiment: the worker's consumers wait at most this long for records (faust asks 1500)")
+    p.add_argument(
+        "--batched-producer",
+        action="store_true",
+        help="the worker's producer batches records (SOR_SINGLE_RECORD_BATCHES=false, as on Apache "
+        "Kafka): what the embedded broker's one-record-per-batch workaround costs",
+    )
+    p.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        default=0,
+        help="experiment: the worker's consumers wait at most this long for records (faust asks 1500)",
+    )
     p.add_argument("--log-level", default="info", help="the worker's SOR_LOG_LEVEL (production: info)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tag", default="", help="suffix of the results file name")
-    p.add_argument("--profile", action="store_true", help="py-spy the worker in one extra burst (not in the figures)")
+    p.add_argument(
+        "--profile", action="store_true", help="py-spy the worker in one extra burst (not in the figures)"
+    )
     p.add_argument("--setup-timeout", type=float, default=180.0)
     p.add_argument("--drain-timeout", type=float, default=60.0)
-    p.add_argument("--json", help="write every figure here (default: bench/results/pipeline_latency[-TAG].json)")
+    p.add_argument(
+        "--json", help="write every figure here (default: bench/results/pipeline_latency[-TAG].json)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, probe)")
-    p.add_argument("--setup-only", action="store_true",
-                   help="measure the start only: resync, worker ready, topics read, worker memory")
-    p.add_argument("--import-subscribers", type=int, default=0,
-                   help="with --setup-only: then `subscribers import` this many new subscribers into the "
-                        "running system and time it until the worker holds every circle and has read its topics")
+    p.add_argument(
+        "--setup-only",
+        action="store_true",
+        help="measure the start only: resync, worker ready, topics read, worker memory",
+    )
+    p.add_argument(
+        "--import-subscribers",
+        type=int,
+        default=0,
+        help="with --setup-only: then `subscribers import` this many new subscribers into the "
+        "running system and time it until the worker holds every circle and has read its topics",
+    )
     args = p.parse_args(argv)
 
     bench = Bench(args)
@@ -546,9 +632,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.import_subscribers:
                 setup["import"] = bench.import_subscribers(args.import_subscribers)
                 print(f"import: {json.dumps(setup['import'])}", flush=True)
-            saved = write_json(args.json, {
-                "machine_at_start": started, "load_at_end": load_now(), "args": vars(args), "setup": setup,
-            }, "pipeline_start" + (f"-{args.tag}" if args.tag else ""))
+            saved = write_json(
+                args.json,
+                {
+                    "machine_at_start": started,
+                    "load_at_end": load_now(),
+                    "args": vars(args),
+                    "setup": setup,
+                },
+                "pipeline_start" + (f"-{args.tag}" if args.tag else ""),
+            )
             print(f"figures written to {saved}")
             return 0
         warm = bench.phase("warm-up", args.warmup, None)
@@ -560,31 +653,52 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(burst), flush=True)
             # Stop feeding a worker that cannot keep up once the backlog is worth
             # --max-backlog seconds of its burst throughput: bounded drain, bounded run.
-            backlog_s = args.max_backlog * burst["alerts_per_s"] / max(1.0, args.rate * burst["fanout_per_event"])
-            target = bench.phase(f"steady {r} @{args.rate:g}/s", int(args.rate * args.duration), args.rate,
-                                 max_backlog_s=backlog_s)
+            backlog_s = (
+                args.max_backlog * burst["alerts_per_s"] / max(1.0, args.rate * burst["fanout_per_event"])
+            )
+            target = bench.phase(
+                f"steady {r} @{args.rate:g}/s",
+                int(args.rate * args.duration),
+                args.rate,
+                max_backlog_s=backlog_s,
+            )
             target["sustained"] = not target["aborted"] and target["events_incomplete"] == 0
             results.append(target)
             print(json.dumps(target), flush=True)
             if not target["sustained"]:
                 rate = max(1.0, float(int(args.sustainable_share * burst["events_per_s"])))
-                below = bench.phase(f"steady {r} @{rate:g}/s", int(rate * args.duration), rate,
-                                    max_backlog_s=args.max_backlog)
+                below = bench.phase(
+                    f"steady {r} @{rate:g}/s", int(rate * args.duration), rate, max_backlog_s=args.max_backlog
+                )
                 below["sustained"] = not below["aborted"] and below["events_incomplete"] == 0
                 results.append(below)
                 print(json.dumps(below), flush=True)
         if args.profile:
             out = bench.tmp / "burst.collapsed"
             bench.phase("profiled burst", burst_events, None, profile=out)
-            profile = summarize_collapsed(out, focus=("streams/", "faust/", "aiokafka/", "sqlalchemy/", "structlog/"))
+            profile = summarize_collapsed(
+                out, focus=("streams/", "faust/", "aiokafka/", "sqlalchemy/", "structlog/")
+            )
     finally:
         bench.close()
 
     bursts = [x for x in results if x["phase"].startswith("burst")]
     targets = [x for x in results if x["phase"].startswith("steady") and x["rate_target"] == args.rate]
     belows = [x for x in results if x["phase"].startswith("steady") and x["rate_target"] != args.rate]
-    cols = ["phase", "events", "fanout_per_event", "alerts_committed", "events_incomplete", "events_per_s",
-            "alerts_per_s", "p50_ms", "p99_ms", "max_ms", "worker_cpu_pct", "load_1m"]
+    cols = [
+        "phase",
+        "events",
+        "fanout_per_event",
+        "alerts_committed",
+        "events_incomplete",
+        "events_per_s",
+        "alerts_per_s",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "worker_cpu_pct",
+        "load_1m",
+    ]
     print()
     print_table(cols, [[x[c] for c in cols] for x in results])
     summary: dict[str, Any] = {
@@ -615,10 +729,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k:26} {v}")
     if profile:
         print_profile("worker profile (py-spy, burst)", profile)
-    saved = write_json(args.json, {
-        "machine_at_start": started, "load_at_end": load_now(), "args": vars(args), "setup": setup,
-        "results": results, "summary": summary, "profile": profile,
-    }, "pipeline_latency" + (f"-{args.tag}" if args.tag else ""))
+    saved = write_json(
+        args.json,
+        {
+            "machine_at_start": started,
+            "load_at_end": load_now(),
+            "args": vars(args),
+            "setup": setup,
+            "results": results,
+            "summary": summary,
+            "profile": profile,
+        },
+        "pipeline_latency" + (f"-{args.tag}" if args.tag else ""),
+    )
     print(f"figures written to {saved}")
     return 0
 

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,9 @@ from bench.pipeline_common import (
     REPO,
     base_env,
     bench_database,
-    create_tables,
     city_name,
     cpu_seconds,
+    create_tables,
     describe_database,
     free_port,
     load_now,
@@ -91,19 +92,26 @@ def seed(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
     n_subs, n_circles = load_subscribers(engine, cs, watches)
     points = workload.events(args.offenders, args.seed)
     for j, oid in enumerate(offenders):
-        doc = registry_event(oid, 1, j, float(points.lat[j]), float(points.lon[j]), city_name(int(points.city[j])))
+        doc = registry_event(
+            oid, 1, j, float(points.lat[j]), float(points.lon[j]), city_name(int(points.city[j]))
+        )
         ev = decode_registry_event(json.dumps(doc).encode(), oid)
         repository.save_offender_state(engine, apply_event(None, ev).state)
-    return {"subscribers": n_subs, "circles": n_circles, "offenders": args.offenders, "clients": users,
-            "tracked_per_client": [per_sub[s] for s in users]}
+    return {
+        "subscribers": n_subs,
+        "circles": n_circles,
+        "offenders": args.offenders,
+        "clients": users,
+        "tracked_per_client": [per_sub[s] for s in users],
+    }
 
 
 def sessions_for(engine: Any, users: list[int]) -> list[str]:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from streams.web import sessions
 
-    return [sessions.create(engine, sid, datetime.now(timezone.utc)).raw_id for sid in users]
+    return [sessions.create(engine, sid, datetime.now(UTC)).raw_id for sid in users]
 
 
 PAGES: dict[str, Any] = {
@@ -116,7 +124,9 @@ PAGES: dict[str, Any] = {
 OFFENDERS = [1]
 
 
-async def load_page(base: str, page: str, cookies: list[str], seconds: float, warmup: float) -> dict[str, Any]:
+async def load_page(
+    base: str, page: str, cookies: list[str], seconds: float, warmup: float
+) -> dict[str, Any]:
     import aiohttp
 
     path_of = PAGES[page]
@@ -172,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pages", default=",".join(PAGES))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tag", default="", help="suffix of the results file name")
-    p.add_argument("--profile", action="store_true", help="py-spy the site during one more round (not in the figures)")
+    p.add_argument(
+        "--profile", action="store_true", help="py-spy the site during one more round (not in the figures)"
+    )
     p.add_argument("--json", help="write every figure here (default: bench/results/pipeline_web[-TAG].json)")
     args = p.parse_args(argv)
     OFFENDERS[0] = args.offenders
@@ -194,13 +206,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database: {describe_database(url)}; workload: {json.dumps(info)}", flush=True)
         port = free_port()
         env = base_env(
-            SOR_DATABASE_URL=url, SOR_DATA_DIR=str(tmp / "data"), SOR_WEB_HOST="127.0.0.1",
-            SOR_WEB_PORT=str(port), SOR_LOG_FORMAT="json", SOR_LOG_LEVEL="info", SOR_MAP_TILES_URL="",
+            SOR_DATABASE_URL=url,
+            SOR_DATA_DIR=str(tmp / "data"),
+            SOR_WEB_HOST="127.0.0.1",
+            SOR_WEB_PORT=str(port),
+            SOR_LOG_FORMAT="json",
+            SOR_LOG_LEVEL="info",
+            SOR_MAP_TILES_URL="",
             SOR_SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789",
         )
         server = subprocess.Popen(
-            [sys.executable, "-m", "bench.pipeline_web", "serve"], env=env, cwd=REPO,
-            stdout=open(tmp / "web.log", "wb"), stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "bench.pipeline_web", "serve"],
+            env=env,
+            cwd=REPO,
+            stdout=open(tmp / "web.log", "wb"),
+            stderr=subprocess.STDOUT,
         )
         wait_port(port)
         base = f"http://127.0.0.1:{port}"
@@ -209,8 +229,13 @@ def main(argv: list[str] | None = None) -> int:
                 load0 = load_now()
                 cpu0 = cpu_seconds(server.pid)
                 res = asyncio.run(load_page(base, page, cookies, args.seconds, args.warmup))
-                res |= {"run": r, "server_cpu_pct": round(100 * (cpu_seconds(server.pid) - cpu0)
-                                                          / (args.seconds + args.warmup)), "load_1m": load0}
+                res |= {
+                    "run": r,
+                    "server_cpu_pct": round(
+                        100 * (cpu_seconds(server.pid) - cpu0) / (args.seconds + args.warmup)
+                    ),
+                    "load_1m": load0,
+                }
                 results.append(res)
                 print(json.dumps(res), flush=True)
         if args.profile:
@@ -219,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
             for page in pages:
                 asyncio.run(load_page(base, page, cookies, args.seconds / 2, 0))
             stop_py_spy(spy)
-            profile = summarize_collapsed(out, focus=("streams/", "aiohttp/", "jinja2/", "sqlalchemy/", "psycopg/"))
+            profile = summarize_collapsed(
+                out, focus=("streams/", "aiohttp/", "jinja2/", "sqlalchemy/", "psycopg/")
+            )
     finally:
         if server is not None and server.poll() is None:
             server.send_signal(signal.SIGINT)
@@ -236,16 +263,36 @@ def main(argv: list[str] | None = None) -> int:
         mine = [x for x in results if x["page"] == page]
         summary[page] = {k: median(x[k] for x in mine) for k in ("rps", "p50_ms", "p99_ms", "max_ms")}
         summary[page]["non_200"] = sum(x["requests"] - x["ok"] for x in mine)
-        rows.append([page, summary[page]["rps"], summary[page]["p50_ms"], summary[page]["p99_ms"],
-                     summary[page]["max_ms"], summary[page]["non_200"], median(x["kb"] for x in mine)])
-    print(f"\nmedian of {args.runs} runs, {args.clients} concurrent logged-in clients, {describe_database(url)}:")
+        rows.append(
+            [
+                page,
+                summary[page]["rps"],
+                summary[page]["p50_ms"],
+                summary[page]["p99_ms"],
+                summary[page]["max_ms"],
+                summary[page]["non_200"],
+                median(x["kb"] for x in mine),
+            ]
+        )
+    print(
+        f"\nmedian of {args.runs} runs, {args.clients} concurrent logged-in clients, {describe_database(url)}:"
+    )
     print_table(["page", "rps", "p50_ms", "p99_ms", "max_ms", "non-200", "kb"], rows)
     if profile:
         print_profile("site profile (py-spy, every page)", profile)
-    saved = write_json(args.json, {
-        "machine_at_start": started, "load_at_end": load_now(), "args": vars(args), "workload": info,
-        "results": results, "summary": summary, "profile": profile,
-    }, "pipeline_web" + (f"-{args.tag}" if args.tag else ""))
+    saved = write_json(
+        args.json,
+        {
+            "machine_at_start": started,
+            "load_at_end": load_now(),
+            "args": vars(args),
+            "workload": info,
+            "results": results,
+            "summary": summary,
+            "profile": profile,
+        },
+        "pipeline_web" + (f"-{args.tag}" if args.tag else ""),
+    )
     print(f"figures written to {saved}")
     return 0 if all(s["non_200"] == 0 for s in summary.values()) else 1
 

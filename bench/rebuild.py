@@ -49,8 +49,9 @@ def table_contents(n: int, seed: int, partitions: int = 8) -> dict[str, dict[str
     from bench import workload
     from streams.domain import circle_batch
 
-    return circle_batch.table_entries(workload.circles(n, seed).domain_circles(),
-                                      lambda cell: hash(cell) % partitions)
+    return circle_batch.table_entries(
+        workload.circles(n, seed).domain_circles(), lambda cell: hash(cell) % partitions
+    )
 
 
 def child_worker(n: int, seed: int, profile: bool) -> dict[str, Any]:
@@ -71,8 +72,9 @@ def child_worker(n: int, seed: int, profile: bool) -> dict[str, Any]:
             profiler.start()
         t0 = time.perf_counter()
         # As tracked_circles.rebuild_index does.
-        holder.rebuild(row for v in table.values() if v["partition"] in owned
-                       for row in circle_batch.entry_rows(v))
+        holder.rebuild(
+            row for v in table.values() if v["partition"] in owned for row in circle_batch.entry_rows(v)
+        )
         out[f"{attempt}_total_s"] = time.perf_counter() - t0
         if attempt == "first":
             out["rss_per_circle"] = (rss_bytes() - before) / len(holder)
@@ -112,10 +114,20 @@ def child_index(n: int, seed: int, profile: bool) -> dict[str, Any]:
 
 
 def run_child(kind: str, n: int, seed: int, profile: bool) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "bench.rebuild", "--child", kind, "--circles", str(n),
-           "--seed", str(seed)] + (["--profile"] if profile else [])
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parent.parent)
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.rebuild",
+        "--child",
+        kind,
+        "--circles",
+        str(n),
+        "--seed",
+        str(seed),
+    ] + (["--profile"] if profile else [])
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent
+    )
     return json.loads(done.stdout)
 
 
@@ -133,19 +145,24 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(fn(args.circles, args.seed, args.profile)))
         return 0
 
-    result: dict[str, Any] = {"circles": args.circles, "seed": args.seed, "repeat": args.repeat,
-                              "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                              "load_before": os.getloadavg()}
+    result: dict[str, Any] = {
+        "circles": args.circles,
+        "seed": args.seed,
+        "repeat": args.repeat,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "load_before": os.getloadavg(),
+    }
     for kind in ("index", "worker"):
-        runs = [run_child(kind, args.circles, args.seed, args.profile and i == 0)
-                for i in range(args.repeat)]
+        runs = [run_child(kind, args.circles, args.seed, args.profile and i == 0) for i in range(args.repeat)]
         profile = runs[0].pop("profile", None)
-        summary = {k: statistics.median(r[k] for r in runs) for k in runs[0]
-                   if isinstance(runs[0][k], (int, float))}
+        summary = {
+            k: statistics.median(r[k] for r in runs) for k in runs[0] if isinstance(runs[0][k], (int, float))
+        }
         summary["runs"] = runs
         result[kind] = summary
-        shown = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in summary.items() if k != "runs")
+        shown = ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items() if k != "runs"
+        )
         print(f"{kind}: {shown}")
         if profile:
             print(profile)

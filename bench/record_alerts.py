@@ -47,18 +47,40 @@ def _alerts(subscriber_id: int, tracked_address_id: int, run: int, n: int) -> li
     for i in range(n):
         oid = f"MO-B{i}"
         street = f"{i} Olive St"
-        address = Address("home", street, "St. Louis", "MO", "63101", lat=38.63, lon=-90.19,
-                          normalized=f"{street}, ST LOUIS, MO 63101".upper()).to_dict()
-        out.append(Alert(
-            alert_id=alert_id_for("bench.record_alerts", run, i), subscriber_id=subscriber_id,
-            offender_id=oid, kind="moved_in", event_id=f"{oid}-e{run}",
-            occurred_at=f"2026-11-20T14:{i % 60:02d}:00Z",
-            offender={"offender_id": oid, "name": "X Y", "main_offense": "Sexual assault", "tier": 2,
-                      "compliance": "compliant"},
-            tracked_address_id=tracked_address_id, tracked_label="Home",
-            tracked_one_line="1 Market St, St. Louis, MO 63101",
-            address=address, distance_m=800.0, band=proximity_band(800.0), revision=1,
-        ))
+        address = Address(
+            "home",
+            street,
+            "St. Louis",
+            "MO",
+            "63101",
+            lat=38.63,
+            lon=-90.19,
+            normalized=f"{street}, ST LOUIS, MO 63101".upper(),
+        ).to_dict()
+        out.append(
+            Alert(
+                alert_id=alert_id_for("bench.record_alerts", run, i),
+                subscriber_id=subscriber_id,
+                offender_id=oid,
+                kind="moved_in",
+                event_id=f"{oid}-e{run}",
+                occurred_at=f"2026-11-20T14:{i % 60:02d}:00Z",
+                offender={
+                    "offender_id": oid,
+                    "name": "X Y",
+                    "main_offense": "Sexual assault",
+                    "tier": 2,
+                    "compliance": "compliant",
+                },
+                tracked_address_id=tracked_address_id,
+                tracked_label="Home",
+                tracked_one_line="1 Market St, St. Louis, MO 63101",
+                address=address,
+                distance_m=800.0,
+                band=proximity_band(800.0),
+                revision=1,
+            )
+        )
     return out
 
 
@@ -70,9 +92,18 @@ def _one_change(alerts: list[Any]) -> list[Any]:
     from streams.domain.alert_batch import batch_of
 
     first = alerts[0]
-    same = [dataclasses.replace(a, offender_id=first.offender_id, offender=first.offender, event_id=first.event_id,
-                                occurred_at=first.occurred_at, address=first.address, distance_m=800.0 + i / 7)
-            for i, a in enumerate(alerts)]
+    same = [
+        dataclasses.replace(
+            a,
+            offender_id=first.offender_id,
+            offender=first.offender,
+            event_id=first.event_id,
+            occurred_at=first.occurred_at,
+            address=first.address,
+            distance_m=800.0 + i / 7,
+        )
+        for i, a in enumerate(alerts)
+    ]
     return [json.loads(json.dumps(part.to_dict())) for _, part in batch_of(same).by_partition(1)]
 
 
@@ -104,10 +135,21 @@ def one_run(engine: Any, run: int, n: int, as_agent: bool = False) -> dict[str, 
     from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscriber
     from streams.domain.addresses import normalize_address
 
-    home = ImportedAddress("Home", "1 Market St", "St. Louis", "MO", "63101", "1mi", 38.6270, -90.1994,
-                           normalize_address("1 Market St", "St. Louis", "MO", "63101"))
+    home = ImportedAddress(
+        "Home",
+        "1 Market St",
+        "St. Louis",
+        "MO",
+        "63101",
+        "1mi",
+        38.6270,
+        -90.1994,
+        normalize_address("1 Market St", "St. Louis", "MO", "63101"),
+    )
     sub = subscriber_store.upsert_subscriber(
-        engine, ImportedSubscriber(f"bench-record-alerts-{os.getpid()}-{run}@bench.invalid", True, (home,), ()))
+        engine,
+        ImportedSubscriber(f"bench-record-alerts-{os.getpid()}-{run}@bench.invalid", True, (home,), ()),
+    )
     alerts = _alerts(sub.subscriber_id, sub.circles[0].circle_id, run, n)
     extra: dict[str, Any] = {}
     if as_agent:
@@ -130,8 +172,12 @@ def one_run(engine: Any, run: int, n: int, as_agent: bool = False) -> dict[str, 
         with engine.begin() as conn:
             conn.execute(delete(pending_alerts).where(pending_alerts.c.subscriber_id == sub.subscriber_id))
             conn.execute(delete(subscribers).where(subscribers.c.id == sub.subscriber_id))  # cascades
-    return {"new_s": t1 - t0, "redelivered_s": t2 - t1,
-            "new_per_s": n / (t1 - t0), "redelivered_per_s": n / (t2 - t1)} | extra
+    return {
+        "new_s": t1 - t0,
+        "redelivered_s": t2 - t1,
+        "new_per_s": n / (t1 - t0),
+        "redelivered_per_s": n / (t2 - t1),
+    } | extra
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,9 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alerts", type=int, default=5000, help="alerts in the batch")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in a temporary folder)")
-    p.add_argument("--as-agent", action="store_true",
-                   help="one address change's alerts as the alerts agent stores them: alert-batch "
-                        "messages as decoded from the wire (decoding and encoding timed too)")
+    p.add_argument(
+        "--as-agent",
+        action="store_true",
+        help="one address change's alerts as the alerts agent stores them: alert-batch "
+        "messages as decoded from the wire (decoding and encoding timed too)",
+    )
     p.add_argument("--json", type=Path, help="also write the summary JSON here")
     args = p.parse_args(argv)
     if args.alerts < 1 or args.runs < 1:
@@ -154,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         u = make_url(url)
         if u.get_backend_name() != "sqlite" and u.database == "test":
             p.error("database `test` belongs to the test suite (it drops it); use another, e.g. `bench`")
-        database = "SQLite (temporary file)" if not args.database_url else u.render_as_string(hide_password=True)
+        database = (
+            "SQLite (temporary file)" if not args.database_url else u.render_as_string(hide_password=True)
+        )
         engine = create_tables(url)  # every table of the project, as the services make them
         try:
             load_before = os.getloadavg()
@@ -163,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             for run in range(args.runs):
                 r = one_run(engine, run, args.alerts, args.as_agent)
                 runs.append(r)
-                print(f"run {run + 1}: new {r['new_per_s']:,.0f} alerts/s ({r['new_s']:.3f} s), "
-                      f"redelivered {r['redelivered_per_s']:,.0f} alerts/s ({r['redelivered_s']:.3f} s)",
-                      flush=True)
+                print(
+                    f"run {run + 1}: new {r['new_per_s']:,.0f} alerts/s ({r['new_s']:.3f} s), "
+                    f"redelivered {r['redelivered_per_s']:,.0f} alerts/s ({r['redelivered_s']:.3f} s)",
+                    flush=True,
+                )
             load_after = os.getloadavg()
         finally:
             engine.dispose()
@@ -179,8 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         "median_new_per_s": round(statistics.median(r["new_per_s"] for r in runs)),
         "median_redelivered_per_s": round(statistics.median(r["redelivered_per_s"] for r in runs)),
         "runs_new_per_s": [round(r["new_per_s"]) for r in runs],
-        **({"median_encode_us_per_alert": round(statistics.median(r["encode_us_per_alert"] for r in runs), 2)}
-           if args.as_agent else {}),
+        **(
+            {
+                "median_encode_us_per_alert": round(
+                    statistics.median(r["encode_us_per_alert"] for r in runs), 2
+                )
+            }
+            if args.as_agent
+            else {}
+        ),
         "runs_redelivered_per_s": [round(r["redelivered_per_s"]) for r in runs],
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],

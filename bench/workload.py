@@ -29,9 +29,9 @@ import csv
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import shapely
@@ -102,21 +102,49 @@ SPREAD_KM_PER_SQRT_THOUSAND = 3.8
 
 # Share of each offered radius among tracked circles; 1 mile the most common.
 RADIUS_WEIGHTS: dict[str, float] = {
-    "500ft": 0.05, "1000ft": 0.08, "0.25mi": 0.12, "0.5mi": 0.18,
-    "1mi": 0.30, "2mi": 0.14, "3mi": 0.08, "5mi": 0.05,
+    "500ft": 0.05,
+    "1000ft": 0.08,
+    "0.25mi": 0.12,
+    "0.5mi": 0.18,
+    "1mi": 0.30,
+    "2mi": 0.14,
+    "3mi": 0.08,
+    "5mi": 0.05,
 }
 # Circles per subscriber (each tracks 1 to 5 addresses).
 PER_SUBSCRIBER_WEIGHTS = (0.50, 0.25, 0.12, 0.08, 0.05)
 
 # A coarse outline of Missouri (lon, lat), for the rural scatter and to keep city spreads
 # from running into Kansas, Illinois or Arkansas.
-MISSOURI_OUTLINE = shapely.Polygon([
-    (-95.77, 40.58), (-91.73, 40.61), (-91.42, 40.38), (-91.49, 40.05), (-91.36, 39.71),
-    (-90.95, 39.35), (-90.68, 39.05), (-90.20, 38.86), (-90.17, 38.63), (-90.35, 38.22),
-    (-90.05, 37.98), (-89.52, 37.31), (-89.45, 37.00), (-89.13, 36.98), (-89.53, 36.59),
-    (-89.70, 36.00), (-90.37, 36.00), (-90.15, 36.50), (-94.62, 36.50), (-94.62, 39.10),
-    (-94.60, 39.15), (-94.88, 39.40), (-94.95, 39.90), (-95.31, 40.00), (-95.77, 40.58),
-])
+MISSOURI_OUTLINE = shapely.Polygon(
+    [
+        (-95.77, 40.58),
+        (-91.73, 40.61),
+        (-91.42, 40.38),
+        (-91.49, 40.05),
+        (-91.36, 39.71),
+        (-90.95, 39.35),
+        (-90.68, 39.05),
+        (-90.20, 38.86),
+        (-90.17, 38.63),
+        (-90.35, 38.22),
+        (-90.05, 37.98),
+        (-89.52, 37.31),
+        (-89.45, 37.00),
+        (-89.13, 36.98),
+        (-89.53, 36.59),
+        (-89.70, 36.00),
+        (-90.37, 36.00),
+        (-90.15, 36.50),
+        (-94.62, 36.50),
+        (-94.62, 39.10),
+        (-94.60, 39.15),
+        (-94.88, 39.40),
+        (-94.95, 39.90),
+        (-95.31, 40.00),
+        (-95.77, 40.58),
+    ]
+)
 shapely.prepare(MISSOURI_OUTLINE)
 
 _LABELS = ("Home", "Work", "School", "Daycare", "Parents")
@@ -141,8 +169,12 @@ class CircleSet:
     def rows(self) -> Iterator[tuple[int, int, float, float, float, str]]:
         """(circle_id, subscriber_id, lat, lon, radius_m, radius_code) as Python values."""
         return zip(
-            self.circle_id.tolist(), self.subscriber_id.tolist(), self.lat.tolist(),
-            self.lon.tolist(), self.radius_m.tolist(), self.radius_code.tolist(),
+            self.circle_id.tolist(),
+            self.subscriber_id.tolist(),
+            self.lat.tolist(),
+            self.lon.tolist(),
+            self.radius_m.tolist(),
+            self.radius_code.tolist(),
         )
 
     def domain_circles(self) -> Iterator[Circle]:
@@ -208,9 +240,7 @@ def circles(n: int, seed: int = 1) -> CircleSet:
     subscriber = np.repeat(np.arange(1, n + 1, dtype=np.int64), per_sub)[:n]
     # Shuffled so a subscriber's circles are not all neighbours in id order.
     subscriber = subscriber[rng.permutation(n)]
-    return CircleSet(
-        np.arange(1, n + 1, dtype=np.int64), subscriber, lat, lon, radius, code, city
-    )
+    return CircleSet(np.arange(1, n + 1, dtype=np.int64), subscriber, lat, lon, radius, code, city)
 
 
 def events(n: int, seed: int = 1) -> EventSet:
@@ -234,10 +264,28 @@ def import_lines(n: int, seed: int) -> tuple[list[str], int]:
         addresses = []
         for c in per_sub[sid][:5]:
             street, city, rest = c.one_line.split(", ")
-            addresses.append({"label": c.label, "street": street, "city": city, "state": "MO",
-                              "zip": rest.split()[-1], "radius": c.radius_code, "lat": c.lat, "lon": c.lon})
-        lines.append(json.dumps({"email": f"import-{sid}@example.org", "confirmed": True,
-                                 "addresses": addresses, "offenders": []}))
+            addresses.append(
+                {
+                    "label": c.label,
+                    "street": street,
+                    "city": city,
+                    "state": "MO",
+                    "zip": rest.split()[-1],
+                    "radius": c.radius_code,
+                    "lat": c.lat,
+                    "lon": c.lon,
+                }
+            )
+        lines.append(
+            json.dumps(
+                {
+                    "email": f"import-{sid}@example.org",
+                    "confirmed": True,
+                    "addresses": addresses,
+                    "offenders": [],
+                }
+            )
+        )
     return lines, sum(min(5, len(per_sub[s])) for s in chosen)
 
 
@@ -275,18 +323,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=2_000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out-dir", type=Path, help="write circles.csv and events.csv here")
-    p.add_argument("--stats", action="store_true",
-                   help="print how many circles an event falls inside (all, large cities)")
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="print how many circles an event falls inside (all, large cities)",
+    )
     args = p.parse_args(argv)
     cs, ev = circles(args.circles, args.seed), events(args.events, args.seed)
     if args.out_dir:
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        _write_csv(args.out_dir / "circles.csv",
-                   ["circle_id", "subscriber_id", "lat", "lon", "radius_m", "radius_code"],
-                   cs.rows())
-        _write_csv(args.out_dir / "events.csv", ["lat", "lon", "city"],
-                   zip(ev.lat.tolist(), ev.lon.tolist(),
-                       ["rural" if c == RURAL else CITY_NAMES[c] for c in ev.city.tolist()]))
+        _write_csv(
+            args.out_dir / "circles.csv",
+            ["circle_id", "subscriber_id", "lat", "lon", "radius_m", "radius_code"],
+            cs.rows(),
+        )
+        _write_csv(
+            args.out_dir / "events.csv",
+            ["lat", "lon", "city"],
+            zip(
+                ev.lat.tolist(),
+                ev.lon.tolist(),
+                ["rural" if c == RURAL else CITY_NAMES[c] for c in ev.city.tolist()],
+            ),
+        )
         print(f"wrote {len(cs)} circles and {len(ev)} events to {args.out_dir}")
     if args.stats:
         counts = match_counts(cs, ev)
@@ -296,8 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         groups += [(f"  {c}", ev.in_cities((c,))) for c in LARGE_CITIES]
         for name, mask in groups:
             s = summary(counts[mask])
-            print(f"  {name}: " + " ".join(
-                f"{k}={v:.0f}" if k != "mean" else f"{k}={v:.1f}" for k, v in s.items()))
+            print(
+                f"  {name}: "
+                + " ".join(f"{k}={v:.0f}" if k != "mean" else f"{k}={v:.1f}" for k, v in s.items())
+            )
     return 0
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
+from streams import worker_pages
 from streams.adapters.db import make_engine
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.geocode_cache import CachedGeocoder, ChainGeocoder
-from streams.adapters.mail import MaildirSender, MailSender, SmtpSender
+from streams.adapters.mail import MailSender, SmtpSender
+from streams.adapters.maildir import MaildirSender
 from streams.adapters.remote_geocoder import RemoteGeocoder
 from streams.adapters.schema_migrations import ensure_ready
 from streams.agents import (
@@ -21,7 +23,6 @@ from streams.agents import (
     registry_events,
     tracked_circles,
 )
-from streams import worker_pages
 from streams.app import StreamGraph, create_app
 from streams.domain.geocoding import Geocoder
 from streams.runtime import Runtime

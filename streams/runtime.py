@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -44,7 +45,7 @@ class Runtime:
 
     def local_period(self, now: datetime | None = None) -> str:
         """The service's local date: the digest period a moment belongs to."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return now.astimezone(self.settings.zone).date().isoformat()
 
 

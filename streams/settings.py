@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -97,8 +98,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 _Number = TypeVar("_Number", int, float)
 
 
-def _number(env: Mapping[str, str], name: str, default: _Number, lo: _Number, hi: _Number,
-            parse: Callable[[str], _Number], expected: str, in_range: str) -> _Number:
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: _Number,
+    lo: _Number,
+    hi: _Number,
+    parse: Callable[[str], _Number],
+    expected: str,
+    in_range: str,
+) -> _Number:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -141,7 +150,11 @@ def _remote_geocoders(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     out = []
     for item in filter(None, (p.strip() for p in raw.split(","))):
         kind, sep, url = item.partition("=")
-        if not sep or kind not in {"nominatim", "pelias", "arcgis"} or not url.startswith(("http://", "https://")):
+        if (
+            not sep
+            or kind not in {"nominatim", "pelias", "arcgis"}
+            or not url.startswith(("http://", "https://"))
+        ):
             raise SettingsError(
                 f"SOR_GEOCODERS: {item!r} should look like nominatim=https://host, "
                 "pelias=https://host or arcgis=https://host (comma-separated, tried in order)"
@@ -174,9 +187,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
     database_url = env.get("SOR_DATABASE_URL") or f"sqlite:///{data_dir / 'sor-notify.db'}"
     if not database_url.startswith(("sqlite:", "postgresql")):
-        raise SettingsError(
-            "SOR_DATABASE_URL: expected sqlite:///PATH or postgresql+psycopg://user@host/db"
-        )
+        raise SettingsError("SOR_DATABASE_URL: expected sqlite:///PATH or postgresql+psycopg://user@host/db")
 
     digest_raw = env.get("SOR_DIGEST_TIME") or "06:00"
     m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", digest_raw)

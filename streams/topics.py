@@ -28,25 +28,30 @@ GEOCODE_RETRIES = TopicSpec(
     "{attempt, not_before, original_b64}: an event whose geocoding met a slow or down service",
 )
 DEAD_LETTERS = TopicSpec(
-    "registry-events-dlq", "offender id as received", "dead-letter/1 JSON with the original bytes",
+    "registry-events-dlq",
+    "offender id as received",
+    "dead-letter/1 JSON with the original bytes",
     retention_days=90,
 )
 OFFENDER_SNAPSHOTS = TopicSpec(
     "offender-snapshots", "offender id", "stored offender state, re-published by resync", compacted=True
 )
 OFFENDER_WATCHES = TopicSpec(
-    "offender-watches", "offender id",
+    "offender-watches",
+    "offender id",
     "watch-batch/1 JSON (schemas/watch-batch.schema.json): subscribers starting or stopping to track the offender",
 )
 TRACKED_CIRCLES = TopicSpec(
-    "tracked-circles", "grid cell",
+    "tracked-circles",
+    "grid cell",
     "circle-batch/1 JSON (schemas/circle-batch.schema.json): upserts and deletes of the cell's copies",
 )
 ADDRESS_CHANGES = TopicSpec(
     "address-changes", "grid cell of the address", "an offender address that appeared or went away"
 )
 ALERTS = TopicSpec(
-    "alerts", "first subscriber id of the batch (partition: subscriber id mod partitions)",
+    "alerts",
+    "first subscriber id of the batch (partition: subscriber id mod partitions)",
     "alert-batch/1 JSON (schemas/alert-batch.schema.json): one change's alerts for the partition",
 )
 

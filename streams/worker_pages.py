@@ -34,10 +34,12 @@ def register(graph: StreamGraph, runtime: Runtime) -> None:
 
     @graph.app.page("/readyz")
     async def readyz(self: Any, request: Any) -> Any:
-        ok, body = await metrics.readiness({
-            "broker": metrics.broker_answers(broker_url),
-            "database": metrics.database_answers(runtime.engine),
-        })
+        ok, body = await metrics.readiness(
+            {
+                "broker": metrics.broker_answers(broker_url),
+                "database": metrics.database_answers(runtime.engine),
+            }
+        )
         return self.json(body, status=200 if ok else 503)
 
 
@@ -48,7 +50,11 @@ def refresh_gauges(graph: StreamGraph, runtime: Runtime) -> None:
     metrics.OFFENDERS_HELD.set(len(graph.offender_to_state))
     # The table keeps a revoked partition's rows; count only what the index holds, as its rebuild does.
     owned = _owned_partitions(graph, graph.tracked_circles.get_topic_name())
-    cells = {circle_batch.cell_of_key(key) for key, v in graph.cell_bucket_to_circles.items() if v["partition"] in owned}
+    cells = {
+        circle_batch.cell_of_key(key)
+        for key, v in graph.cell_bucket_to_circles.items()
+        if v["partition"] in owned
+    }
     metrics.CELLS_HELD.set(len(cells))
     _refresh_lag(graph)
 

@@ -9,7 +9,7 @@ run, so there a skip is a failure and a missing database URL stops the run befor
 from __future__ import annotations
 
 import os
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import pytest
 

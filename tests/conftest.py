@@ -7,15 +7,15 @@ import email.policy
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
-from typing import Callable, Iterator
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from tests import counts
 from tests.ci_rule import pytest_runtest_makereport, pytest_sessionstart  # noqa: F401 (hooks)
-from aiosmtpd.controller import Controller
 
 
 def _free_port() -> int:

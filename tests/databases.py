@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import sqlite3
 from pathlib import Path
-
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -61,7 +60,10 @@ def load_release_01(url: str) -> None:
     try:
         drop_everything(engine)
         with engine.begin() as conn:
-            conn.exec_driver_sql(_sql_statements(
-                gzip.decompress((RELEASE_01 / "demo-postgresql.sql.gz").read_bytes()).decode()))
+            conn.exec_driver_sql(
+                _sql_statements(
+                    gzip.decompress((RELEASE_01 / "demo-postgresql.sql.gz").read_bytes()).decode()
+                )
+            )
     finally:
         engine.dispose()

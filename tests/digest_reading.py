@@ -19,8 +19,17 @@ def digest_lines(text: str) -> Counter[Line]:
 
     def close_watch() -> None:
         if watch is not None:
-            out.update([("watch", watch["name"], watch["removed"],
-                         tuple(sorted(watch["old"])), tuple(sorted(watch["new"])))])
+            out.update(
+                [
+                    (
+                        "watch",
+                        watch["name"],
+                        watch["removed"],
+                        tuple(sorted(watch["old"])),
+                        tuple(sorted(watch["new"])),
+                    )
+                ]
+            )
 
     in_watches = False
     for line in text.splitlines():

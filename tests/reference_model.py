@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from pyproj import Geod
@@ -116,15 +117,23 @@ class Pending(NamedTuple):
 
     def key(self) -> tuple[Any, ...]:
         """(subscriber, offender, kind, event id, tracked address id or None, street or None)."""
-        return (self.subscriber_id, self.offender_id, self.kind, self.event_id, self.circle_id,
-                self.details[3] if self.circle_id is not None else None)
+        return (
+            self.subscriber_id,
+            self.offender_id,
+            self.kind,
+            self.event_id,
+            self.circle_id,
+            self.details[3] if self.circle_id is not None else None,
+        )
 
     def watch_streets(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         """A watch alert's old and new streets, each sorted; None for moved in/out."""
         if self.circle_id is not None:
             return None
         _, before, after = self.details
-        return tuple(sorted(a["street"] for a in before.values())), tuple(sorted(a["street"] for a in after.values()))
+        return tuple(sorted(a["street"] for a in before.values())), tuple(
+            sorted(a["street"] for a in after.values())
+        )
 
 
 class Step(NamedTuple):
@@ -154,11 +163,31 @@ def _public(ev: dict[str, Any] | None) -> bool:
 
 # USPS Pub 28: directionals (C2) and the common street suffixes (C1), written out -> standard.
 _USPS = {
-    "NORTH": "N", "SOUTH": "S", "EAST": "E", "WEST": "W",
-    "NORTHEAST": "NE", "NORTHWEST": "NW", "SOUTHEAST": "SE", "SOUTHWEST": "SW",
-    "ALLEY": "ALY", "AVENUE": "AVE", "AV": "AVE", "BOULEVARD": "BLVD", "CIRCLE": "CIR", "COURT": "CT",
-    "DRIVE": "DR", "EXPRESSWAY": "EXPY", "HIGHWAY": "HWY", "LANE": "LN", "PARKWAY": "PKWY",
-    "PLACE": "PL", "ROAD": "RD", "SQUARE": "SQ", "STREET": "ST", "TERRACE": "TER", "TRAIL": "TRL",
+    "NORTH": "N",
+    "SOUTH": "S",
+    "EAST": "E",
+    "WEST": "W",
+    "NORTHEAST": "NE",
+    "NORTHWEST": "NW",
+    "SOUTHEAST": "SE",
+    "SOUTHWEST": "SW",
+    "ALLEY": "ALY",
+    "AVENUE": "AVE",
+    "AV": "AVE",
+    "BOULEVARD": "BLVD",
+    "CIRCLE": "CIR",
+    "COURT": "CT",
+    "DRIVE": "DR",
+    "EXPRESSWAY": "EXPY",
+    "HIGHWAY": "HWY",
+    "LANE": "LN",
+    "PARKWAY": "PKWY",
+    "PLACE": "PL",
+    "ROAD": "RD",
+    "SQUARE": "SQ",
+    "STREET": "ST",
+    "TERRACE": "TER",
+    "TRAIL": "TRL",
 }
 
 
@@ -170,14 +199,23 @@ def identity(a: dict[str, Any]) -> tuple[str, ...]:
     """What tells a move from a re-spelling (README, "Address identity"): the address type and
     its text in USPS form, words written out or abbreviated alike, five-digit ZIP."""
     zip5 = re.sub(r"\D", "", str(a.get("zip") or ""))[:5]
-    return (a["type"], " ".join(_USPS.get(w, w) for w in _words(a["street"])),
-            " ".join(_words(a.get("city") or "")), (a.get("state") or "").upper(), zip5)
+    return (
+        a["type"],
+        " ".join(_USPS.get(w, w) for w in _words(a["street"])),
+        " ".join(_words(a.get("city") or "")),
+        (a.get("state") or "").upper(),
+        zip5,
+    )
 
 
 def _placed(a: dict[str, Any]) -> bool:
     """A point exact enough for proximity: coordinates, and a point-grade precision (an
     address geocoded only to its street or ZIP is kept and shown to watchers, never near)."""
-    return a.get("lat") is not None and a.get("lon") is not None and a.get("precision", "provided") in POINT_GRADES
+    return (
+        a.get("lat") is not None
+        and a.get("lon") is not None
+        and a.get("precision", "provided") in POINT_GRADES
+    )
 
 
 def _view(ev: dict[str, Any] | None) -> dict[tuple[str, ...], dict[str, Any]]:
@@ -189,11 +227,12 @@ def _view(ev: dict[str, Any] | None) -> dict[tuple[str, ...], dict[str, Any]]:
 
 
 def _name(ev: dict[str, Any]) -> str:
-    return f'{ev["offender"]["first_name"]} {ev["offender"]["last_name"]}'
+    return f"{ev['offender']['first_name']} {ev['offender']['last_name']}"
 
 
-def event_alerts(circles: Places, watchers: dict[str, set[int]], old: dict[str, Any] | None,
-                 ev: dict[str, Any]) -> list[Pending]:
+def event_alerts(
+    circles: Places, watchers: dict[str, set[int]], old: dict[str, Any] | None, ev: dict[str, Any]
+) -> list[Pending]:
     """The alerts one event makes when applied over `old`, the offender's last applied event
     (None if never seen): moved out of every circle holding an alerting address it no longer
     has, moved in to every circle holding one it newly has, a watch alert for each watcher.
@@ -212,17 +251,38 @@ def event_alerts(circles: Places, watchers: dict[str, set[int]], old: dict[str, 
                     continue
                 who = old if direction == "out" else ev
                 for p in circles.holding(a["lat"], a["lon"]):
-                    made.append(Pending(p.subscriber_id, oid, f"moved_{direction}", ev["revision"],
-                                        ev["event_id"], p.circle_id, (p.label, _name(who), key, a["street"])))
+                    made.append(
+                        Pending(
+                            p.subscriber_id,
+                            oid,
+                            f"moved_{direction}",
+                            ev["revision"],
+                            ev["event_id"],
+                            p.circle_id,
+                            (p.label, _name(who), key, a["street"]),
+                        )
+                    )
     if _public(ev) and (not _public(old) or before.keys() != after.keys()):
         for sid in watchers.get(oid, ()):
-            made.append(Pending(sid, oid, "watch_changed", ev["revision"], ev["event_id"], None,
-                                (_name(ev), before, after)))
+            made.append(
+                Pending(
+                    sid,
+                    oid,
+                    "watch_changed",
+                    ev["revision"],
+                    ev["event_id"],
+                    None,
+                    (_name(ev), before, after),
+                )
+            )
     elif ev["kind"] == "remove" and _public(old):
         assert old is not None
         for sid in watchers.get(oid, ()):
-            made.append(Pending(sid, oid, "watch_removed", ev["revision"], ev["event_id"], None,
-                                (_name(old), before, {})))
+            made.append(
+                Pending(
+                    sid, oid, "watch_removed", ev["revision"], ev["event_id"], None, (_name(old), before, {})
+                )
+            )
     return made
 
 
@@ -264,8 +324,11 @@ class Reference:
         if not _public(ev):
             juvenile = self.last_upsert.get(oid, {}).get("offender", {}).get("juvenile", False)
             # Not public any more: pending news of them goes, but for "left the registry".
-            self.pending = [p for p in self.pending
-                            if p.offender_id != oid or (p.kind == "watch_removed" and not juvenile)]
+            self.pending = [
+                p
+                for p in self.pending
+                if p.offender_id != oid or (p.kind == "watch_removed" and not juvenile)
+            ]
         made += event_alerts(self.circles, self.watchers, old, ev)
         return "applied"
 
@@ -295,7 +358,9 @@ class Reference:
         for (sid, _, _), group in near.items():
             if group[0][0] == group[-1][0]:  # in then out (or out then in): nothing changed
                 label, name, _, street = group[-1][1]
-                out.setdefault(sid, set()).add(("near", label, name, group[-1][0].removeprefix("moved_"), street))
+                out.setdefault(sid, set()).add(
+                    ("near", label, name, group[-1][0].removeprefix("moved_"), street)
+                )
         for (sid, _), group in watch.items():
             removed = group[-1][0] == "watch_removed"
             old, new = group[0][1][1], ({} if removed else group[-1][1][2])
@@ -303,8 +368,13 @@ class Reference:
                 continue  # changed and changed back
             if removed:
                 old = {}
-            out.setdefault(sid, set()).add((
-                "watch", group[-1][1][0], removed,
-                tuple(sorted(a["street"] for a in old.values())), tuple(sorted(a["street"] for a in new.values())),
-            ))
+            out.setdefault(sid, set()).add(
+                (
+                    "watch",
+                    group[-1][1][0],
+                    removed,
+                    tuple(sorted(a["street"] for a in old.values())),
+                    tuple(sorted(a["street"] for a in new.values())),
+                )
+            )
         return {sid: lines for sid, lines in out.items() if lines}

@@ -32,7 +32,9 @@ email_tokens = Table(
     # SHA-256 of the link's secret: a database leak hands out no working link.
     Column("token_hash", String(64), primary_key=True),
     Column("purpose", String(16), nullable=False),  # confirm|reset|delete|change_email
-    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
     Column("new_email", String(320), nullable=True),  # change_email only
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
@@ -52,12 +54,18 @@ def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def issue(conn: Connection, purpose: str, subscriber_id: int, now: datetime, new_email: str | None = None) -> str:
+def issue(
+    conn: Connection, purpose: str, subscriber_id: int, now: datetime, new_email: str | None = None
+) -> str:
     raw = secrets.token_urlsafe(32)  # 256 bits
     conn.execute(
         insert(email_tokens).values(
-            token_hash=_digest(raw), purpose=purpose, subscriber_id=subscriber_id, new_email=new_email,
-            created_at=now, expires_at=now + LIFETIMES[purpose],
+            token_hash=_digest(raw),
+            purpose=purpose,
+            subscriber_id=subscriber_id,
+            new_email=new_email,
+            created_at=now,
+            expires_at=now + LIFETIMES[purpose],
         )
     )
     return raw

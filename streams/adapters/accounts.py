@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from argon2 import PasswordHasher, Type
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +30,7 @@ from streams.adapters.db import (
     tracked_addresses,
     utcnow,
 )
+from streams.adapters.password_hashes import hash_password, needs_rehash, verify_password
 from streams.adapters.sql import inserted_id
 from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
 from streams.adapters.web_db import web_sessions
@@ -41,33 +38,9 @@ from streams.adapters.web_db import web_sessions
 # An enrollment nobody confirmed is forgotten when its confirmation link has run out.
 UNCONFIRMED_KEPT = LIFETIMES[CONFIRM]
 
-# OWASP Password Storage Cheat Sheet and ASVS 4.0 (2.4.4): argon2id, 19 MiB, 2 passes, 1 lane.
-HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16, type=Type.ID)
-# Verified against when the e-mail is unknown or has no password: such a login costs the same time.
-DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(32))
-
-
-def _nfkc(password: str) -> str:
-    # NIST SP 800-63B 5.1.1.2: the same password typed on another keyboard must still match.
-    return unicodedata.normalize("NFKC", password)
-
-
-def hash_password(password: str) -> str:
-    return HASHER.hash(_nfkc(password))
-
-
-def _verify(stored: str | None, password: str) -> bool:
-    """Always one argon2 verification, whether or not there is a stored hash."""
-    try:
-        HASHER.verify(stored or DUMMY_HASH, _nfkc(password))
-    except (VerificationError, InvalidHashError):
-        return False
-    return stored is not None
-
 
 def _email(email: str) -> str:
     return email.strip().lower()
-
 
 
 # --- subscribers -------------------------------------------------------------------------
@@ -91,8 +64,13 @@ def account(engine: Engine, subscriber_id: int) -> Account | None:
     if row is None:
         return None
     return Account(
-        int(row.id), row.email, bool(row.confirmed), row.status, row.password_hash is not None,
-        mail_bounces=int(row.mail_bounces or 0), mail_suspended=row.mail_suspended_at is not None,
+        int(row.id),
+        row.email,
+        bool(row.confirmed),
+        row.status,
+        row.password_hash is not None,
+        mail_bounces=int(row.mail_bounces or 0),
+        mail_suspended=row.mail_suspended_at is not None,
         last_bounce_reason=row.last_bounce_reason,
     )
 
@@ -102,11 +80,14 @@ def resume_mail(engine: Engine, subscriber_id: int) -> bool:
     meanwhile). The run of refusals is not forgotten, so the next refusal stops them again at
     once; a delivered digest clears it. False when the mail was not suspended."""
     with engine.begin() as conn:
-        return conn.execute(
-            update(subscribers)
-            .where(subscribers.c.id == subscriber_id, subscribers.c.mail_suspended_at.is_not(None))
-            .values(mail_suspended_at=None)
-        ).rowcount == 1
+        return (
+            conn.execute(
+                update(subscribers)
+                .where(subscribers.c.id == subscriber_id, subscribers.c.mail_suspended_at.is_not(None))
+                .values(mail_suspended_at=None)
+            ).rowcount
+            == 1
+        )
 
 
 def _subscriptions(conn: Connection, subscriber_id: int) -> tuple[list[Any], list[str]]:
@@ -161,11 +142,17 @@ def create_enrollment(engine: Engine, email: str, password: str, now: datetime) 
             ).first()
             if row is not None:
                 return Enrollment(None, pending=not row.confirmed and row.password_hash is not None)
-            sid = inserted_id(conn.execute(
-                insert(subscribers).values(
-                    email=email, confirmed=False, status="active", created_at=now, password_hash=password_hash
+            sid = inserted_id(
+                conn.execute(
+                    insert(subscribers).values(
+                        email=email,
+                        confirmed=False,
+                        status="active",
+                        created_at=now,
+                        password_hash=password_hash,
+                    )
                 )
-            ))
+            )
             return Enrollment(issue(conn, CONFIRM, sid, now))
     except IntegrityError:  # enrolled at the same moment by another request
         return Enrollment(None, pending=True)
@@ -187,18 +174,26 @@ def authenticate(engine: Engine, email: str, password: str) -> int | None:
     argon2 verification like any other, and all answer None."""
     with engine.connect() as conn:
         row = conn.execute(
-            select(subscribers.c.id, subscribers.c.password_hash, subscribers.c.confirmed, subscribers.c.status)
-            .where(subscribers.c.email == _email(email))
+            select(
+                subscribers.c.id, subscribers.c.password_hash, subscribers.c.confirmed, subscribers.c.status
+            ).where(subscribers.c.email == _email(email))
         ).first()
     stored = row.password_hash if row is not None else None
-    # (_verify passes only with a stored hash: `row is None or stored is None` is for the type checker.)
-    if (not _verify(stored, password) or row is None or stored is None
-            or not row.confirmed or row.status == "suspended"):
+    # (verify_password passes only with a stored hash: `row is None or stored is None` is for the type checker.)
+    if (
+        not verify_password(stored, password)
+        or row is None
+        or stored is None
+        or not row.confirmed
+        or row.status == "suspended"
+    ):
         return None
-    if HASHER.check_needs_rehash(stored):
+    if needs_rehash(stored):
         with engine.begin() as conn:
             conn.execute(
-                update(subscribers).where(subscribers.c.id == row.id).values(password_hash=hash_password(password))
+                update(subscribers)
+                .where(subscribers.c.id == row.id)
+                .values(password_hash=hash_password(password))
             )
     return int(row.id)
 
@@ -208,7 +203,7 @@ def check_password(engine: Engine, subscriber_id: int, password: str) -> bool:
         stored = conn.execute(
             select(subscribers.c.password_hash).where(subscribers.c.id == subscriber_id)
         ).scalar()
-    return _verify(stored, password)
+    return verify_password(stored, password)
 
 
 def change_password(engine: Engine, subscriber_id: int, current: str, new: str) -> bool:
@@ -217,7 +212,9 @@ def change_password(engine: Engine, subscriber_id: int, current: str, new: str) 
         return False
     new_hash = hash_password(new)
     with engine.begin() as conn:
-        conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(password_hash=new_hash))
+        conn.execute(
+            update(subscribers).where(subscribers.c.id == subscriber_id).values(password_hash=new_hash)
+        )
         # A reset link mailed earlier must not undo this change; a pending move may be an intruder's.
         retire(conn, subscriber_id, utcnow(), RESET, CHANGE_EMAIL)
     return True
@@ -228,7 +225,9 @@ def change_password(engine: Engine, subscriber_id: int, current: str, new: str) 
 
 def _subscriber_for_link(conn: Connection, email: str) -> int | None:
     return conn.execute(
-        select(subscribers.c.id).where(subscribers.c.email == _email(email), subscribers.c.status != "suspended")
+        select(subscribers.c.id).where(
+            subscribers.c.email == _email(email), subscribers.c.status != "suspended"
+        )
     ).scalar()
 
 
@@ -298,8 +297,13 @@ def finish_email_change(engine: Engine, raw: str, now: datetime) -> EmailChanged
                 return EmailChanged(sid, old, new, changed=False)
             # A new address starts with a clean record: refusals of the old one say nothing about it.
             conn.execute(
-                update(subscribers).where(subscribers.c.id == sid).values(
-                    email=new, mail_bounces=0, mail_suspended_at=None, last_bounce_at=None,
+                update(subscribers)
+                .where(subscribers.c.id == sid)
+                .values(
+                    email=new,
+                    mail_bounces=0,
+                    mail_suspended_at=None,
+                    last_bounce_at=None,
                     last_bounce_reason=None,
                 )
             )

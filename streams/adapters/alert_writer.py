@@ -9,7 +9,8 @@ for what its alerts share), with no `Alert` object, no dict and no per-row state
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Text, bindparam, type_coerce
 from sqlalchemy.engine import Connection
@@ -58,7 +59,9 @@ def _copy(conn: Connection, alerts: Iterable[StoredAlert]) -> int:
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (alert_id text, subscriber_id integer, "
             "offender_id text, kind text, payload jsonb) ON COMMIT DELETE ROWS"
         )
-        with cur.copy(f"COPY {_STAGE} (alert_id, subscriber_id, offender_id, kind, payload) FROM STDIN") as copy:
+        with cur.copy(
+            f"COPY {_STAGE} (alert_id, subscriber_id, offender_id, kind, payload) FROM STDIN"
+        ) as copy:
             for alert in alerts:
                 copy.write_row(alert)
         cur.execute(
@@ -76,9 +79,17 @@ def _copy(conn: Connection, alerts: Iterable[StoredAlert]) -> int:
 
 # The payload goes in as the JSON text it already is (the column's JSON type would encode it
 # again, as a string).
-_INSERT_OR_IGNORE = pending_alerts.insert().prefix_with("OR IGNORE").values(
-    alert_id=bindparam("a"), subscriber_id=bindparam("s"), offender_id=bindparam("o"), kind=bindparam("k"),
-    payload=type_coerce(bindparam("p"), Text), created_at=bindparam("t"),
+_INSERT_OR_IGNORE = (
+    pending_alerts.insert()
+    .prefix_with("OR IGNORE")
+    .values(
+        alert_id=bindparam("a"),
+        subscriber_id=bindparam("s"),
+        offender_id=bindparam("o"),
+        kind=bindparam("k"),
+        payload=type_coerce(bindparam("p"), Text),
+        created_at=bindparam("t"),
+    )
 )
 
 
@@ -88,5 +99,7 @@ def _executemany(conn: Connection, alerts: Iterable[StoredAlert]) -> int:
     raw = driver_connection(conn)
     before = raw.total_changes
     now = utcnow()
-    conn.execute(_INSERT_OR_IGNORE, [{"a": a, "s": s, "o": o, "k": k, "p": p, "t": now} for a, s, o, k, p in alerts])
+    conn.execute(
+        _INSERT_OR_IGNORE, [{"a": a, "s": s, "o": o, "k": k, "p": p, "t": now} for a, s, o, k, p in alerts]
+    )
     return raw.total_changes - before

@@ -9,9 +9,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -213,16 +214,12 @@ class Publisher:
     async def send(self, topic: str, key: str | None, value: bytes | dict[str, Any]) -> None:
         await self.send_many(topic, [(key, value)])
 
-    async def send_many(
-        self, topic: str, items: Iterable[tuple[str | None, bytes | dict[str, Any]]]
-    ) -> int:
+    async def send_many(self, topic: str, items: Iterable[tuple[str | None, bytes | dict[str, Any]]]) -> int:
         futures = []
         for key, value in items:
             data = value if isinstance(value, bytes) else json.dumps(value).encode()
             futures.append(
-                await self._producer.send(
-                    topic, value=data, key=key.encode() if key is not None else None
-                )
+                await self._producer.send(topic, value=data, key=key.encode() if key is not None else None)
             )
         await asyncio.gather(*futures)
         return len(futures)

@@ -34,7 +34,9 @@ async def batch_end_offset_moves(broker_url: str, replication: int = 1) -> tuple
     """(records written in one batch, how far the reported end offset moved past them)."""
     spec = topics.BROKER_PROBE
     await ensure_topics(broker_url, [(spec.name, topics.delete_policy(spec))], PROBE_PARTITIONS, replication)
-    producer = AIOKafkaProducer(bootstrap_servers=broker_url, acks="all", linger_ms=200, enable_idempotence=False)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=broker_url, acks="all", linger_ms=200, enable_idempotence=False
+    )
     consumer = AIOKafkaConsumer(bootstrap_servers=broker_url, group_id=None, enable_auto_commit=False)
     await producer.start()
     await consumer.start()
@@ -65,7 +67,9 @@ async def needs_single_record_batches(broker_url: str, forced: bool | None, repl
         if moved != written:
             logger.warning(
                 "the broker misreports end offsets of multi-record batches: producing one record per batch",
-                broker=broker_url, records_in_batch=written, end_offset_moved_by=moved,
+                broker=broker_url,
+                records_in_batch=written,
+                end_offset_moved_by=moved,
                 override="SOR_SINGLE_RECORD_BATCHES",
             )
         else:

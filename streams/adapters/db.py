@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine, make_url
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # JSONB on PostgreSQL (indexable, compact); plain JSON text on SQLite.
@@ -206,4 +206,3 @@ def make_engine(url: str) -> Engine:
         return engine
     # hide_parameters: a failed statement must not print e-mail addresses into a log.
     return create_engine(u, pool_pre_ping=True, hide_parameters=True)
-

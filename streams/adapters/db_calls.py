@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -16,7 +17,9 @@ FIRST_RETRY_S = 0.5
 LONGEST_RETRY_S = 30.0
 
 
-async def call(engine: Engine, fn: Callable[..., T], *args: Any, wait_while_down: bool = False, **kw: Any) -> T:
+async def call(
+    engine: Engine, fn: Callable[..., T], *args: Any, wait_while_down: bool = False, **kw: Any
+) -> T:
     """`fn(engine, *args, **kw)` in a worker thread.
 
     With `wait_while_down` (agents: a batch must not be acknowledged half done) an unreachable

@@ -4,7 +4,7 @@ dead-letter/1 record kept to fix and replay it."""
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from streams.adapters.schema_checks import scrub
@@ -54,7 +54,7 @@ def dead_letter(
     """The dead-letter/1 record (schemas/dead-letter.schema.json): enough to fix and replay."""
     if isinstance(key, (bytes, bytearray, memoryview)):
         key = bytes(key).decode("utf-8", "replace")
-    at = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    at = (now or datetime.now(UTC)).astimezone(UTC)
     return {
         "schema": DEAD_LETTER_SCHEMA,
         "reason": error.reason,

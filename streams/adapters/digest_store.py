@@ -9,17 +9,18 @@ each digest is fixed when it is claimed, so every retry of it carries the same o
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, and_, bindparam, literal, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from streams.adapters.db import digests, offenders, pending_alerts, subscribers
-from streams.adapters.subscriber_store import active_subscriber as _active_subscriber
 from streams.adapters.sql import Bind, custom_plans, reading, transaction
 from streams.adapters.sql import insert as sql_insert
+from streams.adapters.subscriber_store import active_subscriber as _active_subscriber
 from streams.domain.model import Alert
 
 # Digests that are done with: their alerts are never mailed again.
@@ -34,7 +35,7 @@ def _mailable_subscriber() -> Any:
 
 
 def _chunks(values: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
-    return [values[i:i + size] for i in range(0, len(values), size)]
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def message_id_for(digest_id: int, message_domain: str) -> str:
@@ -74,14 +75,20 @@ def subscribers_with_unassigned_alerts(bind: Bind) -> list[int]:
     with subscribers times alerts, whatever the statistics say (see `refresh_statistics`).
     """
     with reading(bind) as conn:
-        waiting = sorted(int(s) for s in conn.execute(
-            select(pending_alerts.c.subscriber_id).where(pending_alerts.c.digest_id.is_(None)).distinct()
-        ).scalars())
+        waiting = sorted(
+            int(s)
+            for s in conn.execute(
+                select(pending_alerts.c.subscriber_id).where(pending_alerts.c.digest_id.is_(None)).distinct()
+            ).scalars()
+        )
         due: list[int] = []
         for part in _chunks(waiting):
-            due += (int(s) for s in conn.execute(
-                select(subscribers.c.id).where(subscribers.c.id.in_(part), _mailable_subscriber())
-            ).scalars())
+            due += (
+                int(s)
+                for s in conn.execute(
+                    select(subscribers.c.id).where(subscribers.c.id.in_(part), _mailable_subscriber())
+                ).scalars()
+            )
     return sorted(due)
 
 
@@ -146,7 +153,9 @@ def claim_digests(
         )
         rows = conn.execute(
             sql_insert(conn, digests)
-            .from_select(["subscriber_id", "period", "status", "attempts", "claimed_at", "created_at"], source)
+            .from_select(
+                ["subscriber_id", "period", "status", "attempts", "claimed_at", "created_at"], source
+            )
             .on_conflict_do_nothing(index_elements=[digests.c.subscriber_id, digests.c.period])
             .returning(digests.c.id, digests.c.subscriber_id)
         ).all()
@@ -171,12 +180,15 @@ def claim_digests(
         others = [s for s in ids if s not in by_subscriber]
         final = 0
         for part in _chunks(others):
-            final += len(conn.execute(
-                select(digests.c.id).where(
-                    digests.c.period == period, digests.c.subscriber_id.in_(part),
-                    digests.c.status.in_(FINAL_DIGEST_STATUSES),
-                )
-            ).all())
+            final += len(
+                conn.execute(
+                    select(digests.c.id).where(
+                        digests.c.period == period,
+                        digests.c.subscriber_id.in_(part),
+                        digests.c.status.in_(FINAL_DIGEST_STATUSES),
+                    )
+                ).all()
+            )
     return Claimed(claimed, final)
 
 
@@ -192,7 +204,9 @@ def claim_digest(
 def digest_status(bind: Bind, subscriber_id: int, period: str) -> str | None:
     with reading(bind) as conn:
         return conn.execute(
-            select(digests.c.status).where(digests.c.subscriber_id == subscriber_id, digests.c.period == period)
+            select(digests.c.status).where(
+                digests.c.subscriber_id == subscriber_id, digests.c.period == period
+            )
         ).scalar()
 
 
@@ -211,7 +225,9 @@ def take_over_claimed_digests(bind: Bind, *, now: datetime, stale_before: dateti
         ),
     )
     with transaction(bind) as conn:
-        taken = conn.execute(update(digests).where(free).values(claimed_at=now).returning(digests.c.id)).scalars()
+        taken = conn.execute(
+            update(digests).where(free).values(claimed_at=now).returning(digests.c.id)
+        ).scalars()
         return sorted(int(i) for i in taken)
 
 
@@ -244,7 +260,7 @@ def _still_shown(kind: str, removed: bool | None, juvenile: bool | None) -> bool
 def _utc(value: datetime | None) -> datetime | None:
     # SQLite gives back naive datetimes; every time stored here is UTC.
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -257,19 +273,33 @@ def load_digests(bind: Bind, digest_ids: Sequence[int]) -> list[DigestWork]:
         for part in _chunks(list(digest_ids)):
             for d in conn.execute(
                 select(
-                    digests.c.id, digests.c.subscriber_id, digests.c.period, digests.c.message_id,
-                    digests.c.attempts, digests.c.created_at, subscribers.c.email, subscribers.c.confirmed,
-                    subscribers.c.status, subscribers.c.mail_suspended_at,
+                    digests.c.id,
+                    digests.c.subscriber_id,
+                    digests.c.period,
+                    digests.c.message_id,
+                    digests.c.attempts,
+                    digests.c.created_at,
+                    subscribers.c.email,
+                    subscribers.c.confirmed,
+                    subscribers.c.status,
+                    subscribers.c.mail_suspended_at,
                 )
                 .join(subscribers, subscribers.c.id == digests.c.subscriber_id)
                 .where(digests.c.id.in_(part))
             ):
                 heads[int(d.id)] = d
             rows = conn.execute(
-                select(pending_alerts.c.digest_id, pending_alerts.c.kind, pending_alerts.c.payload,
-                       offenders.c.removed, offenders.c.juvenile)
+                select(
+                    pending_alerts.c.digest_id,
+                    pending_alerts.c.kind,
+                    pending_alerts.c.payload,
+                    offenders.c.removed,
+                    offenders.c.juvenile,
+                )
                 .select_from(
-                    pending_alerts.outerjoin(offenders, offenders.c.offender_id == pending_alerts.c.offender_id)
+                    pending_alerts.outerjoin(
+                        offenders, offenders.c.offender_id == pending_alerts.c.offender_id
+                    )
                 )
                 .where(pending_alerts.c.digest_id.in_(part))
                 .order_by(pending_alerts.c.digest_id, pending_alerts.c.created_at, pending_alerts.c.alert_id)
@@ -309,9 +339,7 @@ def load_digest(bind: Bind, digest_id: int) -> DigestWork:
 def _finish(conn: Connection, digest_id: int, **values: Any) -> bool:
     return (
         conn.execute(
-            update(digests)
-            .where(digests.c.id == digest_id, digests.c.status == "claimed")
-            .values(**values)
+            update(digests).where(digests.c.id == digest_id, digests.c.status == "claimed").values(**values)
         ).rowcount
         == 1
     )
@@ -339,15 +367,27 @@ def mark_digests_sent(bind: Bind, sent: Sequence[tuple[int, str]], *, now: datet
     with transaction(bind) as conn:
         if conn.dialect.name == "postgresql":
             # One statement (this runs every few milliseconds in a run): cheaper than three.
-            return int(conn.execute(_MARK_SENT_PG, {
-                "ids": list(wanted), "mids": list(wanted.values()), "now": now,
-            }).scalar_one())
+            return int(
+                conn.execute(
+                    _MARK_SENT_PG,
+                    {
+                        "ids": list(wanted),
+                        "mids": list(wanted.values()),
+                        "now": now,
+                    },
+                ).scalar_one()
+            )
         for part in _chunks(list(wanted)):
             rows = conn.execute(
                 update(digests)
                 .where(digests.c.id.in_(part), digests.c.status == "claimed")
-                .values(status="sent", sent_at=now, attempts=digests.c.attempts + 1, last_error=None,
-                        next_attempt_at=None)
+                .values(
+                    status="sent",
+                    sent_at=now,
+                    attempts=digests.c.attempts + 1,
+                    last_error=None,
+                    next_attempt_at=None,
+                )
                 .returning(digests.c.id, digests.c.subscriber_id, digests.c.message_id)
             ).all()
             marked += len(rows)
@@ -402,8 +442,12 @@ def mark_digest_failed(
         raise ValueError(f"suspend_after={suspend_after}: expected at least 1")
     with transaction(bind) as conn:
         if not _finish(
-            conn, digest_id, status="failed", attempts=digests.c.attempts + (1 if attempted else 0),
-            last_error=error[:300], next_attempt_at=None,
+            conn,
+            digest_id,
+            status="failed",
+            attempts=digests.c.attempts + (1 if attempted else 0),
+            last_error=error[:300],
+            next_attempt_at=None,
         ):
             return None
         conn.execute(
@@ -440,8 +484,12 @@ def release_digests(
             released += conn.execute(
                 update(digests)
                 .where(digests.c.id.in_(part), digests.c.status == "claimed")
-                .values(claimed_at=None, next_attempt_at=retry_at,
-                        attempts=digests.c.attempts + (1 if attempted else 0), last_error=error[:300])
+                .values(
+                    claimed_at=None,
+                    next_attempt_at=retry_at,
+                    attempts=digests.c.attempts + (1 if attempted else 0),
+                    last_error=error[:300],
+                )
             ).rowcount
     return released
 

@@ -119,7 +119,9 @@ def _profile(d: dict[str, Any]) -> OffenderProfile:
         ),
         middle_name=d.get("middle_name"),
         suffix=d.get("suffix"),
-        aliases=tuple(Alias(last_name=a["last_name"], first_name=a["first_name"]) for a in d.get("aliases") or ()),
+        aliases=tuple(
+            Alias(last_name=a["last_name"], first_name=a["first_name"]) for a in d.get("aliases") or ()
+        ),
         sex=d.get("sex"),
         race=d.get("race"),
         height_in=_opt_int(d.get("height_in")),
@@ -199,10 +201,10 @@ def conflicting_duplicate(event: RegistryEvent, digest: str, stored: SeenEvent) 
 def encode_registry_event(event_dict: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON; refuses (InvalidEvent) what the consumers would dead-letter."""
     try:
-        raw = json.dumps(event_dict, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        raw = json.dumps(event_dict, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+            "utf-8"
+        )
     except (TypeError, ValueError) as e:
         raise InvalidEvent("bad_json", f"the event cannot be written as JSON: {e}") from None
     decode_registry_event(raw)
     return raw
-
-

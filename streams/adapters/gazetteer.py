@@ -6,7 +6,6 @@ import asyncio
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from scourgify import normalize_address_record
 from scourgify.exceptions import AddressNormalizationError
@@ -47,7 +46,9 @@ MAX_SUGGESTIONS = 5
 EXAMPLE = "1510 E Elm St"
 
 _PLACEHOLDER = {"city": "ANYTOWN", "state": "MO", "postal_code": "65101"}
-_BOX = re.compile(r"\b(P ?O ?BOX|POST OFFICE BOX|POB|(RR|RURAL ROUTE|HC|HCR|STAR ROUTE) ?\d+ BOX|BOX \d+|GENERAL DELIVERY)\b")
+_BOX = re.compile(
+    r"\b(P ?O ?BOX|POST OFFICE BOX|POB|(RR|RURAL ROUTE|HC|HCR|STAR ROUTE) ?\d+ BOX|BOX \d+|GENERAL DELIVERY)\b"
+)
 _LINE = re.compile(r"^(\d+(?:-?[A-Z])?)(?: (\d+/\d+))?(?: (.+))?$")
 _UNIT_WORD = re.compile(r"^(APT|APARTMENT|UNIT|STE|SUITE|#|NO|LOT|RM|ROOM|BLDG|FL|TRLR|SPC)\b\s*")
 _DIRECTIONS = frozenset({"N", "S", "E", "W", "NE", "NW", "SE", "SW"})
@@ -64,11 +65,15 @@ class ParsedStreet:
     unit: str  # "APT 4" or ""
 
 
-def parse_street_line(street: str, city: str = "", state: str = "", zip_code: str = "") -> ParsedStreet | GeocodeFailure:
+def parse_street_line(
+    street: str, city: str = "", state: str = "", zip_code: str = ""
+) -> ParsedStreet | GeocodeFailure:
     """House number, normalized street and unit of a street line, or why it cannot be mapped."""
     text = plain(street)
     if not text:
-        return GeocodeFailure("unparseable", f"The street line is empty; enter a house number and street, e.g. '{EXAMPLE}'.")
+        return GeocodeFailure(
+            "unparseable", f"The street line is empty; enter a house number and street, e.g. '{EXAMPLE}'."
+        )
     if _BOX.search(text):
         return GeocodeFailure(
             "unparseable",
@@ -170,7 +175,9 @@ class _Rows:
         return _Rows([p for p in self.points if p.city == city], [s for s in self.sides if s.city == city])
 
     def in_zip(self, zip_code: str) -> _Rows:
-        return _Rows([p for p in self.points if p.zip == zip_code], [s for s in self.sides if s.zip == zip_code])
+        return _Rows(
+            [p for p in self.points if p.zip == zip_code], [s for s in self.sides if s.zip == zip_code]
+        )
 
 
 # --- the geocoder ---------------------------------------------------------------------------
@@ -179,8 +186,14 @@ class _Rows:
 class LocalGazetteer:
     """Geocoder over the imported gazetteer; it answers a house it knows, or says why not."""
 
-    def __init__(self, engine: Engine, state: str = "MO", bounds: Bounds = MISSOURI_BOUNDS, *,
-                 offset_m: float = SIDE_OFFSET_M) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        state: str = "MO",
+        bounds: Bounds = MISSOURI_BOUNDS,
+        *,
+        offset_m: float = SIDE_OFFSET_M,
+    ) -> None:
         self.engine = engine
         self.state = normalize_state(state)
         self.bounds = bounds
@@ -211,7 +224,9 @@ class LocalGazetteer:
 class _Search:
     """One lookup: decides the scope (ZIP or city), then a house in it."""
 
-    def __init__(self, gaz: LocalGazetteer, conn: Connection, query: GeocodeQuery, parsed: ParsedStreet) -> None:
+    def __init__(
+        self, gaz: LocalGazetteer, conn: Connection, query: GeocodeQuery, parsed: ParsedStreet
+    ) -> None:
         self.gaz, self.conn, self.q, self.p = gaz, conn, query, parsed
         self.city = normalize_city(query.city)
         self.zip = zip5(query.zip)
@@ -260,10 +275,14 @@ class _Search:
         suggestions = [s for s in (self._best(rows.in_city(t)) for t in towns) if s]
         where = " and ".join(_title(t) for t in towns)
         if self.city:
-            msg = (f"{self.street_text} in ZIP {self.zip} is in {where}, not {_title(self.city)}; "
-                   "pick the address you mean or correct the city.")
+            msg = (
+                f"{self.street_text} in ZIP {self.zip} is in {where}, not {_title(self.city)}; "
+                "pick the address you mean or correct the city."
+            )
         else:
-            msg = f"There is a {self.street_text} in {where} within ZIP {self.zip}; add the city to say which."
+            msg = (
+                f"There is a {self.street_text} in {where} within ZIP {self.zip}; add the city to say which."
+            )
         return GeocodeFailure("ambiguous_city", msg, tuple(suggestions[:MAX_SUGGESTIONS]))
 
     def _resolve(self, rows: _Rows) -> GeocodeResult | GeocodeFailure:
@@ -295,7 +314,9 @@ class _Search:
         hits = [pt for pt in points if self.gaz.inside(pt.lat, pt.lon)]
         if hits:
             return hits
-        placed = [s.place(self.p.number_int, self.gaz.offset_m) for s in rows.sides if s.covers(self.p.number_int)]
+        placed = [
+            s.place(self.p.number_int, self.gaz.offset_m) for s in rows.sides if s.covers(self.p.number_int)
+        ]
         return [pl for pl in placed if self.gaz.inside(pl.lat, pl.lon)]
 
     def _mappable(self, rows: _Rows) -> list[_Place]:
@@ -326,7 +347,8 @@ class _Search:
     def _unknown_place(self) -> GeocodeFailure:
         if not self.zip and not self.city:
             return GeocodeFailure(
-                "unknown_city", f"Add the city and ZIP code to {self.address_text}; the street alone does not say where it is."
+                "unknown_city",
+                f"Add the city and ZIP code to {self.address_text}; the street alone does not say where it is.",
             )
         if self.zip and self.city:
             what = f"Neither {' '.join(self.q.city.split())} nor ZIP {self.zip} is"
@@ -339,7 +361,11 @@ class _Search:
         )
 
     def _city_zip_disagree(self, named_in_zip: set[str]) -> GeocodeFailure:
-        suggestions = [s for s in (self._best(self._rows(zip_code=self.zip)), self._best(self._rows(city=self.city))) if s]
+        suggestions = [
+            s
+            for s in (self._best(self._rows(zip_code=self.zip)), self._best(self._rows(city=self.city)))
+            if s
+        ]
         towns = " and ".join(_title(t) for t in sorted(named_in_zip)[:3])
         return GeocodeFailure(
             "ambiguous_city",
@@ -397,34 +423,51 @@ class _Search:
 
     def _city_known(self) -> bool:
         t = gazetteer_streets
-        return self.conn.execute(select(t.c.id).where(t.c.city_norm == self.city).limit(1)).first() is not None
+        return (
+            self.conn.execute(select(t.c.id).where(t.c.city_norm == self.city).limit(1)).first() is not None
+        )
 
     def _street_names(self, by_zip: bool) -> list[str]:
         t = gazetteer_streets
         where = t.c.zip == self.zip if by_zip else t.c.city_norm == self.city
         return list(self.conn.execute(select(t.c.street_norm).where(where).distinct()).scalars())
 
-    def _rows(self, *, street: str | None = None, zip_code: str | None = None, city: str | None = None) -> _Rows:
+    def _rows(
+        self, *, street: str | None = None, zip_code: str | None = None, city: str | None = None
+    ) -> _Rows:
         street = street or self.p.street_norm
         ap, sr = address_points, street_ranges
         pq = select(ap.c.number, ap.c.number_int, ap.c.unit, ap.c.city_norm, ap.c.zip, ap.c.lat, ap.c.lon)
         rq = select(sr)
         if zip_code is not None:
             pq = pq.where(ap.c.street_norm == street, ap.c.zip == zip_code)
-            rq = rq.where(sr.c.street_norm == street, or_(sr.c.zip_left == zip_code, sr.c.zip_right == zip_code))
+            rq = rq.where(
+                sr.c.street_norm == street, or_(sr.c.zip_left == zip_code, sr.c.zip_right == zip_code)
+            )
         else:
             pq = pq.where(ap.c.street_norm == street, ap.c.city_norm == city)
             rq = rq.where(sr.c.street_norm == street, sr.c.city_norm == city)
         points = [
-            _Place(r.number, r.number_int, street, r.unit or "", r.city_norm or "", r.zip or "", r.lat, r.lon,
-                   ADDRESS_POINT)
+            _Place(
+                r.number,
+                r.number_int,
+                street,
+                r.unit or "",
+                r.city_norm or "",
+                r.zip or "",
+                r.lat,
+                r.lon,
+                ADDRESS_POINT,
+            )
             for r in self.conn.execute(pq.order_by(ap.c.id))
         ]
         sides: list[_Side] = []
         for r in self.conn.execute(rq.order_by(sr.c.id)):
             line = tuple((float(x), float(y)) for x, y in r.geometry)
-            for left, start, end, side_zip in ((True, r.from_left, r.to_left, r.zip_left),
-                                                (False, r.from_right, r.to_right, r.zip_right)):
+            for left, start, end, side_zip in (
+                (True, r.from_left, r.to_left, r.zip_left),
+                (False, r.from_right, r.to_right, r.zip_right),
+            ):
                 if start is None or end is None:
                     continue
                 if zip_code is not None and side_zip != zip_code:
@@ -436,8 +479,13 @@ class _Search:
 
     def _suggestion(self, pl: _Place) -> Suggestion:
         return Suggestion(
-            street=f"{pl.number} {pl.street}", city=pl.city or self.city, state=self.gaz.state,
-            zip=pl.zip, lat=pl.lat, lon=pl.lon, precision=pl.precision,
+            street=f"{pl.number} {pl.street}",
+            city=pl.city or self.city,
+            state=self.gaz.state,
+            zip=pl.zip,
+            lat=pl.lat,
+            lon=pl.lon,
+            precision=pl.precision,
         )
 
     def _one_line(self, pl: _Place) -> str:
@@ -447,4 +495,3 @@ class _Search:
 
 def _title(city: str) -> str:
     return " ".join(w.capitalize() for w in city.split())
-

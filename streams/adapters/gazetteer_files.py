@@ -8,8 +8,9 @@ import gzip
 import io
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from tqdm import tqdm
 
@@ -75,8 +76,14 @@ def _open_text(path: Path, bar: tqdm | None = None) -> TextIO:
 
 
 def _bar(path: Path, show: bool) -> tqdm:
-    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
-                file=sys.stderr, disable=not show)
+    return tqdm(
+        total=path.stat().st_size,
+        unit="B",
+        unit_scale=True,
+        desc=path.name,
+        file=sys.stderr,
+        disable=not show,
+    )
 
 
 def csv_records(path: Path, show: bool) -> Iterator[tuple[int, Any]]:
@@ -108,9 +115,9 @@ def _geojson_features(f: TextIO) -> Iterator[tuple[int, Any]]:
     """Features of a FeatureCollection (streamed) or of newline-delimited GeoJSON."""
     buf = f.read(_CHUNK)
     start = len(buf) - len(buf.lstrip())
-    if buf[start:start + 1] == "{":
+    if buf[start : start + 1] == "{":
         line_end = buf.find("\n", start)
-        first = buf[start:line_end if line_end >= 0 else len(buf)]
+        first = buf[start : line_end if line_end >= 0 else len(buf)]
         try:
             obj = json.loads(first)
         except ValueError:
@@ -158,7 +165,7 @@ class _Tokens:
         if not chunk:
             self.eof = True
             return False
-        self.buf = self.buf[self.pos:] + chunk
+        self.buf = self.buf[self.pos :] + chunk
         self.pos = 0
         return True
 
@@ -229,12 +236,20 @@ def shapefile_features(path: Path, show: bool) -> Iterator[tuple[int, Any]]:
                     yield n, Rejected("geometry is not a line")
                     continue
                 parts = list(shape.parts) + [len(shape.points)]
-                lines = [[list(map(float, p[:2])) for p in shape.points[a:b]] for a, b in zip(parts, parts[1:])]
+                lines = [
+                    [list(map(float, p[:2])) for p in shape.points[a:b]] for a, b in zip(parts, parts[1:])
+                ]
                 if transform is not None:
                     lines = [[list(transform(x, y)) for x, y in line] for line in lines]
                 props = dict(zip(names, sr.record))
-                yield n, {"type": "Feature", "properties": props,
-                          "geometry": {"type": "MultiLineString", "coordinates": lines}}
+                yield (
+                    n,
+                    {
+                        "type": "Feature",
+                        "properties": props,
+                        "geometry": {"type": "MultiLineString", "coordinates": lines},
+                    },
+                )
 
 
 def _prj_transform(path: Path) -> Callable[[float, float], tuple[float, float]] | None:

@@ -5,16 +5,23 @@ from __future__ import annotations
 import sys
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from streams.adapters.gazetteer_db import address_points, gazetteer_streets, normalize_state, street_ranges
-from streams.adapters.gazetteer_files import FORMATS, csv_records, detect_format, geojson_records, shapefile_features
+from streams.adapters.gazetteer_files import (
+    FORMATS,
+    csv_records,
+    detect_format,
+    geojson_records,
+    shapefile_features,
+)
 from streams.adapters.gazetteer_rows import (
     MISSOURI_BOUNDS,
     Bounds,
@@ -74,15 +81,29 @@ def import_gazetteer(
             rows: Iterable[tuple[int, Any]] = shapefile_features(path, show)
         else:
             rows = geojson_records(path, show)
-        writer = _Writer(engine, street_ranges, _RANGE_COMPARE, report, batch_rows, range_streets,
-                         "the same street range appears earlier in the file")
+        writer = _Writer(
+            engine,
+            street_ranges,
+            _RANGE_COMPARE,
+            report,
+            batch_rows,
+            range_streets,
+            "the same street range appears earlier in the file",
+        )
         for n, feature in rows:
             _feed(report, writer, n, feature, lambda f: range_row(f, bounds, source))
     else:
         points = csv_records(path, show) if fmt == "oa-csv" else geojson_records(path, show)
         to_row = csv_point if fmt == "oa-csv" else geojson_point
-        writer = _Writer(engine, address_points, _POINT_COMPARE, report, batch_rows, point_streets,
-                         "the same address appears earlier in the file")
+        writer = _Writer(
+            engine,
+            address_points,
+            _POINT_COMPARE,
+            report,
+            batch_rows,
+            point_streets,
+            "the same address appears earlier in the file",
+        )
         for n, record in points:
             _feed(report, writer, n, record, lambda r: to_row(r, bounds, state, source))
     writer.flush()
@@ -90,8 +111,9 @@ def import_gazetteer(
     return report
 
 
-def _feed(report: ImportReport, writer: _Writer, n: int, record: Any,
-          to_row: Callable[[Any], dict[str, Any]]) -> None:
+def _feed(
+    report: ImportReport, writer: _Writer, n: int, record: Any, to_row: Callable[[Any], dict[str, Any]]
+) -> None:
     if isinstance(record, Rejected):
         report.reject(n, str(record))
         return
@@ -117,9 +139,16 @@ class _Writer:
     an address is recognised even thousands of rows later: the first listing wins.
     """
 
-    def __init__(self, engine: Engine, table: Any, compare: tuple[str, ...], report: ImportReport,
-                 batch_rows: int, streets_of: Callable[[dict[str, Any]], Iterable[tuple[str, str, str]]],
-                 duplicate: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        table: Any,
+        compare: tuple[str, ...],
+        report: ImportReport,
+        batch_rows: int,
+        streets_of: Callable[[dict[str, Any]], Iterable[tuple[str, str, str]]],
+        duplicate: str,
+    ) -> None:
         self.engine, self.table, self.compare, self.report = engine, table, compare, report
         self.batch_rows, self.streets_of, self.duplicate = batch_rows, streets_of, duplicate
         self.run = uuid.uuid4().hex

@@ -4,7 +4,8 @@ reason one is rejected."""
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from streams.adapters.gazetteer_db import (
     normalize_city,
@@ -45,8 +46,9 @@ def _inside(lon: float, lat: float, bounds: Bounds) -> bool:
     return bounds[0] <= lon <= bounds[2] and bounds[1] <= lat <= bounds[3]
 
 
-def _point_row(props: dict[str, Any], lon: float, lat: float, bounds: Bounds, default_state: str,
-               source: str) -> dict[str, Any]:
+def _point_row(
+    props: dict[str, Any], lon: float, lat: float, bounds: Bounds, default_state: str, source: str
+) -> dict[str, Any]:
     number = normalize_number(props.get("NUMBER"))
     if not number:
         raise Rejected("no house number")
@@ -73,9 +75,17 @@ def _point_row(props: dict[str, Any], lon: float, lat: float, bounds: Bounds, de
     if len(unit) > 64:
         raise Rejected("unit is too long")
     return {
-        "number": number, "number_int": n, "street_norm": street, "unit": unit,
-        "city_norm": city, "state": state, "zip": zip_code, "lat": lat, "lon": lon,
-        "source": source, "hash": row_hash(number, street, unit, city, zip_code),
+        "number": number,
+        "number_int": n,
+        "street_norm": street,
+        "unit": unit,
+        "city_norm": city,
+        "state": state,
+        "zip": zip_code,
+        "lat": lat,
+        "lon": lon,
+        "source": source,
+        "hash": row_hash(number, street, unit, city, zip_code),
     }
 
 
@@ -183,9 +193,16 @@ def range_row(feature: Any, bounds: Bounds, source: str) -> dict[str, Any]:
     if not tlid.isprintable():  # it goes into the row's hash, which needs UTF-8 text
         raise Rejected("TLID holds a character that is not text")
     return {
-        "street_norm": street, "city_norm": city, "zip_left": zl, "zip_right": zr,
-        "from_left": fl, "to_left": tl, "from_right": fr, "to_right": tr,
-        "geometry": line, "source": source,
+        "street_norm": street,
+        "city_norm": city,
+        "zip_left": zl,
+        "zip_right": zr,
+        "from_left": fl,
+        "to_left": tl,
+        "from_right": fr,
+        "to_right": tr,
+        "geometry": line,
+        "source": source,
         # Not the geometry: a re-import with a redrawn edge updates it in place.
         "hash": row_hash(tlid, street, city, zl, zr, fl, tl, fr, tr),
     }

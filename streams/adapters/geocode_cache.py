@@ -46,13 +46,27 @@ def cache_key(query: GeocodeQuery, source: str) -> str:
 
 def _encode(answer: GeocodeResult | GeocodeFailure) -> dict[str, Any]:
     if isinstance(answer, GeocodeResult):
-        return {"kind": "result", "lat": answer.lat, "lon": answer.lon, "precision": answer.precision,
-                "matched": answer.matched}
+        return {
+            "kind": "result",
+            "lat": answer.lat,
+            "lon": answer.lon,
+            "precision": answer.precision,
+            "matched": answer.matched,
+        }
     return {
-        "kind": "failure", "reason": answer.reason, "message": answer.message,
+        "kind": "failure",
+        "reason": answer.reason,
+        "message": answer.message,
         "suggestions": [
-            {"street": s.street, "city": s.city, "state": s.state, "zip": s.zip, "lat": s.lat,
-             "lon": s.lon, "precision": s.precision}
+            {
+                "street": s.street,
+                "city": s.city,
+                "state": s.state,
+                "zip": s.zip,
+                "lat": s.lat,
+                "lon": s.lon,
+                "precision": s.precision,
+            }
             for s in answer.suggestions
         ],
     }
@@ -60,10 +74,16 @@ def _encode(answer: GeocodeResult | GeocodeFailure) -> dict[str, Any]:
 
 def _decode(value: dict[str, Any], source: str) -> GeocodeResult | GeocodeFailure:
     if value["kind"] == "result":
-        return GeocodeResult(float(value["lat"]), float(value["lon"]), value["precision"],
-                             f"cache:{source}", value.get("matched", ""))
-    return GeocodeFailure(value["reason"], value["message"],
-                          tuple(Suggestion(**s) for s in value.get("suggestions", ())))
+        return GeocodeResult(
+            float(value["lat"]),
+            float(value["lon"]),
+            value["precision"],
+            f"cache:{source}",
+            value.get("matched", ""),
+        )
+    return GeocodeFailure(
+        value["reason"], value["message"], tuple(Suggestion(**s) for s in value.get("suggestions", ()))
+    )
 
 
 def cache_lookup(engine: Engine, key: str) -> dict[str, Any] | None:
@@ -82,10 +102,12 @@ def cache_store(engine: Engine, key: str, source: str, value: dict[str, Any], tt
     with engine.begin() as conn:
         stmt = sql_insert(conn, geocode_cache).values(**row)
         # Two workers may look up one new address at once: the later answer simply wins.
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=[geocode_cache.c.key],
-            set_={k: stmt.excluded[k] for k in ("source", "value", "created_at", "expires_at")},
-        ))
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[geocode_cache.c.key],
+                set_={k: stmt.excluded[k] for k in ("source", "value", "created_at", "expires_at")},
+            )
+        )
 
 
 def purge_expired(engine: Engine) -> int:
@@ -96,8 +118,15 @@ def purge_expired(engine: Engine) -> int:
 class CachedGeocoder:
     """Answers from the database when it can; asks `inner` (and remembers) when it cannot."""
 
-    def __init__(self, inner: Geocoder, engine: Engine, source_name: str, *,
-                 ttl_ok: timedelta = timedelta(days=180), ttl_fail: timedelta = timedelta(days=1)) -> None:
+    def __init__(
+        self,
+        inner: Geocoder,
+        engine: Engine,
+        source_name: str,
+        *,
+        ttl_ok: timedelta = timedelta(days=180),
+        ttl_fail: timedelta = timedelta(days=1),
+    ) -> None:
         self.inner = inner
         self.engine = engine
         self.source_name = source_name

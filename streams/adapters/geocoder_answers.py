@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urlencode
 
 from geopy.geocoders import ArcGIS
@@ -17,19 +18,58 @@ from streams.domain.geocoding import (
     ZIP_CENTROID,
 )
 
-
 US_STATES: dict[str, str] = {
-    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
-    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
-    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
-    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
-    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan", "MN": "Minnesota",
-    "MS": "Mississippi", "MO": "Missouri", "MT": "Montana", "NE": "Nebraska", "NV": "Nevada",
-    "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico", "NY": "New York",
-    "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon",
-    "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota",
-    "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia",
-    "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
+    "AL": "Alabama",
+    "AK": "Alaska",
+    "AZ": "Arizona",
+    "AR": "Arkansas",
+    "CA": "California",
+    "CO": "Colorado",
+    "CT": "Connecticut",
+    "DE": "Delaware",
+    "DC": "District of Columbia",
+    "FL": "Florida",
+    "GA": "Georgia",
+    "HI": "Hawaii",
+    "ID": "Idaho",
+    "IL": "Illinois",
+    "IN": "Indiana",
+    "IA": "Iowa",
+    "KS": "Kansas",
+    "KY": "Kentucky",
+    "LA": "Louisiana",
+    "ME": "Maine",
+    "MD": "Maryland",
+    "MA": "Massachusetts",
+    "MI": "Michigan",
+    "MN": "Minnesota",
+    "MS": "Mississippi",
+    "MO": "Missouri",
+    "MT": "Montana",
+    "NE": "Nebraska",
+    "NV": "Nevada",
+    "NH": "New Hampshire",
+    "NJ": "New Jersey",
+    "NM": "New Mexico",
+    "NY": "New York",
+    "NC": "North Carolina",
+    "ND": "North Dakota",
+    "OH": "Ohio",
+    "OK": "Oklahoma",
+    "OR": "Oregon",
+    "PA": "Pennsylvania",
+    "RI": "Rhode Island",
+    "SC": "South Carolina",
+    "SD": "South Dakota",
+    "TN": "Tennessee",
+    "TX": "Texas",
+    "UT": "Utah",
+    "VT": "Vermont",
+    "VA": "Virginia",
+    "WA": "Washington",
+    "WV": "West Virginia",
+    "WI": "Wisconsin",
+    "WY": "Wyoming",
 }
 _STATE_BY_NAME = {name.upper(): code for code, name in US_STATES.items()}
 _FOREIGN = "--"  # a result outside the United States
@@ -98,23 +138,37 @@ def nominatim_candidate(raw: dict[str, Any], query_number: str) -> Candidate:
     except (TypeError, ValueError):
         rank = 0
     precision: str | None
-    if cls == "building" or (cls == "place" and typ == "house") or addresstype in {"house", "building"} or rank >= 30:
+    if (
+        cls == "building"
+        or (cls == "place" and typ == "house")
+        or addresstype in {"house", "building"}
+        or rank >= 30
+    ):
         # An address node or a building carrying the number is a surveyed point; a place=house
         # from a way is an OSM interpolation line or TIGER range, placed by arithmetic.
         interpolated = cls == "place" and typ == "house" and raw.get("osm_type") in {"way", "W"}
-        precision = _house_grade(query_number, [addr.get("house_number")],
-                                 INTERPOLATED if interpolated else ADDRESS_POINT)
+        precision = _house_grade(
+            query_number, [addr.get("house_number")], INTERPOLATED if interpolated else ADDRESS_POINT
+        )
     elif cls == "highway" or addresstype in {"road", "street"} or 26 <= rank <= 27:
         precision = STREET
     elif addresstype == "postcode" or typ in {"postcode", "postal_code"}:
         precision = ZIP_CENTROID
     else:
         precision = None
-    towns = tuple(str(addr[k]) for k in ("city", "town", "village", "hamlet", "municipality", "suburb") if addr.get(k))
+    towns = tuple(
+        str(addr[k]) for k in ("city", "town", "village", "hamlet", "municipality", "suburb") if addr.get(k)
+    )
     return Candidate(
-        lat=float(raw["lat"]), lon=float(raw["lon"]), precision=precision,
-        state=_state_code(name=addr.get("state"), iso=addr.get("ISO3166-2-lvl4"), country=addr.get("country_code")),
-        postcode=zip5(addr.get("postcode")), towns=towns, matched=str(raw.get("display_name") or ""),
+        lat=float(raw["lat"]),
+        lon=float(raw["lon"]),
+        precision=precision,
+        state=_state_code(
+            name=addr.get("state"), iso=addr.get("ISO3166-2-lvl4"), country=addr.get("country_code")
+        ),
+        postcode=zip5(addr.get("postcode")),
+        towns=towns,
+        matched=str(raw.get("display_name") or ""),
     )
 
 
@@ -125,7 +179,9 @@ def pelias_candidate(feature: dict[str, Any], query_number: str) -> Candidate:
     precision: str | None
     if layer == "address":
         interpolated = props.get("match_type") == "interpolated" or props.get("accuracy") == "centroid"
-        precision = _house_grade(query_number, [props.get("housenumber")], INTERPOLATED if interpolated else ADDRESS_POINT)
+        precision = _house_grade(
+            query_number, [props.get("housenumber")], INTERPOLATED if interpolated else ADDRESS_POINT
+        )
     elif layer == "street":
         precision = STREET
     elif layer == "postalcode":
@@ -133,8 +189,12 @@ def pelias_candidate(feature: dict[str, Any], query_number: str) -> Candidate:
     else:
         precision = None
     return Candidate(
-        lat=float(lat), lon=float(lon), precision=precision,
-        state=_state_code(code=props.get("region_a"), name=props.get("region"), country=props.get("country_a")),
+        lat=float(lat),
+        lon=float(lon),
+        precision=precision,
+        state=_state_code(
+            code=props.get("region_a"), name=props.get("region"), country=props.get("country_a")
+        ),
         postcode=zip5(props.get("postalcode")),
         towns=tuple(props[k] for k in ("locality", "localadmin") if props.get(k)),
         matched=str(props.get("label") or props.get("name") or ""),
@@ -170,9 +230,14 @@ def arcgis_candidate(cand: dict[str, Any], query_number: str) -> Candidate | Non
     if precision in {ADDRESS_POINT, INTERPOLATED}:
         precision = _house_grade(query_number, [attrs.get("AddNum")], precision)
     return Candidate(
-        lat=float(cand["location"]["y"]), lon=float(cand["location"]["x"]), precision=precision,
-        state=_state_code(code=attrs.get("RegionAbbr"), name=attrs.get("Region"), country=attrs.get("Country")),
-        postcode=zip5(attrs.get("Postal")), towns=tuple(t for t in (attrs.get("City"),) if t),
+        lat=float(cand["location"]["y"]),
+        lon=float(cand["location"]["x"]),
+        precision=precision,
+        state=_state_code(
+            code=attrs.get("RegionAbbr"), name=attrs.get("Region"), country=attrs.get("Country")
+        ),
+        postcode=zip5(attrs.get("Postal")),
+        towns=tuple(t for t in (attrs.get("City"),) if t),
         matched=str(cand.get("address") or attrs.get("Match_addr") or ""),
     )
 

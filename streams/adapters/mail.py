@@ -8,14 +8,11 @@ them; the account e-mails of the site go one at a time (`send`: a connection per
 from __future__ import annotations
 
 import asyncio
-import mailbox
 import re
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
-from pathlib import Path
-from typing import AsyncIterator, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import aiosmtplib
 from aiosmtplib.email import extract_recipients, extract_sender, flatten_message
@@ -25,7 +22,7 @@ from streams.adapters import metrics
 _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(\.[\w\-]+)+")
 
 
-def _clean(text: str, limit: int = 200) -> str:
+def clean_reason(text: str, limit: int = 200) -> str:
     """Server replies often quote the recipient: keep them out of the database and the logs."""
     return _EMAIL.sub("[email]", " ".join(str(text).split()))[:limit]
 
@@ -88,7 +85,9 @@ def outgoing(msg: Message) -> OutgoingMail:
     recipients = extract_recipients(msg)
     if len(recipients) != 1:
         raise ValueError(f"expected one recipient, found {len(recipients)}")
-    return OutgoingMail(extract_sender(msg) or "", recipients[0], flatten_message(msg), str(msg["Message-ID"] or ""))
+    return OutgoingMail(
+        extract_sender(msg) or "", recipients[0], flatten_message(msg), str(msg["Message-ID"] or "")
+    )
 
 
 @asynccontextmanager
@@ -133,7 +132,7 @@ class _Stale(Exception):
 
 
 def _refused_recipient(exc: aiosmtplib.SMTPRecipientRefused) -> MailError:
-    return _about_message(exc.code, _clean(f"recipient refused: {exc.code} {exc.message}"))
+    return _about_message(exc.code, clean_reason(f"recipient refused: {exc.code} {exc.message}"))
 
 
 def _connection_error(exc: BaseException) -> MailServerUnavailable:
@@ -141,12 +140,14 @@ def _connection_error(exc: BaseException) -> MailServerUnavailable:
     if isinstance(exc, (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPSenderRefused)):
         # Our credentials or our sender address: wrong for every digest alike, so failing
         # them all for good would be worse than retrying once the set-up is fixed.
-        return MailServerUnavailable(_clean(f"mail set-up: {exc.code} {exc.message}"), exc.code)
+        return MailServerUnavailable(clean_reason(f"mail set-up: {exc.code} {exc.message}"), exc.code)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return MailServerUnavailable(_clean(f"{type(exc).__name__}: {exc.code} {exc.message}"), exc.code)
+        return MailServerUnavailable(
+            clean_reason(f"{type(exc).__name__}: {exc.code} {exc.message}"), exc.code
+        )
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        return MailServerUnavailable(_clean(f"mail set-up: {exc.message}"))
-    return MailServerUnavailable(_clean(f"connection: {type(exc).__name__}"))
+        return MailServerUnavailable(clean_reason(f"mail set-up: {exc.message}"))
+    return MailServerUnavailable(clean_reason(f"connection: {type(exc).__name__}"))
 
 
 # An address that needs no quoting in MAIL FROM / RCPT TO (what the web site and imports store).
@@ -211,8 +212,13 @@ class SmtpSender:
 
     async def connect(self) -> aiosmtplib.SMTP:
         smtp = aiosmtplib.SMTP(
-            hostname=self.host, port=self.port, username=self.username, password=self.password,
-            start_tls=self.starttls and not self.use_tls, use_tls=self.use_tls, timeout=self.timeout,
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            start_tls=self.starttls and not self.use_tls,
+            use_tls=self.use_tls,
+            timeout=self.timeout,
         )
         try:
             await smtp.connect()
@@ -295,7 +301,7 @@ class SmtpPool:
     async def _open(self) -> aiosmtplib.SMTP:
         try:
             smtp = await self.sender.connect()
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             self._failed = None if self._proven else _connection_error(exc)
             raise _connection_error(exc) from None
         self._proven = True
@@ -323,7 +329,7 @@ class SmtpPool:
             if exc.code == 421 and reused:
                 raise _Stale() from None  # refused outright: not taken, safe to offer again
             await self._reset(smtp)
-            raise _about_message(exc.code, _clean(f"SMTPDataError: {exc.code} {exc.message}")) from None
+            raise _about_message(exc.code, clean_reason(f"SMTPDataError: {exc.code} {exc.message}")) from None
         except aiosmtplib.SMTPResponseException as exc:  # MAIL FROM refused
             if exc.code == 421 and reused:
                 raise _Stale() from None
@@ -331,7 +337,7 @@ class SmtpPool:
             raise _connection_error(exc) from None
         except aiosmtplib.SMTPNotSupported as exc:
             raise _connection_error(exc) from None
-        except (*_DROPS, asyncio.TimeoutError, aiosmtplib.SMTPException) as exc:
+        except (TimeoutError, *_DROPS, aiosmtplib.SMTPException) as exc:
             smtp.close()
             if reused and stage != "data":
                 raise _Stale() from None
@@ -343,7 +349,7 @@ class SmtpPool:
             return
         try:
             await smtp.rset()
-        except (*_DROPS, asyncio.TimeoutError, aiosmtplib.SMTPException):
+        except (TimeoutError, *_DROPS, aiosmtplib.SMTPException):
             smtp.close()
 
     async def close(self) -> None:
@@ -351,49 +357,5 @@ class SmtpPool:
         for smtp in idle:
             try:
                 await smtp.quit()
-            except (*_DROPS, asyncio.TimeoutError, aiosmtplib.SMTPException):
+            except (TimeoutError, *_DROPS, aiosmtplib.SMTPException):
                 smtp.close()
-
-
-class MaildirSender:
-    """Writes each message into a Maildir once: a Message-ID already there is not written again."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._seen: set[str] | None = None
-        self._lock = asyncio.Lock()
-
-    def _scan(self, box: mailbox.Maildir) -> set[str]:
-        parser = BytesHeaderParser(policy=default_policy)
-        seen: set[str] = set()
-        for key in box.iterkeys():
-            try:
-                with box.get_file(key) as fh:
-                    # typeshed: mailbox's _ProxyFile is a binary file, but not a _WrappedBuffer.
-                    mid = parser.parse(fh).get("Message-ID")  # type: ignore[arg-type]
-            except (OSError, KeyError):
-                continue
-            if mid:
-                seen.add(str(mid).strip())
-        return seen
-
-    def _write(self, msg: Message) -> None:
-        box = mailbox.Maildir(self.path, create=True)
-        if self._seen is None:
-            # One scan per sender (per command run); after that the set is kept up to date.
-            self._seen = self._scan(box)
-        mid = (msg.message_id if isinstance(msg, OutgoingMail) else str(msg.get("Message-ID", ""))).strip()
-        content: bytes | EmailMessage = msg.data if isinstance(msg, OutgoingMail) else msg
-        if mid and mid in self._seen:
-            return
-        box.add(content)
-        if mid:
-            self._seen.add(mid)
-
-    async def send(self, msg: Message) -> None:
-        async with self._lock:
-            try:
-                await asyncio.to_thread(self._write, msg)
-            except OSError as exc:
-                # A full or unwritable disk fails every message alike.
-                raise MailServerUnavailable(_clean(f"maildir: {type(exc).__name__}")) from None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import binascii
+from collections.abc import Iterable
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import default as default_policy
-from typing import Iterable
 
 # RFC 5322 asks for lines of at most 78 characters; longer or non-ASCII headers are folded and
 # encoded by the email package, the rest are written as they are.
@@ -48,42 +48,68 @@ def body(text: str) -> tuple[str, bytes]:
     ASCII and no line is longer than SMTP allows (most digests: the templates write non-ASCII
     as HTML entities), quoted-printable otherwise. Encoding took about a quarter of rendering
     a digest of ten changes (bench/README.md, morning digest)."""
-    if text.isascii() and "\r" not in text and "\0" not in text and BOUNDARY not in text \
-            and max(map(len, text.split("\n"))) <= _MAX_LINE:
+    if (
+        text.isascii()
+        and "\r" not in text
+        and "\0" not in text
+        and BOUNDARY not in text
+        and max(map(len, text.split("\n"))) <= _MAX_LINE
+    ):
         return "7bit", text.encode("ascii")
     return "quoted-printable", _qp(text)
 
 
-def message_bytes(*, from_addr: str, to_addr: str, subject: str, text: str, html: str,
-                  headers: Iterable[tuple[str, str]] = ()) -> bytes:
+def message_bytes(
+    *,
+    from_addr: str,
+    to_addr: str,
+    subject: str,
+    text: str,
+    html: str,
+    headers: Iterable[tuple[str, str]] = (),
+) -> bytes:
     """The whole message as bytes, lines ending in LF (an SMTP client sends them as CRLF).
 
     `headers` (Date, Message-ID, List-Unsubscribe, ...) follow Subject, From and To in the
     order given.
     """
-    head = "".join((
-        header("Subject", subject),
-        header("From", from_addr),
-        header("To", to_addr),
-        *(header(name, value) for name, value in headers),
-        "MIME-Version: 1.0\n",
-        f'Content-Type: multipart/alternative; boundary="{BOUNDARY}"\n',
-        "\n",
-    ))
+    head = "".join(
+        (
+            header("Subject", subject),
+            header("From", from_addr),
+            header("To", to_addr),
+            *(header(name, value) for name, value in headers),
+            "MIME-Version: 1.0\n",
+            f'Content-Type: multipart/alternative; boundary="{BOUNDARY}"\n',
+            "\n",
+        )
+    )
     part = 'Content-Type: text/{}; charset="utf-8"\nContent-Transfer-Encoding: {}\n\n'
     text_cte, text_bytes = body(text)
     html_cte, html_bytes = body(html)
-    return b"".join((
-        head.encode("ascii"),
-        f"--{BOUNDARY}\n{part.format('plain', text_cte)}".encode("ascii"), text_bytes,
-        f"\n--{BOUNDARY}\n{part.format('html', html_cte)}".encode("ascii"), html_bytes,
-        f"\n--{BOUNDARY}--\n".encode("ascii"),
-    ))
+    return b"".join(
+        (
+            head.encode("ascii"),
+            f"--{BOUNDARY}\n{part.format('plain', text_cte)}".encode("ascii"),
+            text_bytes,
+            f"\n--{BOUNDARY}\n{part.format('html', html_cte)}".encode("ascii"),
+            html_bytes,
+            f"\n--{BOUNDARY}--\n".encode("ascii"),
+        )
+    )
 
 
-def build_message(*, from_addr: str, to_addr: str, subject: str, text: str, html: str,
-                  headers: Iterable[tuple[str, str]] = ()) -> EmailMessage:
+def build_message(
+    *,
+    from_addr: str,
+    to_addr: str,
+    subject: str,
+    text: str,
+    html: str,
+    headers: Iterable[tuple[str, str]] = (),
+) -> EmailMessage:
     """The same message as an `EmailMessage` (parsed from `message_bytes`)."""
-    raw = message_bytes(from_addr=from_addr, to_addr=to_addr, subject=subject, text=text, html=html,
-                        headers=headers)
+    raw = message_bytes(
+        from_addr=from_addr, to_addr=to_addr, subject=subject, text=text, html=html, headers=headers
+    )
     return message_from_bytes(raw, policy=default_policy)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping
 
 from aiokafka.client import AIOKafkaClient
 from prometheus_client import (
@@ -32,9 +32,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 EVENTS_CONSUMED = Counter(
     "sor_events_consumed", "Messages the worker took from a topic, per topic.", ["topic"]
 )
-REGISTRY_EVENTS_APPLIED = Counter(
-    "sor_registry_events_applied", "Registry events applied to offender state."
-)
+REGISTRY_EVENTS_APPLIED = Counter("sor_registry_events_applied", "Registry events applied to offender state.")
 REGISTRY_EVENTS_IGNORED = Counter(
     "sor_registry_events_ignored",
     "Registry events ignored: an event seen before (duplicate) or an older revision (stale).",
@@ -53,9 +51,7 @@ GEOCODE_RETRIES_QUEUED = Counter(
     "sor_geocode_retries_queued",
     "Registry events put on the retry topic because every geocoding service was unavailable.",
 )
-ALERTS_EMITTED = Counter(
-    "sor_alerts_emitted", "Alerts sent to the alerts topic, per kind.", ["kind"]
-)
+ALERTS_EMITTED = Counter("sor_alerts_emitted", "Alerts sent to the alerts topic, per kind.", ["kind"])
 ALERTS_RECORDED = Counter(
     "sor_alerts_recorded",
     "Alerts taken from the alerts topic: stored for a digest (new) or already stored (duplicate).",
@@ -79,7 +75,8 @@ FETCH_GAPS_REPAIRED = Counter(
 )
 CIRCLES_HELD = Gauge("sor_circles_held", "Tracked circles in this worker's index.")
 CIRCLE_COPIES_HELD = Gauge(
-    "sor_circle_copies_held", "Circle copies (one per grid cell a circle touches) in this worker's partitions."
+    "sor_circle_copies_held",
+    "Circle copies (one per grid cell a circle touches) in this worker's partitions.",
 )
 CELLS_HELD = Gauge("sor_cells_held", "Grid cells with at least one tracked circle on this worker.")
 OFFENDERS_HELD = Gauge("sor_offenders_held", "Offenders in this worker's state table.")

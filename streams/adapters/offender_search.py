@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -99,8 +100,6 @@ def norm_county(text: str | None) -> str:
     return n[: -len(" COUNTY")] if n.endswith(" COUNTY") else n
 
 
-
-
 def _street_text(a: Address) -> str:
     usps = a.normalized.split(",", 1)[0] if a.normalized else ""
     return "|".join(dict.fromkeys(x for x in (norm(a.street), norm(usps)) if x))
@@ -126,22 +125,46 @@ def index_offenders(bind: Bind, states: Sequence[OffenderState]) -> None:
         if not state.is_public:
             # A hidden record keeps only its row (so it counts as indexed): no name, no address,
             # no identifier of it is ever in the search tables.
-            heads.append({"offender_id": oid, "last_name_norm": "", "first_name_norm": "", "names_text": "|",
-                          "public": False, "tier": None, "updated_at": now})
+            heads.append(
+                {
+                    "offender_id": oid,
+                    "last_name_norm": "",
+                    "first_name_norm": "",
+                    "names_text": "|",
+                    "public": False,
+                    "tier": None,
+                    "updated_at": now,
+                }
+            )
             continue
         p = state.profile
         assert p is not None  # is_public
         names = [(p.last_name, p.first_name)] + [(a.last_name, a.first_name) for a in p.aliases]
-        names_text = "|" + "|".join(dict.fromkeys(f"{norm(last)}/{norm(first)}" for last, first in names)) + "|"
-        heads.append({"offender_id": oid, "last_name_norm": norm(p.last_name)[:100],
-                      "first_name_norm": norm(p.first_name)[:100], "names_text": names_text, "public": True,
-                      "tier": p.tier, "updated_at": now})
+        names_text = (
+            "|" + "|".join(dict.fromkeys(f"{norm(last)}/{norm(first)}" for last, first in names)) + "|"
+        )
+        heads.append(
+            {
+                "offender_id": oid,
+                "last_name_norm": norm(p.last_name)[:100],
+                "first_name_norm": norm(p.first_name)[:100],
+                "names_text": names_text,
+                "public": True,
+                "tier": p.tier,
+                "updated_at": now,
+            }
+        )
         addresses.extend(
             {
-                "offender_id": oid, "position": i, "type": a.type,
-                "street_norm": _street_text(a)[:450], "city_norm": norm(a.city)[:100],
-                "county_norm": norm_county(a.county)[:100], "zip": zip5(a.zip),
-                "lat": a.lat if a.has_point else None, "lon": a.lon if a.has_point else None,
+                "offender_id": oid,
+                "position": i,
+                "type": a.type,
+                "street_norm": _street_text(a)[:450],
+                "city_norm": norm(a.city)[:100],
+                "county_norm": norm_county(a.county)[:100],
+                "zip": zip5(a.zip),
+                "lat": a.lat if a.has_point else None,
+                "lon": a.lon if a.has_point else None,
                 "precision": a.precision,
             }
             for i, a in enumerate(state.addresses)
@@ -149,7 +172,7 @@ def index_offenders(bind: Bind, states: Sequence[OffenderState]) -> None:
         digests.extend({"offender_id": oid, "digest": d} for d in sorted(set(p.online_identifier_digests)))
     with transaction(bind) as conn:
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             for table in SEARCH_TABLES:
                 conn.execute(delete(table).where(table.c.offender_id.in_(chunk)))
         conn.execute(offender_search.insert(), heads)
@@ -168,7 +191,7 @@ def index_missing(engine: Engine) -> int:
         docs = list(conn.execute(stmt).scalars())
     for start in range(0, len(docs), 500):
         with engine.begin() as conn:
-            index_offenders(conn, [OffenderState.from_dict(doc) for doc in docs[start:start + 500]])
+            index_offenders(conn, [OffenderState.from_dict(doc) for doc in docs[start : start + 500]])
     return len(docs)
 
 
@@ -232,8 +255,15 @@ def search(
     one); the online identifier only as a whole, through its digest.
     """
     last, first = norm(last_name), norm(first_name)
-    if not (last or first or norm(street) or norm(city) or norm_county(county) or zip.strip()
-            or online_identifier.strip()):
+    if not (
+        last
+        or first
+        or norm(street)
+        or norm(city)
+        or norm_county(county)
+        or zip.strip()
+        or online_identifier.strip()
+    ):
         return SearchResult([], False)  # an address type alone would list everyone
     conds: list[Any] = [_shown()]
     if last:
@@ -267,9 +297,13 @@ def search(
 
     stmt = (
         select(offenders.c.state_json)
-        .select_from(offender_search.join(offenders, offenders.c.offender_id == offender_search.c.offender_id))
+        .select_from(
+            offender_search.join(offenders, offenders.c.offender_id == offender_search.c.offender_id)
+        )
         .where(*conds)
-        .order_by(offender_search.c.last_name_norm, offender_search.c.first_name_norm, offender_search.c.offender_id)
+        .order_by(
+            offender_search.c.last_name_norm, offender_search.c.first_name_norm, offender_search.c.offender_id
+        )
         .execution_options(yield_per=200)
     )
     hits: list[SearchHit] = []
@@ -294,13 +328,15 @@ def _names_match(state: OffenderState, last: str, first: str) -> bool:
     return any(norm(ln).startswith(last) and norm(fn).startswith(first) for ln, fn in names)
 
 
-def _matching_addresses(state: OffenderState, type_: str, street: str, city: str, county: str,
-                        zip_: str) -> tuple[Address, ...]:
+def _matching_addresses(
+    state: OffenderState, type_: str, street: str, city: str, county: str, zip_: str
+) -> tuple[Address, ...]:
     s, c, co, z = norm(street), norm(city), norm_county(county), zip_.strip()
     if not (type_ or s or c or co or z):
         return state.addresses
     return tuple(
-        ad for ad in state.addresses
+        ad
+        for ad in state.addresses
         if (not type_ or ad.type == type_)
         and (not s or s in _street_text(ad))
         and (not c or norm(ad.city).startswith(c))
@@ -309,7 +345,9 @@ def _matching_addresses(state: OffenderState, type_: str, street: str, city: str
     )
 
 
-def offenders_within(bind: Bind, lat: float, lon: float, radius_m: float) -> list[tuple[OffenderState, Address, float]]:
+def offenders_within(
+    bind: Bind, lat: float, lon: float, radius_m: float
+) -> list[tuple[OffenderState, Address, float]]:
     """Public offenders with a home, work or school address within radius_m, nearest first.
 
     Only addresses placed exactly enough to say "within 500 ft" count; the box only
@@ -326,8 +364,9 @@ def offenders_within(bind: Bind, lat: float, lon: float, radius_m: float) -> lis
     stmt = (
         select(a.c.offender_id, a.c.position, offenders.c.state_json)
         .select_from(
-            a.join(offender_search, offender_search.c.offender_id == a.c.offender_id)
-            .join(offenders, offenders.c.offender_id == a.c.offender_id)
+            a.join(offender_search, offender_search.c.offender_id == a.c.offender_id).join(
+                offenders, offenders.c.offender_id == a.c.offender_id
+            )
         )
         .where(
             _shown(),
@@ -351,4 +390,3 @@ def offenders_within(bind: Bind, lat: float, lon: float, radius_m: float) -> lis
                 found.append((state, address, d))
     found.sort(key=lambda t: (t[2], t[0].offender_id, t[1].type))
     return found
-

@@ -6,7 +6,8 @@ import asyncio
 import hashlib
 import random
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
@@ -38,16 +39,13 @@ logger = structlog.get_logger()
 
 KINDS: tuple[str, ...] = ("nominatim", "pelias", "arcgis")
 
-NOT_FOUND_MESSAGE = (
-    "The map service could not find this address; check the spelling or try a nearby address."
-)
+NOT_FOUND_MESSAGE = "The map service could not find this address; check the spelling or try a nearby address."
 CITY_LEVEL_MESSAGE = (
     "The map service could only place this address at city level, which is too coarse for "
     "alerts; check the street name and house number."
 )
 OTHER_TOWN_MESSAGE = (
-    "The map service found this street only in a different town or ZIP code; check the city "
-    "and ZIP code."
+    "The map service found this street only in a different town or ZIP code; check the city and ZIP code."
 )
 
 # A wrong key, a refused query or a spent quota will not heal by retrying within seconds.
@@ -58,12 +56,11 @@ _NEVER_RETRY = (
     gexc.GeocoderQueryError,
 )
 
+
 def query_hash(query: GeocodeQuery) -> str:
     """A short tag that lets log lines about one lookup be correlated without the address."""
     text = "|".join(" ".join(p.upper().split()) for p in (query.street, query.city, query.state, query.zip))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 
 
 class Clock(Protocol):
@@ -180,7 +177,10 @@ class RemoteGeocoder:
         self._pacer = _Pacer(min_interval, self.clock)
         path = parts.path.rstrip("/")
         common: dict[str, Any] = dict(
-            scheme=parts.scheme, timeout=timeout, user_agent=user_agent, adapter_factory=AioHTTPAdapter,
+            scheme=parts.scheme,
+            timeout=timeout,
+            user_agent=user_agent,
+            adapter_factory=AioHTTPAdapter,
         )
         self._geopy: Any
         if kind == "nominatim":
@@ -207,16 +207,21 @@ class RemoteGeocoder:
         qhash = query_hash(query)
         if query.state.strip().upper() != self.state:
             return GeocodeFailure(
-                "outside_state", f"This address is not in {US_STATES[self.state]}; only "
+                "outside_state",
+                f"This address is not in {US_STATES[self.state]}; only "
                 f"{US_STATES[self.state]} addresses can be tracked.",
             )
         started = time.monotonic()
         raws, attempts = await self._fetch(query, qhash)
         answer = self._choose(query, raws)
         logger.info(
-            "geocoded", service=self.kind, qhash=qhash, attempts=attempts,
+            "geocoded",
+            service=self.kind,
+            qhash=qhash,
+            attempts=attempts,
             latency_ms=round((time.monotonic() - started) * 1000),
-            precision=getattr(answer, "precision", None), failure=getattr(answer, "reason", None),
+            precision=getattr(answer, "precision", None),
+            failure=getattr(answer, "reason", None),
         )
         return answer
 
@@ -226,13 +231,18 @@ class RemoteGeocoder:
         one_line = f"{query.street}, {query.city}, {query.state} {query.zip}".strip()
         if self.kind == "nominatim":
             structured = {
-                "street": query.street, "city": query.city,
+                "street": query.street,
+                "city": query.city,
                 "state": US_STATES.get(query.state.strip().upper(), query.state),
-                "postalcode": zip5(query.zip), "country": "us",
+                "postalcode": zip5(query.zip),
+                "country": "us",
             }
             return self._geopy.geocode(
-                {k: v for k, v in structured.items() if v}, exactly_one=False, limit=5,
-                addressdetails=True, country_codes="us",
+                {k: v for k, v in structured.items() if v},
+                exactly_one=False,
+                limit=5,
+                addressdetails=True,
+                country_codes="us",
             )
         if self.kind == "pelias":
             return self._geopy.geocode(one_line, exactly_one=False, countries=["USA"])
@@ -259,8 +269,14 @@ class RemoteGeocoder:
                     or (retry_after is not None and retry_after > self.max_retry_after)
                 )
                 logger.warning(
-                    "geocoder request failed", service=self.kind, qhash=qhash, attempt=attempt,
-                    status=status, latency_ms=latency_ms, retry_after=retry_after, giving_up=give_up,
+                    "geocoder request failed",
+                    service=self.kind,
+                    qhash=qhash,
+                    attempt=attempt,
+                    status=status,
+                    latency_ms=latency_ms,
+                    retry_after=retry_after,
+                    giving_up=give_up,
                 )
                 if retry_after is not None:
                     self._pacer.hold_off(retry_after)  # everyone waits, not only this caller
@@ -269,7 +285,11 @@ class RemoteGeocoder:
                 await self.clock.sleep(self.backoff * 2 ** (attempt - 1) * self.jitter())
                 continue
             logger.debug(
-                "geocoder request", service=self.kind, qhash=qhash, attempt=attempt, status="ok",
+                "geocoder request",
+                service=self.kind,
+                qhash=qhash,
+                attempt=attempt,
+                status="ok",
                 latency_ms=round((time.monotonic() - t0) * 1000),
             )
             return [loc.raw for loc in (locations or [])], attempt
@@ -302,7 +322,8 @@ class RemoteGeocoder:
             if any(c.state is not None for c in cands):
                 name = US_STATES[self.state]
                 return GeocodeFailure(
-                    "outside_state", f"The map service placed this address outside {name}; "
+                    "outside_state",
+                    f"The map service placed this address outside {name}; "
                     f"check the city and ZIP code, only {name} addresses can be tracked.",
                 )
             return GeocodeFailure("not_found", NOT_FOUND_MESSAGE)

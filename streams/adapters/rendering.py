@@ -7,7 +7,7 @@ whoever wants one. The templates' environment serves the site's e-mails too.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -79,10 +79,13 @@ def render_digest_bytes(
         "links": Links(public_url, unsubscribe_url),
     }
     return message_bytes(
-        from_addr=from_addr, to_addr=to_addr, subject=subject,
-        text=text_template.render(context), html=html_template.render(context),
+        from_addr=from_addr,
+        to_addr=to_addr,
+        subject=subject,
+        text=text_template.render(context),
+        html=html_template.render(context),
         headers=(
-            ("Date", format_datetime((date or datetime.now(timezone.utc)).astimezone(timezone.utc))),
+            ("Date", format_datetime((date or datetime.now(UTC)).astimezone(UTC))),
             ("Message-ID", message_id),
             # RFC 8058 one-click unsubscribe: mail programs POST to the URL, no page to click through.
             ("List-Unsubscribe", f"<{unsubscribe_url}>"),

@@ -1,14 +1,15 @@
 """The pipeline's records: offender states, the event ids seen, pending alerts. Each function is one transaction."""
 
-
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select
 
 from streams.adapters import offender_search
+from streams.adapters.alert_writer import record_alert_rows
 from streams.adapters.db import (
     digests,
     offenders,
@@ -16,7 +17,6 @@ from streams.adapters.db import (
     registry_event_ids,
     utcnow,
 )
-from streams.adapters.alert_writer import record_alert_rows
 from streams.adapters.sql import Bind, reading, reading_all, transaction
 from streams.adapters.sql import insert as sql_insert
 from streams.domain.alert_batch import ALERT_FIELDS
@@ -54,11 +54,18 @@ def save_offender_states(
     if not latest:
         return 0
     now = utcnow()
-    id_rows = list({
-        e.event_id: {"event_id": e.event_id, "offender_id": e.offender_id, "revision": e.revision,
-                     "content_digest": e.content_digest, "applied_at": now}
-        for e in applied
-    }.values())
+    id_rows = list(
+        {
+            e.event_id: {
+                "event_id": e.event_id,
+                "offender_id": e.offender_id,
+                "revision": e.revision,
+                "content_digest": e.content_digest,
+                "applied_at": now,
+            }
+            for e in applied
+        }.values()
+    )
     rows = [
         {
             "offender_id": state.offender_id,
@@ -83,7 +90,8 @@ def save_offender_states(
         offender_search.index_offenders(conn, [s for oid, s in latest.items() if oid in written])
         if id_rows:
             ids = sql_insert(conn, registry_event_ids).on_conflict_do_nothing(
-                index_elements=[registry_event_ids.c.event_id])
+                index_elements=[registry_event_ids.c.event_id]
+            )
             conn.execute(ids, id_rows)
         return len(written)
 
@@ -96,7 +104,9 @@ def known_events(bind: Bind, event_ids: Sequence[str]) -> dict[str, SeenEvent]:
         for start in range(0, len(ids), 500):
             t = registry_event_ids.c
             rows = conn.execute(
-                select(t.event_id, t.revision, t.content_digest).where(t.event_id.in_(ids[start:start + 500]))
+                select(t.event_id, t.revision, t.content_digest).where(
+                    t.event_id.in_(ids[start : start + 500])
+                )
             )
             out.update((r.event_id, SeenEvent(r.event_id, r.content_digest, r.revision)) for r in rows)
     return out
@@ -115,20 +125,18 @@ def get_offender_states(bind: Bind, offender_ids: Sequence[str]) -> dict[str, Of
     out: dict[str, OffenderState] = {}
     with reading(bind) as conn:
         for start in range(0, len(offender_ids), 500):
-            chunk = list(offender_ids[start:start + 500])
+            chunk = list(offender_ids[start : start + 500])
             rows = conn.execute(
-                select(offenders.c.offender_id, offenders.c.state_json).where(offenders.c.offender_id.in_(chunk))
+                select(offenders.c.offender_id, offenders.c.state_json).where(
+                    offenders.c.offender_id.in_(chunk)
+                )
             )
             out.update((oid, OffenderState.from_dict(doc)) for oid, doc in rows)
     return out
 
 
 def all_offender_states(bind: Bind) -> Iterator[OffenderState]:
-    stmt = (
-        select(offenders.c.state_json)
-        .order_by(offenders.c.offender_id)
-        .execution_options(yield_per=1000)
-    )
+    stmt = select(offenders.c.state_json).order_by(offenders.c.offender_id).execution_options(yield_per=1000)
     with reading_all(bind) as conn:
         for (doc,) in conn.execute(stmt):
             yield OffenderState.from_dict(doc)
@@ -156,8 +164,6 @@ def purge_offender_alerts(bind: Bind, offender_id: str) -> int:
         if not juvenile:
             cond = and_(cond, pending_alerts.c.kind != "watch_removed")
         return conn.execute(delete(pending_alerts).where(cond)).rowcount
-
-
 
 
 def record_alerts(bind: Bind, alerts: Sequence[Alert]) -> int:

@@ -25,6 +25,7 @@ _EMAIL_LIKE = re.compile(r"[^\s'\"<>()\[\],;:@]+@[^\s'\"<>()\[\],;:@]+")
 def load_schema(name: str) -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
 
+
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?([Zz]|[+-](\d{2}):(\d{2}))",
     re.ASCII,
@@ -83,6 +84,7 @@ def _is_uri(value: object) -> bool:
         return bool(parts.hostname)
     return True
 
+
 # The formats our schemas use, one check each for jsonschema and the fast gate.
 FORMATS = {"date": _is_date, "date-time": _is_date_time, "uri": _is_uri}
 
@@ -118,6 +120,7 @@ def strict_json_loads(text: str) -> Any:
     except RecursionError:
         raise ValueError("nested too deeply") from None
 
+
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -136,9 +139,14 @@ def text_problem(doc: Any) -> str | None:
             stack.extend(((*path, i), v) for i, v in enumerate(value))
         elif isinstance(value, str) and (m := _NOT_TEXT.search(value)):
             # A field name may be the culprit: never repeated, only its place.
-            where = field_path(p if isinstance(p, int) or p.isprintable() else "?" for p in path) or "(top level)"
-            what = "a NUL character (U+0000)" if m.group() == "\x00" else \
-                f"an unpaired surrogate escape \\u{ord(m.group()):04x}, which is not a character"
+            where = (
+                field_path(p if isinstance(p, int) or p.isprintable() else "?" for p in path) or "(top level)"
+            )
+            what = (
+                "a NUL character (U+0000)"
+                if m.group() == "\x00"
+                else f"an unpaired surrogate escape \\u{ord(m.group()):04x}, which is not a character"
+            )
             return f"{where}: holds {what}; no text field may contain it"
     return None
 
@@ -182,6 +190,7 @@ def scrub(text: str) -> str:
     """No e-mail address leaves in a message, whatever field it was typed into."""
     return _EMAIL_LIKE.sub("<e-mail address>", text)
 
+
 _PATTERN_HINTS = {
     "zip": "is not a ZIP code (5 digits or ZIP+4, e.g. 63101 or 63101-1234)",
     "state": "is not a 2-letter state code (e.g. MO)",
@@ -195,9 +204,7 @@ _FORMAT_HINTS = {
 }
 
 
-def describe_error(
-    err: ValidationError, *, root: str = "", secret: frozenset[str] = SECRET_FIELDS
-) -> str:
+def describe_error(err: ValidationError, *, root: str = "", secret: frozenset[str] = SECRET_FIELDS) -> str:
     """One sentence naming the field path; never repeats a secret field's value."""
     parts = list(err.absolute_path)
     path = field_path(parts) or root or "(top level)"
@@ -219,9 +226,7 @@ def describe_error(
         more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
         return f"{path}: unexpected {noun} {', '.join(extra[:5])}{more}"
     if v == "dependentRequired":
-        given, needed = next(
-            (k, d) for k, deps in arg.items() if k in inst for d in deps if d not in inst
-        )
+        given, needed = next((k, d) for k, deps in arg.items() if k in inst for d in deps if d not in inst)
         return f"{path}: {given} is given without {needed}; give both or neither"
     # `why` reads after "<value> "; the value is repeated only when it is a scalar (cut
     # short) and not a secret.

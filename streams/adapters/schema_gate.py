@@ -21,12 +21,38 @@ from typing import Any
 import fastjsonschema
 
 # Keywords whose draft-07 meaning is the 2020-12 one (`items` only as one schema, never an array).
-_SAME = frozenset({
-    "type", "properties", "required", "additionalProperties", "items", "enum", "const",
-    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-    "minItems", "maxItems", "minProperties", "maxProperties", "uniqueItems", "pattern",
-    "propertyNames", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "format",
-})
+_SAME = frozenset(
+    {
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "minProperties",
+        "maxProperties",
+        "uniqueItems",
+        "pattern",
+        "propertyNames",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "not",
+        "if",
+        "then",
+        "else",
+        "format",
+    }
+)
 # Annotations: neither validator checks them (`default` is also not filled in, see below).
 _ANNOTATIONS = frozenset({"title", "description", "default", "$comment", "contentEncoding", "examples"})
 _LOCAL_REF = "#/$defs/"
@@ -49,7 +75,7 @@ def _translate(node: Any, where: str, root: bool = False) -> Any:
         elif key == "$ref":
             if not (isinstance(value, str) and value.startswith(_LOCAL_REF)):
                 raise UntranslatableSchema(f"{at}: only local references to #/$defs/ are supported")
-            out["$ref"] = "#/definitions/" + value[len(_LOCAL_REF):]
+            out["$ref"] = "#/definitions/" + value[len(_LOCAL_REF) :]
         elif key == "dependentRequired":
             out["dependencies"] = {name: list(names) for name, names in value.items()}
         elif key == "properties":

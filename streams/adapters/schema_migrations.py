@@ -206,9 +206,11 @@ def sqlite_backup(engine: Engine, revision: str | None) -> Path | None:
     source = Path(name)
     target = source.with_name(f"{source.name}.before-upgrade-from-{revision or 'release-0.1'}")
     with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
         copy = sqlite3.connect(target)
         try:
-            conn.connection.driver_connection.backup(copy)
+            raw.backup(copy)
         finally:
             copy.close()
     return target
@@ -239,7 +241,8 @@ def ensure_ready(engine: Engine, *, upgrade_on_start: bool) -> None:
         ensure_ready(engine, upgrade_on_start=False)
         return
     where = (
-        "the database has no tables yet" if state.kind == "empty"
+        "the database has no tables yet"
+        if state.kind == "empty"
         else f"the database schema is at revision {state.current}, this release needs {state.head}"
     )
     raise SchemaOutOfStep(f"{where}: run `sor-notify db upgrade` (after a backup), then start again")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Engine
@@ -94,14 +95,16 @@ def insert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> lis
     if not rows:
         return []
     if conn.dialect.name != "postgresql":
-        return list(conn.execute(
-            table.insert().returning(table.c.id, sort_by_parameter_order=True), rows
-        ).scalars())
+        return list(
+            conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows).scalars()
+        )
     columns = [c.name for c in table.columns if c.name != "id"]
-    ids = list(conn.exec_driver_sql(
-        "SELECT nextval(pg_get_serial_sequence(%(t)s, 'id')) FROM generate_series(1, %(n)s) ORDER BY 1",
-        {"t": table.name, "n": len(rows)},
-    ).scalars())
+    ids = list(
+        conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence(%(t)s, 'id')) FROM generate_series(1, %(n)s) ORDER BY 1",
+            {"t": table.name, "n": len(rows)},
+        ).scalars()
+    )
     cur = driver_connection(conn).cursor()  # psycopg 3, inside the caller's transaction
     try:
         with cur.copy(f"COPY {table.name} (id, {', '.join(columns)}) FROM STDIN") as copy:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from os import PathLike
-from typing import Any, Callable, Iterator, cast
+from typing import Any, cast
 
 from email_validator import EmailNotValidError, validate_email
 from jsonschema import Draft202012Validator
@@ -28,6 +29,7 @@ from streams.domain.addresses import normalize_address
 from streams.domain.geocoding import PROVIDED
 from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain.radii import RADIUS_CODES
+
 # A legacy export is read line by line; one runaway line must not be read whole.
 MAX_LINE_BYTES = 64 * 1024
 # Lines read and checked together by iter_import_file (the import's own blocks are its choice).

@@ -1,11 +1,11 @@
 """Subscribers as the import writes them and resync reads them: their tracked circles and offender watches."""
 
-
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
@@ -22,6 +22,7 @@ from streams.adapters.subscriber_import import ImportedAddress, ImportedSubscrib
 from streams.domain import radii
 from streams.domain.geocoding import PROVIDED
 from streams.domain.model import Circle
+
 
 def active_subscriber() -> Any:
     return and_(subscribers.c.confirmed.is_(True), subscribers.c.status == "active")
@@ -48,13 +49,42 @@ def _one_line(street: str, city: str, state: str, zip_: str) -> str:
 
 
 # The tracked_addresses columns a Circle is made of, in the order `_circle_of` takes them.
-_CIRCLE_COLUMNS = ("id", "subscriber_id", "label", "street", "city", "state", "zip", "lat", "lon", "radius_code")
+_CIRCLE_COLUMNS = (
+    "id",
+    "subscriber_id",
+    "label",
+    "street",
+    "city",
+    "state",
+    "zip",
+    "lat",
+    "lon",
+    "radius_code",
+)
 
 
-def _circle_of(cid: int, sid: int, label: str, street: str, city: str, state: str, zip_: str,
-               lat: float, lon: float, radius_code: str) -> Circle:
-    return Circle(cid, sid, label, _one_line(street, city, state, zip_), lat, lon,
-                  radii.radius_m(radius_code), radius_code)
+def _circle_of(
+    cid: int,
+    sid: int,
+    label: str,
+    street: str,
+    city: str,
+    state: str,
+    zip_: str,
+    lat: float,
+    lon: float,
+    radius_code: str,
+) -> Circle:
+    return Circle(
+        cid,
+        sid,
+        label,
+        _one_line(street, city, state, zip_),
+        lat,
+        lon,
+        radii.radius_m(radius_code),
+        radius_code,
+    )
 
 
 def circle_of_row(row: Any) -> Circle:
@@ -63,7 +93,16 @@ def circle_of_row(row: Any) -> Circle:
 
 
 _ADDRESS_FIELDS = (
-    "label", "street", "city", "state", "zip", "normalized", "radius_code", "lat", "lon", "precision",
+    "label",
+    "street",
+    "city",
+    "state",
+    "zip",
+    "normalized",
+    "radius_code",
+    "lat",
+    "lon",
+    "precision",
 )
 
 
@@ -109,7 +148,11 @@ def upsert_subscriber(bind: Bind, imported: ImportedSubscriber) -> SubscriberCha
         for a in imported.addresses:
             values = _address_values(a)
             same = next(
-                (rid for rid, row in unused.items() if all(getattr(row, f) == values[f] for f in _ADDRESS_FIELDS)),
+                (
+                    rid
+                    for rid, row in unused.items()
+                    if all(getattr(row, f) == values[f] for f in _ADDRESS_FIELDS)
+                ),
                 None,
             )
             if same is not None:
@@ -168,28 +211,45 @@ def upsert_subscribers(bind: Bind, imported: Sequence[ImportedSubscriber]) -> li
         return _upsert_block(conn, list(imported), emails)
 
 
-def _upsert_block(conn: Connection, items: list[ImportedSubscriber], emails: list[str]) -> list[SubscriberChange]:
+def _upsert_block(
+    conn: Connection, items: list[ImportedSubscriber], emails: list[str]
+) -> list[SubscriberChange]:
     if not items:
         return []
     now = utcnow()
     conn.execute(
         sql_insert(conn, subscribers).on_conflict_do_nothing(index_elements=[subscribers.c.email]),
-        [{"email": e, "confirmed": bool(i.confirmed), "status": "active", "created_at": now}
-         for e, i in zip(emails, items)],
+        [
+            {"email": e, "confirmed": bool(i.confirmed), "status": "active", "created_at": now}
+            for e, i in zip(emails, items)
+        ],
     )
-    found = {r.email: r for r in conn.execute(
-        select(subscribers.c.id, subscribers.c.email, subscribers.c.status, subscribers.c.confirmed)
-        .where(subscribers.c.email.in_(emails)))}
+    found = {
+        r.email: r
+        for r in conn.execute(
+            select(
+                subscribers.c.id, subscribers.c.email, subscribers.c.status, subscribers.c.confirmed
+            ).where(subscribers.c.email.in_(emails))
+        )
+    }
     sids = [found[e].id for e in emails]
-    stale = [{"sid": found[e].id, "c": bool(i.confirmed)} for e, i in zip(emails, items)
-             if found[e].confirmed != bool(i.confirmed)]
+    stale = [
+        {"sid": found[e].id, "c": bool(i.confirmed)}
+        for e, i in zip(emails, items)
+        if found[e].confirmed != bool(i.confirmed)
+    ]
     if stale:
-        conn.execute(update(subscribers).where(subscribers.c.id == bindparam("sid"))
-                     .values(confirmed=bindparam("c")), stale)
+        conn.execute(
+            update(subscribers).where(subscribers.c.id == bindparam("sid")).values(confirmed=bindparam("c")),
+            stale,
+        )
 
     held: dict[int, list[Any]] = {sid: [] for sid in sids}
-    for row in conn.execute(select(tracked_addresses).where(tracked_addresses.c.subscriber_id.in_(sids))
-                            .order_by(tracked_addresses.c.id)):
+    for row in conn.execute(
+        select(tracked_addresses)
+        .where(tracked_addresses.c.subscriber_id.in_(sids))
+        .order_by(tracked_addresses.c.id)
+    ):
         held[row.subscriber_id].append(row)
     plans: list[tuple[list[Any], list[Any]]] = []  # per subscriber: kept ids or new values, removed rows
     new_rows: list[dict[str, Any]] = []
@@ -199,8 +259,14 @@ def _upsert_block(conn: Connection, items: list[ImportedSubscriber], emails: lis
         kept: list[Any] = []
         for a in item.addresses:
             values = _address_values(a)
-            same = next((rid for rid, row in unused.items()
-                         if all(getattr(row, f) == values[f] for f in _ADDRESS_FIELDS)), None)
+            same = next(
+                (
+                    rid
+                    for rid, row in unused.items()
+                    if all(getattr(row, f) == values[f] for f in _ADDRESS_FIELDS)
+                ),
+                None,
+            )
             if same is not None:
                 kept.append(unused.pop(same))
             else:
@@ -216,8 +282,11 @@ def _upsert_block(conn: Connection, items: list[ImportedSubscriber], emails: lis
             new["id"] = rid
 
     old_watches: dict[int, set[str]] = {sid: set() for sid in sids}
-    for w in conn.execute(select(offender_watches.c.subscriber_id, offender_watches.c.offender_id)
-                          .where(offender_watches.c.subscriber_id.in_(sids))):
+    for w in conn.execute(
+        select(offender_watches.c.subscriber_id, offender_watches.c.offender_id).where(
+            offender_watches.c.subscriber_id.in_(sids)
+        )
+    ):
         old_watches[w.subscriber_id].add(w.offender_id)
     drop_watches: list[dict[str, Any]] = []
     add_watches: list[dict[str, Any]] = []
@@ -228,16 +297,23 @@ def _upsert_block(conn: Connection, items: list[ImportedSubscriber], emails: lis
         watches = list(dict.fromkeys(str(o) for o in item.offenders))
         removed_watches = sorted(old_watches[sid] - set(watches))
         drop_watches += [{"sid": sid, "oid": o} for o in removed_watches]
-        add_watches += [{"subscriber_id": sid, "offender_id": o, "created_at": now}
-                        for o in watches if o not in old_watches[sid]]
+        add_watches += [
+            {"subscriber_id": sid, "offender_id": o, "created_at": now}
+            for o in watches
+            if o not in old_watches[sid]
+        ]
         if found[email].status != "active":
             out.append(SubscriberChange(sid, [], removed + circles, [], removed_watches + watches))
         else:
             out.append(SubscriberChange(sid, circles, removed, watches, removed_watches))
     if drop_watches:
-        conn.execute(delete(offender_watches).where(
-            offender_watches.c.subscriber_id == bindparam("sid"),
-            offender_watches.c.offender_id == bindparam("oid")), drop_watches)
+        conn.execute(
+            delete(offender_watches).where(
+                offender_watches.c.subscriber_id == bindparam("sid"),
+                offender_watches.c.offender_id == bindparam("oid"),
+            ),
+            drop_watches,
+        )
     if add_watches:
         conn.execute(offender_watches.insert(), add_watches)
     return out

@@ -10,8 +10,8 @@ from sqlalchemy.engine import Engine
 
 from streams.adapters import offender_search
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses, utcnow
-from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
 from streams.adapters.sql import inserted_id, reading
+from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
 from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain.model import Circle, OffenderState
 
@@ -21,8 +21,9 @@ ADDED, ALREADY, FULL = "added", "already", "full"
 def subscriber(engine: Engine, sid: int) -> Any:
     with reading(engine) as conn:
         return conn.execute(
-            select(subscribers.c.id, subscribers.c.email, subscribers.c.confirmed, subscribers.c.status)
-            .where(subscribers.c.id == sid)
+            select(
+                subscribers.c.id, subscribers.c.email, subscribers.c.confirmed, subscribers.c.status
+            ).where(subscribers.c.id == sid)
         ).first()
 
 
@@ -32,9 +33,13 @@ def is_active(row: Any) -> bool:
 
 def tracked_rows(engine: Engine, sid: int) -> list[Any]:
     with reading(engine) as conn:
-        return list(conn.execute(
-            select(tracked_addresses).where(tracked_addresses.c.subscriber_id == sid).order_by(tracked_addresses.c.id)
-        ))
+        return list(
+            conn.execute(
+                select(tracked_addresses)
+                .where(tracked_addresses.c.subscriber_id == sid)
+                .order_by(tracked_addresses.c.id)
+            )
+        )
 
 
 def tracked_row(engine: Engine, sid: int, address_id: int) -> Any:
@@ -57,18 +62,23 @@ def add_address(engine: Engine, sid: int, values: dict[str, Any]) -> Circle | No
     with engine.begin() as conn:
         _lock_subscriber(conn, sid)
         count = conn.execute(
-            select(func.count()).select_from(tracked_addresses).where(tracked_addresses.c.subscriber_id == sid)
+            select(func.count())
+            .select_from(tracked_addresses)
+            .where(tracked_addresses.c.subscriber_id == sid)
         ).scalar_one()
         if count >= MAX_ADDRESSES:
             return None
-        new_id = inserted_id(conn.execute(
-            tracked_addresses.insert().values(subscriber_id=sid, created_at=utcnow(), **values)
-        ))
-        return circle_of_row(conn.execute(select(tracked_addresses).where(tracked_addresses.c.id == new_id)).one())
+        new_id = inserted_id(
+            conn.execute(tracked_addresses.insert().values(subscriber_id=sid, created_at=utcnow(), **values))
+        )
+        return circle_of_row(
+            conn.execute(select(tracked_addresses).where(tracked_addresses.c.id == new_id)).one()
+        )
 
 
-def update_address(engine: Engine, sid: int, address_id: int,
-                   values: dict[str, Any]) -> tuple[Circle, Circle] | None:
+def update_address(
+    engine: Engine, sid: int, address_id: int, values: dict[str, Any]
+) -> tuple[Circle, Circle] | None:
     """(old circle, new circle), or None when the address is not the subscriber's."""
     with engine.begin() as conn:
         where = (tracked_addresses.c.id == address_id) & (tracked_addresses.c.subscriber_id == sid)
@@ -92,35 +102,44 @@ def delete_address(engine: Engine, sid: int, address_id: int) -> Circle | None:
 
 def watched_ids(engine: Engine, sid: int) -> list[str]:
     with reading(engine) as conn:
-        return list(conn.execute(
-            select(offender_watches.c.offender_id)
-            .where(offender_watches.c.subscriber_id == sid)
-            .order_by(offender_watches.c.created_at, offender_watches.c.offender_id)
-        ).scalars())
+        return list(
+            conn.execute(
+                select(offender_watches.c.offender_id)
+                .where(offender_watches.c.subscriber_id == sid)
+                .order_by(offender_watches.c.created_at, offender_watches.c.offender_id)
+            ).scalars()
+        )
 
 
 def add_watch(engine: Engine, sid: int, offender_id: str) -> str:
     """ADDED, ALREADY or FULL."""
     with engine.begin() as conn:
         _lock_subscriber(conn, sid)
-        current = set(conn.execute(
-            select(offender_watches.c.offender_id).where(offender_watches.c.subscriber_id == sid)
-        ).scalars())
+        current = set(
+            conn.execute(
+                select(offender_watches.c.offender_id).where(offender_watches.c.subscriber_id == sid)
+            ).scalars()
+        )
         if offender_id in current:
             return ALREADY
         if len(current) >= MAX_OFFENDERS:
             return FULL
-        conn.execute(offender_watches.insert().values(subscriber_id=sid, offender_id=offender_id, created_at=utcnow()))
+        conn.execute(
+            offender_watches.insert().values(subscriber_id=sid, offender_id=offender_id, created_at=utcnow())
+        )
         return ADDED
 
 
 def delete_watch(engine: Engine, sid: int, offender_id: str) -> bool:
     with engine.begin() as conn:
-        return conn.execute(
-            delete(offender_watches).where(
-                offender_watches.c.subscriber_id == sid, offender_watches.c.offender_id == offender_id
-            )
-        ).rowcount == 1
+        return (
+            conn.execute(
+                delete(offender_watches).where(
+                    offender_watches.c.subscriber_id == sid, offender_watches.c.offender_id == offender_id
+                )
+            ).rowcount
+            == 1
+        )
 
 
 def unsubscribe(engine: Engine, sid: int, when: datetime) -> SubscriberChange | None:
@@ -131,14 +150,23 @@ def unsubscribe(engine: Engine, sid: int, when: datetime) -> SubscriberChange | 
             return None
         if row.status != "unsubscribed":
             conn.execute(
-                update(subscribers).where(subscribers.c.id == sid).values(status="unsubscribed", unsubscribed_at=when)
+                update(subscribers)
+                .where(subscribers.c.id == sid)
+                .values(status="unsubscribed", unsubscribed_at=when)
             )
-        circles = [circle_of_row(r) for r in conn.execute(
-            select(tracked_addresses).where(tracked_addresses.c.subscriber_id == sid).order_by(tracked_addresses.c.id)
-        )]
-        watches = list(conn.execute(
-            select(offender_watches.c.offender_id).where(offender_watches.c.subscriber_id == sid)
-        ).scalars())
+        circles = [
+            circle_of_row(r)
+            for r in conn.execute(
+                select(tracked_addresses)
+                .where(tracked_addresses.c.subscriber_id == sid)
+                .order_by(tracked_addresses.c.id)
+            )
+        ]
+        watches = list(
+            conn.execute(
+                select(offender_watches.c.offender_id).where(offender_watches.c.subscriber_id == sid)
+            ).scalars()
+        )
     return SubscriberChange(sid, [], circles, [], sorted(watches))
 
 

@@ -11,7 +11,9 @@ web_sessions = Table(
     metadata,
     # SHA-256 of the cookie value: a database leak does not hand out live sessions.
     Column("id_hash", String(64), primary_key=True),
-    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column(
+        "subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=True, index=True
+    ),
     Column("csrf_token", String(64), nullable=False),
     Column("flash", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),

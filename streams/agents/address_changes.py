@@ -9,10 +9,10 @@ import structlog
 from streams.adapters import metrics
 from streams.agents.batching import BATCH, BATCH_WITHIN, deliver, send_alerts, stop_on_failure
 from streams.app import StreamGraph
-from streams.runtime import Runtime
 from streams.domain.matching import proximity_alert_batch
 from streams.domain.model import AddressChange
 from streams.logs import about_message
+from streams.runtime import Runtime
 
 logger = structlog.get_logger()
 
@@ -29,7 +29,9 @@ def register(graph: StreamGraph, runtime: Runtime) -> None:
                 sends, matched = [], []
                 for event in events:
                     change = AddressChange.from_dict(event.value)
-                    with about_message(event.message, event_id=change.event_id, offender_id=change.offender_id):
+                    with about_message(
+                        event.message, event_id=change.event_id, offender_id=change.offender_id
+                    ):
                         with metrics.GEO_JOIN_SECONDS.time():
                             alerts = proximity_alert_batch(change, runtime.circles.index)
                         n = len(alerts) if alerts is not None else 0
@@ -38,7 +40,11 @@ def register(graph: StreamGraph, runtime: Runtime) -> None:
                         matched.append((event, change, alerts, n))
                 await deliver(sends)
                 for event, change, alerts, n in matched:
-                    with about_message(event.message, event_id=change.event_id, offender_id=change.offender_id):
+                    with about_message(
+                        event.message, event_id=change.event_id, offender_id=change.offender_id
+                    ):
                         if alerts is not None:
                             metrics.alerts_emitted(alerts.common["kind"], n)
-                        logger.info("address change matched", cell=event.key, direction=change.direction, alerts=n)
+                        logger.info(
+                            "address change matched", cell=event.key, direction=change.direction, alerts=n
+                        )

@@ -6,9 +6,10 @@ import asyncio
 import logging
 import os
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import structlog
 
@@ -38,10 +39,14 @@ def stop_on_failure(agent: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        frames = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+        frames = [
+            f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)
+        ]
         logger.critical(
             "agent failed: stopping the worker so that its batch is read again",
-            agent=agent, error=type(exc).__name__, frames=frames[-8:],
+            agent=agent,
+            error=type(exc).__name__,
+            frames=frames[-8:],
         )
         logging.shutdown()
         os._exit(EXIT_AGENT_FAILED)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import structlog
 
 from streams.app import StreamGraph
-from streams.runtime import Runtime
 from streams.domain.retry_policy import RETRY_FIRST
+from streams.runtime import Runtime
 from streams.services.digests import send_digests
 
 logger = structlog.get_logger()

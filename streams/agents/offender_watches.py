@@ -7,9 +7,9 @@ from typing import Any
 import structlog
 
 from streams.app import StreamGraph
-from streams.runtime import Runtime
 from streams.domain import watch_batch
 from streams.logs import about_message
+from streams.runtime import Runtime
 
 logger = structlog.get_logger()
 
@@ -34,6 +34,11 @@ def register(graph: StreamGraph, runtime: Runtime) -> None:
                     table[oid] = watchers
                 elif watchers is not None and oid in table:
                     del table[oid]
-                logger.info("offender watch recorded", offender_id=oid, watching=len(change.watch),
-                            unwatching=len(change.unwatch), watchers=len(table.get(oid) or ()),
-                            changed=watchers is not None)
+                logger.info(
+                    "offender watch recorded",
+                    offender_id=oid,
+                    watching=len(change.watch),
+                    unwatching=len(change.unwatch),
+                    watchers=len(table.get(oid) or ()),
+                    changed=watchers is not None,
+                )

@@ -13,16 +13,16 @@ import structlog
 from streams.adapters import metrics, repository
 from streams.adapters.dead_letters import InvalidEvent, dead_letter
 from streams.adapters.event_codec import conflicting_duplicate, decode_registry_event
+from streams.adapters.table_writes import for_event
 from streams.agents.batching import BATCH, BATCH_WITHIN, deliver, send_alerts, stop_on_failure
 from streams.app import StreamGraph
-from streams.runtime import Runtime
 from streams.domain.cells import cell_of
-from streams.domain.geocoding import GeocoderUnavailable
 from streams.domain.event_identity import content_digest
+from streams.domain.geocoding import GeocoderUnavailable
 from streams.domain.matching import apply_event, watch_alert_batch
 from streams.domain.model import OffenderState, RegistryEvent, SeenEvent
-from streams.adapters.table_writes import for_event
 from streams.logs import about_message
+from streams.runtime import Runtime
 from streams.services.locating import locate_event
 
 logger = structlog.get_logger()
@@ -156,7 +156,9 @@ async def _dead_letter(graph: StreamGraph, batch: Batch, event: Any, err: Invali
     raw, key, msg = event.value, event.key, event.message
     logger.warning("registry event dead-lettered", reason=err.reason, detail=err.detail)
     metrics.REGISTRY_EVENTS_DEAD_LETTERED.labels(reason=err.reason).inc()
-    record = dead_letter(raw or b"", err, topic=msg.topic, partition=msg.partition, offset=msg.offset, key=key)
+    record = dead_letter(
+        raw or b"", err, topic=msg.topic, partition=msg.partition, offset=msg.offset, key=key
+    )
     k = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
     batch.sends.append(await graph.dead_letters.send(key=k, value=record))
 
@@ -175,12 +177,16 @@ async def _apply_one(
     # same digest each time it comes.
     digest = content_digest(ev)
     known = batch.known.get(ev.event_id)
-    fresh = known is None and (old is None or (ev.event_id not in old.recent_event_ids and ev.revision > old.revision))
+    fresh = known is None and (
+        old is None or (ev.event_id not in old.recent_event_ids and ev.revision > old.revision)
+    )
     if fresh and any(not a.has_point for a in ev.addresses):
         settings = runtime.settings
         try:
             located = await locate_event(
-                ev, old, runtime.geocoder,
+                ev,
+                old,
+                runtime.geocoder,
                 timeout_s=settings.geocode_timeout_s,
                 give_up=attempt >= settings.geocode_max_attempts,
             )
@@ -228,8 +234,14 @@ async def _apply_one(
     if outcome.status == "replayed":
         # Nothing to store: the state already holds this event. Its alerts are sent again
         # in case the first ones were lost with a broker; recorded ones are not doubled.
-        batch.done.append(Outcome(msg, metrics.REGISTRY_EVENTS_REPLAYED, "registry event replayed: its alerts derived again",
-                           ids | {"revision": ev.revision, "address_changes": len(outcome.address_changes)}))
+        batch.done.append(
+            Outcome(
+                msg,
+                metrics.REGISTRY_EVENTS_REPLAYED,
+                "registry event replayed: its alerts derived again",
+                ids | {"revision": ev.revision, "address_changes": len(outcome.address_changes)},
+            )
+        )
         return
     assert outcome.state is not None
     batch.states[ev.offender_id] = outcome.state
@@ -237,9 +249,19 @@ async def _apply_one(
     seen = SeenEvent(ev.event_id, digest, ev.revision)
     batch.known[ev.event_id] = seen  # a later message of this batch with the same id sees it
     batch.applied.append(repository.AppliedEvent(ev.event_id, ev.offender_id, ev.revision, digest))
-    batch.done.append(Outcome(msg, metrics.REGISTRY_EVENTS_APPLIED, "registry event applied", ids | {
-        "revision": ev.revision, "address_changes": len(outcome.address_changes),
-        "watch_change": outcome.watch_change is not None}))
+    batch.done.append(
+        Outcome(
+            msg,
+            metrics.REGISTRY_EVENTS_APPLIED,
+            "registry event applied",
+            ids
+            | {
+                "revision": ev.revision,
+                "address_changes": len(outcome.address_changes),
+                "watch_change": outcome.watch_change is not None,
+            },
+        )
+    )
 
 
 async def _commit(graph: StreamGraph, runtime: Runtime, batch: Batch) -> None:

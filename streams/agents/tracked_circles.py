@@ -8,10 +8,10 @@ import structlog
 
 from streams.adapters.memory import release_free_memory
 from streams.app import StreamGraph
-from streams.runtime import Runtime
 from streams.domain import circle_batch
 from streams.domain.model import Circle
 from streams.logs import about_message
+from streams.runtime import Runtime
 
 logger = structlog.get_logger()
 
@@ -36,8 +36,11 @@ def register(graph: StreamGraph, runtime: Runtime) -> None:
                     logger.error("tracked-circles message not understood: skipped", error=str(err))
                     continue
                 applied = circle_batch.apply(
-                    cell, change, {k: table.get(k) for k in circle_batch.keys_of(cell, change)},
-                    event.message.partition, reader=reader,
+                    cell,
+                    change,
+                    {k: table.get(k) for k in circle_batch.keys_of(cell, change)},
+                    event.message.partition,
+                    reader=reader,
                 )
                 for key, entry in applied.entries.items():
                     if entry is None:
@@ -50,8 +53,12 @@ def register(graph: StreamGraph, runtime: Runtime) -> None:
                 runtime.circles.upsert_many((Circle.from_dict(d), new) for d, new in applied.upserted)
                 # Every copy this message carries, held now (new, changed or held already):
                 # what readiness checks read. Circle ids are pseudonymous.
-                logger.info("tracked circles indexed", circle_ids=[d["circle_id"] for d in change.upserts],
-                            dropped=applied.dropped, changed=len(applied.upserted))
+                logger.info(
+                    "tracked circles indexed",
+                    circle_ids=[d["circle_id"] for d in change.upserts],
+                    dropped=applied.dropped,
+                    changed=len(applied.upserted),
+                )
 
     @table.on_recover
     async def rebuild_index() -> None:

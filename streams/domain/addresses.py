@@ -53,9 +53,7 @@ def _coord(v: Any) -> float | None:
 
 
 def make_address(d: dict[str, Any]) -> Address:
-    street, city, state, zip_code = (
-        str(d.get(k) or "") for k in ("street", "city", "state", "zip")
-    )
+    street, city, state, zip_code = (str(d.get(k) or "") for k in ("street", "city", "state", "zip"))
     return Address(
         type=d["type"],
         street=street,

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from streams.domain.model import Alert, alert_id_for
 from streams.domain.radii import proximity_band
@@ -31,9 +32,7 @@ _DEFAULTS: dict[str, Any] = {
     f.name: (f.default if f.default is not MISSING else [] if f.default_factory is list else None)
     for f in fields(Alert)
 }
-_REQUIRED = frozenset(
-    f.name for f in fields(Alert) if f.default is MISSING and f.default_factory is MISSING
-)
+_REQUIRED = frozenset(f.name for f in fields(Alert) if f.default is MISSING and f.default_factory is MISSING)
 
 
 # The stored form of one alert: the columns the digest queries filter on, then the whole
@@ -74,7 +73,9 @@ class AlertBatch:
         if unknown:
             raise InvalidAlertBatch(f"unknown alert fields {sorted(unknown)}")
         if set(self.common) & set(self.columns):
-            raise InvalidAlertBatch(f"fields both common and per alert: {sorted(set(self.common) & set(self.columns))}")
+            raise InvalidAlertBatch(
+                f"fields both common and per alert: {sorted(set(self.common) & set(self.columns))}"
+            )
         if not {"alert_id", "subscriber_id"} <= set(self.columns):
             raise InvalidAlertBatch("a batch needs alert_id and subscriber_id columns")
         if _REQUIRED - names:
@@ -131,8 +132,15 @@ class AlertBatch:
         out = []
         for p, rows in sorted(groups.items()):
             for start in range(0, len(rows), max_rows):
-                part = rows[start:start + max_rows]
-                out.append((p, AlertBatch(self.common, {k: [col[i] for i in part] for k, col in self.columns.items()})))
+                part = rows[start : start + max_rows]
+                out.append(
+                    (
+                        p,
+                        AlertBatch(
+                            self.common, {k: [col[i] for i in part] for k, col in self.columns.items()}
+                        ),
+                    )
+                )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,7 +164,11 @@ def alert_rows(message: Any) -> Iterator[dict[str, Any]]:
     if isinstance(message, dict) and "schema" in message:
         yield from AlertBatch.from_dict(message).rows()
         return
-    if not isinstance(message, dict) or not _REQUIRED <= message.keys() or not message.keys() <= set(ALERT_FIELDS):
+    if (
+        not isinstance(message, dict)
+        or not message.keys() >= _REQUIRED
+        or not message.keys() <= set(ALERT_FIELDS)
+    ):
         raise InvalidAlertBatch("neither an alert nor an alert batch")
     yield {**_DEFAULTS, **message}
 
@@ -175,10 +187,20 @@ def stored_alert(row: dict[str, Any]) -> StoredAlert:
 
 
 def proximity_batch(
-    *, event_id: str, offender_id: str, occurred_at: str, revision: int, direction: str,
-    offender: dict[str, Any], address: dict[str, Any], identity: tuple[str, str],
-    circle_ids: Sequence[int], subscriber_ids: Sequence[int], labels: Sequence[str],
-    one_lines: Sequence[str], distances_m: Sequence[float],
+    *,
+    event_id: str,
+    offender_id: str,
+    occurred_at: str,
+    revision: int,
+    direction: str,
+    offender: dict[str, Any],
+    address: dict[str, Any],
+    identity: tuple[str, str],
+    circle_ids: Sequence[int],
+    subscriber_ids: Sequence[int],
+    labels: Sequence[str],
+    one_lines: Sequence[str],
+    distances_m: Sequence[float],
 ) -> AlertBatch | None:
     """The "moved in" or "moved out" alerts of one address change for the circles holding it
     (ids as `proximity_alerts` derives them), or None when no circle holds it."""
@@ -187,8 +209,13 @@ def proximity_batch(
     kind = "moved_in" if direction == "in" else "moved_out"
     return AlertBatch(
         common={
-            "offender_id": offender_id, "kind": kind, "event_id": event_id, "occurred_at": occurred_at,
-            "revision": revision, "offender": offender, "address": address,
+            "offender_id": offender_id,
+            "kind": kind,
+            "event_id": event_id,
+            "occurred_at": occurred_at,
+            "revision": revision,
+            "offender": offender,
+            "address": address,
         },
         columns={
             "alert_id": [alert_id_for(event_id, cid, identity, direction) for cid in circle_ids],
@@ -209,7 +236,8 @@ def batch_of(alerts: Iterable[Alert]) -> AlertBatch | None:
         return None
     first = rows[0]
     common = {
-        f: first[f] for f in ALERT_FIELDS
+        f: first[f]
+        for f in ALERT_FIELDS
         if f not in ("alert_id", "subscriber_id") and all(r[f] == first[f] for r in rows)
     }
     columns = {f: [r[f] for r in rows] for f in ALERT_FIELDS if f not in common}

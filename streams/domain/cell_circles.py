@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gc
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from streams.domain.circle_index import CircleIndex
 from streams.domain.model import Circle

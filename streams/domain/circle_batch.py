@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import operator
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from streams.domain.cells import cells_overlapping
 from streams.domain.geometry import bounding_box
@@ -73,7 +74,9 @@ def _bucket_keys(cell: str) -> list[str]:
 
 
 def messages(
-    ops: Iterable[tuple[str, Circle]], *, max_circles: int = MAX_CIRCLES,
+    ops: Iterable[tuple[str, Circle]],
+    *,
+    max_circles: int = MAX_CIRCLES,
     cells: Callable[[Circle], list[str]] = cells_of,
 ) -> list[tuple[str, dict[str, Any]]]:
     """(cell, circle-batch value) messages, at most `max_circles` circles each, for the
@@ -97,12 +100,17 @@ def messages(
         # By bucket, so that a message rewrites as few table entries as it can.
         items = sorted(held.items(), key=lambda item: item[0] % BUCKETS)
         for start in range(0, len(items), max_circles):
-            part = items[start:start + max_circles]
-            out.append((cell, {
-                "schema": SCHEMA,
-                "upsert": [d for _, d in part if d is not None],
-                "delete": [cid for cid, d in part if d is None],
-            }))
+            part = items[start : start + max_circles]
+            out.append(
+                (
+                    cell,
+                    {
+                        "schema": SCHEMA,
+                        "upsert": [d for _, d in part if d is not None],
+                        "delete": [cid for cid, d in part if d is None],
+                    },
+                )
+            )
     return out
 
 
@@ -176,8 +184,9 @@ def _text(value: Any) -> str:
 def keys_of(cell: str, change: CellChange) -> set[str]:
     """The table entries of this cell that `change` reads and may write."""
     keys = _bucket_keys(cell)
-    return ({keys[d["circle_id"] % BUCKETS] for d in change.upserts}
-            | {keys[cid % BUCKETS] for cid in change.deletes})
+    return {keys[d["circle_id"] % BUCKETS] for d in change.upserts} | {
+        keys[cid % BUCKETS] for cid in change.deletes
+    }
 
 
 class EntryReader:
@@ -229,8 +238,14 @@ class Applied:
     dropped: list[int]
 
 
-def apply(cell: str, change: CellChange, entries: Mapping[str, Mapping[str, Any] | None],
-          partition: int, *, reader: EntryReader | None = None) -> Applied:
+def apply(
+    cell: str,
+    change: CellChange,
+    entries: Mapping[str, Mapping[str, Any] | None],
+    partition: int,
+    *,
+    reader: EntryReader | None = None,
+) -> Applied:
     """Apply `change` to this cell's table entries (`entries`: key -> entry, as held now).
 
     Deletes first, then upserts (`messages` never names a circle in both). A copy already held
@@ -284,8 +299,9 @@ def apply(cell: str, change: CellChange, entries: Mapping[str, Mapping[str, Any]
     return Applied(out, upserted, dropped)
 
 
-def table_entries(circles: Iterable[Circle], partition_of: Any,
-                  cells: Callable[[Circle], list[str]] = cells_of) -> dict[str, dict[str, Any]]:
+def table_entries(
+    circles: Iterable[Circle], partition_of: Any, cells: Callable[[Circle], list[str]] = cells_of
+) -> dict[str, dict[str, Any]]:
     """Every table entry for these circles, as `resync` writes them to the changelog;
     `partition_of(cell)` is the partition the cell's messages go to, `cells` as for
     `messages`. Each circle's JSON is written once and shared by its copies."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from operator import attrgetter
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -57,11 +58,13 @@ def _cell_ranges(
     east = max_lon > 180.0
     parts = [(row, np.maximum(min_lon, -180.0), np.minimum(max_lon, 180.0), min_lat, max_lat)]
     if west.any():
-        parts.append((row[west], min_lon[west] + 360.0, np.full(west.sum(), 180.0),
-                      min_lat[west], max_lat[west]))
+        parts.append(
+            (row[west], min_lon[west] + 360.0, np.full(west.sum(), 180.0), min_lat[west], max_lat[west])
+        )
     if east.any():
-        parts.append((row[east], np.full(east.sum(), -180.0), max_lon[east] - 360.0,
-                      min_lat[east], max_lat[east]))
+        parts.append(
+            (row[east], np.full(east.sum(), -180.0), max_lon[east] - 360.0, min_lat[east], max_lat[east])
+        )
     rows, lo_lon, hi_lon, lo_lat, hi_lat = (np.concatenate(x) for x in zip(*parts))
     return (rows, _column(lo_lon), _column(hi_lon), _row(lo_lat), _row(hi_lat))
 
@@ -216,7 +219,7 @@ class CircleIndex:
 
     def _file(self, slot: int) -> None:
         _, ix0, ix1, iy0, iy1 = _cell_ranges(
-            self._lat[slot:slot + 1], self._lon[slot:slot + 1], self._radius[slot:slot + 1]
+            self._lat[slot : slot + 1], self._lon[slot : slot + 1], self._radius[slot : slot + 1]
         )
         cells = int(((ix1 - ix0 + 1) * (iy1 - iy0 + 1)).sum())
         if cells > MAX_CELLS:
@@ -231,7 +234,7 @@ class CircleIndex:
         # One cell of slack each way: the box is recomputed, and a last-bit difference in it
         # must not leave the slot filed in a cell nobody looks at again.
         _, ix0, ix1, iy0, iy1 = _cell_ranges(
-            self._lat[slot:slot + 1], self._lon[slot:slot + 1], self._radius[slot:slot + 1]
+            self._lat[slot : slot + 1], self._lon[slot : slot + 1], self._radius[slot : slot + 1]
         )
         if self._wide.size:
             self._wide = self._wide[self._wide != slot]
@@ -264,7 +267,7 @@ class CircleIndex:
     def circles(self) -> Iterator[Circle]:
         live = np.array([s for s, t in enumerate(self._text) if t is not None], dtype=np.int64)
         for start in range(0, len(live), 4096):
-            yield from self._build(live[start:start + 4096])
+            yield from self._build(live[start : start + 4096])
 
     def upsert(self, circle: Circle) -> None:
         slot = self._slot(circle.circle_id)
@@ -283,8 +286,10 @@ class CircleIndex:
         if slot is None:
             return False
         return (
-            self._lat[slot] == circle.lat and self._lon[slot] == circle.lon
-            and self._radius[slot] == circle.radius_m and self._sub[slot] == circle.subscriber_id
+            self._lat[slot] == circle.lat
+            and self._lon[slot] == circle.lon
+            and self._radius[slot] == circle.radius_m
+            and self._sub[slot] == circle.subscriber_id
             and self._codes[self._code[slot]] == circle.radius_code
             and int(self._label_len[slot]) == len(circle.label)
             and self._text[slot] == (circle.label + circle.one_line).encode()
@@ -397,8 +402,9 @@ class CircleIndex:
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else _EMPTY
         ends = np.r_[starts[1:], len(keys)]
         # Views into one array: a cell costs its slots and one small array header.
-        self._cells = {k: slots[a:b] for k, a, b in zip(keys[starts].tolist(), starts.tolist(),
-                                                         ends.tolist())}
+        self._cells = {
+            k: slots[a:b] for k, a, b in zip(keys[starts].tolist(), starts.tolist(), ends.tolist())
+        }
 
     # -- the geo join ----------------------------------------------------------------------
 
@@ -415,7 +421,13 @@ class CircleIndex:
         if cand is None:
             return _EMPTY, np.zeros(0)
         pos, dist = circles_holding(
-            lat, lon, self._xyz, self._lat, self._lon, self._radius, rows=cand,
+            lat,
+            lon,
+            self._xyz,
+            self._lat,
+            self._lon,
+            self._radius,
+            rows=cand,
             max_radius_m=self._max_radius,
         )
         slots = cand.take(pos)
@@ -439,17 +451,27 @@ class CircleIndex:
 
     def _build(self, slots: np.ndarray) -> list[Circle]:
         codes = self._codes
-        return list(map(
-            Circle, self._id.take(slots).tolist(), self._sub.take(slots).tolist(), *self._labels(slots),
-            self._lat.take(slots).tolist(), self._lon.take(slots).tolist(),
-            self._radius.take(slots).tolist(), [codes[c] for c in self._code.take(slots).tolist()],
-        ))
+        return list(
+            map(
+                Circle,
+                self._id.take(slots).tolist(),
+                self._sub.take(slots).tolist(),
+                *self._labels(slots),
+                self._lat.take(slots).tolist(),
+                self._lon.take(slots).tolist(),
+                self._radius.take(slots).tolist(),
+                [codes[c] for c in self._code.take(slots).tolist()],
+            )
+        )
 
     def labelled(self, lat: float, lon: float) -> Labelled:
         """What query finds, as columns: the fields of an alert batch, no Circle built."""
         slots, dist = self._hits(lat, lon)
         return Labelled(
-            self._id.take(slots).tolist(), self._sub.take(slots).tolist(), *self._labels(slots), dist.tolist(),
+            self._id.take(slots).tolist(),
+            self._sub.take(slots).tolist(),
+            *self._labels(slots),
+            dist.tolist(),
         )
 
     def match(self, lat: float, lon: float) -> Matches:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from streams.domain.model import Address, RegistryEvent
@@ -13,6 +13,7 @@ from streams.domain.model import Address, RegistryEvent
 # stay small in the table's changelog.
 DIGEST_HEX = 32
 
+
 def _instant(text: str) -> str:
     """One form per instant: time-zone offset and fractional-second spelling are noise."""
     upper = text.upper()
@@ -20,7 +21,7 @@ def _instant(text: str) -> str:
         at = datetime.fromisoformat(upper)
     except ValueError:  # a leap second (":60"), which RFC 3339 allows and Python cannot hold
         return upper
-    return at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _number(value: float | int | None) -> float | None:
@@ -30,8 +31,14 @@ def _number(value: float | int | None) -> float | None:
 def _address(a: Address) -> dict[str, Any]:
     # As the registry sent it; normalized text and precision are derived from these.
     return {
-        "type": a.type, "street": a.street, "city": a.city, "state": a.state, "zip": a.zip,
-        "county": a.county, "lat": _number(a.lat), "lon": _number(a.lon),
+        "type": a.type,
+        "street": a.street,
+        "city": a.city,
+        "state": a.state,
+        "zip": a.zip,
+        "county": a.county,
+        "lat": _number(a.lat),
+        "lon": _number(a.lon),
     }
 
 

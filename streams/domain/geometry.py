@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence, TypeVar, overload
+from collections.abc import Sequence
+from typing import Any, TypeVar, overload
 
 import numpy as np
 from pyproj import Geod
@@ -27,8 +28,9 @@ def geodesic_distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> f
     return float(GEOD.inv(lon1, lat1, lon2, lat2)[2])
 
 
-def distance_within(centre_lat: float, centre_lon: float, radius_m: float,
-                    lat: float, lon: float) -> tuple[float, bool]:
+def distance_within(
+    centre_lat: float, centre_lon: float, radius_m: float, lat: float, lon: float
+) -> tuple[float, bool]:
     """(geodesic distance from the centre in metres, whether the point is inside the circle).
 
     One point against one circle, decided as `circles_holding` decides: Geod.inv from the
@@ -248,8 +250,13 @@ def within_circles(
 SIDE_OFFSET_M = 8.0  # a house stands back from the street centre line
 
 
-def point_along(line: Sequence[Sequence[float]], fraction: float, *, left: bool | None = None,
-                offset_m: float = SIDE_OFFSET_M) -> tuple[float, float]:
+def point_along(
+    line: Sequence[Sequence[float]],
+    fraction: float,
+    *,
+    left: bool | None = None,
+    offset_m: float = SIDE_OFFSET_M,
+) -> tuple[float, float]:
     """(lat, lon) at `fraction` of the line's geodesic length, `offset_m` to its left or right.
 
     The line is [[lon, lat], ...]; left and right are as seen walking from its first point.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Iterable, Literal
+from typing import Literal
 
 from streams.domain.alert_batch import AlertBatch, batch_of, proximity_batch
 from streams.domain.circle_index import CircleIndex
@@ -128,7 +129,12 @@ def apply_event(
             assert old is not None and old.previous != "unknown"
             again = apply_event(old.previous, latest_event(old), recent_limit, digest=digest)
             return Outcome(
-                "replayed", None, again.address_changes, again.watch_change, again.purge, again.unmapped,
+                "replayed",
+                None,
+                again.address_changes,
+                again.watch_change,
+                again.purge,
+                again.unmapped,
                 digest=digest,
             )
         return Outcome("duplicate", digest=digest)
@@ -190,7 +196,9 @@ def apply_event(
 def _change(
     event: RegistryEvent, direction: Literal["in", "out"], a: Address, who: OffenderSummary
 ) -> AddressChange:
-    return AddressChange(event.event_id, event.offender_id, event.occurred_at, direction, a, who, event.revision)
+    return AddressChange(
+        event.event_id, event.offender_id, event.occurred_at, direction, a, who, event.revision
+    )
 
 
 def proximity_alerts(change: AddressChange, index: CircleIndex) -> list[Alert]:
@@ -207,10 +215,18 @@ def proximity_alert_batch(change: AddressChange, index: CircleIndex) -> AlertBat
         return None
     hits = index.labelled(a.lat, a.lon)
     return proximity_batch(
-        event_id=change.event_id, offender_id=change.offender_id, occurred_at=change.occurred_at,
-        revision=change.revision, direction=change.direction, offender=change.offender.to_dict(),
-        address=a.to_dict(), identity=a.identity, circle_ids=hits.circle_id,
-        subscriber_ids=hits.subscriber_id, labels=hits.label, one_lines=hits.one_line,
+        event_id=change.event_id,
+        offender_id=change.offender_id,
+        occurred_at=change.occurred_at,
+        revision=change.revision,
+        direction=change.direction,
+        offender=change.offender.to_dict(),
+        address=a.to_dict(),
+        identity=a.identity,
+        circle_ids=hits.circle_id,
+        subscriber_ids=hits.subscriber_id,
+        labels=hits.label,
+        one_lines=hits.one_line,
         distances_m=hits.distance_m,
     )
 

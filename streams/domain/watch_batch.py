@@ -7,8 +7,9 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA = "watch-batch/1"
 # Subscribers per message at most (~8 bytes each).
@@ -38,13 +39,18 @@ def messages(
     for offender_id, held in last.items():
         items = sorted(held.items())
         for start in range(0, len(items), max_subscribers):
-            part = items[start:start + max_subscribers]
-            out.append((offender_id, {
-                "schema": SCHEMA,
-                "offender_id": offender_id,
-                "watch": [s for s, on in part if on],
-                "unwatch": [s for s, on in part if not on],
-            }))
+            part = items[start : start + max_subscribers]
+            out.append(
+                (
+                    offender_id,
+                    {
+                        "schema": SCHEMA,
+                        "offender_id": offender_id,
+                        "watch": [s for s, on in part if on],
+                        "unwatch": [s for s, on in part if not on],
+                    },
+                )
+            )
     return out
 
 
@@ -63,8 +69,9 @@ def decode(value: Any) -> WatchChange:
         raise InvalidWatchBatch("offender_id must be a non-empty string")
     if "active" in value:  # offender-watches before watch batches: one watch per message
         sid = _ids([value.get("subscriber_id")], "subscriber_id")
-        return WatchChange(offender_id, sid if value["active"] else frozenset(),
-                           frozenset() if value["active"] else sid)
+        return WatchChange(
+            offender_id, sid if value["active"] else frozenset(), frozenset() if value["active"] else sid
+        )
     if value.get("schema") != SCHEMA:
         raise InvalidWatchBatch(f"schema {value.get('schema')!r}: expected {SCHEMA!r}")
     extra = set(value) - {"schema", "offender_id", "watch", "unwatch"}

@@ -48,9 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a stream worker against SOR_BROKER_URL")
     worker.add_argument("--demo", action="store_true", help=argparse.SUPPRESS)  # `up --demo`'s worker
     worker.set_defaults(fn=run.cmd_worker)
-    sub.add_parser("web", help="run the subscriber web site (SOR_WEB_HOST:SOR_WEB_PORT)").set_defaults(fn=run.cmd_web)
-    sub.add_parser("resync", help="re-publish circles, watches and offender states from the database").set_defaults(fn=run.cmd_resync)
-    sub.add_parser("topics", help="create every topic with SOR_PARTITIONS partitions").set_defaults(fn=run.cmd_topics)
+    sub.add_parser("web", help="run the subscriber web site (SOR_WEB_HOST:SOR_WEB_PORT)").set_defaults(
+        fn=run.cmd_web
+    )
+    sub.add_parser(
+        "resync", help="re-publish circles, watches and offender states from the database"
+    ).set_defaults(fn=run.cmd_resync)
+    sub.add_parser("topics", help="create every topic with SOR_PARTITIONS partitions").set_defaults(
+        fn=run.cmd_topics
+    )
 
     reg = sub.add_parser("registry", help="registry side").add_subparsers(dest="registry_cmd", required=True)
     pub = reg.add_parser("publish", help="publish registry events from a JSON-lines file")
@@ -63,10 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.set_defaults(fn=data.cmd_subscribers_import)
 
-    gaz = sub.add_parser("gazetteer", help="the local address gazetteer").add_subparsers(dest="gaz_cmd", required=True)
+    gaz = sub.add_parser("gazetteer", help="the local address gazetteer").add_subparsers(
+        dest="gaz_cmd", required=True
+    )
     gimp = gaz.add_parser("import", help="load address points (OpenAddresses) or TIGER/Line address ranges")
     gimp.add_argument("file")
-    gimp.add_argument("--format", choices=["oa-csv", "oa-geojson", "tiger"], help="default: from the file name")
+    gimp.add_argument(
+        "--format", choices=["oa-csv", "oa-geojson", "tiger"], help="default: from the file name"
+    )
     gimp.add_argument("--no-progress", action="store_true", help="no progress bar")
     gimp.set_defaults(fn=data.cmd_gazetteer_import)
 
@@ -75,19 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--period", help="local date YYYY-MM-DD (default: today in SOR_TIMEZONE)")
     send.set_defaults(fn=data.cmd_digest_send)
 
-    dbp = sub.add_parser("db", help="the database schema: upgrade it on purpose, see where it is").add_subparsers(
-        dest="db_cmd", required=True
-    )
-    dbp.add_parser("upgrade", help="bring the schema to this release's (back the database up first)").set_defaults(
-        fn=db.cmd_db_upgrade
-    )
-    dbp.add_parser("current", help="the schema revision the database is at (exit 1 unless this release's)").set_defaults(
-        fn=db.cmd_db_current
-    )
+    dbp = sub.add_parser(
+        "db", help="the database schema: upgrade it on purpose, see where it is"
+    ).add_subparsers(dest="db_cmd", required=True)
+    dbp.add_parser(
+        "upgrade", help="bring the schema to this release's (back the database up first)"
+    ).set_defaults(fn=db.cmd_db_upgrade)
+    dbp.add_parser(
+        "current", help="the schema revision the database is at (exit 1 unless this release's)"
+    ).set_defaults(fn=db.cmd_db_current)
     dbp.add_parser("history", help="every schema revision this release knows, oldest first").set_defaults(
         fn=db.cmd_db_history
     )
-    rev = dbp.add_parser("revision", help="contributors: a new revision from what the models add beyond the head")
+    rev = dbp.add_parser(
+        "revision", help="contributors: a new revision from what the models add beyond the head"
+    )
     rev.add_argument("-m", "--message", required=True, help="what the revision changes, in a few words")
     rev.set_defaults(fn=db.cmd_db_revision)
 
@@ -105,9 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     dsh = dlq.add_parser("show", help="one dead letter with its original event, to correct it")
     dsh.add_argument("id", help="PARTITION:OFFSET, as `dlq list` shows it")
     dsh.set_defaults(fn=ops.cmd_dlq_show)
-    drp = dlq.add_parser("replay", help="send a dead letter (as received, or corrected) to registry-events again")
+    drp = dlq.add_parser(
+        "replay", help="send a dead letter (as received, or corrected) to registry-events again"
+    )
     drp.add_argument("id", help="PARTITION:OFFSET, as `dlq list` shows it")
-    drp.add_argument("--file", metavar="FIXED.json", help="a corrected event (one JSON object) to send instead")
+    drp.add_argument(
+        "--file", metavar="FIXED.json", help="a corrected event (one JSON object) to send instead"
+    )
     drp.add_argument("--force", action="store_true", help="replay an entry that was replayed before")
     drp.set_defaults(fn=ops.cmd_dlq_replay)
     return p
@@ -123,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_format, settings.log_level)
     if ignored:
-        logger.warning("environment variables meant for faust ignored: sor-notify takes its settings "
-                       "from SOR_* alone", names=ignored)
+        logger.warning(
+            "environment variables meant for faust ignored: sor-notify takes its settings from SOR_* alone",
+            names=ignored,
+        )
     try:
         return int(args.fn(settings, args))
     except (UsageError, BrokerError, SchemaOutOfStep) as err:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from streams.bootstrap import build_runtime
 from streams.entrypoints.usage import UsageError, require_broker, running_broker
@@ -56,7 +57,10 @@ def cmd_gazetteer_import(settings: Settings, args: argparse.Namespace) -> int:
     path = input_file(args.file, folder_too=True)
     runtime = build_runtime(settings)
     report = import_gazetteer(
-        runtime.engine, path, args.format, default_state=settings.service_state,
+        runtime.engine,
+        path,
+        args.format,
+        default_state=settings.service_state,
         progress=not args.no_progress,
     )
     print_rejected(path, report.rejected[:20])

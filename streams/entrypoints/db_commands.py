@@ -29,14 +29,18 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if done.stamped:
-        print(f"database made before the migrations: its tables checked and recorded as {migrations.BASELINE}")
+        print(
+            f"database made before the migrations: its tables checked and recorded as {migrations.BASELINE}"
+        )
     if done.stamped and done.after == migrations.BASELINE:
         return 0
     if done.before == done.after:
         print(f"database schema already at {_describe(done.after)}: nothing to do")
     else:
-        print(f"database schema upgraded from {_describe(done.before if not done.stamped else migrations.BASELINE)} "
-              f"to {_describe(done.after)}")
+        print(
+            f"database schema upgraded from {_describe(done.before if not done.stamped else migrations.BASELINE)} "
+            f"to {_describe(done.after)}"
+        )
     return 0
 
 
@@ -49,12 +53,12 @@ def cmd_db_current(settings: Settings, args: argparse.Namespace) -> int:
     said = {
         "current": f"{_describe(state.current)}: this release's newest (head)",
         "behind": f"{_describe(state.current)}: behind this release's {state.head}; "
-                  "run `sor-notify db upgrade`",
+        "run `sor-notify db upgrade`",
         "ahead": f"{state.current}: unknown to this release (newest {state.head}); a newer "
-                 "release upgraded it",
+        "release upgraded it",
         "empty": "none: the database has no tables yet; `sor-notify db upgrade` creates them",
         "unversioned": f"none recorded: made before the migrations; `sor-notify db upgrade` "
-                       f"checks it and records it as {migrations.BASELINE}",
+        f"checks it and records it as {migrations.BASELINE}",
     }[state.kind]
     print(f"database schema: {said}")
     return 0 if state.kind == "current" else 1
@@ -62,8 +66,7 @@ def cmd_db_current(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_db_revision(settings: Settings, args: argparse.Namespace) -> int:
     path = migrations.new_revision(args.message)
-    print(f"wrote {path}: read it, write its downgrade, add it to the upgrade test's data if it "
-          "adds a table")
+    print(f"wrote {path}: read it, write its downgrade, add it to the upgrade test's data if it adds a table")
     return 0
 
 

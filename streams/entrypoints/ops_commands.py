@@ -38,7 +38,9 @@ def _format_status(st: Any) -> str:
     if st.partitions:
         rows = [(p.topic, p.partition, p.end_offset, p.committed, p.lag) for p in st.partitions]
         out.append(_table(("TOPIC", "PARTITION", "END OFFSET", "COMMITTED", "LAG"), rows, {1, 2, 3, 4}))
-        out.append(f"total lag: {st.total_lag} (- : not read by the workers' group; the DLQ is for `sor-notify dlq`)")
+        out.append(
+            f"total lag: {st.total_lag} (- : not read by the workers' group; the DLQ is for `sor-notify dlq`)"
+        )
     elif st.broker_error:
         out.append("offsets and lag unknown: the broker cannot be reached")
     else:
@@ -111,7 +113,9 @@ def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
     runtime = build_runtime(settings)
     listing = _dlq_call(settings, lambda b: dlq_list(b, args.limit, runtime=runtime))
     if args.json:
-        print(json.dumps({"total": listing.total, "entries": [e.to_dict() for e in listing.entries]}, indent=2))
+        print(
+            json.dumps({"total": listing.total, "entries": [e.to_dict() for e in listing.entries]}, indent=2)
+        )
         return 0
     if not listing.entries:
         print(f"the dead-letter queue ({topics.DEAD_LETTERS.name}) is empty")

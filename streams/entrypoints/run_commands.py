@@ -147,7 +147,9 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
     broker_url = require_broker(settings)
     created = asyncio.run(
         ensure_topics(
-            broker_url, topics.topic_configs(settings.app_id), settings.partitions,
+            broker_url,
+            topics.topic_configs(settings.app_id),
+            settings.partitions,
             settings.topic_replication,
         )
     )

@@ -7,8 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import structlog
 
@@ -64,7 +64,9 @@ def supervise(parts: list[Part], *, poll_s: float = 0.25) -> int:
                 if stopping:
                     break
                 code = dead.process.returncode
-                logger.error("a part of sor-notify up stopped: stopping the others", part=dead.name, exit_code=code)
+                logger.error(
+                    "a part of sor-notify up stopped: stopping the others", part=dead.name, exit_code=code
+                )
                 print(
                     f"sor-notify up: the {dead.name} stopped (exit code {code}); everything else was stopped "
                     "too. Its log lines above say why; start `sor-notify up` again once it is fixed.",

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -35,10 +36,10 @@ from streams.adapters.mail import (
     lanes_of,
 )
 from streams.adapters.rendering import render_digest_bytes
+from streams.domain import links
 from streams.domain.digest import Digest, build_digest
 from streams.domain.retry_policy import GIVE_UP_AFTER, retry_delay
 from streams.runtime import Runtime
-from streams.domain import links
 
 logger = structlog.get_logger()
 
@@ -71,7 +72,7 @@ def message_domain(from_addr: str) -> str:
 
 
 def _blocks(values: Sequence[int]) -> list[Sequence[int]]:
-    return [values[i:i + BLOCK] for i in range(0, len(values), BLOCK)]
+    return [values[i : i + BLOCK] for i in range(0, len(values), BLOCK)]
 
 
 async def send_due_digests(
@@ -100,42 +101,53 @@ async def send_due_digests(
     if lanes < 1:
         raise ValueError(f"lanes={lanes}: expected at least 1")
     run = _Run(
-        engine, from_addr=from_addr, public_url=public_url, unsubscribe_url_for=unsubscribe_url_for,
-        now=now.astimezone(timezone.utc), suspend_after=suspend_after, rand=rand,
+        engine,
+        from_addr=from_addr,
+        public_url=public_url,
+        unsubscribe_url_for=unsubscribe_url_for,
+        now=now.astimezone(UTC),
+        suspend_after=suspend_after,
+        rand=rand,
     )
     report = run.report
-    async with lanes_of(sender, lanes) as pool:
-        async with run.lanes(pool):
-            retries = await run.db(
-                digest_store.take_over_claimed_digests, now=run.now, stale_before=run.now - stale_after
-            )
-            for block in _blocks(retries):
-                await run.deliver(await run.db(digest_store.load_digests, block))
-            # Retries first, to the end: a refused one gives its alerts back, and those must
-            # not go out again in this run's new digest.
-            await run.drain()
+    async with lanes_of(sender, lanes) as pool, run.lanes(pool):
+        retries = await run.db(
+            digest_store.take_over_claimed_digests, now=run.now, stale_before=run.now - stale_after
+        )
+        for block in _blocks(retries):
+            await run.deliver(await run.db(digest_store.load_digests, block))
+        # Retries first, to the end: a refused one gives its alerts back, and those must
+        # not go out again in this run's new digest.
+        await run.drain()
 
-            if claim_new:
-                domain = message_domain(from_addr)
-                await run.db(digest_store.refresh_statistics)
-                due = await run.db(digest_store.subscribers_with_unassigned_alerts)
-                due = [s for s in due if s not in run.refused]
-                for block in _blocks(due):
-                    claimed = await run.db(
-                        digest_store.claim_digests, block, period, now=run.now, message_domain=domain
-                    )
-                    # Unclaimed and not final: another run holds it right now, or the subscriber just left.
-                    report.skipped_already_sent += claimed.already_final
-                    await run.deliver(await run.db(digest_store.load_digests, claimed.digest_ids))
+        if claim_new:
+            domain = message_domain(from_addr)
+            await run.db(digest_store.refresh_statistics)
+            due = await run.db(digest_store.subscribers_with_unassigned_alerts)
+            due = [s for s in due if s not in run.refused]
+            for block in _blocks(due):
+                claimed = await run.db(
+                    digest_store.claim_digests, block, period, now=run.now, message_domain=domain
+                )
+                # Unclaimed and not final: another run holds it right now, or the subscriber just left.
+                report.skipped_already_sent += claimed.already_final
+                await run.deliver(await run.db(digest_store.load_digests, claimed.digest_ids))
 
     logger.info(
-        "digest run finished", period=period, retried=len(retries), not_tried=run.not_tried,
-        mail_server_down=run.down is not None, lanes=pool.lanes, **report.__dict__,
+        "digest run finished",
+        period=period,
+        retried=len(retries),
+        not_tried=run.not_tried,
+        mail_server_down=run.down is not None,
+        lanes=pool.lanes,
+        **report.__dict__,
     )
     return report
 
 
-async def send_digests(runtime: Runtime, period: str | None = None, *, claim_new: bool = True) -> DigestRunReport:
+async def send_digests(
+    runtime: Runtime, period: str | None = None, *, claim_new: bool = True
+) -> DigestRunReport:
     """A run with the service's settings: what `digest send`, 06:00 and the retry timer call."""
     settings = runtime.settings
     return await send_due_digests(
@@ -145,7 +157,7 @@ async def send_digests(runtime: Runtime, period: str | None = None, *, claim_new
         from_addr=settings.mail_from,
         public_url=settings.public_url,
         unsubscribe_url_for=lambda sid: links.unsubscribe_url(settings.public_url, settings.secret_key, sid),
-        now=datetime.now(timezone.utc),
+        now=datetime.now(UTC),
         stale_after=timedelta(seconds=settings.digest_stale_after_s),
         suspend_after=settings.suspend_after_bounces,
         claim_new=claim_new,
@@ -265,9 +277,15 @@ class _Run:
         # Marked before this lane offers its next message (the marks of all lanes go together).
         await self._mark_sent(work.digest_id, mail.message_id)
         self._count("sent")
-        logger.info("digest sent", digest_id=work.digest_id, subscriber_id=work.subscriber_id,
-                    period=work.period, changes=digest.change_count, withheld=work.withheld,
-                    attempt=work.attempts + 1)
+        logger.info(
+            "digest sent",
+            digest_id=work.digest_id,
+            subscriber_id=work.subscriber_id,
+            period=work.period,
+            changes=digest.change_count,
+            withheld=work.withheld,
+            attempt=work.attempts + 1,
+        )
 
     async def _mark_sent(self, digest_id: int, message_id: str) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -304,20 +322,30 @@ class _Run:
         if not work.deliverable:
             await self.db(digest_store.mark_digest_empty, work.digest_id, note="subscriber not active")
             self._count("empty")
-            logger.info("digest not sent: subscriber no longer active", digest_id=work.digest_id,
-                        subscriber_id=work.subscriber_id, period=work.period)
+            logger.info(
+                "digest not sent: subscriber no longer active",
+                digest_id=work.digest_id,
+                subscriber_id=work.subscriber_id,
+                period=work.period,
+            )
             return None
         if work.mail_suspended:
             # Claimed before the suspension (a retry): not sent, and its alerts wait for a resume.
-            await self._fail(work, "not sent: mail to this subscriber is suspended", bounce=False,
-                             attempted=False)
+            await self._fail(
+                work, "not sent: mail to this subscriber is suspended", bounce=False, attempted=False
+            )
             return None
         digest = build_digest(work.subscriber_id, work.alerts)
         if digest is None:
             await self.db(digest_store.mark_digest_empty, work.digest_id)
             self._count("empty")
-            logger.info("digest empty: nothing to send", digest_id=work.digest_id,
-                        subscriber_id=work.subscriber_id, period=work.period, withheld=work.withheld)
+            logger.info(
+                "digest empty: nothing to send",
+                digest_id=work.digest_id,
+                subscriber_id=work.subscriber_id,
+                period=work.period,
+                withheld=work.withheld,
+            )
             return None
         if self.down is not None:
             self._not_tried(work)
@@ -356,15 +384,21 @@ class _Run:
         keep: list[DigestWork] = []
         for work in untried:
             if self._given_up(work):
-                await self._fail(work, f"gave up after {GIVE_UP_AFTER.days} days: {reason}", bounce=False,
-                                 attempted=False)
+                await self._fail(
+                    work, f"gave up after {GIVE_UP_AFTER.days} days: {reason}", bounce=False, attempted=False
+                )
             else:
                 keep.append(work)
         if not keep:
             return
         retry_at = self.down_retry_at or self.now + retry_delay(keep[0].attempts + 1, self.rand())
-        await self.db(digest_store.release_digests, [w.digest_id for w in keep], error=reason,
-                      retry_at=retry_at, attempted=False)
+        await self.db(
+            digest_store.release_digests,
+            [w.digest_id for w in keep],
+            error=reason,
+            retry_at=retry_at,
+            attempted=False,
+        )
         for _ in keep:
             self._count("deferred")
 
@@ -376,25 +410,38 @@ class _Run:
             # A recipient's server saying "later" for days is a bounce, as in any mail system;
             # our own server being down says nothing about the subscriber.
             days = GIVE_UP_AFTER.days
-            await self._fail(work, f"gave up after {days} days: {reason}", bounce=not server_down,
-                             attempted=attempted)
+            await self._fail(
+                work, f"gave up after {days} days: {reason}", bounce=not server_down, attempted=attempted
+            )
             return
         # Decided before any wait: digests found untried meanwhile take this retry time.
         retry_at = self.now + retry_delay(work.attempts + 1, self.rand())
         if server_down:
             self.down_retry_at = retry_at
-        await self.db(digest_store.release_digest, work.digest_id, error=reason, retry_at=retry_at,
-                      attempted=attempted)
+        await self.db(
+            digest_store.release_digest, work.digest_id, error=reason, retry_at=retry_at, attempted=attempted
+        )
         self._count("deferred")
         if attempted:
-            logger.warning("digest deferred: temporary mail failure", digest_id=work.digest_id,
-                           subscriber_id=work.subscriber_id, period=work.period, error=reason,
-                           attempt=work.attempts + 1, retry_in_s=round((retry_at - self.now).total_seconds()))
+            logger.warning(
+                "digest deferred: temporary mail failure",
+                digest_id=work.digest_id,
+                subscriber_id=work.subscriber_id,
+                period=work.period,
+                error=reason,
+                attempt=work.attempts + 1,
+                retry_in_s=round((retry_at - self.now).total_seconds()),
+            )
 
     async def _fail(self, work: DigestWork, reason: str, *, bounce: bool, attempted: bool) -> None:
         result = await self.db(
-            digest_store.mark_digest_failed, work.digest_id, error=reason, now=self.now, bounce=bounce,
-            suspend_after=self.suspend_after, attempted=attempted,
+            digest_store.mark_digest_failed,
+            work.digest_id,
+            error=reason,
+            now=self.now,
+            bounce=bounce,
+            suspend_after=self.suspend_after,
+            attempted=attempted,
         )
         if result is None:  # finished by someone else meanwhile
             return
@@ -403,8 +450,12 @@ class _Run:
         if bounce:
             metrics.DIGEST_BOUNCES.inc()
         log = logger.bind(digest_id=work.digest_id, subscriber_id=work.subscriber_id, period=work.period)
-        log.warning("digest failed: its alerts wait for the next digest", error=reason, bounce=bounce,
-                    bounces_in_a_row=result.bounces)
+        log.warning(
+            "digest failed: its alerts wait for the next digest",
+            error=reason,
+            bounce=bounce,
+            bounces_in_a_row=result.bounces,
+        )
         if result.suspended:
             self.report.suspended += 1
             metrics.MAIL_SUSPENSIONS.inc()

@@ -6,11 +6,11 @@ import asyncio
 import multiprocessing
 import os
 from collections import deque
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import AsyncIterator
 
 import structlog
 
@@ -23,8 +23,8 @@ from streams.adapters.subscriber_import import (
     check_lines,
     read_blocks,
 )
-from streams.runtime import Runtime
 from streams.domain.geocoding import GeocodeQuery, GeocodeResult, GeocoderUnavailable
+from streams.runtime import Runtime
 from streams.services.publishing import publish_subscriber_changes
 
 logger = structlog.get_logger()
@@ -166,8 +166,12 @@ async def import_subscribers(
             # All of them at once: circles batched by cell across subscribers.
             await publish_subscriber_changes(pub, changes)
         report.published = True
-    logger.info("subscribers imported", imported=report.imported, rejected=len(report.rejected),
-                stopped=stopped is not None)
+    logger.info(
+        "subscribers imported",
+        imported=report.imported,
+        rejected=len(report.rejected),
+        stopped=stopped is not None,
+    )
     if stopped is not None:
         raise stopped
     return report
@@ -185,7 +189,7 @@ async def locate_subscriber(runtime: Runtime, sub: ImportedSubscriber) -> Import
             answer = await asyncio.wait_for(
                 runtime.geocoder.geocode(query), runtime.settings.geocode_timeout_s
             )
-        except (GeocoderUnavailable, asyncio.TimeoutError):
+        except (TimeoutError, GeocoderUnavailable):
             raise InvalidLine(
                 f"addresses[{i}]: the geocoder is unavailable right now; import this line again later"
             ) from None
@@ -202,7 +206,8 @@ async def locate_subscriber(runtime: Runtime, sub: ImportedSubscriber) -> Import
             message, suggestions = answer.message, answer.suggestions
         hint = (
             " Addresses that can be mapped nearby: " + "; ".join(s.one_line for s in suggestions[:3]) + "."
-            if suggestions else ""
+            if suggestions
+            else ""
         )
         if hint and not message.endswith((".", "?", "!")):
             message += "."

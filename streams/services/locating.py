@@ -54,7 +54,7 @@ async def locate_event(
         query = GeocodeQuery(a.street, a.city, a.state, a.zip)
         try:
             answer = await asyncio.wait_for(geocoder.geocode(query), timeout_s)
-        except (GeocoderUnavailable, asyncio.TimeoutError):
+        except (TimeoutError, GeocoderUnavailable):
             if not give_up:
                 raise GeocoderUnavailable("geocoder slow or unavailable") from None
             failures.append((a, GeocodeFailure("not_found", "geocoder unavailable; retries exhausted")))

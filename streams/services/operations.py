@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from streams import topics
@@ -17,16 +17,14 @@ from streams.adapters.broker import BROKER_FAILURES, BrokerError, broker_failure
 from streams.adapters.dead_letters import InvalidEvent
 from streams.adapters.event_codec import conflicting_duplicate, decode_registry_event, encode_registry_event
 from streams.adapters.schema_checks import strict_json_loads
-from streams.runtime import Runtime
 from streams.domain.event_identity import content_digest
 from streams.domain.model import RegistryEvent
+from streams.runtime import Runtime
 from streams.settings import Settings
 
 READ_TIMEOUT_S = 15.0
 # Every topic but the DLQ is read by the workers' consumer group: the DLQ is for people.
-READ_BY_WORKERS: frozenset[str] = frozenset(
-    t.name for t in topics.ALL_TOPICS if t is not topics.DEAD_LETTERS
-)
+READ_BY_WORKERS: frozenset[str] = frozenset(t.name for t in topics.ALL_TOPICS if t is not topics.DEAD_LETTERS)
 UNREADABLE = "unreadable_record"  # a DLQ record our workers did not write
 _ENTRY_ID = re.compile(r"(\d{1,5}):(\d{1,19})")
 
@@ -57,8 +55,8 @@ class AlreadyReplayed(OperationError):
 
 
 def _when(at: datetime) -> str:
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)  # SQLite drops the zone
-    return at.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite drops the zone
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # --- status ------------------------------------------------------------------------------
@@ -344,7 +342,7 @@ async def dlq_replay(
             f"revision {event.revision} as stale; give the correction a higher revision"
         )
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     previous = await runtime.db_once(ops_db.find_replay, entry.id, entry.fingerprint)
     earlier = await runtime.db_once(
         ops_db.claim_replay, entry.id, entry.fingerprint, event.event_id, force=force, now=now

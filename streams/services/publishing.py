@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -18,17 +19,28 @@ from streams.adapters.event_codec import decode_registry_event
 from streams.domain import circle_batch, watch_batch
 
 
-async def publish_subscriber_changes(pub: Publisher, changes: Sequence[subscriber_store.SubscriberChange]) -> None:
+async def publish_subscriber_changes(
+    pub: Publisher, changes: Sequence[subscriber_store.SubscriberChange]
+) -> None:
     """Every change's circles as circle batches (one message per cell, whoever's circles they
     are), then their offender watches; of several changes, the later wins."""
-    await pub.send_many(topics.TRACKED_CIRCLES.name, circle_batch.messages(
-        op for ch in changes for op in circle_batch.change_ops(ch.removed_circles, ch.circles)
-    ))
-    await pub.send_many(topics.OFFENDER_WATCHES.name, watch_batch.messages(
-        op for ch in changes
-        for op in [*((ch.subscriber_id, o, False) for o in ch.removed_watches),
-                   *((ch.subscriber_id, o, True) for o in ch.watches)]
-    ))
+    await pub.send_many(
+        topics.TRACKED_CIRCLES.name,
+        circle_batch.messages(
+            op for ch in changes for op in circle_batch.change_ops(ch.removed_circles, ch.circles)
+        ),
+    )
+    await pub.send_many(
+        topics.OFFENDER_WATCHES.name,
+        watch_batch.messages(
+            op
+            for ch in changes
+            for op in [
+                *((ch.subscriber_id, o, False) for o in ch.removed_watches),
+                *((ch.subscriber_id, o, True) for o in ch.watches),
+            ]
+        ),
+    )
 
 
 async def publish_subscriber_change(pub: Publisher, change: subscriber_store.SubscriberChange) -> None:
@@ -66,7 +78,9 @@ async def resync(engine: Engine, pub: Publisher, *, app_id: str, partitions: int
         circles, lambda cell: place(cell.encode()), cells=lambda c: cells[c.circle_id]
     )
     report.circle_entries = len(entries)
-    circle_messages = circle_batch.messages((("upsert", c) for c in circles), cells=lambda c: cells[c.circle_id])
+    circle_messages = circle_batch.messages(
+        (("upsert", c) for c in circles), cells=lambda c: cells[c.circle_id]
+    )
     report.circle_messages = len(circle_messages)
     del circles
     cells.clear()
@@ -85,7 +99,10 @@ async def resync(engine: Engine, pub: Publisher, *, app_id: str, partitions: int
         pub.send_to_partitions(
             topics.changelog_topic(app_id, topics.CELL_BUCKET_TO_CIRCLES),
             partitions,
-            ((circle_batch.cell_of_key(key).encode(), _json(key), _json(entry)) for key, entry in entries.items()),
+            (
+                (circle_batch.cell_of_key(key).encode(), _json(key), _json(entry))
+                for key, entry in entries.items()
+            ),
         ),
         pub.send_many(topics.TRACKED_CIRCLES.name, circle_messages),
         pub.send_to_partitions(
@@ -93,9 +110,10 @@ async def resync(engine: Engine, pub: Publisher, *, app_id: str, partitions: int
             partitions,
             ((o.encode(), _json(o), _json(sorted(subs))) for o, subs in watchers.items()),
         ),
-        pub.send_many(topics.OFFENDER_WATCHES.name, watch_batch.messages(
-            (s, o, True) for o, subs in watchers.items() for s in subs
-        )),
+        pub.send_many(
+            topics.OFFENDER_WATCHES.name,
+            watch_batch.messages((s, o, True) for o, subs in watchers.items() for s in subs),
+        ),
         pub.send_to_partitions(
             topics.changelog_topic(app_id, topics.OFFENDER_TO_STATE),
             partitions,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import EmailMessage
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -56,8 +57,9 @@ def new_email_problem(raw: str) -> str | None:
     return None
 
 
-def password_problems(errors: dict[str, str], pw: str, pw2: str, email: str,
-                       name: str = "password", repeat: str = "password2") -> None:
+def password_problems(
+    errors: dict[str, str], pw: str, pw2: str, email: str, name: str = "password", repeat: str = "password2"
+) -> None:
     if len(pw) > MAX_PASSWORD_INPUT:
         errors[name] = f"Use at most {passwords.MAX_LENGTH} characters."
     elif msg := passwords.problem(pw, email):
@@ -78,10 +80,15 @@ def limited(request: web.Request, action: str, email: str | None = None) -> bool
 
 
 def too_many(request: web.Request) -> web.Response:
-    response = render(request, "web/error.html.j2", {
-        "title": "Too many attempts",
-        "message": "For your safety this was not tried. Wait 15 minutes, then try again.",
-    }, status=429)
+    response = render(
+        request,
+        "web/error.html.j2",
+        {
+            "title": "Too many attempts",
+            "message": "For your safety this was not tried. Wait 15 minutes, then try again.",
+        },
+        status=429,
+    )
     response.headers["Retry-After"] = "900"
     return response
 
@@ -96,8 +103,12 @@ async def mailed_link(request: web.Request, purpose: str) -> account_tokens.Link
     return await db(request, account_tokens.peek, request.match_info["token"], purpose, now())
 
 
-async def mailed_link_page(request: web.Request, purpose: str, template: str,
-                           context: Callable[[account_tokens.LinkHolder], dict[str, Any]]) -> web.Response:
+async def mailed_link_page(
+    request: web.Request,
+    purpose: str,
+    template: str,
+    context: Callable[[account_tokens.LinkHolder], dict[str, Any]],
+) -> web.Response:
     """The page a mailed link opens: its form, or the one answer for a link that is no good."""
     holder = await mailed_link(request, purpose)
     if holder is None:
@@ -109,14 +120,19 @@ def check_email(request: web.Request, title: str, message: str, **extra: Any) ->
     return render(request, "web/check_email.html.j2", {"title": title, "message": message, **extra})
 
 
-async def mailed_link_request(request: web.Request, template: str, purpose: str, start: Any, *,
-                               subject: str, route: str, done: str) -> web.Response:
+async def mailed_link_request(
+    request: web.Request, template: str, purpose: str, start: Any, *, subject: str, route: str, done: str
+) -> web.Response:
     """Ask for an address, mail it a link if it is enrolled, and say the same thing either way."""
     form = await request.post()
     raw = text(form, "email")
     if not raw:
-        return render(request, template,
-                      {"errors": {"email": "Enter the e-mail address you enrolled with."}}, status=400)
+        return render(
+            request,
+            template,
+            {"errors": {"email": "Enter the e-mail address you enrolled with."}},
+            status=400,
+        )
     email = lookup_email(raw)
     if limited(request, purpose, email):
         return too_many(request)
@@ -128,5 +144,10 @@ async def mailed_link_request(request: web.Request, template: str, purpose: str,
 
 
 def password_changed_notice(request: web.Request, email: str) -> EmailMessage:
-    return message(request, "password_changed", email, "Your registry e-mail alerts password was changed",
-                    forgot=absolute(request, "forgot_form"))
+    return message(
+        request,
+        "password_changed",
+        email,
+        "Your registry e-mail alerts password was changed",
+        forgot=absolute(request, "forgot_form"),
+    )

@@ -27,13 +27,19 @@ def message(request: web.Request, template: str, to: str, subject: str, **contex
     env = environment()
     context = {"subject": subject, "home": absolute(request, "home"), **context}
     return build_message(
-        from_addr=settings.mail_from, to_addr=to, subject=subject,
+        from_addr=settings.mail_from,
+        to_addr=to,
+        subject=subject,
         text=env.get_template(f"mail/{template}.txt.j2").render(context),
         html=env.get_template(f"mail/{template}.html.j2").render(context),
         headers=(
             ("Date", format_datetime(now())),
-            ("Message-ID", make_msgid("account", domain=urlsplit(settings.public_url).hostname
-                                      or "sor-notify.localhost")),
+            (
+                "Message-ID",
+                make_msgid(
+                    "account", domain=urlsplit(settings.public_url).hostname or "sor-notify.localhost"
+                ),
+            ),
             ("Auto-Submitted", "auto-generated"),  # RFC 3834: no vacation replies, please
         ),
     )
@@ -57,7 +63,11 @@ async def _deliver(mail: Any, msg: EmailMessage, purpose: str) -> None:
     try:
         await mail.send(msg)
     except Exception as exc:  # noqa: BLE001 - logged without the address; nothing else to do
-        logger.warning("account e-mail not sent", purpose=purpose, error=type(exc).__name__,
-                       code=getattr(exc, "code", None))
+        logger.warning(
+            "account e-mail not sent",
+            purpose=purpose,
+            error=type(exc).__name__,
+            code=getattr(exc, "code", None),
+        )
     else:
         logger.info("account e-mail sent", purpose=purpose)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
@@ -67,8 +68,14 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def init_app(runtime: Runtime, *, publish: Publish | None = None, limiter: RateLimiter | None = None,
-             broker_url: str | None = None, purge_hourly: bool = False) -> web.Application:
+def init_app(
+    runtime: Runtime,
+    *,
+    publish: Publish | None = None,
+    limiter: RateLimiter | None = None,
+    broker_url: str | None = None,
+    purge_hourly: bool = False,
+) -> web.Application:
     """The site on `runtime`. Changes go to `publish` when given, else to a broker producer at
     `broker_url` while the app runs, else nowhere (the next resync carries them); `purge_hourly`
     runs the housekeeping while the app runs."""

@@ -38,19 +38,26 @@ def _when_text(t: datetime) -> str:
     return f"{t:%B} {t.day}, {t.year} at {t.hour % 12 or 12}:{t:%M %p %Z}"
 
 
-def confirmation_message(settings: Any, to_addr: str, subscriber_id: int, change: SettingsChange,
-                         when: datetime) -> EmailMessage:
+def confirmation_message(
+    settings: Any, to_addr: str, subscriber_id: int, change: SettingsChange, when: datetime
+) -> EmailMessage:
     base = settings.public_url.rstrip("/")
     unsubscribe = links.unsubscribe_url(settings.public_url, settings.secret_key, subscriber_id)
     subject = "Your registry e-mail alert settings changed"
     context = {
-        "subject": subject, "change": change, "base": base, "unsubscribe_url": unsubscribe,
-        "settings_url": links.site_url(base, "/notifications"), "login_url": links.site_url(base, "/login"),
+        "subject": subject,
+        "change": change,
+        "base": base,
+        "unsubscribe_url": unsubscribe,
+        "settings_url": links.site_url(base, "/notifications"),
+        "login_url": links.site_url(base, "/login"),
         "when": _when_text(when.astimezone(settings.zone)),
     }
     env = mail_environment()
     return build_message(
-        from_addr=settings.mail_from, to_addr=to_addr, subject=subject,
+        from_addr=settings.mail_from,
+        to_addr=to_addr,
+        subject=subject,
         text=env.get_template("mail/settings_changed.txt.j2").render(context),
         html=env.get_template("mail/settings_changed.html.j2").render(context),
         headers=(
@@ -74,8 +81,9 @@ async def _confirm_by_mail(request: web.Request, sub: Any, change: SettingsChang
     return True
 
 
-async def finish(request: web.Request, sid: int, published: SubscriberChange, change: SettingsChange,
-                 message: str) -> None:
+async def finish(
+    request: web.Request, sid: int, published: SubscriberChange, change: SettingsChange, message: str
+) -> None:
     """Publish (only what an active subscriber may receive), confirm by e-mail, and say so."""
     sub = await db(request, tracking_db.subscriber, sid)
     if not tracking_db.is_active(sub):
@@ -83,6 +91,9 @@ async def finish(request: web.Request, sid: int, published: SubscriberChange, ch
     if published.circles or published.removed_circles or published.watches or published.removed_watches:
         await publish(request, published)
     mailed = sub is not None and await _confirm_by_mail(request, sub, change)
-    tail = (" A confirmation e-mail is on its way." if mailed
-            else " We could not send the confirmation e-mail just now; your change is saved all the same.")
+    tail = (
+        " A confirmation e-mail is on its way."
+        if mailed
+        else " We could not send the confirmation e-mail just now; your change is saved all the same."
+    )
     await flash(request, message + tail)

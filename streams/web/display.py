@@ -8,13 +8,26 @@ from datetime import date
 from typing import Any
 
 from streams.domain import radii
-from streams.domain.geocoding import ADDRESS_POINT, INTERPOLATED, PROVIDED, PROXIMITY_PRECISIONS, STREET, ZIP_CENTROID
+from streams.domain.geocoding import (
+    ADDRESS_POINT,
+    INTERPOLATED,
+    PROVIDED,
+    PROXIMITY_PRECISIONS,
+    STREET,
+    ZIP_CENTROID,
+)
 from streams.domain.model import Address, OffenderState
 from streams.web.paths import Paths
 
 RADIUS_CHOICES: tuple[tuple[str, str], ...] = (
-    ("500ft", "500 feet"), ("1000ft", "1,000 feet"), ("0.25mi", "1/4 mile"), ("0.5mi", "1/2 mile"),
-    ("1mi", "1 mile"), ("2mi", "2 miles"), ("3mi", "3 miles"), ("5mi", "5 miles"),
+    ("500ft", "500 feet"),
+    ("1000ft", "1,000 feet"),
+    ("0.25mi", "1/4 mile"),
+    ("0.5mi", "1/2 mile"),
+    ("1mi", "1 mile"),
+    ("2mi", "2 miles"),
+    ("3mi", "3 miles"),
+    ("5mi", "5 miles"),
 )
 RADIUS_TEXT = dict(RADIUS_CHOICES)
 DEFAULT_RADIUS = "1mi"
@@ -26,7 +39,10 @@ PRECISION_TEXT = {
     ZIP_CENTROID: "location approximate",
 }
 ADDRESS_TYPES: tuple[tuple[str, str], ...] = (
-    ("home", "Home"), ("work", "Work"), ("school", "School"), ("temporary", "Temporary"),
+    ("home", "Home"),
+    ("work", "Work"),
+    ("school", "School"),
+    ("temporary", "Temporary"),
 )
 ADDRESS_TYPE_TEXT = dict(ADDRESS_TYPES)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -61,7 +77,7 @@ def dob_text(value: str) -> str:
 
 
 def listed_name(last: str, first: str, middle: str | None = None, suffix: str | None = None) -> str:
-    """"Smith Jr., John Mitchell", the registry's own order."""
+    """ "Smith Jr., John Mitchell", the registry's own order."""
     surname = f"{last} {suffix}" if suffix else last
     given = " ".join(p for p in (first, middle) if p)
     return f"{surname}, {given}" if given else surname
@@ -100,23 +116,36 @@ class Nearby:
     map_path: str
 
 
-def nearby_rows(found: list[tuple[OffenderState, Address, float]], tracked_id: int, paths: Paths) -> list[Nearby]:
+def nearby_rows(
+    found: list[tuple[OffenderState, Address, float]], tracked_id: int, paths: Paths
+) -> list[Nearby]:
     rows = []
     for state, a, d in found:
         p = state.profile
         assert p is not None
-        rows.append(Nearby(
-            state.offender_id, p.display_name, address_type_text(a), address_line(a),
-            p.main_offense or "not listed", radii.proximity_band(d), distance_text(d),
-            paths.record(state.offender_id), paths.map(tracked_id, state.offender_id),
-        ))
+        rows.append(
+            Nearby(
+                state.offender_id,
+                p.display_name,
+                address_type_text(a),
+                address_line(a),
+                p.main_offense or "not listed",
+                radii.proximity_band(d),
+                distance_text(d),
+                paths.record(state.offender_id),
+                paths.map(tracked_id, state.offender_id),
+            )
+        )
     return rows
 
 
 def address_view(row: Any) -> dict[str, Any]:
     return {
-        "id": row.id, "label": row.label, "one_line": f"{row.street}, {row.city}, {row.state} {row.zip}".strip(),
-        "radius": radius_text(row.radius_code), "precision": precision_text(row.precision),
+        "id": row.id,
+        "label": row.label,
+        "one_line": f"{row.street}, {row.city}, {row.state} {row.zip}".strip(),
+        "radius": radius_text(row.radius_code),
+        "precision": precision_text(row.precision),
         "approximate": row.precision not in PROXIMITY_PRECISIONS,
     }
 
@@ -127,8 +156,13 @@ def offender_view(oid: str, state: OffenderState | None, paths: Paths) -> dict[s
         # Removed or made non-public since: the subscriber may still drop the watch.
         return {"public": False, "name": "No longer on the public registry", "dob": "", "delete": delete_path}
     p = state.profile
-    return {"public": True, "name": p.display_name, "dob": dob_text(p.date_of_birth),
-            "record": paths.record(oid), "delete": delete_path}
+    return {
+        "public": True,
+        "name": p.display_name,
+        "dob": dob_text(p.date_of_birth),
+        "record": paths.record(oid),
+        "delete": delete_path,
+    }
 
 
 def record_view(state: OffenderState, paths: Paths) -> dict[str, Any]:
@@ -136,17 +170,36 @@ def record_view(state: OffenderState, paths: Paths) -> dict[str, Any]:
     assert p is not None
     height = f"{p.height_in // 12} ft {p.height_in % 12} in" if p.height_in else None
     return {
-        "id": state.offender_id, "name": p.display_name, "record": paths.record(state.offender_id),
+        "id": state.offender_id,
+        "name": p.display_name,
+        "record": paths.record(state.offender_id),
         "listed": listed_name(p.last_name, p.first_name, p.middle_name, p.suffix),
         "aliases": [listed_name(a.last_name, a.first_name) for a in p.aliases],
-        "dob": dob_text(p.date_of_birth), "sex": p.sex, "race": p.race, "height": height,
-        "weight": f"{p.weight_lb} lb" if p.weight_lb else None, "tier": p.tier, "compliance": p.compliance,
+        "dob": dob_text(p.date_of_birth),
+        "sex": p.sex,
+        "race": p.race,
+        "height": height,
+        "weight": f"{p.weight_lb} lb" if p.weight_lb else None,
+        "tier": p.tier,
+        "compliance": p.compliance,
         "photo": photo_of(state),
-        "offenses": [{"description": o.description, "code": o.code, "convicted_on": dob_text(o.convicted_on)
-                      if o.convicted_on else None} for o in p.offenses],
-        "addresses": [{"type": address_type_text(a), "line": address_line(a),
-                       "approximate": a.has_point and not a.locates, "unmapped": not a.has_point}
-                      for a in state.addresses],
+        "offenses": [
+            {
+                "description": o.description,
+                "code": o.code,
+                "convicted_on": dob_text(o.convicted_on) if o.convicted_on else None,
+            }
+            for o in p.offenses
+        ],
+        "addresses": [
+            {
+                "type": address_type_text(a),
+                "line": address_line(a),
+                "approximate": a.has_point and not a.locates,
+                "unmapped": not a.has_point,
+            }
+            for a in state.addresses
+        ],
         "mappable": any(a.has_point for a in state.addresses),
         "map": paths.map(offender_id=state.offender_id),
     }

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from aiohttp import web
-
 
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.runtime import Runtime
@@ -39,7 +39,7 @@ SESSION = web.RequestKey("session", sessions.Session)  # set by middlewares.sess
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def runtime_of(request: web.Request) -> Runtime:

@@ -9,9 +9,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from streams.adapters import db_calls
-
-from streams.adapters import metrics
+from streams.adapters import db_calls, metrics
 from streams.web import sessions
 from streams.web.keys import SESSION, now, runtime_of, session_of
 from streams.web.responses import render
@@ -64,11 +62,16 @@ async def _unreadable_form(request: web.Request) -> web.Response | None:
         security_headers(request, exc)
         raise
     except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError
-        response = render(request, "web/error.html.j2", {
-            "title": "This form could not be read",
-            "message": "What was sent is not a form this site can read (it must be UTF-8 text). "
-                       "Go back, reload the page and try again.",
-        }, status=400)
+        response = render(
+            request,
+            "web/error.html.j2",
+            {
+                "title": "This form could not be read",
+                "message": "What was sent is not a form this site can read (it must be UTF-8 text). "
+                "Go back, reload the page and try again.",
+            },
+            status=400,
+        )
         security_headers(request, response)
         return response
     return None
@@ -145,23 +148,35 @@ def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
     if s.changed:
         secure = request.secure or runtime_of(request).settings.public_url.startswith("https://")
         response.set_cookie(
-            sessions.COOKIE, s.raw_id, httponly=True, samesite="Lax", secure=secure, path="/",
+            sessions.COOKIE,
+            s.raw_id,
+            httponly=True,
+            samesite="Lax",
+            secure=secure,
+            path="/",
             max_age=int(sessions.ABSOLUTE.total_seconds()),
         )
 
 
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.method in {"POST", "PUT", "PATCH", "DELETE"} and not request.path.startswith(CSRF_EXEMPT_PREFIXES):
+    if request.method in {"POST", "PUT", "PATCH", "DELETE"} and not request.path.startswith(
+        CSRF_EXEMPT_PREFIXES
+    ):
         form = await request.post()
         sent = str(form.get("csrf_token", ""))
         expected = session_of(request).csrf_token
         if not sent or not hmac.compare_digest(sent, expected):
-            return render(request, "web/error.html.j2", {
-                "title": "This form has expired",
-                "message": "For your safety the form could not be accepted."
-                " Go back, reload the page and try again.",
-            }, status=403)
+            return render(
+                request,
+                "web/error.html.j2",
+                {
+                    "title": "This form has expired",
+                    "message": "For your safety the form could not be accepted."
+                    " Go back, reload the page and try again.",
+                },
+                status=403,
+            )
     return await handler(request)
 
 

@@ -37,7 +37,7 @@ def problem(password: str, email: str = "") -> str | None:
     if local and (folded == local or (len(local) >= _MIN_LOCAL_PART_CHECKED and local in folded)):
         return "Don't use your e-mail address in your password: it is the first thing someone would try."
     if any(word in folded for word in _SERVICE_WORDS):
-        return "Don't use the name of this service (\"registry\" or \"sor-notify\") in your password."
+        return 'Don\'t use the name of this service ("registry" or "sor-notify") in your password.'
     if folded in _COMMON or "".join(folded.split()) in _COMMON:
         return (
             "This password is on a list of passwords that are common or have leaked, so it is easy "

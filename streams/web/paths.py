@@ -51,4 +51,6 @@ def paths_of(request: web.Request) -> Paths:
 
 def absolute(request: web.Request, name: str, **parts: str) -> str:
     """The absolute link to a named route an e-mail carries ("confirm", token=...)."""
-    return links.site_url(runtime_of(request).settings.public_url, str(request.app.router[name].url_for(**parts)))
+    return links.site_url(
+        runtime_of(request).settings.public_url, str(request.app.router[name].url_for(**parts))
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -10,8 +11,9 @@ from aiohttp import web
 from streams.web.keys import session_of
 
 
-def render(request: web.Request, template: str, context: dict[str, Any] | None = None,
-           status: int = 200) -> web.Response:
+def render(
+    request: web.Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> web.Response:
     return aiohttp_jinja2.render_template(template, request, context or {}, status=status)
 
 
@@ -30,14 +32,25 @@ def require_login(handler: Callable[[web.Request], Awaitable[web.StreamResponse]
 
 
 def not_found(request: web.Request) -> web.Response:
-    return render(request, "web/error.html.j2", {
-        "title": "Page not found", "message": "There is nothing here, or it is not yours to see.",
-    }, status=404)
+    return render(
+        request,
+        "web/error.html.j2",
+        {
+            "title": "Page not found",
+            "message": "There is nothing here, or it is not yours to see.",
+        },
+        status=404,
+    )
 
 
 def no_record(request: web.Request) -> web.Response:
     """One page for unknown, removed and juvenile records: it must not tell them apart."""
-    return render(request, "web/error.html.j2", {
-        "title": "No public record",
-        "message": "There is no public registry record at this address. Search the registry to find a record.",
-    }, status=404)
+    return render(
+        request,
+        "web/error.html.j2",
+        {
+            "title": "No public record",
+            "message": "There is no public registry record at this address. Search the registry to find a record.",
+        },
+        status=404,
+    )

@@ -51,7 +51,9 @@ def setup(app: web.Application) -> None:
     r.add_post(ADDRESS, views_addresses.edit_address, name="edit_address")
     r.add_post(ADDRESS + "/delete", views_addresses.delete_address, name="delete_address")
     r.add_post("/notifications/offenders", views_offenders.add_watch, name="add_watch")
-    r.add_post("/notifications/offenders/{offender_id}/delete", views_offenders.delete_watch, name="delete_watch")
+    r.add_post(
+        "/notifications/offenders/{offender_id}/delete", views_offenders.delete_watch, name="delete_watch"
+    )
     r.add_get("/offenders/search", views_offenders.search_page, name="search")
     r.add_post("/offenders/search", views_offenders.search_by_identifier, name="search_by_identifier")
     r.add_get("/offenders/{offender_id}", views_offenders.offender_record, name="record")

@@ -16,10 +16,14 @@ class Limit:
 
 # Per client (IP) and per account (e-mail hash); deliberately generous for people, not bots.
 DEFAULT_LIMITS: dict[str, Limit] = {
-    "login:client": Limit(30, 900), "login:account": Limit(10, 900),
-    "enroll:client": Limit(10, 3600), "enroll:account": Limit(3, 3600),
-    "reset:client": Limit(10, 3600), "reset:account": Limit(3, 3600),
-    "delete:client": Limit(10, 3600), "delete:account": Limit(3, 3600),
+    "login:client": Limit(30, 900),
+    "login:account": Limit(10, 900),
+    "enroll:client": Limit(10, 3600),
+    "enroll:account": Limit(3, 3600),
+    "reset:client": Limit(10, 3600),
+    "reset:account": Limit(3, 3600),
+    "delete:client": Limit(10, 3600),
+    "delete:account": Limit(3, 3600),
     "search:client": Limit(60, 60),
 }
 

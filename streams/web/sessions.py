@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
@@ -38,20 +38,20 @@ def load(engine: Engine, raw_id: str | None, now: datetime) -> Session | None:
     if not raw_id or len(raw_id) > 100:
         return None
     with engine.connect() as conn:
-        row = conn.execute(
-            select(web_sessions).where(web_sessions.c.id_hash == _hash(raw_id))
-        ).first()
+        row = conn.execute(select(web_sessions).where(web_sessions.c.id_hash == _hash(raw_id))).first()
     if row is None or _aware(row.expires_at) <= now or _aware(row.last_seen) + IDLE <= now:
         return None
     with engine.begin() as conn:
         conn.execute(
-            update(web_sessions).where(web_sessions.c.id_hash == _hash(raw_id)).values(last_seen=now, flash=None)
+            update(web_sessions)
+            .where(web_sessions.c.id_hash == _hash(raw_id))
+            .values(last_seen=now, flash=None)
         )
     return Session(raw_id, row.subscriber_id, row.csrf_token, row.flash)
 
 
 def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def create(engine: Engine, subscriber_id: int | None, now: datetime) -> Session:
@@ -60,8 +60,12 @@ def create(engine: Engine, subscriber_id: int | None, now: datetime) -> Session:
     with engine.begin() as conn:
         conn.execute(
             insert(web_sessions).values(
-                id_hash=_hash(raw), subscriber_id=subscriber_id, csrf_token=csrf,
-                created_at=now, last_seen=now, expires_at=now + ABSOLUTE,
+                id_hash=_hash(raw),
+                subscriber_id=subscriber_id,
+                csrf_token=csrf,
+                created_at=now,
+                last_seen=now,
+                expires_at=now + ABSOLUTE,
             )
         )
     return Session(raw, subscriber_id, csrf, changed=True)

@@ -45,17 +45,33 @@ async def _current_account(request: web.Request) -> accounts.Account:
 def mail_status(request: web.Request, acct: accounts.Account) -> dict[str, Any]:
     """What the suspended-mail banner needs (templates/web/_mail_status.html.j2)."""
     return {
-        "suspended": acct.mail_suspended, "bounces": acct.mail_bounces, "reason": acct.last_bounce_reason,
-        "email": acct.email, "suspend_after": runtime_of(request).settings.suspend_after_bounces,
+        "suspended": acct.mail_suspended,
+        "bounces": acct.mail_bounces,
+        "reason": acct.last_bounce_reason,
+        "email": acct.email,
+        "suspend_after": runtime_of(request).settings.suspend_after_bounces,
     }
 
 
-def _account_page(request: web.Request, acct: accounts.Account, errors: dict[str, str] | None = None,
-                  values: dict[str, str] | None = None, status: int = 200) -> web.Response:
-    return render(request, "web/account.html.j2", {
-        "account": acct, "errors": errors or {}, "values": values or {}, "hint": passwords.HINT,
-        "mail": mail_status(request, acct),
-    }, status=status)
+def _account_page(
+    request: web.Request,
+    acct: accounts.Account,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    return render(
+        request,
+        "web/account.html.j2",
+        {
+            "account": acct,
+            "errors": errors or {},
+            "values": values or {},
+            "hint": passwords.HINT,
+            "mail": mail_status(request, acct),
+        },
+        status=status,
+    )
 
 
 @require_login
@@ -68,8 +84,11 @@ async def resume_mail(request: web.Request) -> web.Response:
     acct = await _current_account(request)
     if await db(request, accounts.resume_mail, acct.subscriber_id):
         logger.info("digests resumed by the subscriber", subscriber_id=acct.subscriber_id)
-        await flash(request, "Your alert e-mails are on again. Your next e-mail brings every change recorded "
-                             "meanwhile. If it is refused too, we stop again at once.")
+        await flash(
+            request,
+            "Your alert e-mails are on again. Your next e-mail brings every change recorded "
+            "meanwhile. If it is refused too, we stop again at once.",
+        )
     raise redirect(paths_of(request).of("notifications"))
 
 
@@ -88,12 +107,16 @@ async def change_password(request: web.Request) -> web.Response:
     if limited(request, "login", acct.email):
         return too_many(request)
     if not await db(request, accounts.change_password, acct.subscriber_id, current, pw):
-        return _account_page(request, acct, {"current_password": "That is not your current password."}, status=400)
+        return _account_page(
+            request, acct, {"current_password": "That is not your current password."}, status=400
+        )
     await db(request, sessions.end_all_for, acct.subscriber_id)
     await login_session(request, acct.subscriber_id)
     send_later(request, password_changed_notice(request, acct.email), "password_changed")
     logger.info("password changed", subscriber_id=acct.subscriber_id)
-    await flash(request, "Your password is changed. Every other browser where you were logged in has been logged out.")
+    await flash(
+        request, "Your password is changed. Every other browser where you were logged in has been logged out."
+    )
     raise redirect(paths_of(request).of("account"))
 
 
@@ -117,24 +140,45 @@ async def change_email(request: web.Request) -> web.Response:
     if limited(request, "login", acct.email):
         return too_many(request)
     if not await db(request, accounts.check_password, acct.subscriber_id, pw):
-        return _account_page(request, acct, {"email_password": "That is not your password."},
-                             {"new_email": raw, "new_email2": raw2}, status=400)
+        return _account_page(
+            request,
+            acct,
+            {"email_password": "That is not your password."},
+            {"new_email": raw, "new_email2": raw2},
+            status=400,
+        )
 
     new = lookup_email(raw)
     change = await db(request, accounts.start_email_change, acct.subscriber_id, new, now())
     if change.token:
-        msg = message(request, "email_change", new, "Confirm your new address for registry e-mail alerts",
-                       link=absolute(request, "email_confirm_form", token=change.token))
+        msg = message(
+            request,
+            "email_change",
+            new,
+            "Confirm your new address for registry e-mail alerts",
+            link=absolute(request, "email_confirm_form", token=change.token),
+        )
     else:
-        msg = message(request, "email_taken", new, "This address already has registry e-mail alerts",
-                       login=absolute(request, "login_form"))
+        msg = message(
+            request,
+            "email_taken",
+            new,
+            "This address already has registry e-mail alerts",
+            login=absolute(request, "login_form"),
+        )
     send_later(request, msg, "email_change")
-    notice = message(request, "email_change_notice", change.old_email,
-                      "Your registry e-mail alerts are about to move to another address",
-                      new_email=new, forgot=absolute(request, "forgot_form"))
+    notice = message(
+        request,
+        "email_change_notice",
+        change.old_email,
+        "Your registry e-mail alerts are about to move to another address",
+        new_email=new,
+        forgot=absolute(request, "forgot_form"),
+    )
     send_later(request, notice, "email_change_notice")
     return check_email(
-        request, "Check your new address",
+        request,
+        "Check your new address",
         "We sent a link to the new address. Your alerts keep going to the current address until you "
         "open that link (it works for 48 hours). We also told the current address about this request.",
         back=paths_of(request).of("account"),
@@ -142,8 +186,12 @@ async def change_email(request: web.Request) -> web.Response:
 
 
 async def email_confirm_form(request: web.Request) -> web.Response:
-    return await mailed_link_page(request, account_tokens.CHANGE_EMAIL, "web/email_confirm.html.j2",
-                                  lambda holder: {"new_email": holder.new_email})
+    return await mailed_link_page(
+        request,
+        account_tokens.CHANGE_EMAIL,
+        "web/email_confirm.html.j2",
+        lambda holder: {"new_email": holder.new_email},
+    )
 
 
 async def email_confirm(request: web.Request) -> web.Response:
@@ -151,15 +199,23 @@ async def email_confirm(request: web.Request) -> web.Response:
     if result is None:
         return link_invalid(request, "change_email")
     if not result.changed:
-        return render(request, "web/error.html.j2", {
-            "title": "That address is enrolled already",
-            "message": "Meanwhile the new address got an enrollment of its own, so yours stays at the old "
-                       "address. Delete the other enrollment first if you want to move yours there.",
-        }, status=409)
+        return render(
+            request,
+            "web/error.html.j2",
+            {
+                "title": "That address is enrolled already",
+                "message": "Meanwhile the new address got an enrollment of its own, so yours stays at the old "
+                "address. Delete the other enrollment first if you want to move yours there.",
+            },
+            status=409,
+        )
     logger.info("e-mail address changed", subscriber_id=result.subscriber_id)
     await flash(request, "Done: your alerts now go to the new address. Use it when you log in.")
-    raise redirect(paths_of(request).of("account" if session_of(request).subscriber_id == result.subscriber_id
-                                        else "login_form"))
+    raise redirect(
+        paths_of(request).of(
+            "account" if session_of(request).subscriber_id == result.subscriber_id else "login_form"
+        )
+    )
 
 
 # --- deleting ----------------------------------------------------------------------------
@@ -169,8 +225,11 @@ async def _deleted(request: web.Request, change: Any) -> web.Response:
     await publish(request, change)
     await login_session(request, None)
     logger.info("enrollment deleted", subscriber_id=change.subscriber_id)
-    await flash(request, "Your enrollment is deleted, with every address and offender you tracked. "
-                         "You will get no more e-mails from us.")
+    await flash(
+        request,
+        "Your enrollment is deleted, with every address and offender you tracked. "
+        "You will get no more e-mails from us.",
+    )
     raise redirect(paths_of(request).of("home"))
 
 
@@ -180,8 +239,9 @@ async def delete_logged_in(request: web.Request) -> web.Response:
     form = await request.post()
     pw = secret(form, "delete_password")
     if not pw:
-        return _account_page(request, acct, {"delete_password": "Enter your password to delete your enrollment."},
-                             status=400)
+        return _account_page(
+            request, acct, {"delete_password": "Enter your password to delete your enrollment."}, status=400
+        )
     if limited(request, "login", acct.email):
         return too_many(request)
     change = await db(request, accounts.delete_with_password, acct.subscriber_id, pw)
@@ -196,16 +256,21 @@ async def delete_form(request: web.Request) -> web.Response:
 
 async def delete_request(request: web.Request) -> web.Response:
     return await mailed_link_request(
-        request, "web/delete.html.j2", "delete", accounts.start_delete,
-        subject="Confirm deleting your registry e-mail alerts enrollment", route="delete_confirm_form",
+        request,
+        "web/delete.html.j2",
+        "delete",
+        accounts.start_delete,
+        subject="Confirm deleting your registry e-mail alerts enrollment",
+        route="delete_confirm_form",
         done="If that address is enrolled, we sent it a link to delete the enrollment. Nothing is deleted "
         "until you open the link (it works for 24 hours) and confirm there.",
     )
 
 
 async def delete_confirm_form(request: web.Request) -> web.Response:
-    return await mailed_link_page(request, account_tokens.DELETE, "web/delete_confirm.html.j2",
-                                  lambda holder: {"email": holder.email})
+    return await mailed_link_page(
+        request, account_tokens.DELETE, "web/delete_confirm.html.j2", lambda holder: {"email": holder.email}
+    )
 
 
 async def delete_confirm(request: web.Request) -> web.Response:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -59,9 +60,12 @@ class AddressForm:
     @classmethod
     def read(cls, form: Mapping[str, Any], default_state: str) -> AddressForm:
         return cls(
-            label=clean(form.get("label"), 100), street=clean(form.get("street"), 200),
-            city=clean(form.get("city"), 100), state=clean(form.get("state"), 20).upper() or default_state,
-            zip=clean(form.get("zip"), 10), radius=clean(form.get("radius"), 8),
+            label=clean(form.get("label"), 100),
+            street=clean(form.get("street"), 200),
+            city=clean(form.get("city"), 100),
+            state=clean(form.get("state"), 20).upper() or default_state,
+            zip=clean(form.get("zip"), 10),
+            radius=clean(form.get("radius"), 8),
         )
 
     @classmethod
@@ -113,10 +117,14 @@ async def _notifications_context(request: web.Request, sid: int) -> dict[str, An
         "mail": mail_status(request, acct) if acct else {},
         "addresses": [address_view(r) for r in rows],
         "offenders": [offender_view(oid, states[oid], paths) for oid in ids],
-        "max_addresses": MAX_ADDRESSES, "max_offenders": MAX_OFFENDERS,
-        "radius_choices": RADIUS_CHOICES, "status": sub.status if sub else "active",
-        "form": AddressForm(state=runtime_of(request).settings.service_state), "errors": {},
-        "problem": None, "refused": None,
+        "max_addresses": MAX_ADDRESSES,
+        "max_offenders": MAX_OFFENDERS,
+        "radius_choices": RADIUS_CHOICES,
+        "status": sub.status if sub else "active",
+        "form": AddressForm(state=runtime_of(request).settings.service_state),
+        "errors": {},
+        "problem": None,
+        "refused": None,
     }
 
 
@@ -139,7 +147,7 @@ async def _geocode(request: web.Request, f: AddressForm) -> GeocodeResult | Geoc
     query = GeocodeQuery(f.street, f.city, f.state, f.zip)
     try:
         answer = await asyncio.wait_for(runtime.geocoder.geocode(query), runtime.settings.geocode_timeout_s)
-    except (GeocoderUnavailable, asyncio.TimeoutError):
+    except (TimeoutError, GeocoderUnavailable):
         return GeocodeProblem(
             "The mapping service did not answer in time, so the address was not saved. Try again in a minute.",
             unavailable=True,
@@ -156,7 +164,7 @@ async def _geocode(request: web.Request, f: AddressForm) -> GeocodeResult | Geoc
 
 
 def _readable(s: Suggestion) -> Suggestion:
-    """"42 HITT ST, COLUMBIA" as a person writes it; text already in mixed case is left alone."""
+    """ "42 HITT ST, COLUMBIA" as a person writes it; text already in mixed case is left alone."""
     if s.street.isupper():
         s = replace(s, street=display_street(s.street))
     if s.city.isupper():
@@ -166,8 +174,13 @@ def _readable(s: Suggestion) -> Suggestion:
 
 def _address_values(f: AddressForm, point: GeocodeResult | None) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "label": f.label, "street": f.street, "city": f.city, "state": f.state, "zip": f.zip,
-        "radius_code": f.radius, "normalized": normalize_address(f.street, f.city, f.state, f.zip),
+        "label": f.label,
+        "street": f.street,
+        "city": f.city,
+        "state": f.state,
+        "zip": f.zip,
+        "radius_code": f.radius,
+        "normalized": normalize_address(f.street, f.city, f.state, f.zip),
     }
     if point is not None:
         values |= {"lat": point.lat, "lon": point.lon, "precision": point.precision}
@@ -208,19 +221,23 @@ async def add_address(request: web.Request) -> web.Response:
         return await _too_many_addresses(request)
     nearby = await _nearby(request, circle)
     change = SettingsChange(
-        "You started tracking an address", _circle_lines(circle, point.precision), nearby,
+        "You started tracking an address",
+        _circle_lines(circle, point.precision),
+        nearby,
         f"Registered offenders within {radius_text(circle.radius_code)} of {circle.label} today",
     )
-    await finish(request, sid, SubscriberChange(sid, circles=[circle]), change,
-                 f"Now tracking “{circle.label}”.")
+    await finish(
+        request, sid, SubscriberChange(sid, circles=[circle]), change, f"Now tracking “{circle.label}”."
+    )
     raise redirect(paths_of(request).address(circle.circle_id))
 
 
 async def _too_many_addresses(request: web.Request) -> web.Response:
     return await notifications_page(
-        request, 400,
+        request,
+        400,
         refused=f"You already track {MAX_ADDRESSES} addresses, the most allowed. "
-                "Delete one of them before adding another.",
+        "Delete one of them before adding another.",
     )
 
 
@@ -248,8 +265,13 @@ def _on_owned_address(view: Callable[[web.Request, int, Any], Awaitable[web.Resp
 async def _address_page(request: web.Request, row: Any, status: int = 200, **overrides: Any) -> web.Response:
     nearby = await _nearby(request, circle_of_row(row))
     context = {
-        "address": address_view(row), "form": AddressForm.of(row), "errors": {}, "problem": None,
-        "radius_choices": RADIUS_CHOICES, "nearby": nearby, "map": paths_of(request).map(row.id),
+        "address": address_view(row),
+        "form": AddressForm.of(row),
+        "errors": {},
+        "problem": None,
+        "radius_choices": RADIUS_CHOICES,
+        "nearby": nearby,
+        "map": paths_of(request).map(row.id),
     }
     context.update(overrides)
     return render(request, "web/address.html.j2", context, status=status)
@@ -270,7 +292,9 @@ async def edit_address(request: web.Request, sid: int, row: Any) -> web.Response
     if not f.same_place(row):
         answer = await _geocode(request, f)
         if isinstance(answer, GeocodeProblem):
-            return await _address_page(request, row, 503 if answer.unavailable else 400, form=f, problem=answer)
+            return await _address_page(
+                request, row, 503 if answer.unavailable else 400, form=f, problem=answer
+            )
         point = answer
     if (f.label, f.radius) == (row.label, row.radius_code) and point is None:
         await flash(request, "Nothing changed.")
@@ -281,14 +305,23 @@ async def edit_address(request: web.Request, sid: int, row: Any) -> web.Response
     old, new = result
     wider = point is not None or new.radius_m > old.radius_m
     nearby = await _nearby(request, new) if wider else None
-    lines = [("Before", f"{old.label}: {old.one_line}, within {radius_text(old.radius_code)}"),
-             ("Now", f"{new.label}: {new.one_line}, within {radius_text(new.radius_code)}")]
+    lines = [
+        ("Before", f"{old.label}: {old.one_line}, within {radius_text(old.radius_code)}"),
+        ("Now", f"{new.label}: {new.one_line}, within {radius_text(new.radius_code)}"),
+    ]
     change = SettingsChange(
-        "You changed a tracked address", lines, nearby,
+        "You changed a tracked address",
+        lines,
+        nearby,
         f"Registered offenders within {radius_text(new.radius_code)} of {new.label} today",
     )
-    await finish(request, sid, SubscriberChange(sid, circles=[new], removed_circles=[old]), change,
-                 f"Saved your changes to “{new.label}”.")
+    await finish(
+        request,
+        sid,
+        SubscriberChange(sid, circles=[new], removed_circles=[old]),
+        change,
+        f"Saved your changes to “{new.label}”.",
+    )
     raise redirect(paths_of(request).address(new.circle_id))
 
 
@@ -298,6 +331,11 @@ async def delete_address(request: web.Request, sid: int, row: Any) -> web.Respon
     if circle is None:
         return not_found(request)
     change = SettingsChange("You stopped tracking an address", _circle_lines(circle))
-    await finish(request, sid, SubscriberChange(sid, removed_circles=[circle]), change,
-                 f"No longer tracking “{circle.label}”.")
+    await finish(
+        request,
+        sid,
+        SubscriberChange(sid, removed_circles=[circle]),
+        change,
+        f"No longer tracking “{circle.label}”.",
+    )
     raise redirect(paths_of(request).of("notifications"))

@@ -52,23 +52,39 @@ async def enroll(request: web.Request) -> web.Response:
     email = lookup_email(raw)
     password_problems(errors, pw, pw2, email)
     if errors:
-        return render(request, "web/enroll.html.j2",
-                      {"errors": errors, "email": raw, "email2": raw2, "hint": passwords.HINT}, status=400)
+        return render(
+            request,
+            "web/enroll.html.j2",
+            {"errors": errors, "email": raw, "email2": raw2, "hint": passwords.HINT},
+            status=400,
+        )
     if limited(request, "enroll", email):
         return too_many(request)
 
     enrollment = await db(request, accounts.create_enrollment, email, pw, now())
     if enrollment.token:
-        msg = message(request, "confirm", email, "Confirm your e-mail address for registry e-mail alerts",
-                       link=absolute(request, "confirm", token=enrollment.token))
+        msg = message(
+            request,
+            "confirm",
+            email,
+            "Confirm your e-mail address for registry e-mail alerts",
+            link=absolute(request, "confirm", token=enrollment.token),
+        )
         send_later(request, msg, "confirm")
     else:
-        msg = message(request, "already_enrolled", email,
-                       "Someone tried to enroll this address in registry e-mail alerts",
-                       pending=enrollment.pending, login=absolute(request, "login_form"), forgot=absolute(request, "forgot_form"))
+        msg = message(
+            request,
+            "already_enrolled",
+            email,
+            "Someone tried to enroll this address in registry e-mail alerts",
+            pending=enrollment.pending,
+            login=absolute(request, "login_form"),
+            forgot=absolute(request, "forgot_form"),
+        )
         send_later(request, msg, "already_enrolled")
     return check_email(
-        request, "Check your e-mail",
+        request,
+        "Check your e-mail",
         "We sent a message to the address you entered. Open it and follow what it says to finish. "
         "A confirmation link works for 48 hours.",
     )
@@ -81,8 +97,11 @@ async def confirm(request: web.Request) -> web.StreamResponse:
     await login_session(request, change.subscriber_id)
     await publish(request, change)
     logger.info("enrollment confirmed", subscriber_id=change.subscriber_id)
-    await flash(request, "Your e-mail address is confirmed and you are logged in. "
-                         "Now choose the addresses and offenders you want to hear about.")
+    await flash(
+        request,
+        "Your e-mail address is confirmed and you are logged in. "
+        "Now choose the addresses and offenders you want to hear about.",
+    )
     raise redirect(paths_of(request).of("notifications"))
 
 
@@ -125,16 +144,24 @@ async def forgot_form(request: web.Request) -> web.Response:
 
 async def forgot(request: web.Request) -> web.Response:
     return await mailed_link_request(
-        request, "web/forgot.html.j2", "reset", accounts.start_reset,
-        subject="Choose a new password for registry e-mail alerts", route="reset_form",
+        request,
+        "web/forgot.html.j2",
+        "reset",
+        accounts.start_reset,
+        subject="Choose a new password for registry e-mail alerts",
+        route="reset_form",
         done="If that address is enrolled, we sent it a link to choose a new password. "
         "The link works once, for one hour. If nothing arrives in a few minutes, look in your spam or junk folder.",
     )
 
 
 async def reset_form(request: web.Request) -> web.Response:
-    return await mailed_link_page(request, account_tokens.RESET, "web/reset.html.j2",
-                                  lambda holder: {"errors": {}, "hint": passwords.HINT})
+    return await mailed_link_page(
+        request,
+        account_tokens.RESET,
+        "web/reset.html.j2",
+        lambda holder: {"errors": {}, "hint": passwords.HINT},
+    )
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -157,7 +184,9 @@ async def reset(request: web.Request) -> web.Response:
         await publish(request, change)
     send_later(request, password_changed_notice(request, holder.email), "password_changed")
     logger.info("password reset", subscriber_id=change.subscriber_id)
-    await flash(request, "Your new password is set, and every browser that was logged in has been logged out. "
-                         "Log in with your new password.")
+    await flash(
+        request,
+        "Your new password is set, and every browser that was logged in has been logged out. "
+        "Log in with your new password.",
+    )
     raise redirect(paths_of(request).of("login_form"))
-

@@ -38,8 +38,13 @@ def _map_place(state: OffenderState, a: Address, circle: Circle | None, paths: P
     p = state.profile
     assert p is not None and a.lat is not None and a.lon is not None
     place: dict[str, Any] = {
-        "name": p.display_name, "type": address_type_text(a), "address": address_line(a),
-        "lat": a.lat, "lon": a.lon, "approximate": not a.locates, "record": paths.record(state.offender_id),
+        "name": p.display_name,
+        "type": address_type_text(a),
+        "address": address_line(a),
+        "lat": a.lat,
+        "lon": a.lon,
+        "approximate": not a.locates,
+        "record": paths.record(state.offender_id),
     }
     if circle is not None:
         d, inside = distance_within(circle.lat, circle.lon, circle.radius_m, a.lat, a.lon)
@@ -69,9 +74,15 @@ async def map_page(request: web.Request) -> web.Response:
     tracked = None
     if tracked_row is not None:
         circle = circle_of_row(tracked_row)
-        tracked = {"label": circle.label, "address": circle.one_line, "lat": circle.lat, "lon": circle.lon,
-                   "radius_m": circle.radius_m, "radius": radius_text(circle.radius_code),
-                   "precision": precision_text(tracked_row.precision)}
+        tracked = {
+            "label": circle.label,
+            "address": circle.one_line,
+            "lat": circle.lat,
+            "lon": circle.lon,
+            "radius_m": circle.radius_m,
+            "radius": radius_text(circle.radius_code),
+            "precision": precision_text(tracked_row.precision),
+        }
     if state is not None:
         people = [(state, a) for a in state.addresses if a.has_point]
         unmapped = [a for a in state.addresses if not a.has_point]
@@ -84,8 +95,14 @@ async def map_page(request: web.Request) -> web.Response:
     places = [_map_place(st, a, circle, paths) for st, a in people]
     tiles = runtime_of(request).settings.map_tiles_url
     data = {"tiles": tiles, "attribution": _attribution(tiles), "tracked": tracked, "places": places}
-    return render(request, "web/map.html.j2", {
-        "tracked": tracked, "places": places, "offender": record_view(state, paths) if state else None,
-        "unmapped": [{"type": address_type_text(a), "line": address_line(a)} for a in unmapped],
-        "data": data,
-    })
+    return render(
+        request,
+        "web/map.html.j2",
+        {
+            "tracked": tracked,
+            "places": places,
+            "offender": record_view(state, paths) if state else None,
+            "unmapped": [{"type": address_type_text(a), "line": address_line(a)} for a in unmapped],
+            "data": data,
+        },
+    )

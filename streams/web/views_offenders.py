@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -53,16 +54,22 @@ async def add_watch(request: web.Request) -> web.Response:
     outcome = await db(request, tracking_db.add_watch, sid, offender_id)
     if outcome == tracking_db.FULL:
         return await notifications_page(
-            request, 400,
+            request,
+            400,
             refused=f"You already track {MAX_OFFENDERS} offenders, the most allowed. "
-                    "Remove one of them before tracking another.",
+            "Remove one of them before tracking another.",
         )
     if outcome == tracking_db.ALREADY:
         await flash(request, f"You already track {state.profile.display_name}.")
         raise redirect(paths_of(request).of("notifications"))
     change = SettingsChange("You started tracking an offender", _offender_lines(state))
-    await finish(request, sid, SubscriberChange(sid, watches=[offender_id]), change,
-                 f"Now tracking {state.profile.display_name}.")
+    await finish(
+        request,
+        sid,
+        SubscriberChange(sid, watches=[offender_id]),
+        change,
+        f"Now tracking {state.profile.display_name}.",
+    )
     raise redirect(paths_of(request).of("notifications"))
 
 
@@ -76,8 +83,13 @@ async def delete_watch(request: web.Request) -> web.Response:
     lines = _offender_lines(state) if state else [("Offender", "one no longer on the public registry")]
     change = SettingsChange("You stopped tracking an offender", lines)
     name = state.profile.display_name if state and state.profile else "that offender"
-    await finish(request, sid, SubscriberChange(sid, removed_watches=[offender_id]), change,
-                 f"No longer tracking {name}.")
+    await finish(
+        request,
+        sid,
+        SubscriberChange(sid, removed_watches=[offender_id]),
+        change,
+        f"No longer tracking {name}.",
+    )
     raise redirect(paths_of(request).of("notifications"))
 
 
@@ -114,9 +126,12 @@ def _hit_view(hit: offender_search.SearchHit, watched: set[str], paths: Paths) -
         "id": hit.state.offender_id,
         "name": listed_name(p.last_name, p.first_name, p.middle_name, p.suffix),
         "aliases": [listed_name(a.last_name, a.first_name) for a in p.aliases],
-        "photo": photo_of(hit.state), "compliance": p.compliance, "tier": p.tier,
+        "photo": photo_of(hit.state),
+        "compliance": p.compliance,
+        "tier": p.tier,
         "addresses": [{"type": address_type_text(a), "line": address_line(a)} for a in hit.addresses],
-        "record": paths.record(hit.state.offender_id), "watched": hit.state.offender_id in watched,
+        "record": paths.record(hit.state.offender_id),
+        "watched": hit.state.offender_id in watched,
     }
 
 
@@ -129,7 +144,9 @@ def _search_identifier(engine: Engine, identifier: str) -> offender_search.Searc
     return offender_search.search(engine, online_identifier=identifier)
 
 
-async def _search_page(request: web.Request, fields_in: Mapping[str, Any], by_identifier: bool) -> web.Response:
+async def _search_page(
+    request: web.Request, fields_in: Mapping[str, Any], by_identifier: bool
+) -> web.Response:
     criteria = {k: clean(fields_in.get(k), 100) for k in SEARCH_FIELDS}
     if criteria["address_type"] not in ADDRESS_TYPE_TEXT:
         criteria["address_type"] = ""
@@ -138,18 +155,31 @@ async def _search_page(request: web.Request, fields_in: Mapping[str, Any], by_id
     s = session_of(request)
     watched = set(await db(request, tracking_db.watched_ids, s.subscriber_id)) if s.logged_in else set()
     context: dict[str, Any] = {
-        "criteria": criteria, "address_types": ADDRESS_TYPES, "searched": False, "hits": [], "more": False,
-        "by_identifier": by_identifier, "watched_count": len(watched), "max_offenders": MAX_OFFENDERS,
+        "criteria": criteria,
+        "address_types": ADDRESS_TYPES,
+        "searched": False,
+        "hits": [],
+        "more": False,
+        "by_identifier": by_identifier,
+        "watched_count": len(watched),
+        "max_offenders": MAX_OFFENDERS,
         "message": None,
     }
     wanted = identifier if by_identifier else any(v for k, v in criteria.items() if k != "address_type")
     if not wanted:
         if by_identifier or any(k in fields_in for k in SEARCH_FIELDS):
-            context["message"] = ("Enter the online identifier to look for." if by_identifier
-                                  else "Fill in at least one field besides the address type.")
-        return render(request, "web/offender_search.html.j2", context, status=400 if context["message"] else 200)
+            context["message"] = (
+                "Enter the online identifier to look for."
+                if by_identifier
+                else "Fill in at least one field besides the address type."
+            )
+        return render(
+            request, "web/offender_search.html.j2", context, status=400 if context["message"] else 200
+        )
     if not request.app[LIMITER].allow("search:client", client_key(request)):
-        context["message"] = "Too many searches from your connection in the last minute. Wait a moment and try again."
+        context["message"] = (
+            "Too many searches from your connection in the last minute. Wait a moment and try again."
+        )
         return render(request, "web/offender_search.html.j2", context, status=429)
     if by_identifier:
         result = await db(request, _search_identifier, identifier)
@@ -179,8 +209,14 @@ async def offender_record(request: web.Request) -> web.Response:
         return no_record(request)
     s = session_of(request)
     watched = await db(request, tracking_db.watched_ids, s.subscriber_id) if s.logged_in else []
-    response = render(request, "web/offender.html.j2", {
-        "r": record_view(state, paths_of(request)), "watched": state.offender_id in watched,
-        "can_track": len(watched) < MAX_OFFENDERS, "max_offenders": MAX_OFFENDERS,
-    })
+    response = render(
+        request,
+        "web/offender.html.j2",
+        {
+            "r": record_view(state, paths_of(request)),
+            "watched": state.offender_id in watched,
+            "can_track": len(watched) < MAX_OFFENDERS,
+            "max_offenders": MAX_OFFENDERS,
+        },
+    )
     return allow_photos(request, response, [state])

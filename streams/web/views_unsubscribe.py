@@ -11,15 +11,22 @@ from streams.web.responses import render
 
 
 def _token_subscriber(request: web.Request) -> int | None:
-    return links.verify_unsubscribe_token(runtime_of(request).settings.secret_key, request.match_info["token"])
+    return links.verify_unsubscribe_token(
+        runtime_of(request).settings.secret_key, request.match_info["token"]
+    )
 
 
 def _bad_link(request: web.Request) -> web.Response:
-    return render(request, "web/error.html.j2", {
-        "title": "This link does not work",
-        "message": "The unsubscribe link is incomplete or was changed. Use the link from your most recent e-mail, "
-                   "or log in and stop the e-mails from My account.",
-    }, status=400)
+    return render(
+        request,
+        "web/error.html.j2",
+        {
+            "title": "This link does not work",
+            "message": "The unsubscribe link is incomplete or was changed. Use the link from your most recent e-mail, "
+            "or log in and stop the e-mails from My account.",
+        },
+        status=400,
+    )
 
 
 async def unsubscribe_page(request: web.Request) -> web.Response:
@@ -28,9 +35,15 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
     if sid is None:
         return _bad_link(request)
     sub = await db(request, tracking_db.subscriber, sid)
-    return render(request, "web/unsubscribe.html.j2", {
-        "done": False, "already": sub is None or sub.status == "unsubscribed", "action": request.path,
-    })
+    return render(
+        request,
+        "web/unsubscribe.html.j2",
+        {
+            "done": False,
+            "already": sub is None or sub.status == "unsubscribed",
+            "action": request.path,
+        },
+    )
 
 
 async def unsubscribe(request: web.Request) -> web.Response:
@@ -43,7 +56,8 @@ async def unsubscribe(request: web.Request) -> web.Response:
     if change is not None and (change.removed_circles or change.removed_watches):
         await publish(request, change)
     if "from_page" in await request.post():
-        return render(request, "web/unsubscribe.html.j2", {"done": True, "already": False, "action": request.path})
+        return render(
+            request, "web/unsubscribe.html.j2", {"done": True, "already": False, "action": request.path}
+        )
     # A mail program's one-click POST: a plain answer nobody has to read.
     return web.Response(text="You are unsubscribed: no more registry alert e-mails will be sent.\n")
-

@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -57,7 +57,11 @@ class System:
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "streams.entrypoints.cli", *args],
-            env=self.env, cwd=REPO, capture_output=True, text=True, timeout=120,
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"sor-notify {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -67,7 +71,10 @@ class System:
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.entrypoints.cli", "worker"],
-            env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.workers.append(proc)
         return proc
@@ -122,9 +129,7 @@ class System:
 @pytest.fixture
 def system(broker: EmbeddedBroker, database_url: str, smtp_server, tmp_path: Path) -> Iterator[System]:
     catcher, smtp_port = smtp_server
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("SOR_")
-    } | {
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOR_")} | {
         "SOR_BROKER_URL": broker.bootstrap,
         "SOR_DATABASE_URL": database_url,
         "SOR_DATA_DIR": str(tmp_path / "data"),

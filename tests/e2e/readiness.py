@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from streams.domain.cells import cells_overlapping
 from streams.domain.geometry import bounding_box
@@ -18,7 +19,7 @@ def indexed_copies(log: str) -> set[tuple[str, int]]:
     for line in log.splitlines():
         if INDEXED in line and "{" in line:
             try:  # a supervisor may prefix its children's lines
-                doc = json.loads(line[line.index("{"):])
+                doc = json.loads(line[line.index("{") :])
             except ValueError:
                 continue
             if doc.get("event") == INDEXED:
@@ -26,7 +27,9 @@ def indexed_copies(log: str) -> set[tuple[str, int]]:
     return seen
 
 
-def wait_for_circles(system: Any, circles: Iterable[tuple[int, float, float, float]], timeout: float = 180.0) -> None:
+def wait_for_circles(
+    system: Any, circles: Iterable[tuple[int, float, float, float]], timeout: float = 180.0
+) -> None:
     """Every copy of every (circle id, lat, lon, radius in metres) indexed by some worker, as
     the workers' logs say: the routing under test decides which cells a copy goes to."""
     copies = {

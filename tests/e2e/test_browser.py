@@ -24,8 +24,13 @@ pytestmark = pytest.mark.skipif(
 )
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -50,8 +55,11 @@ def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> Non
 
     system.run("gazetteer", "import", str(DEMO_GAZETTEER), "--no-progress")
     web = subprocess.Popen(
-        [sys.executable, "-m", "streams.entrypoints.cli", "web"], env=system.env, cwd=REPO,
-        stdout=open(tmp_path / "web.log", "wb"), stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "streams.entrypoints.cli", "web"],
+        env=system.env,
+        cwd=REPO,
+        stdout=open(tmp_path / "web.log", "wb"),
+        stderr=subprocess.STDOUT,
     )
     try:
         system.start_worker()
@@ -100,16 +108,26 @@ def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> Non
             deadline = time.monotonic() + 60
             while "tracked circles indexed" not in system.worker_log() and time.monotonic() < deadline:
                 time.sleep(0.2)
-            system.run("registry", "publish", str(system.write_jsonl("e.jsonl", [
-                event("OFF-B", 1, profile("Brown", "Bill"),
-                      home("900 Rollins Street", "Columbia", "65201", (38.9420, -92.3270))),
-            ])))
+            system.run(
+                "registry",
+                "publish",
+                str(
+                    system.write_jsonl(
+                        "e.jsonl",
+                        [
+                            event(
+                                "OFF-B",
+                                1,
+                                profile("Brown", "Bill"),
+                                home("900 Rollins Street", "Columbia", "65201", (38.9420, -92.3270)),
+                            ),
+                        ],
+                    )
+                ),
+            )
             system.wait_until("select count(*) from pending_alerts", lambda n: n == 1)
             system.run("digest", "send")
-            digest = next(
-                m for m in system.catcher.wait_for(3)
-                if "digest" in str(m["Subject"]).lower()
-            )
+            digest = next(m for m in system.catcher.wait_for(3) if "digest" in str(m["Subject"]).lower())
             html = digest.get_body(preferencelist=("html",)).get_content()
             page.set_content(html)
             assert page.get_by_text("Bill Brown").first.is_visible()

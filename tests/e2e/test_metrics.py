@@ -8,7 +8,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
@@ -79,27 +79,51 @@ def test_worker_metrics_count_what_happened_and_readyz_follows_the_broker(system
     system.env["SOR_WORKER_WEB_PORT"] = str(port)
     base = f"http://127.0.0.1:{port}"
 
-    subscribers = system.write_jsonl("subscribers.jsonl", [
-        {"email": "parent@example.org", "confirmed": True,
-         "addresses": [{"label": "Home", "street": "1 Market St", "city": "St. Louis", "state": "MO",
-                        "zip": "63101", "radius": "1mi", "lat": ST_LOUIS[0], "lon": ST_LOUIS[1]}],
-         "offenders": []},
-    ])
+    subscribers = system.write_jsonl(
+        "subscribers.jsonl",
+        [
+            {
+                "email": "parent@example.org",
+                "confirmed": True,
+                "addresses": [
+                    {
+                        "label": "Home",
+                        "street": "1 Market St",
+                        "city": "St. Louis",
+                        "state": "MO",
+                        "zip": "63101",
+                        "radius": "1mi",
+                        "lat": ST_LOUIS[0],
+                        "lon": ST_LOUIS[1],
+                    }
+                ],
+                "offenders": [],
+            },
+        ],
+    )
     system.run("subscribers", "import", str(subscribers))
     worker = system.start_worker()
     # The circle is in the index before any offender moves near it.
     scrape_until(system, base, lambda s: value(s, "sor_circles_held") == 1)
 
     near_1, near_2 = offset(ST_LOUIS, 800), offset(ST_LOUIS, 300)
-    changes = system.write_jsonl("changes.jsonl", [
-        event("OFF-1", 1, profile("Abbott", "Ray"), home("800 Olive St", "St. Louis", "63101", near_1)),
-        event("OFF-2", 2, profile("Baker", "Sue"), home("20 Near St", "St. Louis", "63101", near_2)),
-        # the same event again (replayed: its alert derived again, recorded once), and an
-        # older revision of OFF-2 (ignored)
-        event("OFF-1", 1, profile("Abbott", "Ray"), home("800 Olive St", "St. Louis", "63101", near_1)),
-        event("OFF-2", 1, profile("Baker", "Sue"), home("1 Hitt St", "Columbia", "65201", (38.9467, -92.3252)),
-              event_id="OFF-2-old"),
-    ])
+    changes = system.write_jsonl(
+        "changes.jsonl",
+        [
+            event("OFF-1", 1, profile("Abbott", "Ray"), home("800 Olive St", "St. Louis", "63101", near_1)),
+            event("OFF-2", 2, profile("Baker", "Sue"), home("20 Near St", "St. Louis", "63101", near_2)),
+            # the same event again (replayed: its alert derived again, recorded once), and an
+            # older revision of OFF-2 (ignored)
+            event("OFF-1", 1, profile("Abbott", "Ray"), home("800 Olive St", "St. Louis", "63101", near_1)),
+            event(
+                "OFF-2",
+                1,
+                profile("Baker", "Sue"),
+                home("1 Hitt St", "Columbia", "65201", (38.9467, -92.3252)),
+                event_id="OFF-2-old",
+            ),
+        ],
+    )
     system.run("registry", "publish", str(changes))
     asyncio.run(_produce_raw(system.env["SOR_BROKER_URL"], b"OFF-X", b"{not json"))
 
@@ -135,9 +159,12 @@ def test_worker_metrics_count_what_happened_and_readyz_follows_the_broker(system
 
     # Once everything is committed, nothing is waiting in any partition the worker reads.
     scrape_until(
-        system, base,
-        lambda s: sum(1 for n, ls in s if n == "sor_consumer_lag" and ("topic", "registry-events") in ls) == 2
-        and total(s, "sor_consumer_lag") == 0,
+        system,
+        base,
+        lambda s: (
+            sum(1 for n, ls in s if n == "sor_consumer_lag" and ("topic", "registry-events") in ls) == 2
+            and total(s, "sor_consumer_lag") == 0
+        ),
     )
 
     assert get(base + "/healthz")[0] == 200

@@ -29,13 +29,26 @@ def hostile_faust_environment(site_port: int) -> dict[str, str]:
 
     env = {p.env_name: "hostile" for p in Settings.SETTINGS.values() if p.env_name}
     env |= {
-        "WEB_PORT": str(site_port), "WEB_BIND": "0.0.0.0", "WEB_HOST": "evil.example",
-        "BROKER_URL": "kafka://127.0.0.1:1", "BROKER": "kafka://127.0.0.1:1", "STORE": "rocksdb://",
-        "APP_STORE": "rocksdb://", "DATADIR": "/proc/hostile", "APP_DATADIR": "/proc/hostile",
-        "TOPIC_PARTITIONS": "3", "PROCESSING_GUARANTEE": "exactly_once", "APP_WEB_ENABLED": "false",
-        "CONSUMER_AUTO_OFFSET_RESET": "latest", "BROKER_SESSION_TIMEOUT": "1",
-        "FAUST_WEB_PORT": str(site_port), "F_WEB_PORT": str(site_port), "FAUST_DATADIR": "/proc/hostile",
-        "FAUST_LOOP": "eventlet", "FAUST_DEBUG": "1", "F_WEB_BIND": "8.8.8.8",
+        "WEB_PORT": str(site_port),
+        "WEB_BIND": "0.0.0.0",
+        "WEB_HOST": "evil.example",
+        "BROKER_URL": "kafka://127.0.0.1:1",
+        "BROKER": "kafka://127.0.0.1:1",
+        "STORE": "rocksdb://",
+        "APP_STORE": "rocksdb://",
+        "DATADIR": "/proc/hostile",
+        "APP_DATADIR": "/proc/hostile",
+        "TOPIC_PARTITIONS": "3",
+        "PROCESSING_GUARANTEE": "exactly_once",
+        "APP_WEB_ENABLED": "false",
+        "CONSUMER_AUTO_OFFSET_RESET": "latest",
+        "BROKER_SESSION_TIMEOUT": "1",
+        "FAUST_WEB_PORT": str(site_port),
+        "F_WEB_PORT": str(site_port),
+        "FAUST_DATADIR": "/proc/hostile",
+        "FAUST_LOOP": "eventlet",
+        "FAUST_DEBUG": "1",
+        "F_WEB_BIND": "8.8.8.8",
     }
     return env
 
@@ -54,15 +67,18 @@ def _faust_conf(env: dict[str, str]) -> dict[str, str]:
         "print(json.dumps({k: repr(getattr(g.app.conf, k)) for k in Settings.SETTINGS\n"
         "                  if k not in ('env', 'id_format', 'reply_to')}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.splitlines()[-1])
 
 
 def test_faust_variables_in_the_environment_change_nothing(tmp_path: Path) -> None:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SOR_")} | {
-        "SOR_DATA_DIR": str(tmp_path), "SOR_WORKER_WEB_PORT": "6077", "SOR_WEB_PORT": "8099",
+        "SOR_DATA_DIR": str(tmp_path),
+        "SOR_WORKER_WEB_PORT": "6077",
+        "SOR_WEB_PORT": "8099",
         "SOR_SECRET_KEY": "a-test-secret-key-that-is-long-enough-0123456789",
     }
     clean = _faust_conf(base)
@@ -108,16 +124,30 @@ def _alive(pid: int) -> bool:
 
 def _start_up(system, tmp_path: Path, extra: dict[str, str]) -> tuple[subprocess.Popen, dict[str, int], Path]:
     site_port, worker_port = int(system.env["SOR_WEB_PORT"]), free_port()
-    env = {k: v for k, v in system.env.items() if k != "SOR_BROKER_URL"} | {
-        "SOR_EMBEDDED_BROKER_PORT": str(free_port()), "SOR_WORKER_WEB": "true",
-        "SOR_WORKER_WEB_PORT": str(worker_port), "SOR_WEB_HOST": "127.0.0.1",
-    } | extra
+    env = (
+        {k: v for k, v in system.env.items() if k != "SOR_BROKER_URL"}
+        | {
+            "SOR_EMBEDDED_BROKER_PORT": str(free_port()),
+            "SOR_WORKER_WEB": "true",
+            "SOR_WORKER_WEB_PORT": str(worker_port),
+            "SOR_WEB_HOST": "127.0.0.1",
+        }
+        | extra
+    )
     log_path = tmp_path / "up.log"
-    up = subprocess.Popen([sys.executable, "-m", "streams.entrypoints.cli", "up"], env=env, cwd=REPO,
-                          stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "streams.entrypoints.cli", "up"],
+        env=env,
+        cwd=REPO,
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
-    while not (_get(f"http://127.0.0.1:{site_port}/readyz") == 200
-               and _get(f"http://127.0.0.1:{worker_port}/readyz") == 200):
+    while not (
+        _get(f"http://127.0.0.1:{site_port}/readyz") == 200
+        and _get(f"http://127.0.0.1:{worker_port}/readyz") == 200
+    ):
         assert up.poll() is None, log_path.read_text()[-4000:]
         assert time.monotonic() < deadline, "not ready:\n" + log_path.read_text()[-4000:]
         time.sleep(0.3)
@@ -171,13 +201,22 @@ def test_an_external_broker_that_miscounts_batches_is_found_out(system) -> None:
     # The precondition: this broker really miscounts a two-record batch.
     assert asyncio.run(batch_end_offset_moves(bootstrap)) == (2, 1)
 
-    events = [event(f"OFF-{i}", 1, profile(f"Name{i}", "Ray"),
-                    home(f"{i} Near St", "St. Louis", "63101", offset(ST_LOUIS, 100 + i))) for i in range(40)]
+    events = [
+        event(
+            f"OFF-{i}",
+            1,
+            profile(f"Name{i}", "Ray"),
+            home(f"{i} Near St", "St. Louis", "63101", offset(ST_LOUIS, 100 + i)),
+        )
+        for i in range(40)
+    ]
     published = system.run("registry", "publish", str(system.write_jsonl("e.jsonl", events)))
     assert "misreports end offsets of multi-record batches" in published.stdout + published.stderr
     system.start_worker()
     system.wait_until("select count(*) from offenders", lambda n: n == 40)
-    status = _wait_for(lambda: json.loads(system.run("status", "--json").stdout), lambda s: s["total_lag"] == 0)
+    status = _wait_for(
+        lambda: json.loads(system.run("status", "--json").stdout), lambda s: s["total_lag"] == 0
+    )
     registry = [p for p in status["partitions"] if p["topic"] == "registry-events"]
     assert sum(p["end_offset"] for p in registry) == 40  # what was sent, not less
     assert "misreports end offsets of multi-record batches" in system.worker_log()

@@ -26,23 +26,69 @@ def _wait_for(fetch, predicate, timeout: float = 60.0):
 
 
 def test_dlq_fix_and_replay_and_status(system) -> None:
-    system.run("subscribers", "import", str(system.write_jsonl("s.jsonl", [
-        {"email": "parent@example.org", "confirmed": True,
-         "addresses": [{"label": "Home", "street": "1 Market St", "city": "St. Louis", "state": "MO",
-                        "zip": "63101", "radius": "1mi", "lat": ST_LOUIS[0], "lon": ST_LOUIS[1]}],
-         "offenders": []},
-    ])))
+    system.run(
+        "subscribers",
+        "import",
+        str(
+            system.write_jsonl(
+                "s.jsonl",
+                [
+                    {
+                        "email": "parent@example.org",
+                        "confirmed": True,
+                        "addresses": [
+                            {
+                                "label": "Home",
+                                "street": "1 Market St",
+                                "city": "St. Louis",
+                                "state": "MO",
+                                "zip": "63101",
+                                "radius": "1mi",
+                                "lat": ST_LOUIS[0],
+                                "lon": ST_LOUIS[1],
+                            }
+                        ],
+                        "offenders": [],
+                    },
+                ],
+            )
+        ),
+    )
     near = offset(ST_LOUIS, 600)
-    system.run("registry", "publish", str(system.write_jsonl("good.jsonl", [
-        event("OFF-1", 1, profile("Abbott", "Ray"), home("10 Far Rd", "Kansas City", "64105", (39.2, -94.8))),
-        event("OFF-2", 1, profile("Baker", "Bo"), home("20 Near St", "St. Louis", "63101", offset(ST_LOUIS, 300))),
-    ])))
+    system.run(
+        "registry",
+        "publish",
+        str(
+            system.write_jsonl(
+                "good.jsonl",
+                [
+                    event(
+                        "OFF-1",
+                        1,
+                        profile("Abbott", "Ray"),
+                        home("10 Far Rd", "Kansas City", "64105", (39.2, -94.8)),
+                    ),
+                    event(
+                        "OFF-2",
+                        1,
+                        profile("Baker", "Bo"),
+                        home("20 Near St", "St. Louis", "63101", offset(ST_LOUIS, 300)),
+                    ),
+                ],
+            )
+        ),
+    )
     broken = event("OFF-Y", 1, profile("Yates", "Yul"), home("600 Olive St", "St. Louis", "63101", near))
     broken["offender"]["tier"] = 7
-    asyncio.run(_produce_raw(system.env["SOR_BROKER_URL"], [
-        (b"OFF-X", b'{not json "online_identifiers": ["secret-handle-x"]'),
-        (b"OFF-Y", json.dumps(broken).encode()),
-    ]))
+    asyncio.run(
+        _produce_raw(
+            system.env["SOR_BROKER_URL"],
+            [
+                (b"OFF-X", b'{not json "online_identifiers": ["secret-handle-x"]'),
+                (b"OFF-Y", json.dumps(broken).encode()),
+            ],
+        )
+    )
     system.start_worker()
     system.wait_until("select count(*) from offenders", lambda n: n == 2)
     system.wait_until("select count(*) from pending_alerts where offender_id = 'OFF-2'", lambda n: n == 1)
@@ -72,7 +118,9 @@ def test_dlq_fix_and_replay_and_status(system) -> None:
 
     # A replay that would be dead-lettered again is refused, with the reason.
     as_received = system.run("dlq", "replay", bad_id, check=False)
-    assert as_received.returncode == 2 and "refused" in as_received.stderr and "bad_json" in as_received.stderr
+    assert (
+        as_received.returncode == 2 and "refused" in as_received.stderr and "bad_json" in as_received.stderr
+    )
     still_wrong = dict(broken, offender=dict(broken["offender"], tier=8))
     wrong_file = system.tmp / "still-wrong.json"
     wrong_file.write_text(json.dumps(still_wrong, indent=2))
@@ -89,9 +137,12 @@ def test_dlq_fix_and_replay_and_status(system) -> None:
     replayed = system.run("dlq", "replay", invalid_id, "--file", str(fixed_file))
     assert f"replayed DLQ entry {invalid_id}" in replayed.stdout and "OFF-Y-r1" in replayed.stdout
     system.wait_until("select count(*) from pending_alerts where offender_id = 'OFF-Y'", lambda n: n == 1)
-    assert system.wait_until(
-        "select count(*) from offenders where offender_id = 'OFF-Y' and not removed", lambda n: n == 1
-    ) == 1
+    assert (
+        system.wait_until(
+            "select count(*) from offenders where offender_id = 'OFF-Y' and not removed", lambda n: n == 1
+        )
+        == 1
+    )
 
     # The same entry twice: refused, unless forced (and then the workers ignore the repeat).
     again = system.run("dlq", "replay", invalid_id, "--file", str(fixed_file), check=False)
@@ -127,7 +178,12 @@ def test_dlq_fix_and_replay_and_status(system) -> None:
 
     system.run("digest", "send")
     text = system.run("status").stdout
-    for topic in ("registry-events", "registry-events-dlq", "alerts", "sor-notify-offender_to_state-changelog"):
+    for topic in (
+        "registry-events",
+        "registry-events-dlq",
+        "alerts",
+        "sor-notify-offender_to_state-changelog",
+    ):
         assert f"\n{topic} " in text
     assert "total lag: 0" in text
     assert f"Database (schema revision {head_revision()})" in text

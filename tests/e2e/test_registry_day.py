@@ -8,9 +8,9 @@ import json
 import random
 from collections import Counter
 
+from tests.digest_reading import digest_lines, text_of
 from tests.e2e.test_operations import _dlq, _wait_for
 from tests.property.registry_sequences import places, registry_day, subscribers, watchers
-from tests.digest_reading import digest_lines, text_of
 from tests.reference_model import Reference
 
 SEED = 20261495  # chosen (with the asserts below) so the day holds every case, and one where a replay taking
@@ -22,10 +22,24 @@ def test_a_random_registry_day_through_the_pipeline_gives_the_reference_digests(
     ids, sequences = registry_day(rng, offenders=10, steps=7)
     subs = subscribers(ids)
     ref = Reference(places(subs), watchers(subs))
-    system.run("subscribers", "import", str(system.write_jsonl("subs.jsonl", [
-        {"email": s.email, "confirmed": True, "addresses": list(s.addresses), "offenders": list(s.offenders)}
-        for s in subs
-    ])))
+    system.run(
+        "subscribers",
+        "import",
+        str(
+            system.write_jsonl(
+                "subs.jsonl",
+                [
+                    {
+                        "email": s.email,
+                        "confirmed": True,
+                        "addresses": list(s.addresses),
+                        "offenders": list(s.offenders),
+                    }
+                    for s in subs
+                ],
+            )
+        ),
+    )
     system.start_worker()
 
     def quiet() -> None:
@@ -45,7 +59,9 @@ def test_a_random_registry_day_through_the_pipeline_gives_the_reference_digests(
     conflicting = ref.outcomes.count("conflicting")
     assert conflicting >= 4 and ref.outcomes.count("duplicate") >= 4 and ref.outcomes.count("stale") >= 2
     kinds = {(ln[0], ln[3] if ln[0] == "near" else ln[2]) for v in expected.values() for ln in v}
-    assert kinds == {("near", "in"), ("near", "out"), ("watch", True), ("watch", False)} and len(expected) == 3
+    assert (
+        kinds == {("near", "in"), ("near", "out"), ("watch", True), ("watch", False)} and len(expected) == 3
+    )
     listing = _wait_for(lambda: _dlq(system), lambda d: d["total"] >= conflicting)
     assert [e["reason"] for e in listing["entries"]] == ["conflicting_duplicate"] * conflicting
 

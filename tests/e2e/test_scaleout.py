@@ -43,21 +43,53 @@ def workload(seed: int = 7) -> tuple[list[dict], list[dict], list[dict]]:
     subscribers = []
     for i in range(30):
         lat, lon = near(rng.choice(CITIES), 6000)
-        subscribers.append({
-            "email": f"subscriber{i}@example.org", "confirmed": True, "offenders": [],
-            "addresses": [{"label": f"Place {i}", "street": f"{i + 1} Main St", "city": "Town", "state": "MO",
-                           "zip": "63101", "radius": rng.choice(RADIUS_CODES), "lat": lat, "lon": lon}],
-        })
+        subscribers.append(
+            {
+                "email": f"subscriber{i}@example.org",
+                "confirmed": True,
+                "offenders": [],
+                "addresses": [
+                    {
+                        "label": f"Place {i}",
+                        "street": f"{i + 1} Main St",
+                        "city": "Town",
+                        "state": "MO",
+                        "zip": "63101",
+                        "radius": rng.choice(RADIUS_CODES),
+                        "lat": lat,
+                        "lon": lon,
+                    }
+                ],
+            }
+        )
     baseline, changes = [], []
     for j in range(40):
         oid = f"OFF-{j:03d}"
         lat, lon = near(rng.choice(CITIES), 8000)
-        addr = [{"type": "home", "street": f"{j} Old Rd", "city": "Town", "state": "MO", "zip": "63101",
-                 "lat": lat, "lon": lon}]
+        addr = [
+            {
+                "type": "home",
+                "street": f"{j} Old Rd",
+                "city": "Town",
+                "state": "MO",
+                "zip": "63101",
+                "lat": lat,
+                "lon": lon,
+            }
+        ]
         baseline.append(event(oid, 1, profile(f"Last{j}", f"First{j}"), addr))
         lat2, lon2 = near(rng.choice(CITIES), 8000)
-        addr2 = [{"type": rng.choice(["home", "work", "school"]), "street": f"{j} New Ave", "city": "Town",
-                  "state": "MO", "zip": "63101", "lat": lat2, "lon": lon2}]
+        addr2 = [
+            {
+                "type": rng.choice(["home", "work", "school"]),
+                "street": f"{j} New Ave",
+                "city": "Town",
+                "state": "MO",
+                "zip": "63101",
+                "lat": lat2,
+                "lon": lon2,
+            }
+        ]
         changes.append(event(oid, 2, profile(f"Last{j}", f"First{j}"), addr2))
     return subscribers, baseline, changes
 
@@ -71,11 +103,24 @@ def boundary_cases(subscribers: list[dict]) -> tuple[list[dict], list[dict]]:
         radius = radius_metres(a["radius"])
         lon, lat, _ = GEOD.fwd(a["lon"], a["lat"], 40.0 * j, radius + d)
         oid = f"EDGE-{j:02d}"
-        far = {"type": "home", "street": f"{j} Far Rd", "city": "Town", "state": "MO", "zip": "63101",
-               "lat": 36.6, "lon": -89.6}
+        far = {
+            "type": "home",
+            "street": f"{j} Far Rd",
+            "city": "Town",
+            "state": "MO",
+            "zip": "63101",
+            "lat": 36.6,
+            "lon": -89.6,
+        }
         baseline.append(event(oid, 1, profile(f"Edge{j}", f"First{j}"), [far]))
-        changes.append(event(oid, 2, profile(f"Edge{j}", f"First{j}"), [
-            far | {"street": f"{j} Edge St", "lat": lat, "lon": lon}]))
+        changes.append(
+            event(
+                oid,
+                2,
+                profile(f"Edge{j}", f"First{j}"),
+                [far | {"street": f"{j} Edge St", "lat": lat, "lon": lon}],
+            )
+        )
     return baseline, changes
 
 
@@ -125,16 +170,30 @@ def test_the_same_alerts_whatever_the_number_of_workers(system, workers: int) ->
         system.start_worker()
     system.wait_until("select count(*) from offenders", lambda n: n == len(baseline), timeout=120)
     # Every copy of every circle indexed somewhere before the day's changes arrive.
-    wait_for_circles(system, [
-        (n, s["addresses"][0]["lat"], s["addresses"][0]["lon"], radius_metres(s["addresses"][0]["radius"]))
-        for n, s in enumerate(subscribers, start=1)
-    ], timeout=120)
+    wait_for_circles(
+        system,
+        [
+            (
+                n,
+                s["addresses"][0]["lat"],
+                s["addresses"][0]["lon"],
+                radius_metres(s["addresses"][0]["radius"]),
+            )
+            for n, s in enumerate(subscribers, start=1)
+        ],
+        timeout=120,
+    )
 
     system.run("registry", "publish", str(system.write_jsonl("c.jsonl", changes)))
-    system.wait_until("select count(*) from offenders where revision = 2", lambda n: n == len(changes), timeout=120)
+    system.wait_until(
+        "select count(*) from offenders where revision = 2", lambda n: n == len(changes), timeout=120
+    )
     # Done when the group has committed everything the broker holds (a straggler would be lag).
-    _wait_for(lambda: json.loads(system.run("status", "--json").stdout), lambda st: st["total_lag"] == 0,
-              timeout=120)
+    _wait_for(
+        lambda: json.loads(system.run("status", "--json").stdout),
+        lambda st: st["total_lag"] == 0,
+        timeout=120,
+    )
     engine = make_engine(system.env["SOR_DATABASE_URL"])
     with engine.connect() as conn:
         rows = conn.execute(text("select alert_id, payload from pending_alerts")).all()
@@ -142,8 +201,16 @@ def test_the_same_alerts_whatever_the_number_of_workers(system, workers: int) ->
     got = Counter()
     for _, payload in rows:
         p = payload if isinstance(payload, dict) else json.loads(payload)
-        got[(p["subscriber_id"], p["offender_id"], p["kind"], p["event_id"], p["tracked_address_id"],
-             p["address"]["street"])] += 1
+        got[
+            (
+                p["subscriber_id"],
+                p["offender_id"],
+                p["kind"],
+                p["event_id"],
+                p["tracked_address_id"],
+                p["address"]["street"],
+            )
+        ] += 1
     assert got == want
     produced = produced_alerts(system)
     assert set(produced) == {alert_id for alert_id, _ in rows}
@@ -163,10 +230,24 @@ def test_three_workers_each_hold_a_third_of_a_statewide_workload(system) -> None
     circles = statewide.circles(6000, seed=5)
     rows = list(circles.rows())
     subscribers = [
-        {"email": f"s{n}@example.org", "confirmed": True, "offenders": [],
-         "addresses": [{"label": f"Place {cid}", "street": f"{cid} Main St", "city": "Town", "state": "MO",
-                        "zip": "63101", "radius": code, "lat": round(lat, 6), "lon": round(lon, 6)}
-                       for cid, _, lat, lon, _, code in rows[n:n + 5]]}
+        {
+            "email": f"s{n}@example.org",
+            "confirmed": True,
+            "offenders": [],
+            "addresses": [
+                {
+                    "label": f"Place {cid}",
+                    "street": f"{cid} Main St",
+                    "city": "Town",
+                    "state": "MO",
+                    "zip": "63101",
+                    "radius": code,
+                    "lat": round(lat, 6),
+                    "lon": round(lon, 6),
+                }
+                for cid, _, lat, lon, _, code in rows[n : n + 5]
+            ],
+        }
         for n in range(0, len(rows), 5)
     ]
     copies = sum(len(cells_overlapping(bounding_box(lat, lon, r))) for _, _, lat, lon, r, _ in rows)
@@ -197,8 +278,10 @@ def test_three_workers_each_hold_a_third_of_a_statewide_workload(system) -> None
 
     unique = [h["sor_circles_held"] for h in held]
     share = [h["sor_circle_copies_held"] / copies for h in held]
-    print(f"\nstatewide balance: circles={len(rows)} copies={copies} "
-          f"copies per worker={[int(h['sor_circle_copies_held']) for h in held]} unique per worker={unique}")
+    print(
+        f"\nstatewide balance: circles={len(rows)} copies={copies} "
+        f"copies per worker={[int(h['sor_circle_copies_held']) for h in held]} unique per worker={unique}"
+    )
     # Each worker carries about a third of the join's work and state...
     assert all(abs(s - 1 / 3) <= 0.2 / 3 for s in share), share
     # ...and holds about as many distinct circles as each of the others.

@@ -11,14 +11,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 async def _read(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
     # "earliest": a reset aiokafka starts on assign() must not land after, and undo, the seek to
     # the beginning below (with the default "latest", now and then nothing at all was read).
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
             await consumer.force_metadata_update()
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
         assert partitions, f"no topic {topic!r} on the broker"
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)

@@ -8,8 +8,8 @@ import socket
 import socketserver
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from email.message import EmailMessage
-from typing import Iterator
 
 import pytest
 from aiosmtpd.controller import Controller

@@ -33,7 +33,6 @@ CITIES = [(38.6270, -90.1994), (39.0997, -94.5786)]  # St. Louis, Kansas City
 RADIUS_WEIGHTS = {"1mi": 2, "2mi": 3, "3mi": 3, "5mi": 3, "half": 1}
 
 
-
 def _near(rng: random.Random, city: tuple[float, float], max_m: float) -> tuple[float, float]:
     lon, lat, _ = GEOD.fwd(city[1], city[0], rng.uniform(0, 360), max_m * rng.random() ** 0.5)
     return round(lat, 6), round(lon, 6)
@@ -50,19 +49,43 @@ def workload(
         addresses = []
         for k in range(rng.choice([1, 1, 2, 3])):
             lat, lon = _near(rng, rng.choice(CITIES), 9000)
-            addresses.append({"label": f"Place {i}-{k}", "street": f"{i + 1}{k} Main St", "city": "Town",
-                              "state": "MO", "zip": "63101", "radius": rng.choices(radii, weights)[0],
-                              "lat": lat, "lon": lon})
+            addresses.append(
+                {
+                    "label": f"Place {i}-{k}",
+                    "street": f"{i + 1}{k} Main St",
+                    "city": "Town",
+                    "state": "MO",
+                    "zip": "63101",
+                    "radius": rng.choices(radii, weights)[0],
+                    "lat": lat,
+                    "lon": lon,
+                }
+            )
         watched = rng.sample(range(offenders_n), rng.choice([0, 0, 1, 2]))
-        subscribers.append({"email": f"subscriber{i}@example.org", "confirmed": True,
-                            "offenders": [f"OFF-{j:04d}" for j in watched], "addresses": addresses})
+        subscribers.append(
+            {
+                "email": f"subscriber{i}@example.org",
+                "confirmed": True,
+                "offenders": [f"OFF-{j:04d}" for j in watched],
+                "addresses": addresses,
+            }
+        )
 
     def addresses(j: int, rev: int) -> list[dict]:
         out = []
         for t in rng.sample(["home", "work", "school"], rng.choice([1, 1, 2])):
             lat, lon = _near(rng, rng.choice(CITIES), 12000)
-            out.append({"type": t, "street": f"{j} Rev{rev} {t.title()} Ave", "city": "Town", "state": "MO",
-                        "zip": "63101", "lat": lat, "lon": lon})
+            out.append(
+                {
+                    "type": t,
+                    "street": f"{j} Rev{rev} {t.title()} Ave",
+                    "city": "Town",
+                    "state": "MO",
+                    "zip": "63101",
+                    "lat": lat,
+                    "lon": lon,
+                }
+            )
         return out
 
     baseline, waves = [], [[] for _ in range(waves_n)]
@@ -91,30 +114,45 @@ def check_import_numbering(engine, subscribers: list[dict]) -> None:
     an empty database does: make sure this one did."""
     with engine.connect() as conn:
         subs = conn.execute(text("select id, email from subscribers order by id")).all()
-        tracked = conn.execute(text("select id, subscriber_id, label from tracked_addresses order by id")).all()
+        tracked = conn.execute(
+            text("select id, subscriber_id, label from tracked_addresses order by id")
+        ).all()
     assert [(r.id, r.email) for r in subs] == [(n, s["email"]) for n, s in enumerate(subscribers, start=1)]
     assert [(r.id, r.subscriber_id, r.label) for r in tracked] == [
-        (p.circle_id, p.subscriber_id, p.label) for p in places_of(subscribers)]
+        (p.circle_id, p.subscriber_id, p.label) for p in places_of(subscribers)
+    ]
 
 
 def wait_for_circles(system, subscribers: list[dict], timeout: float = 180.0) -> None:
     """Every copy of every tracked circle indexed by some worker."""
-    _wait_for_copies(system, [
-        (n, a["lat"], a["lon"], radius_metres(a["radius"]))
-        for n, a in enumerate((a for s in subscribers for a in s["addresses"]), start=1)
-    ], timeout)
+    _wait_for_copies(
+        system,
+        [
+            (n, a["lat"], a["lon"], radius_metres(a["radius"]))
+            for n, a in enumerate((a for s in subscribers for a in s["addresses"]), start=1)
+        ],
+        timeout,
+    )
 
 
 def _alert_key(payload: Any) -> tuple[Any, ...]:
     p = payload if isinstance(payload, dict) else json.loads(payload)
-    return (p["subscriber_id"], p["offender_id"], p["kind"], p["event_id"], p.get("tracked_address_id"),
-            (p.get("address") or {}).get("street"))
+    return (
+        p["subscriber_id"],
+        p["offender_id"],
+        p["kind"],
+        p["event_id"],
+        p.get("tracked_address_id"),
+        (p.get("address") or {}).get("street"),
+    )
 
 
 def recorded_alerts(engine) -> Counter:
     """The alerts stored, in the reference model's terms, each with how many rows hold it."""
     with engine.connect() as conn:
-        return Counter(_alert_key(p) for p in conn.execute(text("select payload from pending_alerts")).scalars())
+        return Counter(
+            _alert_key(p) for p in conn.execute(text("select payload from pending_alerts")).scalars()
+        )
 
 
 def wait_for_alerts(system, engine, expected: Counter, stall_s: float = 60.0) -> Counter:
@@ -136,8 +174,10 @@ def wait_for_alerts(system, engine, expected: Counter, stall_s: float = 60.0) ->
 
 def alert_difference(expected: Counter, recorded: Counter) -> str:
     lost, extra = expected - recorded, recorded - expected
-    return (f"{lost.total()} expected alerts never recorded (e.g. {list(lost)[:3]}), "
-            f"{extra.total()} unexpected or repeated (e.g. {list(extra)[:3]})")
+    return (
+        f"{lost.total()} expected alerts never recorded (e.g. {list(lost)[:3]}), "
+        f"{extra.total()} unexpected or repeated (e.g. {list(extra)[:3]})"
+    )
 
 
 def digest_run(system, *, kill_between_mails: bool = False) -> int | None:
@@ -146,8 +186,11 @@ def digest_run(system, *, kill_between_mails: bool = False) -> int | None:
     Returns the e-mails accepted when it was killed, None if it ran to the end."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.entrypoints.cli", "digest", "send"],
-        env=system.env | {"SOR_DIGEST_STALE_AFTER_S": "0"}, cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=system.env | {"SOR_DIGEST_STALE_AFTER_S": "0"},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     at_kill: list[int] = []
 
@@ -183,11 +226,14 @@ def digest_ids(messages: list[EmailMessage]) -> dict[str, list[str]]:
     evidence: the same id twice is one digest sent again, different ids two digests)."""
     return {
         rcpt: [str(m["Message-ID"]) for m in msgs]
-        for rcpt, msgs in _by_recipient(messages).items() if len(msgs) > 1
+        for rcpt, msgs in _by_recipient(messages).items()
+        if len(msgs) > 1
     }
 
 
-def mail_check(subscribers: list[dict], want: dict[int, set[Line]], messages: list[EmailMessage]) -> dict[str, int]:
+def mail_check(
+    subscribers: list[dict], want: dict[int, set[Line]], messages: list[EmailMessage]
+) -> dict[str, int]:
     """Duplicates, lost and unexpected digest lines, comparing the mail with the reference."""
     by_rcpt = _by_recipient(messages)
     ids = {s["email"]: n for n, s in enumerate(subscribers, start=1)}

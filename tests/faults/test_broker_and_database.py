@@ -15,19 +15,30 @@ from sqlalchemy import create_engine, text
 
 from streams.adapters.db import make_engine
 from tests.conftest import database_urls
+from tests.counts import report
 from tests.e2e.conftest import REPO
 from tests.faults.oracle import (
-    alert_difference, check_import_numbering, digest_run, mail_check, recorded_alerts, reference_day,
-    wait_for_alerts, wait_for_circles, workload,
+    alert_difference,
+    check_import_numbering,
+    digest_run,
+    mail_check,
+    recorded_alerts,
+    reference_day,
+    wait_for_alerts,
+    wait_for_circles,
+    workload,
 )
-from tests.counts import report
 
 
 def _publish(system, name: str, docs: list[dict], *, baseline: bool = False) -> subprocess.Popen:
     args = ["registry", "publish", *(["--baseline"] if baseline else []), str(system.write_jsonl(name, docs))]
     return subprocess.Popen(
         [sys.executable, "-m", "streams.entrypoints.cli", *args],
-        env=system.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=system.env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -79,16 +90,19 @@ def test_a_broker_that_lost_everything_is_restored_by_resync(system, broker) -> 
     system.start_worker()
     for w, wave in enumerate(waves):
         assert _publish(system, f"again{w}.jsonl", wave).wait(120) == 0
-    system.wait_until(f"select count(*) from offenders where revision = {len(waves) + 1}",
-                      lambda n: n == 150, timeout=300)
+    system.wait_until(
+        f"select count(*) from offenders where revision = {len(waves) + 1}", lambda n: n == 150, timeout=300
+    )
     recorded = wait_for_alerts(system, engine, expected)
     engine.dispose()
     assert recorded == expected, alert_difference(expected, recorded)
     digest_run(system)
 
     check = mail_check(subscribers, want, system.catcher.messages)
-    report(f"broker lost everything: alerts before the loss={before} of the first wave's {wave0.total()} "
-           f"alerts={expected.total()} " + " ".join(f"{k}={v}" for k, v in check.items()))
+    report(
+        f"broker lost everything: alerts before the loss={before} of the first wave's {wave0.total()} "
+        f"alerts={expected.total()} " + " ".join(f"{k}={v}" for k, v in check.items())
+    )
     # The broker died mid-wave: some of the first wave's alerts were stored, not all.
     assert 0 < before < wave0.total()
     assert check["duplicates"] == check["lost"] == check["unexpected"] == check["missing digests"] == 0
@@ -116,9 +130,13 @@ def test_the_workers_wait_out_a_database_outage(system) -> None:
     def outage(seconds: float) -> None:
         with admin.connect() as conn:
             conn.execute(text(f'alter database "{dbname}" allow_connections false'))
-            conn.execute(text(
-                "select pg_terminate_backend(pid) from pg_stat_activity "
-                "where datname = :db and pid <> pg_backend_pid()"), {"db": dbname})
+            conn.execute(
+                text(
+                    "select pg_terminate_backend(pid) from pg_stat_activity "
+                    "where datname = :db and pid <> pg_backend_pid()"
+                ),
+                {"db": dbname},
+            )
             time.sleep(seconds)
             conn.execute(text(f'alter database "{dbname}" allow_connections true'))
 
@@ -137,8 +155,9 @@ def test_the_workers_wait_out_a_database_outage(system) -> None:
         admin.dispose()
 
     engine = make_engine(system.env["SOR_DATABASE_URL"])
-    system.wait_until(f"select count(*) from offenders where revision = {len(waves) + 1}",
-                      lambda n: n == 80, timeout=300)
+    system.wait_until(
+        f"select count(*) from offenders where revision = {len(waves) + 1}", lambda n: n == 80, timeout=300
+    )
     recorded = wait_for_alerts(system, engine, expected)
     engine.dispose()
     assert "database unreachable, retrying" in system.worker_log()  # the outage was felt

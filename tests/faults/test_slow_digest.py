@@ -16,9 +16,9 @@ from aiosmtpd.controller import Controller
 
 from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
+from tests.counts import report
 from tests.faults.oracle import reference_day, wait_for_alerts, wait_for_circles, workload
 from tests.faults.test_broker_and_database import _publish, _start
-from tests.counts import report
 
 
 class StallingHandler:
@@ -50,8 +50,11 @@ def test_a_stalled_digest_run_does_not_stall_matching(system) -> None:
         # The day's digest falls due in one to two minutes, on the worker that leads: time
         # enough to start and to record the first wave's alerts before it.
         due = datetime.now(ZoneInfo("America/Chicago")) + timedelta(minutes=2)
-        system.env |= {"SOR_SMTP_PORT": str(port), "SOR_DIGEST_TIME": due.strftime("%H:%M"),
-                       "SOR_TIMEZONE": "America/Chicago"}
+        system.env |= {
+            "SOR_SMTP_PORT": str(port),
+            "SOR_DIGEST_TIME": due.strftime("%H:%M"),
+            "SOR_TIMEZONE": "America/Chicago",
+        }
         _start(system, subscribers, baseline, 60)
         engine = make_engine(system.env["SOR_DATABASE_URL"])
         expected_first = reference_day(subscribers, baseline, waves[:1]).alerts()
@@ -66,9 +69,11 @@ def test_a_stalled_digest_run_does_not_stall_matching(system) -> None:
         started = time.monotonic()
         recorded = wait_for_alerts(system, engine, expected_all, stall_s=30)
         still_stalled = not handler.release.is_set() and not handler.messages
-        report(f"stalled digest: alerts matched while the mail server sat on DATA="
-              f"{(recorded - expected_first).total()} of {(expected_all - expected_first).total()} "
-              f"in {time.monotonic() - started:.1f}s")
+        report(
+            f"stalled digest: alerts matched while the mail server sat on DATA="
+            f"{(recorded - expected_first).total()} of {(expected_all - expected_first).total()} "
+            f"in {time.monotonic() - started:.1f}s"
+        )
         assert recorded == expected_all and still_stalled
 
         handler.release.set()

@@ -12,7 +12,7 @@ import asyncio
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,14 @@ from streams.services.digests import (
     send_due_digests,
 )
 from streams.settings import load_settings
+from tests.counts import report
 from tests.faults.conftest import SmtpFaults
 from tests.integration.conftest import imported, proximity_alert
 from tests.web.conftest import Site, open_site, sent_mail
-from tests.counts import report
 
 PUBLIC = "https://notify.example.test"
 FROM = "Registry Notifications <no-reply@notify.example.test>"
-DAY0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)  # 06:00 in America/Chicago
+DAY0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # 06:00 in America/Chicago
 TICK = timedelta(minutes=10)  # the worker's retry timer
 N = DEFAULT_SUSPEND_AFTER
 PW = "plum orchard lantern"
@@ -49,17 +49,24 @@ def period(day: int) -> str:
 
 
 def utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def digest_run(engine: Engine, faults: SmtpFaults, *, now: datetime, day: int = 0,
-                     claim_new: bool = True) -> DigestRunReport:
+async def digest_run(
+    engine: Engine, faults: SmtpFaults, *, now: datetime, day: int = 0, claim_new: bool = True
+) -> DigestRunReport:
     """What the worker runs: the daily send (claim_new) or the 10-minute retry tick."""
     sender = SmtpSender("127.0.0.1", faults.port, starttls=False, username=None, password=None, timeout=5)
     return await send_due_digests(
-        engine, sender, period=period(day), from_addr=FROM, public_url=PUBLIC,
-        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig", now=now,
-        claim_new=claim_new, suspend_after=N,
+        engine,
+        sender,
+        period=period(day),
+        from_addr=FROM,
+        public_url=PUBLIC,
+        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig",
+        now=now,
+        claim_new=claim_new,
+        suspend_after=N,
     )
 
 
@@ -101,7 +108,8 @@ def subscriber_row(engine: Engine, sid: int) -> Any:
 def waiting_alerts(engine: Engine, sid: int) -> int:
     with engine.connect() as conn:
         return conn.execute(
-            select(func.count()).select_from(pending_alerts)
+            select(func.count())
+            .select_from(pending_alerts)
             .where(pending_alerts.c.subscriber_id == sid, pending_alerts.c.digest_id.is_(None))
         ).scalar_one()
 
@@ -139,8 +147,12 @@ class Tally:
     unexpected: int
 
 
-def tally(faults: SmtpFaults, engine: Engine, expected: dict[int, list[str]],
-          delivered_to: dict[int, str] | None = None) -> Tally:
+def tally(
+    faults: SmtpFaults,
+    engine: Engine,
+    expected: dict[int, list[str]],
+    delivered_to: dict[int, str] | None = None,
+) -> Tally:
     """Each expected alert must be in exactly one digest e-mail to its subscriber's address."""
     with engine.connect() as conn:
         address = dict(conn.execute(select(subscribers.c.id, subscribers.c.email)).all())
@@ -163,8 +175,10 @@ def tally(faults: SmtpFaults, engine: Engine, expected: dict[int, list[str]],
 
 def report_line(scenario: str, engine: Engine, t: Tally, **counts: int) -> None:
     extra = "".join(f", {k}={v}" for k, v in counts.items())
-    report(f"SMTP faults ({scenario}, {engine.dialect.name}): digests={len(rows(engine))}, "
-          f"e-mails={t.emails}{extra}, duplicates={t.duplicates}, lost={t.lost}")
+    report(
+        f"SMTP faults ({scenario}, {engine.dialect.name}): digests={len(rows(engine))}, "
+        f"e-mails={t.emails}{extra}, duplicates={t.duplicates}, lost={t.lost}"
+    )
 
 
 def assert_no_address_logged(capsys: pytest.CaptureFixture[str], subs: list[Subscriber]) -> None:
@@ -269,8 +283,10 @@ async def test_4xx_then_2xx_retries_with_backoff_and_delivers_once(engine, smtp_
         assert_backoff(due - last_try, failures)
         tried = smtp_faults.handler.rcpt_attempts[grey]
         # A second before it is due: not retried, the server is not even contacted.
-        assert await digest_run(engine, smtp_faults, now=due - timedelta(seconds=1), claim_new=False) \
+        assert (
+            await digest_run(engine, smtp_faults, now=due - timedelta(seconds=1), claim_new=False)
             == DigestRunReport()
+        )
         assert smtp_faults.handler.rcpt_attempts[grey] == tried
         report = await digest_run(engine, smtp_faults, now=due, claim_new=False)
         assert smtp_faults.handler.rcpt_attempts[grey] == tried + 1
@@ -291,7 +307,9 @@ async def test_4xx_then_2xx_retries_with_backoff_and_delivers_once(engine, smtp_
     assert_no_address_logged(capsys, subs)
     t = tally(smtp_faults, engine, expected)
     assert (t.emails, t.duplicates, t.lost, t.unexpected) == (3, 0, 0, 0)
-    report_line("4xx then 2xx", engine, t, deferrals=k, rcpt_attempts=sum(smtp_faults.handler.rcpt_attempts.values()))
+    report_line(
+        "4xx then 2xx", engine, t, deferrals=k, rcpt_attempts=sum(smtp_faults.handler.rcpt_attempts.values())
+    )
 
 
 # --- 5xx for some recipients: bounces, suspension, the site, resuming --------------------
@@ -306,8 +324,11 @@ async def log_in(site: Site, email: str) -> str:
 
 def set_password(engine: Engine, sid: int) -> None:
     with engine.begin() as conn:
-        conn.execute(update(subscribers).where(subscribers.c.id == sid)
-                     .values(password_hash=accounts.hash_password(PW)))
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == sid)
+            .values(password_hash=accounts.hash_password(PW))
+        )
 
 
 BANNER = f"Mail to your address has been refused {N} times in a row, so we have stopped sending."
@@ -318,11 +339,15 @@ async def test_5xx_for_some_recipients_records_bounces_suspends_and_shows_it_on_
 ) -> None:
     smtp_faults.up()
     good1, good2, rcpt_bad, data_bad = subs = enroll(
-        engine, "good1@example.org", "good2@example.org", "gone@example.org", "disabled@example.org")
+        engine, "good1@example.org", "good2@example.org", "gone@example.org", "disabled@example.org"
+    )
     smtp_faults.handler.refuse_rcpt.add(rcpt_bad.email)  # 550 to RCPT
     smtp_faults.handler.refuse_data.add(data_bad.email)  # 554 to DATA
     expected: dict[int, list[str]] = {}
-    bounces_before, suspensions_before = metric("sor_digest_bounces_total"), metric("sor_mail_suspensions_total")
+    bounces_before, suspensions_before = (
+        metric("sor_digest_bounces_total"),
+        metric("sor_mail_suspensions_total"),
+    )
 
     # N days in a row: the others get their digest, the two are refused and recorded.
     for day in range(N):
@@ -345,7 +370,9 @@ async def test_5xx_for_some_recipients_records_bounces_suspends_and_shows_it_on_
 
     # Suspended: no more digests to them (not even tried), though their alerts are still recorded.
     news(engine, subs, N, expected)
-    assert await digest_run(engine, smtp_faults, now=DAY0 + timedelta(days=N), day=N) == DigestRunReport(sent=2)
+    assert await digest_run(engine, smtp_faults, now=DAY0 + timedelta(days=N), day=N) == DigestRunReport(
+        sent=2
+    )
     assert smtp_faults.handler.rcpt_attempts[rcpt_bad.email] == N
     assert smtp_faults.handler.data_attempts[data_bad.email] == N
     assert digest_store.digest_status(engine, rcpt_bad.sid, period(N)) is None
@@ -378,22 +405,31 @@ async def test_5xx_for_some_recipients_records_bounces_suspends_and_shows_it_on_
         page = await log_in(site, data_bad.email)
         assert BANNER in page
         await site.get("/account")
-        status, page = await site.post("/account/email", {
-            "new_email": "renewed@example.org", "new_email2": "renewed@example.org", "email_password": PW})
+        status, page = await site.post(
+            "/account/email",
+            {"new_email": "renewed@example.org", "new_email2": "renewed@example.org", "email_password": PW},
+        )
         assert status == 200 and "Check your new address" in page
         [to_new] = [m for m in await sent_mail(site) if m["To"] == "renewed@example.org"]
-        link = re.search(r"https?://\S+(/email/confirm/\S+)", to_new.get_body(("plain",)).get_content()).group(1)
+        link = re.search(
+            r"https?://\S+(/email/confirm/\S+)", to_new.get_body(("plain",)).get_content()
+        ).group(1)
         status, page = await site.post(link)
         assert status == 200 and "alerts now go to the new address" in page and BANNER not in page
         row = subscriber_row(engine, data_bad.sid)
-        assert (row.email, row.mail_bounces, row.mail_suspended_at, row.last_bounce_reason) == \
-            ("renewed@example.org", 0, None, None)
+        assert (row.email, row.mail_bounces, row.mail_suspended_at, row.last_bounce_reason) == (
+            "renewed@example.org",
+            0,
+            None,
+            None,
+        )
     assert ops_db.table_sizes(engine).subscribers_mail_suspended == 0
 
     # The next digest brings each of them everything recorded since the first refusal, once.
     news(engine, subs, N + 1, expected)
-    assert await digest_run(engine, smtp_faults, now=DAY0 + timedelta(days=N + 1), day=N + 1) == \
-        DigestRunReport(sent=4)
+    assert await digest_run(
+        engine, smtp_faults, now=DAY0 + timedelta(days=N + 1), day=N + 1
+    ) == DigestRunReport(sent=4)
     assert subscriber_row(engine, rcpt_bad.sid).mail_bounces == 0  # a delivery clears the record
     assert waiting_alerts(engine, rcpt_bad.sid) == waiting_alerts(engine, data_bad.sid) == 0
     received = digests_received(smtp_faults)
@@ -408,7 +444,9 @@ async def test_5xx_for_some_recipients_records_bounces_suspends_and_shows_it_on_
     report_line("5xx for some recipients", engine, t, bounces=2 * N, suspended=2)
 
 
-async def test_one_refusal_is_shown_as_a_warning_and_stops_nothing(engine, smtp_faults, tmp_path: Path) -> None:
+async def test_one_refusal_is_shown_as_a_warning_and_stops_nothing(
+    engine, smtp_faults, tmp_path: Path
+) -> None:
     smtp_faults.up()
     [gone] = subs = enroll(engine, "gone@example.org")
     smtp_faults.handler.refuse_rcpt.add(gone.email)
@@ -476,8 +514,9 @@ async def test_days_of_our_own_outage_give_up_without_blaming_the_subscriber_and
     [row] = rows(engine)
     assert row.status == "claimed" and utc(row.next_attempt_at) > DAY0 + GIVE_UP_AFTER
 
-    assert await digest_run(engine, smtp_faults, now=utc(row.next_attempt_at), claim_new=False) == \
-        DigestRunReport(failed=1)
+    assert await digest_run(
+        engine, smtp_faults, now=utc(row.next_attempt_at), claim_new=False
+    ) == DigestRunReport(failed=1)
     [row] = rows(engine)
     assert row.status == "failed" and row.last_error == "gave up after 5 days: connection: SMTPConnectError"
     assert subscriber_row(engine, reader.sid).mail_bounces == 0  # our outage, not their address
@@ -486,8 +525,9 @@ async def test_days_of_our_own_outage_give_up_without_blaming_the_subscriber_and
     # Back: the next day's digest carries the old news with the new.
     smtp_faults.up()
     news(engine, subs, 5, expected)
-    assert await digest_run(engine, smtp_faults, now=DAY0 + timedelta(days=5, hours=1), day=5) == \
-        DigestRunReport(sent=1)
+    assert await digest_run(
+        engine, smtp_faults, now=DAY0 + timedelta(days=5, hours=1), day=5
+    ) == DigestRunReport(sent=1)
     assert_no_address_logged(capsys, subs)
     t = tally(smtp_faults, engine, expected)
     assert (t.emails, t.duplicates, t.lost, t.unexpected) == (1, 0, 0, 0)
@@ -501,8 +541,9 @@ async def test_a_recipient_saying_later_for_days_is_a_bounce(engine, smtp_faults
     news(engine, subs, 0, expected)
     smtp_faults.handler.later[full.email] = 10**6
     assert await digest_run(engine, smtp_faults, now=DAY0) == DigestRunReport(deferred=1)
-    assert await digest_run(engine, smtp_faults, now=DAY0 + GIVE_UP_AFTER, claim_new=False) == \
-        DigestRunReport(failed=1)
+    assert await digest_run(
+        engine, smtp_faults, now=DAY0 + GIVE_UP_AFTER, claim_new=False
+    ) == DigestRunReport(failed=1)
     [row] = rows(engine)
     assert row.last_error.startswith("gave up after 5 days: recipient refused: 450")
     record = subscriber_row(engine, full.sid)
@@ -537,12 +578,21 @@ async def test_bad_settings_are_refused_with_a_clear_message(engine, tmp_path: P
     from streams.settings import SettingsError
 
     assert load_settings({"SOR_DATA_DIR": str(tmp_path)}).suspend_after_bounces == N
-    assert load_settings({"SOR_DATA_DIR": str(tmp_path), "SOR_SUSPEND_AFTER_BOUNCES": "5"}).suspend_after_bounces == 5
+    assert (
+        load_settings({"SOR_DATA_DIR": str(tmp_path), "SOR_SUSPEND_AFTER_BOUNCES": "5"}).suspend_after_bounces
+        == 5
+    )
     for raw, says in (("0", "from 1 to 100"), ("three", "whole number")):
         with pytest.raises(SettingsError, match=f"SOR_SUSPEND_AFTER_BOUNCES.*{says}"):
             load_settings({"SOR_DATA_DIR": str(tmp_path), "SOR_SUSPEND_AFTER_BOUNCES": raw})
     with pytest.raises(ValueError, match="suspend_after=0"):
         await send_due_digests(
-            engine, SmtpSender("127.0.0.1", 9, starttls=False), period=period(0), from_addr=FROM,
-            public_url=PUBLIC, unsubscribe_url_for=str, now=DAY0, suspend_after=0,
+            engine,
+            SmtpSender("127.0.0.1", 9, starttls=False),
+            period=period(0),
+            from_addr=FROM,
+            public_url=PUBLIC,
+            unsubscribe_url_for=str,
+            now=DAY0,
+            suspend_after=0,
         )

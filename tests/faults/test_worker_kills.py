@@ -18,8 +18,8 @@ import sys
 import time
 
 from streams.adapters.db import make_engine
-from tests.e2e.conftest import REPO
 from tests.counts import report
+from tests.e2e.conftest import REPO
 from tests.faults.oracle import (
     alert_difference,
     check_import_numbering,
@@ -37,6 +37,7 @@ OFFENDERS = int(os.environ.get("SOR_FAULT_OFFENDERS", "400"))
 WAVES = int(os.environ.get("SOR_FAULT_WAVES", "5"))  # non-baseline revisions per offender
 KILLS = int(os.environ.get("SOR_FAULT_KILLS", "10"))
 SEED = int(os.environ.get("SOR_FAULT_SEED", "20261122"))
+
 
 class Killer:
     """Kills workers with SIGKILL at random moments and starts replacements."""
@@ -95,9 +96,19 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(system) -> None:
     killer = Killer(system, rng)
     for w, wave in enumerate(waves):
         publisher = subprocess.Popen(
-            [sys.executable, "-m", "streams.entrypoints.cli", "registry", "publish",
-             str(system.write_jsonl(f"w{w}.jsonl", wave))],
-            env=system.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "streams.entrypoints.cli",
+                "registry",
+                "publish",
+                str(system.write_jsonl(f"w{w}.jsonl", wave)),
+            ],
+            env=system.env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         budget = max(1, (KILLS - killer.kills + len(waves) - w - 1) // (len(waves) - w))
         killer.rampage(budget)
@@ -106,8 +117,9 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(system) -> None:
     while len(killer.live()) < 2:
         system.start_worker()
 
-    system.wait_until(f"select count(*) from offenders where revision = {WAVES + 1}",
-                      lambda n: n == OFFENDERS, timeout=600)
+    system.wait_until(
+        f"select count(*) from offenders where revision = {WAVES + 1}", lambda n: n == OFFENDERS, timeout=600
+    )
     # Every alert recorded (each once: alert ids are the table's key) before the digests go.
     recorded = wait_for_alerts(system, engine, expected_alerts)
     engine.dispose()
@@ -122,10 +134,11 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(system) -> None:
     report(
         f"worker kills: kills={killer.kills} digest-run killed after {mails_at_kill} of {len(want)} e-mails "
         f"events={events} alerts={expected_alerts.total()} recorded={recorded.total()} "
-        f"digest lines={expected_lines} "
-        + " ".join(f"{k}={v}" for k, v in check.items())
+        f"digest lines={expected_lines} " + " ".join(f"{k}={v}" for k, v in check.items())
     )
     assert killer.kills >= KILLS
     assert mails_at_kill is not None and 0 < mails_at_kill < len(want)  # the kill landed mid-send
     assert check["duplicates"] == check["lost"] == check["unexpected"] == check["missing digests"] == 0, (
-        check, digest_ids(system.catcher.messages))
+        check,
+        digest_ids(system.catcher.messages),
+    )

@@ -25,7 +25,9 @@ print("the batch would have been acknowledged")
 
 
 def test_a_failing_batch_stops_the_worker_with_a_line_that_says_where() -> None:
-    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 70  # EX_SOFTWARE: the supervisor restarts it, the batch is read again
     assert "would have been acknowledged" not in done.stdout
     assert '"agent failed: stopping the worker so that its batch is read again"' in done.stderr

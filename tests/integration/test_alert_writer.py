@@ -15,14 +15,25 @@ from tests.integration.conftest import imported, proximity_alert
 
 def stored(engine: Engine) -> dict[str, Alert]:
     with engine.connect() as conn:
-        rows = conn.execute(select(pending_alerts.c.alert_id, pending_alerts.c.subscriber_id,
-                                   pending_alerts.c.offender_id, pending_alerts.c.kind,
-                                   pending_alerts.c.payload)).all()
+        rows = conn.execute(
+            select(
+                pending_alerts.c.alert_id,
+                pending_alerts.c.subscriber_id,
+                pending_alerts.c.offender_id,
+                pending_alerts.c.kind,
+                pending_alerts.c.payload,
+            )
+        ).all()
     out = {}
     for alert_id, sid, oid, kind, payload in rows:
         alert = Alert(**payload)
         # The columns the digest queries filter on agree with the payload.
-        assert (alert.alert_id, alert.subscriber_id, alert.offender_id, alert.kind) == (alert_id, sid, oid, kind)
+        assert (alert.alert_id, alert.subscriber_id, alert.offender_id, alert.kind) == (
+            alert_id,
+            sid,
+            oid,
+            kind,
+        )
         out[alert_id] = alert
     return out
 
@@ -67,9 +78,18 @@ def test_a_failed_transaction_stores_none_of_its_alerts(engine: Engine) -> None:
 
 def test_what_an_alert_shares_with_its_batch_is_stored_with_each_alert_exactly(engine: Engine) -> None:
     alerts = alerts_for(engine, 30)
-    odd = [Alert(**(a.to_dict() | {"offender": a.offender | {"main_offense": 'Abuse "1st" 100% \\ Ñ'},
-                                  "tracked_label": None if i % 3 else "50%"}))
-           for i, a in enumerate(alerts)]
+    odd = [
+        Alert(
+            **(
+                a.to_dict()
+                | {
+                    "offender": a.offender | {"main_offense": 'Abuse "1st" 100% \\ Ñ'},
+                    "tracked_label": None if i % 3 else "50%",
+                }
+            )
+        )
+        for i, a in enumerate(alerts)
+    ]
     one_alert_message = odd[0].to_dict()
     assert record_alert_messages(engine, [batch_of(odd[1:]).to_dict(), one_alert_message]) == (30, 30)  # type: ignore[union-attr]
     assert stored(engine) == {a.alert_id: a for a in odd}

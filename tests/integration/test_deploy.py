@@ -38,11 +38,17 @@ def test_every_deployed_command_is_a_real_sor_notify_command() -> None:
         build_parser().parse_args(cmd[1:])  # exits on an unknown command
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None,
-                    reason="docker-compose not installed: apt-get install docker-compose")
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None,
+    reason="docker-compose not installed: apt-get install docker-compose",
+)
 def test_compose_file_validates() -> None:
-    proc = subprocess.run(["docker-compose", "-f", "docker-compose.kafka.yml", "config", "-q"],
-                          cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["docker-compose", "-f", "docker-compose.kafka.yml", "config", "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -74,7 +80,8 @@ def test_lock_pins_every_declared_dependency_with_hashes() -> None:
         assert name in pins, f"{spec.name} is declared in pyproject.toml but not in {LOCK.name}"
         version, hashes = pins[name]
         assert spec.specifier.contains(version, prereleases=True), (
-            f"{LOCK.name} pins {name}=={version}, outside pyproject.toml's {spec}")
+            f"{LOCK.name} pins {name}=={version}, outside pyproject.toml's {spec}"
+        )
         assert any(h.startswith("--hash=sha256:") for h in hashes), f"{name}: no sha256 hash"
     # Every pin, not only the declared ones: --require-hashes refuses a pin without a hash.
     assert all(hashes for _, hashes in pins.values())
@@ -93,9 +100,11 @@ def test_readme_says_how_to_refresh_the_lock() -> None:
 
 
 def test_image_installs_from_the_lock_with_hashes_then_the_package_alone() -> None:
-    runs = [line.split(None, 1)[1]
-            for line in (REPO / "deploy" / "Dockerfile").read_text().splitlines()
-            if line.startswith("RUN ") and "pip install" in line]
+    runs = [
+        line.split(None, 1)[1]
+        for line in (REPO / "deploy" / "Dockerfile").read_text().splitlines()
+        if line.startswith("RUN ") and "pip install" in line
+    ]
     assert runs, "the Dockerfile installs nothing"
     first, *rest = runs
     assert "--require-hashes" in first.split()

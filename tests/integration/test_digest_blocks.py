@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -26,7 +26,7 @@ from tests.integration.conftest import imported, proximity_alert
 PUBLIC = "https://notify.example.test"
 FROM = "Registry Notifications <no-reply@notify.example.test>"
 PERIOD = "2026-11-20"
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def enroll(engine: Engine, n: int, alerts_each: int = 2, **kw: Any) -> dict[int, list[str]]:
@@ -36,8 +36,13 @@ def enroll(engine: Engine, n: int, alerts_each: int = 2, **kw: Any) -> dict[int,
         change = subscriber_store.upsert_subscriber(engine, imported(f"reader{i:04d}@example.org", **kw))
         sid, tid = change.subscriber_id, change.circles[0].circle_id
         names = [f"Pat Case-{sid:04d}-{k}" for k in range(alerts_each)]
-        repository.record_alerts(engine, [proximity_alert(sid, tid, f"OFF-{sid}-{k}", name, f"{800 + k} Olive St")
-                                          for k, name in enumerate(names)])
+        repository.record_alerts(
+            engine,
+            [
+                proximity_alert(sid, tid, f"OFF-{sid}-{k}", name, f"{800 + k} Olive St")
+                for k, name in enumerate(names)
+            ],
+        )
         out[sid] = names
     return out
 
@@ -45,8 +50,14 @@ def enroll(engine: Engine, n: int, alerts_each: int = 2, **kw: Any) -> dict[int,
 async def run(engine: Engine, port: int, **kw: Any) -> DigestRunReport:
     sender = SmtpSender("127.0.0.1", port, starttls=False, timeout=10)
     return await send_due_digests(
-        engine, sender, period=PERIOD, from_addr=FROM, public_url=PUBLIC,
-        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig", now=NOW, **kw,
+        engine,
+        sender,
+        period=PERIOD,
+        from_addr=FROM,
+        public_url=PUBLIC,
+        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig",
+        now=NOW,
+        **kw,
     )
 
 
@@ -68,9 +79,13 @@ async def test_many_blocks_every_alert_in_exactly_one_digest_to_its_subscriber(
     with engine.begin() as conn:
         conn.execute(update(subscribers).where(subscribers.c.id == unconfirmed).values(confirmed=False))
         conn.execute(update(subscribers).where(subscribers.c.id == suspended).values(mail_suspended_at=NOW))
-    [already] = digest_store.claim_digests(engine, [done], PERIOD, now=NOW, message_domain="x.test").digest_ids
+    [already] = digest_store.claim_digests(
+        engine, [done], PERIOD, now=NOW, message_domain="x.test"
+    ).digest_ids
     assert digest_store.mark_digest_sent(engine, already, now=NOW, message_id="<earlier@x.test>")
-    repository.record_alerts(engine, [proximity_alert(done, done, "OFF-LATE", "Pat Case-9999-9", "1 Late St")])
+    repository.record_alerts(
+        engine, [proximity_alert(done, done, "OFF-LATE", "Pat Case-9999-9", "1 Late St")]
+    )
 
     report = await run(engine, port, lanes=3)
 
@@ -78,13 +93,21 @@ async def test_many_blocks_every_alert_in_exactly_one_digest_to_its_subscriber(
     got: dict[str, Counter[str]] = {}
     for m in catcher.messages:
         got.setdefault(str(m["To"]), Counter()).update(names_in(m))
-    want = {email_of[s]: Counter(names) for s, names in news.items() if s not in (unconfirmed, suspended, done)}
+    want = {
+        email_of[s]: Counter(names) for s, names in news.items() if s not in (unconfirmed, suspended, done)
+    }
     assert got == want  # each alert once, in its own subscriber's digest, nobody else's
     with engine.connect() as conn:
-        rows = conn.execute(select(digests.c.id, digests.c.subscriber_id, digests.c.status, digests.c.message_id)
-                            .where(digests.c.id != already)).all()
-        waiting = Counter(conn.execute(select(pending_alerts.c.subscriber_id)
-                                       .where(pending_alerts.c.digest_id.is_(None))).scalars())
+        rows = conn.execute(
+            select(digests.c.id, digests.c.subscriber_id, digests.c.status, digests.c.message_id).where(
+                digests.c.id != already
+            )
+        ).all()
+        waiting = Counter(
+            conn.execute(
+                select(pending_alerts.c.subscriber_id).where(pending_alerts.c.digest_id.is_(None))
+            ).scalars()
+        )
     assert Counter(r.status for r in rows) == Counter(sent=37)
     assert sorted(r.message_id for r in rows) == sorted(str(m["Message-ID"]) for m in catcher.messages)
     # Not mailed: their alerts still wait, none was attached to a digest.
@@ -111,8 +134,11 @@ def test_two_runs_claiming_overlapping_blocks_at_once_give_each_subscriber_one_d
     assert len(claimed) == len(set(claimed)) == 30
     with engine.connect() as conn:
         per_subscriber = Counter(conn.execute(select(digests.c.subscriber_id)).scalars())
-        attached = Counter(conn.execute(
-            select(pending_alerts.c.digest_id).where(pending_alerts.c.digest_id.is_not(None))).scalars())
+        attached = Counter(
+            conn.execute(
+                select(pending_alerts.c.digest_id).where(pending_alerts.c.digest_id.is_not(None))
+            ).scalars()
+        )
         mids = list(conn.execute(select(digests.c.message_id)).scalars())
     assert per_subscriber == Counter(dict.fromkeys(ids, 1))
     assert attached == Counter(dict.fromkeys(claimed, 3))  # every alert in exactly one digest
@@ -136,7 +162,9 @@ async def test_a_lane_marks_each_accepted_digest_before_offering_its_next(engine
 
     def at_recipient(accepted: int) -> None:
         with engine.connect() as conn:
-            marked = conn.execute(select(func.count()).select_from(digests).where(digests.c.status == "sent")).scalar()
+            marked = conn.execute(
+                select(func.count()).select_from(digests).where(digests.c.status == "sent")
+            ).scalar()
         seen.append((accepted, marked))
 
     catcher.on_recipient = at_recipient

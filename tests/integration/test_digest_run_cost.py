@@ -12,7 +12,8 @@ import os
 import re
 import threading
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import event, text
@@ -32,11 +33,20 @@ def enroll_in_bulk(engine: Engine, n: int, alerts_each: int, *, first: int = 0) 
     changes = subscriber_store.upsert_subscribers(
         engine, [imported(f"reader{first + i:05d}@example.org") for i in range(n)]
     )
-    repository.record_alerts(engine, [
-        proximity_alert(c.subscriber_id, c.circles[0].circle_id, f"OFF-{c.subscriber_id}-{k}",
-                        f"Pat Case-{c.subscriber_id}-{k}", f"{800 + k} Olive St")
-        for c in changes for k in range(alerts_each)
-    ])
+    repository.record_alerts(
+        engine,
+        [
+            proximity_alert(
+                c.subscriber_id,
+                c.circles[0].circle_id,
+                f"OFF-{c.subscriber_id}-{k}",
+                f"Pat Case-{c.subscriber_id}-{k}",
+                f"{800 + k} Olive St",
+            )
+            for c in changes
+            for k in range(alerts_each)
+        ],
+    )
 
 
 class Statements:
@@ -71,12 +81,16 @@ class Statements:
     def __exit__(self, *exc: Any) -> None:
         event.remove(self.engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+    def _seen(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
         if not getattr(self._marking, "on", False):
             self.kinds[re.sub(r"\s+", " ", re.sub(r"\d+", "N", statement)).strip()[:120]] += 1
 
 
-async def test_the_statements_a_run_sends_grow_by_blocks_not_by_digests(engine, smtp_server, monkeypatch) -> None:
+async def test_the_statements_a_run_sends_grow_by_blocks_not_by_digests(
+    engine, smtp_server, monkeypatch
+) -> None:
     catcher, port = smtp_server
     counts = {}
     for due in (100, 1000):  # one block of 500, then two
@@ -95,7 +109,9 @@ async def test_the_statements_a_run_sends_grow_by_blocks_not_by_digests(engine, 
     small, large = counts[100], counts[1000]
     # Ten times the digests, twice the blocks: no kind of statement may be sent per digest.
     for kind, n in large.items():
-        assert n <= 2 * small.get(kind, 0) + 2, f"{n} x {kind!r} for 1,000 digests, {small.get(kind, 0)} for 100"
+        assert n <= 2 * small.get(kind, 0) + 2, (
+            f"{n} x {kind!r} for 1,000 digests, {small.get(kind, 0)} for 100"
+        )
     assert sum(large.values()) <= 2 * sum(small.values()) + 10
 
 
@@ -174,4 +190,6 @@ def test_finding_the_due_subscribers_after_a_bulk_load_reads_buffers_linear_in_t
 
     # 4x the waiting alerts (1,800, then 7,200) and 5x the subscribers: a linear plan reads
     # about 4-5x the buffers; one that re-reads every waiting alert per subscriber, ~20x.
-    assert work[1200] <= 8 * work[300], f"{work[300]} buffers for 1,800 waiting alerts, {work[1200]} for 7,200"
+    assert work[1200] <= 8 * work[300], (
+        f"{work[300]} buffers for 1,800 waiting alerts, {work[1200]} for 7,200"
+    )

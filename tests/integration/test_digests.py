@@ -7,10 +7,11 @@ import email
 import email.policy
 import re
 import socket
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -19,7 +20,8 @@ from sqlalchemy.engine import Engine
 
 from streams.adapters import digest_store, repository
 from streams.adapters.db import digests, subscribers
-from streams.adapters.mail import MaildirSender, SmtpSender
+from streams.adapters.mail import SmtpSender
+from streams.adapters.maildir import MaildirSender
 from streams.services.digests import DigestRunReport, send_due_digests
 from tests.conftest import MailCatcher
 from tests.integration.conftest import (
@@ -32,18 +34,26 @@ from tests.integration.conftest import (
 PUBLIC = "https://notify.example.test"
 FROM = "Registry Notifications <no-reply@notify.example.test>"
 PERIOD = "2026-11-20"
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def unsubscribe_url(subscriber_id: int) -> str:
     return f"{PUBLIC}/unsubscribe/{subscriber_id}.signature"
 
 
-async def run(engine: Engine, port: int, *, period: str = PERIOD, now: datetime = NOW, **kw: Any) -> DigestRunReport:
+async def run(
+    engine: Engine, port: int, *, period: str = PERIOD, now: datetime = NOW, **kw: Any
+) -> DigestRunReport:
     sender = SmtpSender("127.0.0.1", port, starttls=False, username=None, password=None, timeout=5)
     return await send_due_digests(
-        engine, sender, period=period, from_addr=FROM, public_url=PUBLIC,
-        unsubscribe_url_for=unsubscribe_url, now=now, **kw,
+        engine,
+        sender,
+        period=period,
+        from_addr=FROM,
+        public_url=PUBLIC,
+        unsubscribe_url_for=unsubscribe_url,
+        now=now,
+        **kw,
     )
 
 
@@ -82,14 +92,27 @@ async def test_one_digest_with_moved_in_moved_out_and_watch_rows(engine, subscri
     sid = change.subscriber_id
     home, odd = (c.circle_id for c in change.circles)
     subscribe("neighbour@example.org")  # nothing for them today
-    for oid, first, last in (("OFF-1", "Ray", "Abbott"), ("OFF-OUT", "Lee", "Outlaw"), ("OFF-W", "Sam", "Watts")):
+    for oid, first, last in (
+        ("OFF-1", "Ray", "Abbott"),
+        ("OFF-OUT", "Lee", "Outlaw"),
+        ("OFF-W", "Sam", "Watts"),
+    ):
         repository.save_offender_state(engine, offender_state(oid, 2, first=first, last=last))
     record(
         engine,
-        proximity_alert(sid, home, "OFF-1", "Ray Abbott", "800 Olive St", distance=800, offense="Sexual assault"),
+        proximity_alert(
+            sid, home, "OFF-1", "Ray Abbott", "800 Olive St", distance=800, offense="Sexual assault"
+        ),
         proximity_alert(sid, home, "OFF-OUT", "Lee Outlaw", "20 Near St", kind="moved_out", distance=350),
-        proximity_alert(sid, odd, "OFF-1", "Ray Abbott", "800 Olive St", distance=3000,
-                        label="<script>alert('x')</script> & Co"),
+        proximity_alert(
+            sid,
+            odd,
+            "OFF-1",
+            "Ray Abbott",
+            "800 Olive St",
+            distance=3000,
+            label="<script>alert('x')</script> & Co",
+        ),
         watch_alert(sid, "OFF-W", "Sam Watts", ["400 S Campbell Ave"], ["2200 N Glenstone Ave"]),
     )
 
@@ -127,13 +150,17 @@ async def test_one_digest_with_moved_in_moved_out_and_watch_rows(engine, subscri
     # Moved in is listed before moved out; the watch section comes last.
     assert text.index("Ray Abbott") < text.index("Lee Outlaw") < text.index("Sam Watts")
     # The tracked labels are sorted; the user's label is text, never markup.
-    assert text.index("Tracked address: <script>alert('x')</script> & Co") < text.index("Tracked address: Home")
+    assert text.index("Tracked address: <script>alert('x')</script> & Co") < text.index(
+        "Tracked address: Home"
+    )
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; Co" in html
     assert '<th scope="col"' in html and '<th scope="row"' in html
 
 
-async def test_running_twice_mails_once_and_a_period_is_never_mailed_twice(engine, parent, smtp_server) -> None:
+async def test_running_twice_mails_once_and_a_period_is_never_mailed_twice(
+    engine, parent, smtp_server
+) -> None:
     catcher, port = smtp_server
     sid, tid = parent
     record(engine, proximity_alert(sid, tid, "OFF-1", "Ray Abbott", "800 Olive St"))
@@ -155,8 +182,12 @@ async def test_concurrent_runs_mail_once(engine, subscribe, smtp_server) -> None
     catcher, port = smtp_server
     for n in range(3):
         change = subscribe(f"s{n}@example.org")
-        record(engine, proximity_alert(change.subscriber_id, change.circles[0].circle_id,
-                                       "OFF-1", "Ray Abbott", "800 Olive St"))
+        record(
+            engine,
+            proximity_alert(
+                change.subscriber_id, change.circles[0].circle_id, "OFF-1", "Ray Abbott", "800 Olive St"
+            ),
+        )
     reports = await asyncio.gather(run(engine, port), run(engine, port), run(engine, port))
     assert sum(r.sent for r in reports) == 3
     assert sorted(rcpt for _, [rcpt] in catcher.envelopes) == [f"s{n}@example.org" for n in range(3)]
@@ -194,7 +225,9 @@ async def test_offender_removed_before_the_digest_disappears_from_it(engine, sub
         proximity_alert(a_sid, a_tid, "OFF-1", "Ray Abbott", "800 Olive St"),
         proximity_alert(b_sid, b_tid, "OFF-R", "Ron Removed", "40 Near St"),
     )
-    repository.save_offender_state(engine, offender_state("OFF-R", 2, first="Ron", last="Removed", removed=True))
+    repository.save_offender_state(
+        engine, offender_state("OFF-R", 2, first="Ron", last="Removed", removed=True)
+    )
 
     report = await run(engine, port)
 
@@ -216,7 +249,9 @@ async def test_a_watcher_hears_that_a_tracked_offender_left_the_registry(engine,
         proximity_alert(sid, tid, "OFF-W", "Sam Watts", "40 Near St"),
         watch_alert(sid, "OFF-W", "Sam Watts", ["40 Near St"], [], removed=True),
     )
-    repository.save_offender_state(engine, offender_state("OFF-W", 2, first="Sam", last="Watts", removed=True))
+    repository.save_offender_state(
+        engine, offender_state("OFF-W", 2, first="Sam", last="Watts", removed=True)
+    )
     repository.purge_offender_alerts(engine, "OFF-W")
 
     assert (await run(engine, port)).sent == 1
@@ -237,7 +272,9 @@ async def test_juvenile_flag_before_the_digest_drops_everything_about_the_offend
         watch_alert(sid, "OFF-J", "Jay Junior", ["30 Near St"], [], removed=True),
         proximity_alert(sid, tid, "OFF-1", "Ray Abbott", "800 Olive St"),
     )
-    repository.save_offender_state(engine, offender_state("OFF-J", 2, first="Jay", last="Junior", juvenile=True))
+    repository.save_offender_state(
+        engine, offender_state("OFF-J", 2, first="Jay", last="Junior", juvenile=True)
+    )
 
     assert (await run(engine, port)).sent == 1
     for body in bodies(catcher.messages[0]):
@@ -250,11 +287,18 @@ async def test_unconfirmed_or_unsubscribed_subscribers_get_nothing(engine, subsc
     pending = subscribe("pending@example.org", confirmed=False)
     gone = subscribe("gone@example.org")
     for change in (pending, gone):
-        record(engine, proximity_alert(change.subscriber_id, change.circles[0].circle_id,
-                                       "OFF-1", "Ray Abbott", "800 Olive St"))
+        record(
+            engine,
+            proximity_alert(
+                change.subscriber_id, change.circles[0].circle_id, "OFF-1", "Ray Abbott", "800 Olive St"
+            ),
+        )
     with engine.begin() as conn:
-        conn.execute(update(subscribers).where(subscribers.c.id == gone.subscriber_id)
-                     .values(status="unsubscribed", unsubscribed_at=NOW))
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == gone.subscriber_id)
+            .values(status="unsubscribed", unsubscribed_at=NOW)
+        )
 
     assert (await run(engine, port)) == DigestRunReport()
     assert catcher.messages == [] and digest_rows(engine) == []
@@ -372,7 +416,9 @@ async def test_permanent_refusal_fails_the_digest_for_good(engine, parent, smtp_
 
     # Its alert is not lost: the next day's digest carries it, and a delivery clears the record.
     record(engine, proximity_alert(sid, tid, "OFF-2", "Bob Late", "900 Olive St"))
-    assert (await run(engine, port, period="2026-11-21", now=NOW + timedelta(days=1))) == DigestRunReport(sent=1)
+    assert (await run(engine, port, period="2026-11-21", now=NOW + timedelta(days=1))) == DigestRunReport(
+        sent=1
+    )
     text, _ = bodies(catcher.messages[0])
     assert "Ray Abbott" in text and "Bob Late" in text
     assert bounce_record(engine, sid)[0] == 0
@@ -383,8 +429,13 @@ async def test_maildir_sink_writes_a_message_id_once(engine, parent, tmp_path: P
     record(engine, proximity_alert(sid, tid, "OFF-1", "Ray Abbott", "800 Olive St"))
     box = tmp_path / "maildir"
     report = await send_due_digests(
-        engine, MaildirSender(box), period=PERIOD, from_addr=FROM, public_url=PUBLIC,
-        unsubscribe_url_for=unsubscribe_url, now=NOW,
+        engine,
+        MaildirSender(box),
+        period=PERIOD,
+        from_addr=FROM,
+        public_url=PUBLIC,
+        unsubscribe_url_for=unsubscribe_url,
+        now=NOW,
     )
     assert report.sent == 1
     [path] = list((box / "new").iterdir())

@@ -44,11 +44,18 @@ GOOD_POINTS = [
 BAD_POINTS = [  # written after the good rows: CSV lines 11.. (the header is line 1)
     ((-92.17100, "abc", "1520", "E ELM ST", "", "JEFFERSON CITY", "MO", "65101"), "LAT is not a number"),
     ((-92.17100, 38.57010, "", "E ELM ST", "", "JEFFERSON CITY", "MO", "65101"), "no house number"),
-    ((-97.33000, 37.69000, "100", "N Main St", "", "Wichita", "", "67202"),
-     "coordinates are outside the service area"),
-    ((-92.17100, 38.57010, "1" * 40, "E ELM ST", "", "JEFFERSON CITY", "MO", "65101"), "house number is too long"),
-    ((-92.17000, 38.57010, "1510", "E Elm Street", "", "Jefferson City", "MO", "65101"),
-     "the same address appears earlier in the file"),
+    (
+        (-97.33000, 37.69000, "100", "N Main St", "", "Wichita", "", "67202"),
+        "coordinates are outside the service area",
+    ),
+    (
+        (-92.17100, 38.57010, "1" * 40, "E ELM ST", "", "JEFFERSON CITY", "MO", "65101"),
+        "house number is too long",
+    ),
+    (
+        (-92.17000, 38.57010, "1510", "E Elm Street", "", "Jefferson City", "MO", "65101"),
+        "the same address appears earlier in the file",
+    ),
 ]
 
 OAK = [[-92.2000, 38.5800], [-92.1900, 38.5800]]  # runs east: left is north
@@ -64,8 +71,10 @@ GOOD_RANGES = [
 ]
 BAD_RANGES = [
     (("Birch St", "", "", "", "", "65101", "65101", "1005", OAK), "no house-number range on either side"),
-    (("Sunflower Ave", "1", "99", "2", "98", "67202", "67202", "1006", [[-97.34, 37.69], [-97.33, 37.69]]),
-     "line lies outside the service area"),
+    (
+        ("Sunflower Ave", "1", "99", "2", "98", "67202", "67202", "1006", [[-97.34, 37.69], [-97.33, 37.69]]),
+        "line lies outside the service area",
+    ),
 ]
 
 
@@ -77,16 +86,28 @@ def write_oa_csv(path: Path, points: list[tuple[Any, ...]]) -> Path:
         w = csv.writer(f)
         w.writerow(OA_HEADER)
         for i, (lon, lat, number, street, unit, city, region, postcode) in enumerate(points):
-            w.writerow([lon, lat, number, street, unit, city, "COLE", region, postcode, f"id{i}", f"h{i:04x}"])
+            w.writerow(
+                [lon, lat, number, street, unit, city, "COLE", region, postcode, f"id{i}", f"h{i:04x}"]
+            )
     return path
 
 
-def oa_feature(lon: Any, lat: Any, number: str, street: str, unit: str, city: str, region: str,
-               postcode: str) -> dict[str, Any]:
+def oa_feature(
+    lon: Any, lat: Any, number: str, street: str, unit: str, city: str, region: str, postcode: str
+) -> dict[str, Any]:
     return {
         "type": "Feature",
-        "properties": {"hash": "", "number": number, "street": street, "unit": unit, "city": city,
-                       "district": "COLE", "region": region, "postcode": postcode, "id": ""},
+        "properties": {
+            "hash": "",
+            "number": number,
+            "street": street,
+            "unit": unit,
+            "city": city,
+            "district": "COLE",
+            "region": region,
+            "postcode": postcode,
+            "id": "",
+        },
         "geometry": {"type": "Point", "coordinates": [lon, lat]},
     }
 
@@ -96,12 +117,21 @@ def write_oa_geojson_lines(path: Path, points: list[tuple[Any, ...]]) -> Path:
     return path
 
 
-def tiger_feature(name: str, lf: str, lt: str, rf: str, rt: str, zl: str, zr: str, tlid: str,
-                  line: list[list[float]]) -> dict[str, Any]:
+def tiger_feature(
+    name: str, lf: str, lt: str, rf: str, rt: str, zl: str, zr: str, tlid: str, line: list[list[float]]
+) -> dict[str, Any]:
     return {
         "type": "Feature",
-        "properties": {"TLID": tlid, "FULLNAME": name, "LFROMHN": lf, "LTOHN": lt, "RFROMHN": rf,
-                       "RTOHN": rt, "ZIPL": zl, "ZIPR": zr},
+        "properties": {
+            "TLID": tlid,
+            "FULLNAME": name,
+            "LFROMHN": lf,
+            "LTOHN": lt,
+            "RFROMHN": rf,
+            "RTOHN": rt,
+            "ZIPL": zl,
+            "ZIPR": zr,
+        },
         "geometry": {"type": "LineString", "coordinates": line},
     }
 
@@ -146,8 +176,9 @@ def gazetteer(engine: Engine, tmp_path: Path) -> LocalGazetteer:
     return LocalGazetteer(engine, state="MO")
 
 
-def geocode(gaz: LocalGazetteer, street: str, city: str = JC[0], state: str = JC[1],
-            zip_: str = JC[2]) -> GeocodeResult | GeocodeFailure:
+def geocode(
+    gaz: LocalGazetteer, street: str, city: str = JC[0], state: str = JC[1], zip_: str = JC[2]
+) -> GeocodeResult | GeocodeFailure:
     return gaz.geocode_sync(GeocodeQuery(street, city, state, zip_))
 
 
@@ -196,7 +227,9 @@ def test_rows_outside_the_configured_bounds_are_rejected(engine: Engine, tmp_pat
     assert report.inserted == len(GOOD_POINTS) - 1
 
 
-def test_reimport_changes_nothing_and_a_moved_point_is_updated_in_place(engine: Engine, tmp_path: Path) -> None:
+def test_reimport_changes_nothing_and_a_moved_point_is_updated_in_place(
+    engine: Engine, tmp_path: Path
+) -> None:
     rows = GOOD_POINTS + [row for row, _ in BAD_POINTS]
     first = load(engine, write_oa_csv(tmp_path / "mo.csv", rows))
 
@@ -216,7 +249,9 @@ def test_reimport_changes_nothing_and_a_moved_point_is_updated_in_place(engine: 
     assert (hit.lat, hit.lon) == (38.57030, -92.16990)
 
 
-def test_an_address_listed_twice_keeps_its_first_listing_even_batches_apart(engine: Engine, tmp_path: Path) -> None:
+def test_an_address_listed_twice_keeps_its_first_listing_even_batches_apart(
+    engine: Engine, tmp_path: Path
+) -> None:
     twice = GOOD_POINTS + [(-92.16000, 38.56000, *GOOD_POINTS[0][2:])]
     path = write_oa_csv(tmp_path / "mo.csv", twice)
 
@@ -265,13 +300,20 @@ def test_tiger_ranges_from_geojson_and_shapefile_are_the_same_rows(engine: Engin
     from_shp = load(engine, shp)
 
     assert counts(from_shp) == (len(GOOD_RANGES), 0, 0)
-    assert from_shp.rejected == [(len(GOOD_RANGES) + 1 + i, reason) for i, (_, reason) in enumerate(BAD_RANGES)]
+    assert from_shp.rejected == [
+        (len(GOOD_RANGES) + 1 + i, reason) for i, (_, reason) in enumerate(BAD_RANGES)
+    ]
     hit = geocode(LocalGazetteer(engine), "150 Oak Ave")
     assert isinstance(hit, GeocodeResult) and hit.precision == INTERPOLATED
 
-    point = {"type": "Feature", "properties": {"FULLNAME": "Ash St", "LFROMHN": "1", "LTOHN": "9", "ZIPL": "65101"},
-             "geometry": {"type": "Point", "coordinates": [-92.17, 38.57]}}
-    geojson = write_tiger_geojson(tmp_path / "addrfeat.geojson", GOOD_RANGES + [r for r, _ in BAD_RANGES], [point])
+    point = {
+        "type": "Feature",
+        "properties": {"FULLNAME": "Ash St", "LFROMHN": "1", "LTOHN": "9", "ZIPL": "65101"},
+        "geometry": {"type": "Point", "coordinates": [-92.17, 38.57]},
+    }
+    geojson = write_tiger_geojson(
+        tmp_path / "addrfeat.geojson", GOOD_RANGES + [r for r, _ in BAD_RANGES], [point]
+    )
     assert detect_format(geojson) == "tiger"
     from_geojson = load(engine, geojson)
 
@@ -282,7 +324,9 @@ def test_tiger_ranges_from_geojson_and_shapefile_are_the_same_rows(engine: Engin
 
 def test_a_redrawn_street_segment_is_updated_not_duplicated(engine: Engine, tmp_path: Path) -> None:
     load(engine, write_tiger_geojson(tmp_path / "a.geojson", GOOD_RANGES))
-    shifted = [r if r[0] != "Oak Ave" else (*r[:8], [[-92.2000, 38.5810], [-92.1900, 38.5810]]) for r in GOOD_RANGES]
+    shifted = [
+        r if r[0] != "Oak Ave" else (*r[:8], [[-92.2000, 38.5810], [-92.1900, 38.5810]]) for r in GOOD_RANGES
+    ]
 
     report = load(engine, write_tiger_geojson(tmp_path / "b.geojson", shifted))
 
@@ -295,13 +339,18 @@ def test_a_redrawn_street_segment_is_updated_not_duplicated(engine: Engine, tmp_
 # --- finding houses ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("street, city, zip_", [
-    ("1510 East Elm Street", "Jefferson City", "65101"),
-    ("1510 E. Elm St.", "JEFFERSON CITY", "65101-2213"),
-    ("1510 e elm st", "jefferson city", "65101"),
-    ("1510 East Elm Street", "", "65101"),
-])
-def test_spellings_of_one_address_find_its_point(gazetteer: LocalGazetteer, street: str, city: str, zip_: str) -> None:
+@pytest.mark.parametrize(
+    "street, city, zip_",
+    [
+        ("1510 East Elm Street", "Jefferson City", "65101"),
+        ("1510 E. Elm St.", "JEFFERSON CITY", "65101-2213"),
+        ("1510 e elm st", "jefferson city", "65101"),
+        ("1510 East Elm Street", "", "65101"),
+    ],
+)
+def test_spellings_of_one_address_find_its_point(
+    gazetteer: LocalGazetteer, street: str, city: str, zip_: str
+) -> None:
     hit = geocode(gazetteer, street, city, "MO", zip_)
 
     assert isinstance(hit, GeocodeResult)
@@ -380,13 +429,18 @@ def test_a_surveyed_point_wins_over_the_range_and_the_range_fills_the_gaps(gazet
 # --- failing, with something to do about it ---------------------------------------------------
 
 
-@pytest.mark.parametrize("street, words", [
-    ("PO Box 12", "box"),
-    ("RR 2 Box 10", "box"),
-    ("E Elm St", "house number"),
-    ("", "empty"),
-])
-def test_text_that_is_not_a_street_address_is_unparseable(gazetteer: LocalGazetteer, street: str, words: str) -> None:
+@pytest.mark.parametrize(
+    "street, words",
+    [
+        ("PO Box 12", "box"),
+        ("RR 2 Box 10", "box"),
+        ("E Elm St", "house number"),
+        ("", "empty"),
+    ],
+)
+def test_text_that_is_not_a_street_address_is_unparseable(
+    gazetteer: LocalGazetteer, street: str, words: str
+) -> None:
     failure = geocode(gazetteer, street)
 
     assert isinstance(failure, GeocodeFailure) and failure.reason == "unparseable"
@@ -430,7 +484,11 @@ def test_a_number_beyond_the_street_says_which_numbers_exist(gazetteer: LocalGaz
         "There is no 9999 E Elm St in Jefferson City 65101; the street's mapped numbers run from 1500 to 1599."
     )
     assert [s.street for s in failure.suggestions] == [
-        "1599 E ELM ST", "1598 E ELM ST", "1512 E ELM ST", "1510 E ELM ST", "1506 E ELM ST",
+        "1599 E ELM ST",
+        "1598 E ELM ST",
+        "1512 E ELM ST",
+        "1510 E ELM ST",
+        "1506 E ELM ST",
     ]
     assert [s.precision for s in failure.suggestions[:3]] == [INTERPOLATED, INTERPOLATED, ADDRESS_POINT]
 
@@ -440,7 +498,12 @@ def test_suggested_addresses_can_be_mapped_where_they_were_shown(gazetteer: Loca
 
     assert isinstance(failure, GeocodeFailure) and failure.reason == "number_out_of_range"
     assert "run from 100 to 201" in failure.message
-    assert [s.street for s in failure.suggestions] == ["201 OAK AVE", "200 OAK AVE", "101 OAK AVE", "100 OAK AVE"]
+    assert [s.street for s in failure.suggestions] == [
+        "201 OAK AVE",
+        "200 OAK AVE",
+        "101 OAK AVE",
+        "100 OAK AVE",
+    ]
     for s in failure.suggestions:
         again = geocode(gazetteer, s.street, s.city, s.state, s.zip)
         assert isinstance(again, GeocodeResult)
@@ -453,7 +516,8 @@ def test_a_street_in_two_towns_of_one_zip_needs_the_city(gazetteer: LocalGazette
     assert isinstance(failure, GeocodeFailure) and failure.reason == "ambiguous_city"
     assert "Jefferson City and Taos" in failure.message
     assert sorted((s.city, s.lat, s.lon) for s in failure.suggestions) == [
-        ("JEFFERSON CITY", 38.575, -92.173), ("TAOS", 38.507, -92.07),
+        ("JEFFERSON CITY", 38.575, -92.173),
+        ("TAOS", 38.507, -92.07),
     ]
     taos = geocode(gazetteer, "200 Main St", "Taos", "MO", "65101")
     assert isinstance(taos, GeocodeResult) and (taos.lat, taos.lon) == (38.507, -92.07)

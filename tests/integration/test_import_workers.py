@@ -17,26 +17,42 @@ from sqlalchemy.engine import Engine
 
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses
 from streams.adapters.gazetteer import LocalGazetteer
-from streams.adapters.mail import MaildirSender
+from streams.adapters.maildir import MaildirSender
 from streams.adapters.subscriber_import import check_lines
 from streams.runtime import Runtime
 from streams.services import importing
 from streams.services.importing import IMPORT_BLOCK, import_subscribers
 from streams.settings import load_settings
 
-CITIES = [("Columbia", "65201", 38.95, -92.33), ("St. Louis", "63101", 38.63, -90.20),
-          ("Springfield", "65806", 37.21, -93.29)]
+CITIES = [
+    ("Columbia", "65201", 38.95, -92.33),
+    ("St. Louis", "63101", 38.63, -90.20),
+    ("Springfield", "65806", 37.21, -93.29),
+]
 
 
 def _good(rnd: random.Random, who: int) -> dict[str, Any]:
     addresses = []
     for i in range(rnd.randint(0, 3)):
         city, zip_, lat, lon = rnd.choice(CITIES)
-        addresses.append({"label": f"Place {i}", "street": f"{rnd.randint(1, 999)} Elm St", "city": city,
-                          "state": "MO", "zip": zip_, "radius": rnd.choice(["0.5mi", "1mi", "2mi"]),
-                          "lat": lat + rnd.uniform(-0.01, 0.01), "lon": lon + rnd.uniform(-0.01, 0.01)})
-    return {"email": f"Person{who}@Example.org", "confirmed": rnd.random() < 0.9, "addresses": addresses,
-            "offenders": [f"MO-{rnd.randint(1, 40):04d}" for _ in range(rnd.randint(0, 3))]}
+        addresses.append(
+            {
+                "label": f"Place {i}",
+                "street": f"{rnd.randint(1, 999)} Elm St",
+                "city": city,
+                "state": "MO",
+                "zip": zip_,
+                "radius": rnd.choice(["0.5mi", "1mi", "2mi"]),
+                "lat": lat + rnd.uniform(-0.01, 0.01),
+                "lon": lon + rnd.uniform(-0.01, 0.01),
+            }
+        )
+    return {
+        "email": f"Person{who}@Example.org",
+        "confirmed": rnd.random() < 0.9,
+        "addresses": addresses,
+        "offenders": [f"MO-{rnd.randint(1, 40):04d}" for _ in range(rnd.randint(0, 3))],
+    }
 
 
 def write_file(path: Path, n: int, seed: int) -> tuple[dict[str, Any], set[int], int]:
@@ -55,13 +71,19 @@ def write_file(path: Path, n: int, seed: int) -> tuple[dict[str, Any], set[int],
             raws.append(b"   ")  # blank: skipped, neither stored nor rejected
             continue
         if roll < 0.12:
-            raws.append(rnd.choice([
-                b"{not json",
-                json.dumps(_good(rnd, i) | {"confirmed": "yes"}).encode(),
-                json.dumps(_good(rnd, i) | {"email": "not an address"}).encode(),
-                "Jos\u00e9@example.org".encode("latin-1"),
-                json.dumps(_good(rnd, i) | {"notes": "x" * 70_000}).encode(),  # longer than a line may be
-            ]))
+            raws.append(
+                rnd.choice(
+                    [
+                        b"{not json",
+                        json.dumps(_good(rnd, i) | {"confirmed": "yes"}).encode(),
+                        json.dumps(_good(rnd, i) | {"email": "not an address"}).encode(),
+                        "Jos\u00e9@example.org".encode("latin-1"),
+                        json.dumps(
+                            _good(rnd, i) | {"notes": "x" * 70_000}
+                        ).encode(),  # longer than a line may be
+                    ]
+                )
+            )
             bad.add(len(raws))
             continue
         doc = _good(rnd, rnd.randint(0, n // 3))
@@ -87,8 +109,12 @@ def stored(engine: Engine) -> dict[str, Any]:
 async def test_a_large_import_in_worker_processes_stores_the_last_line_of_each_person(
     engine: Engine, tmp_path: Path
 ) -> None:
-    services = Runtime(settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}), engine=engine,
-                        mail=MaildirSender(tmp_path / "maildir"), geocoder=LocalGazetteer(engine))
+    services = Runtime(
+        settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}),
+        engine=engine,
+        mail=MaildirSender(tmp_path / "maildir"),
+        geocoder=LocalGazetteer(engine),
+    )
     path = tmp_path / "subscribers.jsonl"
     last, bad, good = write_file(path, 4 * IMPORT_BLOCK + 137, seed=7)
 
@@ -98,9 +124,11 @@ async def test_a_large_import_in_worker_processes_stores_the_last_line_of_each_p
     assert all(reason.strip() for _, reason in report.rejected)
     assert report.imported == good
     expected = {
-        email: (doc["confirmed"],
-                [(a["label"], a["street"], a["city"], a["radius"], round(a["lat"], 6)) for a in doc["addresses"]],
-                set(doc["offenders"]))
+        email: (
+            doc["confirmed"],
+            [(a["label"], a["street"], a["city"], a["radius"], round(a["lat"], 6)) for a in doc["addresses"]],
+            set(doc["offenders"]),
+        )
         for email, doc in last.items()
     }
     assert stored(engine) == expected
@@ -121,8 +149,12 @@ def check_lines_or_die(block: list[tuple[int, bytes | None]]) -> list[Any]:
 async def test_a_line_checking_process_that_dies_stops_the_import_with_what_came_before_stored(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services = Runtime(settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}), engine=engine,
-                        mail=MaildirSender(tmp_path / "maildir"), geocoder=LocalGazetteer(engine))
+    services = Runtime(
+        settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}),
+        engine=engine,
+        mail=MaildirSender(tmp_path / "maildir"),
+        geocoder=LocalGazetteer(engine),
+    )
     rnd = random.Random(3)
     docs = [_good(rnd, i) for i in range(3 * IMPORT_BLOCK)]
     crash_at = 2 * IMPORT_BLOCK + 17  # in the third block of lines
@@ -139,15 +171,19 @@ async def test_a_line_checking_process_that_dies_stops_the_import_with_what_came
 
     # The pool breaks as a whole: the stop is at the first block not yet taken, at the
     # latest the one with the crash line, and every good line before it is stored.
-    found = re.search(r"at the block from line (\d+); the lines before it are stored\. Run the same import again",
-                      str(stop.value))
+    found = re.search(
+        r"at the block from line (\d+); the lines before it are stored\. Run the same import again",
+        str(stop.value),
+    )
     assert found, str(stop.value)
     first = int(found[1])
     assert first <= crash_at and (first - 1) % IMPORT_BLOCK == 0
     assert stored(engine) == {
-        d["email"].lower(): (d["confirmed"],
-                             [(a["label"], a["street"], a["city"], a["radius"], round(a["lat"], 6))
-                              for a in d["addresses"]],
-                             set(d["offenders"]))
-        for n, d in enumerate(docs[:first - 1], start=1) if n not in bad
+        d["email"].lower(): (
+            d["confirmed"],
+            [(a["label"], a["street"], a["city"], a["radius"], round(a["lat"], 6)) for a in d["addresses"]],
+            set(d["offenders"]),
+        )
+        for n, d in enumerate(docs[: first - 1], start=1)
+        if n not in bad
     }

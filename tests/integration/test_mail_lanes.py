@@ -12,8 +12,9 @@ import email
 import email.policy
 import threading
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -29,7 +30,7 @@ from tests.integration.conftest import imported, proximity_alert
 PUBLIC = "https://notify.example.test"
 FROM = "Registry Notifications <no-reply@notify.example.test>"
 PERIOD = "2026-11-20"
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 class CountingServer:
@@ -112,8 +113,18 @@ def enroll_with_news(engine: Engine, n: int, prefix: str = "reader") -> list[str
     for i in range(n):
         address = f"{prefix}{i:04d}@example.org"
         change = subscriber_store.upsert_subscriber(engine, imported(address))
-        repository.record_alerts(engine, [proximity_alert(
-            change.subscriber_id, change.circles[0].circle_id, f"OFF-{i}", f"Pat Case-{i:04d}", "800 Olive St")])
+        repository.record_alerts(
+            engine,
+            [
+                proximity_alert(
+                    change.subscriber_id,
+                    change.circles[0].circle_id,
+                    f"OFF-{i}",
+                    f"Pat Case-{i:04d}",
+                    "800 Olive St",
+                )
+            ],
+        )
         emails.append(address)
     return emails
 
@@ -121,14 +132,22 @@ def enroll_with_news(engine: Engine, n: int, prefix: str = "reader") -> list[str
 async def run(engine: Engine, port: int, lanes: int) -> DigestRunReport:
     sender = SmtpSender("127.0.0.1", port, starttls=False, timeout=10)
     return await send_due_digests(
-        engine, sender, period=PERIOD, from_addr=FROM, public_url=PUBLIC,
-        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig", now=NOW, lanes=lanes,
+        engine,
+        sender,
+        period=PERIOD,
+        from_addr=FROM,
+        public_url=PUBLIC,
+        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig",
+        now=NOW,
+        lanes=lanes,
     )
 
 
 def statuses(engine: Engine) -> Counter[str]:
     with engine.connect() as conn:
-        return Counter(dict(conn.execute(select(digests.c.status, func.count()).group_by(digests.c.status)).all()))
+        return Counter(
+            dict(conn.execute(select(digests.c.status, func.count()).group_by(digests.c.status)).all())
+        )
 
 
 async def test_a_run_sends_over_as_many_kept_open_connections_as_lanes_side_by_side(engine, server) -> None:

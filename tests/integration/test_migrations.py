@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,16 @@ from streams.services.demo import DEMO_GAZETTEER
 from streams.services.digests import send_due_digests
 from streams.web import sessions
 from tests.databases import differences, drop_everything
-from tests.integration.conftest import imported, imported_address, offender_state, proximity_alert, watch_alert
+from tests.integration.conftest import (
+    imported,
+    imported_address,
+    offender_state,
+    proximity_alert,
+    watch_alert,
+)
 from tests.web.conftest import open_site
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PUBLIC = "https://notify.example.test"
 FROM = "Registry Notifications <no-reply@notify.example.test>"
 
@@ -55,15 +61,20 @@ def every_row(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         for table in here.sorted_tables:
             if table.name != VERSION_TABLE:
                 rows = conn.execute(select(table)).all()
-                out[table.name] = sorted((tuple(map(repr, row)) for row in rows))
+                out[table.name] = sorted(tuple(map(repr, row)) for row in rows)
     return out
 
 
 async def send(engine: Engine, port: int, period: str, now: datetime) -> Any:
     sender = SmtpSender("127.0.0.1", port, starttls=False, username=None, password=None, timeout=5)
     return await send_due_digests(
-        engine, sender, period=period, from_addr=FROM, public_url=PUBLIC,
-        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig", now=now,
+        engine,
+        sender,
+        period=period,
+        from_addr=FROM,
+        public_url=PUBLIC,
+        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig",
+        now=now,
     )
 
 
@@ -77,22 +88,31 @@ async def fill_through_the_product(engine: Engine, smtp_port: int) -> int:
     assert parent is not None
     sessions.create(engine, parent, NOW)
     sessions.create(engine, None, NOW)
-    other = subscriber_store.upsert_subscriber(engine, imported(
-        "other@example.org", addresses=(imported_address("Home"), imported_address("School", radius="5mi")),
-        offenders=("MO-W1", "MO-W2"),
-    ))
+    other = subscriber_store.upsert_subscriber(
+        engine,
+        imported(
+            "other@example.org",
+            addresses=(imported_address("Home"), imported_address("School", radius="5mi")),
+            offenders=("MO-W1", "MO-W2"),
+        ),
+    )
     assert accounts.start_reset(engine, "other@example.org", NOW) is not None
     repository.save_offender_state(engine, offender_state("MO-1"))
     repository.save_offender_state(engine, offender_state("MO-J", juvenile=True, last="Junior"))
     circle = other.circles[0].circle_id
-    repository.record_alerts(engine, [
-        proximity_alert(other.subscriber_id, circle, "MO-1", "Ray Abbott", "800 Olive St"),
-        watch_alert(other.subscriber_id, "MO-W1", "Sam Watts", ["1 Old St"], ["2 New St"]),
-    ])
+    repository.record_alerts(
+        engine,
+        [
+            proximity_alert(other.subscriber_id, circle, "MO-1", "Ray Abbott", "800 Olive St"),
+            watch_alert(other.subscriber_id, "MO-W1", "Sam Watts", ["1 Old St"], ["2 New St"]),
+        ],
+    )
     report = await send(engine, smtp_port, "2026-11-20", NOW)
     assert report.sent == 1
     # An alert still waiting for tomorrow's digest.
-    repository.record_alerts(engine, [proximity_alert(other.subscriber_id, circle, "MO-1", "Ray Abbott", "801 Olive St")])
+    repository.record_alerts(
+        engine, [proximity_alert(other.subscriber_id, circle, "MO-1", "Ray Abbott", "801 Olive St")]
+    )
     geocode_cache.cache_store(engine, "k" * 64, "census", {"lat": 38.6, "lon": -90.2}, timedelta(days=30))
     assert ops_db.claim_replay(engine, "0:17", "f" * 64, "MO-1-r9", force=False, now=NOW) is None
     return other.subscriber_id
@@ -106,9 +126,23 @@ async def test_an_upgrade_from_the_baseline_keeps_every_row_and_the_product_work
     upgrade(engine, BASELINE)
     other = await fill_through_the_product(engine, port)
     before = every_row(engine)
-    assert all(before[t] for t in ("subscribers", "tracked_addresses", "offender_watches", "email_tokens",
-                                   "web_sessions", "pending_alerts", "digests", "address_points",
-                                   "geocode_cache", "dlq_replays", "offenders", "offender_search"))
+    assert all(
+        before[t]
+        for t in (
+            "subscribers",
+            "tracked_addresses",
+            "offender_watches",
+            "email_tokens",
+            "web_sessions",
+            "pending_alerts",
+            "digests",
+            "address_points",
+            "geocode_cache",
+            "dlq_replays",
+            "offenders",
+            "offender_search",
+        )
+    )
 
     upgrade(engine)
 
@@ -159,8 +193,11 @@ def test_a_database_upgraded_by_a_newer_release_is_refused_and_left_alone(engine
     before = every_row(engine)
     try:
         for auto in (False, True):
-            with pytest.raises(SchemaOutOfStep, match=r"at revision 0999_from_a_newer_release, which this "
-                                                        r"release does not know .*a newer release upgraded it"):
+            with pytest.raises(
+                SchemaOutOfStep,
+                match=r"at revision 0999_from_a_newer_release, which this "
+                r"release does not know .*a newer release upgraded it",
+            ):
                 ensure_ready(engine, upgrade_on_start=auto)
         with pytest.raises(SchemaOutOfStep, match="newer release"):
             upgrade(engine)
@@ -220,8 +257,11 @@ async def _behind_then_upgraded(engine: Engine, port: int, next_release: str) ->
     await fill_through_the_product(engine, port)
     before = every_row(engine)
 
-    with pytest.raises(SchemaOutOfStep, match=rf"at revision {next_release}, this release needs "
-                                              r"0900_test_next: run `sor-notify db upgrade`"):
+    with pytest.raises(
+        SchemaOutOfStep,
+        match=rf"at revision {next_release}, this release needs "
+        r"0900_test_next: run `sor-notify db upgrade`",
+    ):
         ensure_ready(engine, upgrade_on_start=False)
     assert every_row(engine) == before
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, UniqueConstraint, create_engine, select, text
@@ -23,11 +24,23 @@ PG_DATABASE = "sor_release01_test"
 
 
 def cli(url: str, tmp: Path, *args: str, broker_url: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOR_")} | {
-        "SOR_DATABASE_URL": url, "SOR_DATA_DIR": str(tmp / "data"), "SOR_LOG_FORMAT": "json",
-    } | ({"SOR_BROKER_URL": broker_url} if broker_url else {})
-    return subprocess.run([sys.executable, "-m", "streams.entrypoints.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("SOR_")}
+        | {
+            "SOR_DATABASE_URL": url,
+            "SOR_DATA_DIR": str(tmp / "data"),
+            "SOR_LOG_FORMAT": "json",
+        }
+        | ({"SOR_BROKER_URL": broker_url} if broker_url else {})
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "streams.entrypoints.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(params=database_urls())
@@ -56,8 +69,11 @@ def every_row(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     with engine.connect() as conn:
         here = MetaData()
         here.reflect(conn)
-        return {t.name: sorted(tuple(map(repr, r)) for r in conn.execute(select(t)).all())
-                for t in here.sorted_tables if t.name != "alembic_version"}
+        return {
+            t.name: sorted(tuple(map(repr, r)) for r in conn.execute(select(t)).all())
+            for t in here.sorted_tables
+            if t.name != "alembic_version"
+        }
 
 
 def test_db_upgrade_on_a_release_01_demo_database_keeps_every_subscriber_and_alert(
@@ -74,18 +90,26 @@ def test_db_upgrade_on_a_release_01_demo_database_keeps_every_subscriber_and_ale
 
         upgraded = cli(url, tmp_path, "db", "upgrade")
         assert upgraded.returncode == 0, upgraded.stderr
-        assert "made before the migrations: its tables checked and recorded as 0001_baseline" in upgraded.stdout
+        assert (
+            "made before the migrations: its tables checked and recorded as 0001_baseline" in upgraded.stdout
+        )
 
         assert every_row(engine) == before  # recognised and stamped: nothing rebuilt, nothing lost
         # The schema is the baseline's. On PostgreSQL to the constraint names (the naming
         # convention is PostgreSQL's own); 0.1's SQLite file has three unique constraints
         # without a name, which SQLite cannot rename: a revision that drops one passes the
         # naming convention to batch_alter_table (streams/adapters/migrations/script.py.mako).
-        unnamed = {(d[1].table.name, tuple(c.name for c in d[1].columns)) for d in differences(engine)
-                   if d[0] == "add_constraint" and isinstance(d[1], UniqueConstraint)}
+        unnamed = {
+            (d[1].table.name, tuple(c.name for c in d[1].columns))
+            for d in differences(engine)
+            if d[0] == "add_constraint" and isinstance(d[1], UniqueConstraint)
+        }
         assert len(differences(engine)) == len(unnamed)
-        assert unnamed == (set() if url.startswith("postgresql") else
-                           {("subscribers", ("email",)), ("address_points", ("hash",)), ("street_ranges", ("hash",))})
+        assert unnamed == (
+            set()
+            if url.startswith("postgresql")
+            else {("subscribers", ("email",)), ("address_points", ("hash",)), ("street_ranges", ("hash",))}
+        )
         assert cli(url, tmp_path, "db", "current").returncode == 0
         # The digest run works on it: the demo's digests went out in 0.1; a later day has none
         # due (its alerts are all mailed), and nothing is mailed twice.
@@ -97,10 +121,14 @@ def test_db_upgrade_on_a_release_01_demo_database_keeps_every_subscriber_and_ale
         engine.dispose()
 
 
-@pytest.mark.skipif("SOR_TEST_DATABASE_URL" not in os.environ,
-                    reason="PostgreSQL's rule (SQLite upgrades itself): set SOR_TEST_DATABASE_URL")
+@pytest.mark.skipif(
+    "SOR_TEST_DATABASE_URL" not in os.environ,
+    reason="PostgreSQL's rule (SQLite upgrades itself): set SOR_TEST_DATABASE_URL",
+)
 @pytest.mark.parametrize("command", [("web",), ("worker",), ("up",)])
-def test_the_long_running_commands_refuse_an_empty_postgresql_database(command: tuple[str, ...], tmp_path: Path) -> None:
+def test_the_long_running_commands_refuse_an_empty_postgresql_database(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
     base = make_url(os.environ["SOR_TEST_DATABASE_URL"])
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     name = f"{PG_DATABASE}_empty"
@@ -117,7 +145,9 @@ def test_the_long_running_commands_refuse_an_empty_postgresql_database(command: 
         ]
         probe = create_engine(env_url)
         with probe.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).scalar() == 0
+            assert (
+                conn.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).scalar() == 0
+            )
         probe.dispose()
     finally:
         with admin.connect() as conn:

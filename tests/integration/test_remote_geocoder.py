@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import structlog
@@ -139,13 +140,16 @@ async def service(clock: VirtualClock) -> AsyncIterator[FakeService]:
 
 
 @pytest.fixture
-async def make_geocoder(service: FakeService, clock: VirtualClock) -> AsyncIterator[Callable[..., RemoteGeocoder]]:
+async def make_geocoder(
+    service: FakeService, clock: VirtualClock
+) -> AsyncIterator[Callable[..., RemoteGeocoder]]:
     made: list[RemoteGeocoder] = []
 
     def _make(kind: str = "nominatim", url: str | None = None, **kw: Any) -> RemoteGeocoder:
         # Jitter pinned at its top (1.0) so a back-off is exactly backoff * 2**(k-1).
-        opts: dict[str, Any] = dict(timeout=0.3, retries=2, backoff=0.01, min_interval=0.0, clock=clock,
-                                    jitter=lambda: 1.0)
+        opts: dict[str, Any] = dict(
+            timeout=0.3, retries=2, backoff=0.01, min_interval=0.0, clock=clock, jitter=lambda: 1.0
+        )
         geocoder = RemoteGeocoder(kind, url or service.url, **{**opts, **kw})
         made.append(geocoder)
         return geocoder
@@ -158,18 +162,46 @@ async def make_geocoder(service: FakeService, clock: VirtualClock) -> AsyncItera
 # --- what the services answer -------------------------------------------------------------
 
 
-def nominatim(lat: float = 37.2089, lon: float = -93.2718, *, category: str = "place", type_: str = "house",
-              addresstype: str = "place", osm_type: str = "node", rank: int = 30, house_number: str | None = "1510",
-              state: str = "Missouri", iso: str | None = "US-MO", postcode: str | None = "65806",
-              city: str = "Springfield") -> dict[str, Any]:
+def nominatim(
+    lat: float = 37.2089,
+    lon: float = -93.2718,
+    *,
+    category: str = "place",
+    type_: str = "house",
+    addresstype: str = "place",
+    osm_type: str = "node",
+    rank: int = 30,
+    house_number: str | None = "1510",
+    state: str = "Missouri",
+    iso: str | None = "US-MO",
+    postcode: str | None = "65806",
+    city: str = "Springfield",
+) -> dict[str, Any]:
     """One place of Nominatim's /search?format=jsonv2&addressdetails=1."""
-    address = {"road": "East Elm Street", "city": city, "county": "Greene County", "state": state,
-               "ISO3166-2-lvl4": iso, "postcode": postcode, "country": "United States", "country_code": "us",
-               "house_number": house_number}
+    address = {
+        "road": "East Elm Street",
+        "city": city,
+        "county": "Greene County",
+        "state": state,
+        "ISO3166-2-lvl4": iso,
+        "postcode": postcode,
+        "country": "United States",
+        "country_code": "us",
+        "house_number": house_number,
+    }
     return {
-        "place_id": 1, "licence": "Data © OpenStreetMap contributors, ODbL 1.0.", "osm_type": osm_type,
-        "osm_id": 42, "lat": str(lat), "lon": str(lon), "category": category, "type": type_,
-        "place_rank": rank, "importance": 0.1, "addresstype": addresstype, "name": "",
+        "place_id": 1,
+        "licence": "Data © OpenStreetMap contributors, ODbL 1.0.",
+        "osm_type": osm_type,
+        "osm_id": 42,
+        "lat": str(lat),
+        "lon": str(lon),
+        "category": category,
+        "type": type_,
+        "place_rank": rank,
+        "importance": 0.1,
+        "addresstype": addresstype,
+        "name": "",
         "display_name": f"{house_number or ''} East Elm Street, {city}, {state}, {postcode}, United States",
         "address": {k: v for k, v in address.items() if v is not None},
         "boundingbox": [str(lat - 0.0001), str(lat + 0.0001), str(lon - 0.0001), str(lon + 0.0001)],
@@ -180,14 +212,35 @@ def pelias(*features: dict[str, Any]) -> dict[str, Any]:
     return {"geocoding": {"version": "0.2"}, "type": "FeatureCollection", "features": list(features)}
 
 
-def pelias_feature(lat: float = 37.2089, lon: float = -93.2718, *, layer: str = "address", accuracy: str = "point",
-                   match_type: str = "exact", housenumber: str = "1510", region_a: str = "MO") -> dict[str, Any]:
+def pelias_feature(
+    lat: float = 37.2089,
+    lon: float = -93.2718,
+    *,
+    layer: str = "address",
+    accuracy: str = "point",
+    match_type: str = "exact",
+    housenumber: str = "1510",
+    region_a: str = "MO",
+) -> dict[str, Any]:
     return {
-        "type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
-        "properties": {"layer": layer, "name": "1510 E Elm St", "source": "openaddresses", "accuracy": accuracy, "match_type": match_type,
-                       "confidence": 1, "housenumber": housenumber, "street": "E Elm St", "postalcode": "65806",
-                       "locality": "Springfield", "region": "Missouri", "region_a": region_a,
-                       "country_a": "USA", "label": "1510 E Elm St, Springfield, MO, USA"},
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {
+            "layer": layer,
+            "name": "1510 E Elm St",
+            "source": "openaddresses",
+            "accuracy": accuracy,
+            "match_type": match_type,
+            "confidence": 1,
+            "housenumber": housenumber,
+            "street": "E Elm St",
+            "postalcode": "65806",
+            "locality": "Springfield",
+            "region": "Missouri",
+            "region_a": region_a,
+            "country_a": "USA",
+            "label": "1510 E Elm St, Springfield, MO, USA",
+        },
     }
 
 
@@ -195,14 +248,30 @@ def arcgis(*candidates: dict[str, Any]) -> dict[str, Any]:
     return {"spatialReference": {"wkid": 4326, "latestWkid": 4326}, "candidates": list(candidates)}
 
 
-def arcgis_candidate(addr_type: str = "PointAddress", score: float = 100, *, lat: float = 37.2089,
-                     lon: float = -93.2718, region_abbr: str = "MO", add_num: str = "1510") -> dict[str, Any]:
+def arcgis_candidate(
+    addr_type: str = "PointAddress",
+    score: float = 100,
+    *,
+    lat: float = 37.2089,
+    lon: float = -93.2718,
+    region_abbr: str = "MO",
+    add_num: str = "1510",
+) -> dict[str, Any]:
     return {
-        "address": "1510 E Elm St, Springfield, Missouri, 65806", "location": {"x": lon, "y": lat},
+        "address": "1510 E Elm St, Springfield, Missouri, 65806",
+        "location": {"x": lon, "y": lat},
         "score": score,
-        "attributes": {"Addr_type": addr_type, "Score": score, "AddNum": add_num, "City": "Springfield",
-                       "Region": "Missouri", "RegionAbbr": region_abbr, "Postal": "65806", "Country": "USA",
-                       "Match_addr": "1510 E Elm St, Springfield, Missouri, 65806"},
+        "attributes": {
+            "Addr_type": addr_type,
+            "Score": score,
+            "AddNum": add_num,
+            "City": "Springfield",
+            "Region": "Missouri",
+            "RegionAbbr": region_abbr,
+            "Postal": "65806",
+            "Country": "USA",
+            "Match_addr": "1510 E Elm St, Springfield, Missouri, 65806",
+        },
     }
 
 
@@ -213,13 +282,24 @@ async def test_a_house_hit_is_an_address_point_asked_as_a_structured_query(servi
     service.script([nominatim()])
     result = await make_geocoder().geocode(ELM)
     assert isinstance(result, GeocodeResult)
-    assert (result.lat, result.lon, result.precision, result.source) == (37.2089, -93.2718, ADDRESS_POINT, "nominatim")
+    assert (result.lat, result.lon, result.precision, result.source) == (
+        37.2089,
+        -93.2718,
+        ADDRESS_POINT,
+        "nominatim",
+    )
     assert result.supports_proximity
     [seen] = service.requests
     assert seen.path == "/search"
-    assert {k: seen.params.get(k) for k in ("street", "city", "state", "postalcode", "country", "addressdetails")} == {
-        "street": "1510 E Elm St", "city": "Springfield", "state": "Missouri", "postalcode": "65806",
-        "country": "us", "addressdetails": "1",
+    assert {
+        k: seen.params.get(k) for k in ("street", "city", "state", "postalcode", "country", "addressdetails")
+    } == {
+        "street": "1510 E Elm St",
+        "city": "Springfield",
+        "state": "Missouri",
+        "postalcode": "65806",
+        "country": "us",
+        "addressdetails": "1",
     }
     assert "q" not in seen.params
     assert seen.headers["User-Agent"] == "sor-notify/0.1"
@@ -228,13 +308,27 @@ async def test_a_house_hit_is_an_address_point_asked_as_a_structured_query(servi
 @pytest.mark.parametrize(
     ("place", "precision"),
     [
-        (nominatim(category="building", type_="house", addresstype="building", osm_type="way"), ADDRESS_POINT),
+        (
+            nominatim(category="building", type_="house", addresstype="building", osm_type="way"),
+            ADDRESS_POINT,
+        ),
         # TIGER and OSM interpolation lines: a place=house whose OSM object is a way.
         (nominatim(osm_type="way"), INTERPOLATED),
-        (nominatim(category="highway", type_="residential", addresstype="road", osm_type="way", rank=26,
-                   house_number=None), STREET),
-        (nominatim(category="place", type_="postcode", addresstype="postcode", rank=21, house_number=None),
-         ZIP_CENTROID),
+        (
+            nominatim(
+                category="highway",
+                type_="residential",
+                addresstype="road",
+                osm_type="way",
+                rank=26,
+                house_number=None,
+            ),
+            STREET,
+        ),
+        (
+            nominatim(category="place", type_="postcode", addresstype="postcode", rank=21, house_number=None),
+            ZIP_CENTROID,
+        ),
         # A house found, but not this house number: it only tells us the street.
         (nominatim(house_number="1512"), STREET),
     ],
@@ -249,8 +343,18 @@ async def test_nominatim_precision(service, make_geocoder, place, precision) -> 
 
 
 async def test_a_city_level_answer_is_not_found_and_says_so(service, make_geocoder) -> None:
-    service.script([nominatim(category="boundary", type_="administrative", addresstype="city", osm_type="relation",
-                              rank=16, house_number=None)])
+    service.script(
+        [
+            nominatim(
+                category="boundary",
+                type_="administrative",
+                addresstype="city",
+                osm_type="relation",
+                rank=16,
+                house_number=None,
+            )
+        ]
+    )
     failure = await make_geocoder().geocode(ELM)
     assert isinstance(failure, GeocodeFailure)
     assert failure.reason == "not_found"
@@ -261,12 +365,15 @@ async def test_no_answer_is_not_found_with_advice(service, make_geocoder) -> Non
     service.script([])
     failure = await make_geocoder().geocode(ELM)
     assert failure == GeocodeFailure(
-        "not_found", "The map service could not find this address; check the spelling or try a nearby address."
+        "not_found",
+        "The map service could not find this address; check the spelling or try a nearby address.",
     )
 
 
 async def test_an_answer_in_another_state_is_outside_state(service, make_geocoder) -> None:
-    service.script([nominatim(39.1, -94.6, state="Kansas", iso="US-KS", postcode="66101", city="Kansas City")])
+    service.script(
+        [nominatim(39.1, -94.6, state="Kansas", iso="US-KS", postcode="66101", city="Kansas City")]
+    )
     failure = await make_geocoder().geocode(ELM)
     assert isinstance(failure, GeocodeFailure)
     assert failure.reason == "outside_state"
@@ -343,7 +450,16 @@ async def test_pelias_with_nothing_is_not_found(service, make_geocoder) -> None:
         (arcgis_candidate("Locality", 100), "not_found"),
         (arcgis_candidate("PointAddress", region_abbr="IL"), "outside_state"),
     ],
-    ids=["point", "street-address", "street-name", "intersection", "postal", "low-score", "locality", "illinois"],
+    ids=[
+        "point",
+        "street-address",
+        "street-name",
+        "intersection",
+        "postal",
+        "low-score",
+        "locality",
+        "illinois",
+    ],
 )
 async def test_arcgis(service, make_geocoder, candidate, expected) -> None:
     service.script(arcgis(candidate))
@@ -395,7 +511,9 @@ async def test_retry_after_is_honoured(service, make_geocoder, clock) -> None:
 
 
 async def test_a_long_retry_after_gives_up_at_once_for_every_caller(service, make_geocoder, clock) -> None:
-    service.script(Reply({"error": "come back later"}, status=429, headers={"Retry-After": "120"}), [nominatim()])
+    service.script(
+        Reply({"error": "come back later"}, status=429, headers={"Retry-After": "120"}), [nominatim()]
+    )
     geocoder = make_geocoder(max_retry_after=30)
     with pytest.raises(GeocoderUnavailable):
         await geocoder.geocode(ELM)
@@ -473,15 +591,18 @@ async def test_connection_refused_is_unavailable(make_geocoder, clock) -> None:
 async def test_concurrent_callers_are_spaced_by_min_interval(service, make_geocoder, clock) -> None:
     service.default = Reply([nominatim()])
     geocoder = make_geocoder(min_interval=0.2)
-    answers = await asyncio.gather(geocoder.geocode(ELM), geocoder.geocode(ELM_SPELLED_OUT),
-                                   geocoder.geocode(ELM))
+    answers = await asyncio.gather(
+        geocoder.geocode(ELM), geocoder.geocode(ELM_SPELLED_OUT), geocoder.geocode(ELM)
+    )
     assert all(isinstance(a, GeocodeResult) for a in answers)
     assert len(service.requests) == 3
     # The first goes at once; each of the others waits its 0.2 s turn after the one before.
     assert clock.sleeps == exactly([0.2, 0.2])
 
 
-async def test_requests_one_after_another_are_spaced_from_the_previous_start(service, make_geocoder, clock) -> None:
+async def test_requests_one_after_another_are_spaced_from_the_previous_start(
+    service, make_geocoder, clock
+) -> None:
     service.default = Reply([nominatim()])
     geocoder = make_geocoder(min_interval=1.0)
     await geocoder.geocode(ELM)
@@ -495,10 +616,13 @@ async def test_requests_one_after_another_are_spaced_from_the_previous_start(ser
 
 
 async def test_the_settings_build_remote_geocoders_on_the_real_clock(service, engine, tmp_path) -> None:
-    settings = load_settings({
-        "SOR_DATA_DIR": str(tmp_path), "SOR_GEOCODERS": f"nominatim={service.url}",
-        "SOR_GEOCODE_MIN_INTERVAL_S": "0",
-    })
+    settings = load_settings(
+        {
+            "SOR_DATA_DIR": str(tmp_path),
+            "SOR_GEOCODERS": f"nominatim={service.url}",
+            "SOR_GEOCODE_MIN_INTERVAL_S": "0",
+        }
+    )
     service.default = Reply([nominatim()])
     chain = geocoder_for(settings, engine)
     remote = chain.geocoders[-1].inner  # the cached remote after the (empty) gazetteer
@@ -536,7 +660,11 @@ async def test_a_second_spelling_is_answered_from_the_cache(service, make_geocod
     assert isinstance(first, GeocodeResult) and first.source == "nominatim"
     assert isinstance(second, GeocodeResult) and second.source == "cache:nominatim"
     assert (second.lat, second.lon, second.precision, second.matched) == (
-        first.lat, first.lon, first.precision, first.matched)
+        first.lat,
+        first.lon,
+        first.precision,
+        first.matched,
+    )
     assert len(service.requests) == 1
     with engine.connect() as conn:
         [row] = conn.execute(select(geocode_cache)).mappings().all()
@@ -650,10 +778,16 @@ async def test_the_most_helpful_failure_is_returned() -> None:
     remote_nf = GeocodeFailure("not_found", "The map service could not find this address.")
     gazetteer_reason = GeocodeFailure("unknown_street", "No such street in Springfield.")
     with_suggestions = GeocodeFailure("number_out_of_range", "No 1510 on E Elm St.", (SUGGESTION,))
-    assert await ChainGeocoder(Scripted("r", remote_nf), Scripted("g", gazetteer_reason)).geocode(ELM) \
+    assert (
+        await ChainGeocoder(Scripted("r", remote_nf), Scripted("g", gazetteer_reason)).geocode(ELM)
         == gazetteer_reason
-    assert await ChainGeocoder(Scripted("g", gazetteer_reason), Scripted("g2", with_suggestions),
-                               Scripted("r", remote_nf)).geocode(ELM) == with_suggestions
+    )
+    assert (
+        await ChainGeocoder(
+            Scripted("g", gazetteer_reason), Scripted("g2", with_suggestions), Scripted("r", remote_nf)
+        ).geocode(ELM)
+        == with_suggestions
+    )
 
 
 async def test_an_unavailable_member_is_covered_only_by_a_precise_answer() -> None:
@@ -662,7 +796,9 @@ async def test_an_unavailable_member_is_covered_only_by_a_precise_answer() -> No
     with pytest.raises(GeocoderUnavailable):
         await ChainGeocoder(Scripted("g", point("gazetteer", STREET)), down).geocode(ELM)
     with pytest.raises(GeocoderUnavailable):
-        await ChainGeocoder(Scripted("g", GeocodeFailure("unknown_street", "No such street.")), down).geocode(ELM)
+        await ChainGeocoder(Scripted("g", GeocodeFailure("unknown_street", "No such street.")), down).geocode(
+            ELM
+        )
 
 
 async def test_an_unparseable_address_is_not_sent_on() -> None:
@@ -673,8 +809,18 @@ async def test_an_unparseable_address_is_not_sent_on() -> None:
 
 
 async def test_a_chain_of_cached_remote_geocoders_over_loopback(service, make_geocoder, engine) -> None:
-    service.script([nominatim(category="highway", type_="residential", addresstype="road", osm_type="way",
-                              rank=26, house_number=None)])
+    service.script(
+        [
+            nominatim(
+                category="highway",
+                type_="residential",
+                addresstype="road",
+                osm_type="way",
+                rank=26,
+                house_number=None,
+            )
+        ]
+    )
     gazetteer = Scripted("g", GeocodeFailure("unknown_street", "No such street in Springfield."))
     chain = ChainGeocoder(gazetteer, cached(make_geocoder(), engine))
     first = await chain.geocode(ELM)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Engine
@@ -20,7 +20,7 @@ from tests.integration.conftest import (
     watch_alert,
 )
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def _now() -> datetime:
@@ -53,36 +53,53 @@ def test_schema_creation_is_idempotent(engine: Engine) -> None:
 def test_new_subscriber_gets_circles_and_watches(engine: Engine) -> None:
     change = subscriber_store.upsert_subscriber(
         engine,
-        imported("Parent@Example.ORG", addresses=(imported_address("Home", radius="0.5mi"),),
-                 offenders=("MO-1", "MO-2", "MO-1")),
+        imported(
+            "Parent@Example.ORG",
+            addresses=(imported_address("Home", radius="0.5mi"),),
+            offenders=("MO-1", "MO-2", "MO-1"),
+        ),
     )
     with engine.connect() as conn:
         assert conn.execute(select(subscribers.c.email)).scalars().all() == ["parent@example.org"]
     [circle] = change.circles
     assert circle == Circle(
-        circle_id=circle.circle_id, subscriber_id=change.subscriber_id, label="Home",
-        one_line="1 Market St, St. Louis, MO 63101", lat=38.6270, lon=-90.1994,
-        radius_m=radius_m("0.5mi"), radius_code="0.5mi",
+        circle_id=circle.circle_id,
+        subscriber_id=change.subscriber_id,
+        label="Home",
+        one_line="1 Market St, St. Louis, MO 63101",
+        lat=38.6270,
+        lon=-90.1994,
+        radius_m=radius_m("0.5mi"),
+        radius_code="0.5mi",
     )
     assert change.watches == ["MO-1", "MO-2"]
     assert change.removed_circles == [] and change.removed_watches == []
     assert list(subscriber_store.active_circles(engine)) == [circle]
-    assert list(subscriber_store.active_watches(engine)) == [(change.subscriber_id, "MO-1"), (change.subscriber_id, "MO-2")]
+    assert list(subscriber_store.active_watches(engine)) == [
+        (change.subscriber_id, "MO-1"),
+        (change.subscriber_id, "MO-2"),
+    ]
 
 
 def test_reimport_replaces_addresses_and_watches_and_reports_withdrawals(engine: Engine) -> None:
-    home, school = imported_address("Home"), imported_address("School", street="5600 Clayton Ave", zip_="63110")
-    first = subscriber_store.upsert_subscriber(engine, imported("a@example.org", addresses=(home, school),
-                                                          offenders=("MO-1", "MO-2")))
-    same = subscriber_store.upsert_subscriber(engine, imported("A@example.org", addresses=(home, school),
-                                                         offenders=("MO-1", "MO-2")))
+    home, school = (
+        imported_address("Home"),
+        imported_address("School", street="5600 Clayton Ave", zip_="63110"),
+    )
+    first = subscriber_store.upsert_subscriber(
+        engine, imported("a@example.org", addresses=(home, school), offenders=("MO-1", "MO-2"))
+    )
+    same = subscriber_store.upsert_subscriber(
+        engine, imported("A@example.org", addresses=(home, school), offenders=("MO-1", "MO-2"))
+    )
     # Unchanged: the same ids, nothing withdrawn.
     assert same.subscriber_id == first.subscriber_id
     assert same.circles == first.circles and same.removed_circles == [] and same.removed_watches == []
 
     work = imported_address("Work", street="201 W Capitol Ave", city="Jefferson City", zip_="65101")
-    change = subscriber_store.upsert_subscriber(engine, imported("a@example.org", addresses=(home, work),
-                                                           offenders=("MO-2", "MO-3")))
+    change = subscriber_store.upsert_subscriber(
+        engine, imported("a@example.org", addresses=(home, work), offenders=("MO-2", "MO-3"))
+    )
     assert change.subscriber_id == first.subscriber_id
     assert [c.label for c in change.circles] == ["Home", "Work"]
     assert change.circles[0] == first.circles[0]
@@ -95,11 +112,14 @@ def test_reimport_replaces_addresses_and_watches_and_reports_withdrawals(engine:
 
 def test_only_confirmed_active_subscribers_are_resynced(engine: Engine) -> None:
     ok = subscriber_store.upsert_subscriber(engine, imported("ok@example.org", offenders=("MO-1",)))
-    subscriber_store.upsert_subscriber(engine, imported("pending@example.org", confirmed=False, offenders=("MO-1",)))
+    subscriber_store.upsert_subscriber(
+        engine, imported("pending@example.org", confirmed=False, offenders=("MO-1",))
+    )
     gone = subscriber_store.upsert_subscriber(engine, imported("gone@example.org", offenders=("MO-1",)))
     with engine.begin() as conn:
-        conn.execute(update(subscribers).where(subscribers.c.id == gone.subscriber_id)
-                     .values(status="unsubscribed"))
+        conn.execute(
+            update(subscribers).where(subscribers.c.id == gone.subscriber_id).values(status="unsubscribed")
+        )
     assert {c.subscriber_id for c in subscriber_store.active_circles(engine)} == {ok.subscriber_id}
     assert list(subscriber_store.active_watches(engine)) == [(ok.subscriber_id, "MO-1")]
     # Re-importing somebody who unsubscribed does not bring them back.
@@ -124,12 +144,15 @@ def test_offender_state_only_moves_forward(engine: Engine) -> None:
 
 def test_a_batch_of_offender_states_is_stored_at_once_and_only_moves_forward(engine: Engine) -> None:
     repository.save_offender_state(engine, offender_state("MO-1", 5))
-    written = repository.save_offender_states(engine, [
-        offender_state("MO-1", 4, first="Older"),  # a redelivered, older state: kept out
-        offender_state("MO-2", 2, first="Bea"),
-        offender_state("MO-2", 1),  # two revisions of one offender in a batch: the higher one
-        offender_state("MO-3", 7, first="Ann"),
-    ])
+    written = repository.save_offender_states(
+        engine,
+        [
+            offender_state("MO-1", 4, first="Older"),  # a redelivered, older state: kept out
+            offender_state("MO-2", 2, first="Bea"),
+            offender_state("MO-2", 1),  # two revisions of one offender in a batch: the higher one
+            offender_state("MO-3", 7, first="Ann"),
+        ],
+    )
     assert written == 2
     assert repository.get_offender_state(engine, "MO-2") == offender_state("MO-2", 2, first="Bea")
     assert repository.get_offender_state(engine, "MO-1") == offender_state("MO-1", 5)
@@ -141,7 +164,9 @@ def test_a_batch_of_offender_states_is_stored_at_once_and_only_moves_forward(eng
     assert [h.state.offender_id for h in offender_search.search(engine, first_name="Ann").hits] == ["MO-3"]
 
 
-def test_the_longest_offender_id_and_the_highest_revision_the_contract_allows_are_stored(engine: Engine) -> None:
+def test_the_longest_offender_id_and_the_highest_revision_the_contract_allows_are_stored(
+    engine: Engine,
+) -> None:
     oid = "MO-" + "9" * 97  # schemas/registry-event.schema.json: up to 100 characters
     top = 2**63 - 1  # ...and revisions up to 2^63 - 1
     assert repository.save_offender_state(engine, offender_state(oid, top)) is True
@@ -160,7 +185,9 @@ def test_record_alerts_is_idempotent(engine: Engine) -> None:
     assert repository.record_alerts(engine, [a2, a1]) == 0
     assert repository.count_pending_alerts(engine) == 2
     with engine.connect() as conn:
-        payloads = conn.execute(select(pending_alerts.c.payload).order_by(pending_alerts.c.offender_id)).scalars()
+        payloads = conn.execute(
+            select(pending_alerts.c.payload).order_by(pending_alerts.c.offender_id)
+        ).scalars()
         assert [p["offender_id"] for p in payloads] == ["MO-1", "MO-2"]
 
 

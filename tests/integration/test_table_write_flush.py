@@ -58,7 +58,10 @@ def _sent_after_flush(tmp_path: Path, mode: str) -> tuple[int, int]:
         assert broker.process is not None
         done = subprocess.run(
             [sys.executable, "-c", SCRIPT, broker.bootstrap, str(broker.process.pid), mode],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         broker.stop()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -54,19 +55,45 @@ def tally(request: pytest.FixtureRequest) -> Callable[[str], Tally]:
 
 def realistic_upsert() -> dict[str, Any]:
     return {
-        "schema": "registry-event/1", "event_id": "mshp-2026-000123", "offender_id": "MO-0042", "revision": 7,
-        "occurred_at": "2026-01-05T09:00:00-06:00", "kind": "upsert",
-        "offender": copy.deepcopy(PLAIN_OFFENDER) | {
-            "middle_name": "Allen", "suffix": "Jr.", "aliases": [{"last_name": "Dough", "first_name": "Rick"}],
-            "sex": "M", "race": "W", "height_in": 70, "weight_lb": 185,
-            "offenses": [{"code": "566.030", "description": "Rape in the first degree", "convicted_on": "2004-06-11"}],
+        "schema": "registry-event/1",
+        "event_id": "mshp-2026-000123",
+        "offender_id": "MO-0042",
+        "revision": 7,
+        "occurred_at": "2026-01-05T09:00:00-06:00",
+        "kind": "upsert",
+        "offender": copy.deepcopy(PLAIN_OFFENDER)
+        | {
+            "middle_name": "Allen",
+            "suffix": "Jr.",
+            "aliases": [{"last_name": "Dough", "first_name": "Rick"}],
+            "sex": "M",
+            "race": "W",
+            "height_in": 70,
+            "weight_lb": 185,
+            "offenses": [
+                {"code": "566.030", "description": "Rape in the first degree", "convicted_on": "2004-06-11"}
+            ],
             "photo_url": "https://www.mshp.dps.missouri.gov/photos/MO-0042.jpg",
             "online_identifiers": ["R.Doe1980@Example.com", "rdoe_stl"],
         },
         "addresses": [
-            {"type": "home", "street": "1510 East Elm Street", "city": "Jefferson City", "state": "mo",
-             "zip": "65101-1234", "county": "Cole", "lat": 38.5713, "lon": -92.1636},
-            {"type": "work", "street": "300 E High St", "city": "Jefferson City", "state": "MO", "zip": "65101"},
+            {
+                "type": "home",
+                "street": "1510 East Elm Street",
+                "city": "Jefferson City",
+                "state": "mo",
+                "zip": "65101-1234",
+                "county": "Cole",
+                "lat": 38.5713,
+                "lon": -92.1636,
+            },
+            {
+                "type": "work",
+                "street": "300 E High St",
+                "city": "Jefferson City",
+                "state": "MO",
+                "zip": "65101",
+            },
         ],
     }
 
@@ -75,9 +102,17 @@ def realistic_upsert() -> dict[str, Any]:
 def event_pool() -> list[dict[str, Any]]:
     """Schema-valid events from hypothesis-jsonschema (drawing one costs ~40 ms, so the
     mutation tests draw their bases from this pool), plus a realistic upsert and remove."""
-    pool: list[dict[str, Any]] = [realistic_upsert(), {
-        "schema": "registry-event/1", "event_id": "mshp-2026-000124", "offender_id": "MO-0042",
-        "revision": 8, "occurred_at": "2026-01-06T15:00:00Z", "kind": "remove"}]
+    pool: list[dict[str, Any]] = [
+        realistic_upsert(),
+        {
+            "schema": "registry-event/1",
+            "event_id": "mshp-2026-000124",
+            "offender_id": "MO-0042",
+            "revision": 8,
+            "occurred_at": "2026-01-06T15:00:00Z",
+            "kind": "remove",
+        },
+    ]
 
     @property_settings(60)
     @given(schema_events())

@@ -39,10 +39,18 @@ if not hasattr(cu.many, "more"):
 def property_settings(n: int, **kw: Any) -> settings:
     """Fixed examples for CI (derandomize), no example database, no timing."""
     return settings(
-        max_examples=n, deadline=None, derandomize=True, database=None, print_blob=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                               HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture,
-                               HealthCheck.large_base_example],
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.large_base_example,
+        ],
         **kw,
     )
 
@@ -70,31 +78,81 @@ def schema_subscriber_lines() -> st.SearchStrategy[dict[str, Any]]:
 
 SCRIPT = "<script>alert('x')</script>"
 NASTY_TEXT = [
-    SCRIPT, "\"><img src=x onerror=alert(1)>", "</title><script>alert(1)</script>", "{{ 7*7 }}", "{% raw %}",
-    "'; DROP TABLE subscribers; --", "%s%s%n", "${jndi:ldap://x}", "\u202eevil\u202c", "e\u0301",
-    "\U0001f600\U0001f4a9", "\ufeff", "\u2028\u2029", "\x85", "a\tb\nc\rd", "\x1b[31mred", "\x7f", "ß" * 50,
-    "\u0130stanbul", "ﬀ", "٣٤٥", "𝟏𝟐𝟑", "²", "\u00a0", "\u200b", "Ω" * 200, "x" * 5000,
-    "=HYPERLINK(\"http://x\")", "../../etc/passwd", "\\\\server\\share", "null", "true", "0", "-1e999",
+    SCRIPT,
+    '"><img src=x onerror=alert(1)>',
+    "</title><script>alert(1)</script>",
+    "{{ 7*7 }}",
+    "{% raw %}",
+    "'; DROP TABLE subscribers; --",
+    "%s%s%n",
+    "${jndi:ldap://x}",
+    "\u202eevil\u202c",
+    "e\u0301",
+    "\U0001f600\U0001f4a9",
+    "\ufeff",
+    "\u2028\u2029",
+    "\x85",
+    "a\tb\nc\rd",
+    "\x1b[31mred",
+    "\x7f",
+    "ß" * 50,
+    "\u0130stanbul",
+    "ﬀ",
+    "٣٤٥",
+    "𝟏𝟐𝟑",
+    "²",
+    "\u00a0",
+    "\u200b",
+    "Ω" * 200,
+    "x" * 5000,
+    '=HYPERLINK("http://x")',
+    "../../etc/passwd",
+    "\\\\server\\share",
+    "null",
+    "true",
+    "0",
+    "-1e999",
 ]
 CONTROL = [chr(c) for c in (*range(0x00, 0x20), 0x7F, 0x85, 0x2028, 0x2029, 0xFEFF, 0x202E, 0x200B)]
 # Byte sequences that are not UTF-8: a stray continuation byte, an overlong NUL, a CESU
 # surrogate, a cut 3-byte sequence, bytes no UTF-8 ever uses, Latin-1 and Windows-1252 text.
-BAD_UTF8 = [b"\x80", b"\xc0\x80", b"\xed\xa0\x80", b"\xe2\x82", b"\xff", b"\xfe", b"\xf8\x88\x80\x80\x80",
-            b"\xe9", b"caf\xe9", b"\x93quoted\x94", b"\xf4\x90\x80\x80"]
+BAD_UTF8 = [
+    b"\x80",
+    b"\xc0\x80",
+    b"\xed\xa0\x80",
+    b"\xe2\x82",
+    b"\xff",
+    b"\xfe",
+    b"\xf8\x88\x80\x80\x80",
+    b"\xe9",
+    b"caf\xe9",
+    b"\x93quoted\x94",
+    b"\xf4\x90\x80\x80",
+]
 
-hostile_text = st.deferred(lambda: st.one_of(
-    st.sampled_from(NASTY_TEXT),
-    st.text(max_size=60),
-    st.text(alphabet=st.sampled_from(CONTROL), min_size=1, max_size=8),
-    st.builds(lambda a, b, c: a + b + c, st.text(max_size=10), st.sampled_from(NASTY_TEXT), st.text(max_size=10)),
-))
+hostile_text = st.deferred(
+    lambda: st.one_of(
+        st.sampled_from(NASTY_TEXT),
+        st.text(max_size=60),
+        st.text(alphabet=st.sampled_from(CONTROL), min_size=1, max_size=8),
+        st.builds(
+            lambda a, b, c: a + b + c, st.text(max_size=10), st.sampled_from(NASTY_TEXT), st.text(max_size=10)
+        ),
+    )
+)
 
 # Any JSON value, of any type: what a field gets when a sender confuses its types.
-json_values = st.deferred(lambda: st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | hostile_text,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile_text, inner, max_size=3),
-    max_leaves=6,
-))
+json_values = st.deferred(
+    lambda: st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | hostile_text,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(hostile_text, inner, max_size=3),
+        max_leaves=6,
+    )
+)
 
 
 # --- where to hurt a document -------------------------------------------------------------
@@ -282,16 +340,23 @@ def spoiled(draw: st.DrawFn, base: dict[str, Any]) -> Hostile:
         return Hostile(kind, raw[:at] + bad + raw[at:], key, "bad_encoding")
 
     if kind == "latin1_export":
-        text = json.dumps(put(doc, ("event_id",), "Sainte-Genevi\u00e8ve-" + str(doc.get("event_id"))[:50]),
-                          ensure_ascii=False)
+        text = json.dumps(
+            put(doc, ("event_id",), "Sainte-Genevi\u00e8ve-" + str(doc.get("event_id"))[:50]),
+            ensure_ascii=False,
+        )
         return Hostile(kind, text.encode("latin-1", "replace"), key, "bad_encoding")
 
     if kind == "deep_nesting":
         path = draw(st.sampled_from(inner_paths))
         depth = draw(st.sampled_from([50, 500, 5_000, 100_000]))
         raw = with_raw(doc, path, deep_json(depth, draw(st.sampled_from("[{"))), ascii_).encode()
-        expect = "bad_json" if depth >= 5_000 else \
-            None if unconstrained(doc, path) else ("schema_violation", "unknown_schema")
+        expect = (
+            "bad_json"
+            if depth >= 5_000
+            else None
+            if unconstrained(doc, path)
+            else ("schema_violation", "unknown_schema")
+        )
         return Hostile(kind, raw, key, expect)
 
     if kind == "nan_infinity":
@@ -301,10 +366,21 @@ def spoiled(draw: st.DrawFn, base: dict[str, Any]) -> Hostile:
 
     if kind == "huge_number":
         path = draw(st.sampled_from(inner_paths))
-        token = draw(st.sampled_from([
-            "1" * 5000, "-" + "9" * 4400, "1e400", "-1e400", "1e-400", "9223372036854775808",
-            "18446744073709551616", "0.0000000000000000000000001", "1" + "0" * 400 + ".5",
-        ]))
+        token = draw(
+            st.sampled_from(
+                [
+                    "1" * 5000,
+                    "-" + "9" * 4400,
+                    "1e400",
+                    "-1e400",
+                    "1e-400",
+                    "9223372036854775808",
+                    "18446744073709551616",
+                    "0.0000000000000000000000001",
+                    "1" + "0" * 400 + ".5",
+                ]
+            )
+        )
         return Hostile(kind, with_raw(doc, path, token, ascii_).encode(), key, None)
 
     if kind == "coordinates_out_of_range":
@@ -312,9 +388,11 @@ def spoiled(draw: st.DrawFn, base: dict[str, Any]) -> Hostile:
         i = draw(st.integers(0, len(doc["addresses"]) - 1))
         which = draw(st.sampled_from(["lat", "lon"]))
         limit = 90.0 if which == "lat" else 180.0
-        bad = draw(st.floats(min_value=limit, max_value=1e308, exclude_min=True) |
-                   st.floats(max_value=-limit, min_value=-1e308, exclude_max=True) |
-                   st.integers(min_value=int(limit) + 1, max_value=10**30))
+        bad = draw(
+            st.floats(min_value=limit, max_value=1e308, exclude_min=True)
+            | st.floats(max_value=-limit, min_value=-1e308, exclude_max=True)
+            | st.integers(min_value=int(limit) + 1, max_value=10**30)
+        )
         bad = -bad if draw(st.booleans()) else bad
         a = doc["addresses"][i]
         a.setdefault("lat", 38.6)
@@ -343,10 +421,13 @@ def spoiled(draw: st.DrawFn, base: dict[str, Any]) -> Hostile:
         return Hostile(kind, with_raw(doc, path, text, ascii_).encode(), key, "bad_json")
 
     if kind == "not_an_object":
-        value = draw(st.one_of(
-            st.lists(st.just(doc), min_size=1, max_size=2), st.sampled_from(["registry-event/1", 0, None, True]),
-            json_values.filter(lambda v: not isinstance(v, dict)),
-        ))
+        value = draw(
+            st.one_of(
+                st.lists(st.just(doc), min_size=1, max_size=2),
+                st.sampled_from(["registry-event/1", 0, None, True]),
+                json_values.filter(lambda v: not isinstance(v, dict)),
+            )
+        )
         return Hostile(kind, _dumps(value, ascii_), key, "not_an_object")
 
     if kind == "truncated":
@@ -363,8 +444,12 @@ def spoiled(draw: st.DrawFn, base: dict[str, Any]) -> Hostile:
         path = draw(st.sampled_from(strings))
         esc = draw(st.sampled_from(["\\ud800", "\\udfff", "x\\udc00y", "\\ud83d", "\\ude00\\ud83d"]))
         old = json.dumps(get(doc, path))[1:-1]
-        return Hostile(kind, with_raw(doc, path, f'"{old}{esc}"', ascii_).encode(), key,
-                       ("bad_encoding", "schema_violation", "unknown_schema"))
+        return Hostile(
+            kind,
+            with_raw(doc, path, f'"{old}{esc}"', ascii_).encode(),
+            key,
+            ("bad_encoding", "schema_violation", "unknown_schema"),
+        )
 
     if kind == "nul_character":
         strings = [p for p, v in all_paths if isinstance(v, str) and p != ("schema",)]
@@ -373,11 +458,15 @@ def spoiled(draw: st.DrawFn, base: dict[str, Any]) -> Hostile:
         return Hostile(kind, _dumps(doc2, ascii_), key, ("bad_encoding", "schema_violation"))
 
     if kind == "unknown_schema":
-        value = draw(st.sampled_from(["registry-event/2", "registry-event/1 ", "REGISTRY-EVENT/1", "", None, 1]))
+        value = draw(
+            st.sampled_from(["registry-event/2", "registry-event/1 ", "REGISTRY-EVENT/1", "", None, 1])
+        )
         return Hostile(kind, _dumps(put(doc, ("schema",), value), ascii_), key, "unknown_schema")
 
     if kind == "key_mismatch":
-        other = draw(st.one_of(st.binary(min_size=1, max_size=20), st.text(min_size=1, max_size=20).map(str.encode)))
+        other = draw(
+            st.one_of(st.binary(min_size=1, max_size=20), st.text(min_size=1, max_size=20).map(str.encode))
+        )
         if other == key:
             other += b"-other"
         return Hostile(kind, _dumps(doc, ascii_), other, "key_mismatch")
@@ -403,10 +492,26 @@ def spoiled(draw: st.DrawFn, base: dict[str, Any]) -> Hostile:
 
 
 # Fields that may be null.
-NULLABLE = frozenset({"middle_name", "suffix", "sex", "race", "height_in", "weight_lb", "photo_url", "county",
-                      "code", "convicted_on"})
-KNOWN_FIELDS = frozenset(EVENT_SCHEMA["properties"]) | frozenset(EVENT_SCHEMA["$defs"]["offender"]["properties"]) \
-    | frozenset(EVENT_SCHEMA["$defs"]["address"]["properties"]) | {"description", "code", "convicted_on"}
+NULLABLE = frozenset(
+    {
+        "middle_name",
+        "suffix",
+        "sex",
+        "race",
+        "height_in",
+        "weight_lb",
+        "photo_url",
+        "county",
+        "code",
+        "convicted_on",
+    }
+)
+KNOWN_FIELDS = (
+    frozenset(EVENT_SCHEMA["properties"])
+    | frozenset(EVENT_SCHEMA["$defs"]["offender"]["properties"])
+    | frozenset(EVENT_SCHEMA["$defs"]["address"]["properties"])
+    | {"description", "code", "convicted_on"}
+)
 
 
 def unconstrained(doc: dict[str, Any], path: Path) -> bool:
@@ -415,10 +520,29 @@ def unconstrained(doc: dict[str, Any], path: Path) -> bool:
 
 
 MUTATIONS = (
-    "drop_required", "wrong_type", "hostile_string", "huge_string", "control_chars", "invalid_utf8",
-    "latin1_export", "deep_nesting", "nan_infinity", "huge_number", "coordinates_out_of_range",
-    "half_coordinates", "repeated_key", "not_an_object", "truncated", "trailing_garbage", "lone_surrogate",
-    "nul_character", "unknown_schema", "key_mismatch", "unexpected_field", "random_bytes", "bom",
+    "drop_required",
+    "wrong_type",
+    "hostile_string",
+    "huge_string",
+    "control_chars",
+    "invalid_utf8",
+    "latin1_export",
+    "deep_nesting",
+    "nan_infinity",
+    "huge_number",
+    "coordinates_out_of_range",
+    "half_coordinates",
+    "repeated_key",
+    "not_an_object",
+    "truncated",
+    "trailing_garbage",
+    "lone_surrogate",
+    "nul_character",
+    "unknown_schema",
+    "key_mismatch",
+    "unexpected_field",
+    "random_bytes",
+    "bom",
 )
 
 
@@ -428,14 +552,20 @@ def _with_address(doc: dict[str, Any]) -> dict[str, Any]:
     if doc.get("kind") != "upsert":
         doc = doc | {"kind": "upsert", "offender": copy.deepcopy(PLAIN_OFFENDER), "addresses": []}
     if not doc["addresses"]:
-        doc["addresses"] = [{"type": "home", "street": "1 Market St", "city": "St. Louis", "state": "MO",
-                             "zip": "63101"}]
+        doc["addresses"] = [
+            {"type": "home", "street": "1 Market St", "city": "St. Louis", "state": "MO", "zip": "63101"}
+        ]
     return doc
 
 
 PLAIN_OFFENDER: dict[str, Any] = {
-    "last_name": "Doe", "first_name": "Richard", "date_of_birth": "1980-04-02", "tier": 2,
-    "compliance": "compliant", "juvenile": False, "offenses": [{"description": "Failure to register"}],
+    "last_name": "Doe",
+    "first_name": "Richard",
+    "date_of_birth": "1980-04-02",
+    "tier": 2,
+    "compliance": "compliant",
+    "juvenile": False,
+    "offenses": [{"description": "Failure to register"}],
 }
 
 
@@ -465,19 +595,33 @@ class Tally:
 
     def line(self) -> str:
         reasons = ", ".join(f"{r}={n}" for r, n in sorted(self.rejected.items()))
-        return (f"{self.name}: tried={self.tried} accepted={self.accepted} "
-                f"rejected={sum(self.rejected.values())}" + (f" ({reasons})" if reasons else ""))
-
-
+        return (
+            f"{self.name}: tried={self.tried} accepted={self.accepted} "
+            f"rejected={sum(self.rejected.values())}" + (f" ({reasons})" if reasons else "")
+        )
 
 
 # --- any JSON document (import lines, GeoJSON features) ------------------------------------
 
 LONE_SURROGATES = ("\\ud800", "\\udfff", "a\\udc00b")
 JSON_SPOILERS = (
-    "wrong_type", "hostile_string", "huge_string", "control_chars", "drop_field", "deep_nesting",
-    "nan_infinity", "huge_number", "repeated_key", "not_an_object", "truncated", "trailing_garbage",
-    "lone_surrogate", "nul_character", "invalid_utf8", "random_bytes", "unexpected_field",
+    "wrong_type",
+    "hostile_string",
+    "huge_string",
+    "control_chars",
+    "drop_field",
+    "deep_nesting",
+    "nan_infinity",
+    "huge_number",
+    "repeated_key",
+    "not_an_object",
+    "truncated",
+    "trailing_garbage",
+    "lone_surrogate",
+    "nul_character",
+    "invalid_utf8",
+    "random_bytes",
+    "unexpected_field",
 )
 # Spoilers after which the document can no longer be valid JSON text.
 NOT_JSON = frozenset({"nan_infinity", "repeated_key", "truncated", "trailing_garbage", "invalid_utf8"})
@@ -507,7 +651,9 @@ def spoiled_json(draw: st.DrawFn, doc: Any, kinds: tuple[str, ...] = JSON_SPOILE
         return kind, dumps(put(doc, draw(st.sampled_from(strings)), draw(hostile_text)))
     if kind == "huge_string":
         size = draw(st.sampled_from([2_001, 20_000, 140_000]))
-        return kind, dumps(put(doc, draw(st.sampled_from(strings)), draw(st.sampled_from("xé\U0001f600<")) * size))
+        return kind, dumps(
+            put(doc, draw(st.sampled_from(strings)), draw(st.sampled_from("xé\U0001f600<")) * size)
+        )
     if kind == "control_chars":
         path = draw(st.sampled_from(strings))
         old = get(doc, path)
@@ -522,7 +668,9 @@ def spoiled_json(draw: st.DrawFn, doc: Any, kinds: tuple[str, ...] = JSON_SPOILE
         depth = draw(st.sampled_from([50, 500, 5_000, 100_000]))
         return kind, raw_at(draw(st.sampled_from(inner)), deep_json(depth, draw(st.sampled_from("[{"))))
     if kind == "nan_infinity":
-        return kind, raw_at(draw(st.sampled_from(inner)), draw(st.sampled_from(["NaN", "Infinity", "-Infinity"])))
+        return kind, raw_at(
+            draw(st.sampled_from(inner)), draw(st.sampled_from(["NaN", "Infinity", "-Infinity"]))
+        )
     if kind == "huge_number":
         token = draw(st.sampled_from(["1" * 5000, "1e400", "-1e400", "1e-400", "9223372036854775808", "-0"]))
         return kind, raw_at(draw(st.sampled_from(inner)), token)
@@ -536,7 +684,7 @@ def spoiled_json(draw: st.DrawFn, doc: Any, kinds: tuple[str, ...] = JSON_SPOILE
         return kind, dumps(draw(json_values.filter(lambda v: not isinstance(v, dict))))
     if kind == "truncated":
         raw = dumps(doc)
-        return kind, raw[:draw(st.integers(1, len(raw) - 1))]
+        return kind, raw[: draw(st.integers(1, len(raw) - 1))]
     if kind == "trailing_garbage":
         return kind, dumps(doc) + draw(st.sampled_from([b"x", b"}", b",{}", b"\x00", b"]"]))
     if kind == "lone_surrogate":

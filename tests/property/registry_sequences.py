@@ -34,9 +34,19 @@ class Subscriber:
 
 def subscribers(offender_ids: list[str]) -> list[Subscriber]:
     """Three subscribers: two circles, one large circle and a watch, watches only."""
+
     def place(label: str, at: tuple[float, float], radius: str) -> dict[str, Any]:
-        return {"label": label, "street": f"1 {label} St", "city": "St. Louis", "state": "MO", "zip": "63101",
-                "radius": radius, "lat": at[0], "lon": at[1]}
+        return {
+            "label": label,
+            "street": f"1 {label} St",
+            "city": "St. Louis",
+            "state": "MO",
+            "zip": "63101",
+            "radius": radius,
+            "lat": at[0],
+            "lon": at[1],
+        }
+
     return [
         Subscriber("one@example.org", (place("Home", ST_LOUIS, "0.5mi"), place("School", SCHOOL, "2mi")), ()),
         Subscriber("two@example.org", (place("Office", ST_LOUIS, "5mi"),), tuple(offender_ids[:2])),
@@ -73,14 +83,22 @@ def locations(rng: random.Random, n: int = 24) -> list[tuple[str, tuple[float, f
 def _addresses(rng: random.Random, spots: list[tuple[str, tuple[float, float]]]) -> list[dict[str, Any]]:
     chosen = rng.sample(spots, rng.choice([0, 1, 1, 2, 2, 3]))
     return [
-        {"type": rng.choice(["home", "home", "work", "school", "temporary"]), "street": street,
-         "city": "St. Louis", "state": "MO", "zip": "63101", "lat": at[0], "lon": at[1]}
+        {
+            "type": rng.choice(["home", "home", "work", "school", "temporary"]),
+            "street": street,
+            "city": "St. Louis",
+            "state": "MO",
+            "zip": "63101",
+            "lat": at[0],
+            "lon": at[1],
+        }
         for street, at in chosen
     ]
 
 
-def offender_sequence(rng: random.Random, oid: str, index: int, steps: int,
-                      spots: list[tuple[str, tuple[float, float]]]) -> list[dict[str, Any]]:
+def offender_sequence(
+    rng: random.Random, oid: str, index: int, steps: int, spots: list[tuple[str, tuple[float, float]]]
+) -> list[dict[str, Any]]:
     revision, sent, out = 0, [], []
     for step in range(steps):
         r = rng.random()
@@ -95,14 +113,26 @@ def offender_sequence(rng: random.Random, oid: str, index: int, steps: int,
                 ev["revision"] = revision + rng.choice([1, 2])
             elif change == "addresses" and ev["kind"] == "upsert":
                 ev["addresses"] = _addresses(rng, spots) + [
-                    {"type": "home", "street": f"{900 + step} Repeat Ave", "city": "St. Louis", "state": "MO",
-                     "zip": "63101", "lat": ST_LOUIS[0], "lon": ST_LOUIS[1]}]
+                    {
+                        "type": "home",
+                        "street": f"{900 + step} Repeat Ave",
+                        "city": "St. Louis",
+                        "state": "MO",
+                        "zip": "63101",
+                        "lat": ST_LOUIS[0],
+                        "lon": ST_LOUIS[1],
+                    }
+                ]
             else:
                 ev["baseline"] = not ev.get("baseline", False)
             out.append(ev)
             continue
-        ev: dict[str, Any] = {"schema": "registry-event/1", "event_id": f"{oid}-s{step}", "offender_id": oid,
-                              "occurred_at": f"2026-12-04T{8 + step // 6:02d}:{step % 6 * 10:02d}:00Z"}
+        ev: dict[str, Any] = {
+            "schema": "registry-event/1",
+            "event_id": f"{oid}-s{step}",
+            "offender_id": oid,
+            "occurred_at": f"2026-12-04T{8 + step // 6:02d}:{step % 6 * 10:02d}:00Z",
+        }
         if sent and r < 0.32:  # stale or equal revision, under a new id
             ev["revision"] = rng.randint(1, max(revision, 1))
         else:
@@ -113,8 +143,12 @@ def offender_sequence(rng: random.Random, oid: str, index: int, steps: int,
         else:
             ev["kind"] = "upsert"
             ev["offender"] = {
-                "last_name": f"Offender{index}", "first_name": "Ray", "date_of_birth": "1970-01-01",
-                "tier": 2, "compliance": "compliant", "juvenile": rng.random() < 0.1,
+                "last_name": f"Offender{index}",
+                "first_name": "Ray",
+                "date_of_birth": "1970-01-01",
+                "tier": 2,
+                "compliance": "compliant",
+                "juvenile": rng.random() < 0.1,
                 "offenses": [{"description": "Offense"}],
             }
             ev["addresses"] = _addresses(rng, spots)
@@ -125,7 +159,9 @@ def offender_sequence(rng: random.Random, oid: str, index: int, steps: int,
     return out
 
 
-def registry_day(rng: random.Random, offenders: int, steps: int) -> tuple[list[str], list[list[dict[str, Any]]]]:
+def registry_day(
+    rng: random.Random, offenders: int, steps: int
+) -> tuple[list[str], list[list[dict[str, Any]]]]:
     """Offender ids and their sequences (each in its own order)."""
     spots = locations(rng)
     ids = [f"MO-{i:03d}" for i in range(offenders)]

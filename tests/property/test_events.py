@@ -48,17 +48,25 @@ def _identifiers(doc: Any) -> list[str]:
 def assert_applied_as_sent(ev: RegistryEvent, doc: dict[str, Any]) -> None:
     """An accepted event says what the document said, and the worker can store what follows."""
     assert (ev.event_id, ev.offender_id, ev.revision, ev.kind) == (
-        doc["event_id"], doc["offender_id"], doc["revision"], doc["kind"])
+        doc["event_id"],
+        doc["offender_id"],
+        doc["revision"],
+        doc["kind"],
+    )
     assert ev.baseline == doc.get("baseline", False)
     if doc["kind"] == "upsert":
         p = ev.offender
         assert p is not None
         assert (p.last_name, p.first_name, p.juvenile, p.tier) == (
-            doc["offender"]["last_name"], doc["offender"]["first_name"], doc["offender"]["juvenile"],
-            doc["offender"]["tier"])
+            doc["offender"]["last_name"],
+            doc["offender"]["first_name"],
+            doc["offender"]["juvenile"],
+            doc["offender"]["tier"],
+        )
         assert len(ev.addresses) == len(doc["addresses"])
-        assert {digest_online_identifier(i) for i in doc["offender"].get("online_identifiers") or ()
-                if i.strip()} == set(p.online_identifier_digests)
+        assert {
+            digest_online_identifier(i) for i in doc["offender"].get("online_identifiers") or () if i.strip()
+        } == set(p.online_identifier_digests)
     else:
         assert ev.offender is None and ev.addresses == ()
     outcome = apply_event(None, ev)
@@ -154,14 +162,18 @@ def written_anyhow(draw: st.DrawFn, pool: list[dict[str, Any]]) -> tuple[bytes, 
     a BOM), keyed by its offender id (as text or bytes), by nothing, or by something else."""
     doc = draw(st.sampled_from(pool))
     text = json.dumps(
-        doc, ensure_ascii=draw(st.booleans()), sort_keys=draw(st.booleans()),
+        doc,
+        ensure_ascii=draw(st.booleans()),
+        sort_keys=draw(st.booleans()),
         indent=draw(st.none() | st.integers(0, 3)),
         separators=draw(st.sampled_from([None, (",", ":"), (" ,\t", " :\n")])),
     )
     pad = st.text(alphabet=" \t\r\n", max_size=3)
     text = draw(st.sampled_from(["", "\ufeff"])) + draw(pad) + text + draw(pad)
     oid = doc["offender_id"]
-    key = draw(st.sampled_from([None, oid, oid.encode("utf-8")]) | st.binary(max_size=20) | st.text(max_size=20))
+    key = draw(
+        st.sampled_from([None, oid, oid.encode("utf-8")]) | st.binary(max_size=20) | st.text(max_size=20)
+    )
     return text.encode("utf-8"), key
 
 
@@ -180,7 +192,9 @@ def test_arbitrary_messages_are_dead_lettered_with_their_bytes_or_round_trip(tal
         st.binary(max_size=400),
         st.text(max_size=200).map(lambda s: s.encode("utf-8", "surrogatepass")),
         json_docs.map(lambda d: json.dumps(d).encode()),
-        json_docs.map(lambda d: json.dumps({"schema": "registry-event/1", "kind": "upsert", "x": d}).encode()),
+        json_docs.map(
+            lambda d: json.dumps({"schema": "registry-event/1", "kind": "upsert", "x": d}).encode()
+        ),
     )
     keys = st.none() | st.binary(max_size=20) | st.text(max_size=20)
 

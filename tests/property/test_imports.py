@@ -23,7 +23,7 @@ from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.gazetteer_db import address_points, gazetteer_streets, street_ranges
 from streams.adapters.gazetteer_import import import_gazetteer
 from streams.adapters.gazetteer_rows import MISSOURI_BOUNDS
-from streams.adapters.mail import MaildirSender
+from streams.adapters.maildir import MaildirSender
 from streams.adapters.subscriber_import import (
     MAX_LINE_BYTES,
     ImportedSubscriber,
@@ -53,12 +53,28 @@ _n = itertools.count(1)
 def good_line(**over: Any) -> dict[str, Any]:
     n = next(_n)
     return {
-        "email": f"Parent{n}@Example.org", "confirmed": True, "offenders": [f"MO-{n:04d}"],
+        "email": f"Parent{n}@Example.org",
+        "confirmed": True,
+        "offenders": [f"MO-{n:04d}"],
         "addresses": [
-            {"label": f"Home {SCRIPT}", "street": "1 Hitt St", "city": "Columbia", "state": "MO",
-             "zip": "65201", "radius": "1mi"},  # geocoded from the demo gazetteer
-            {"label": "Emma's school", "street": "300 E High St", "city": "Jefferson City", "state": "mo",
-             "zip": "65101-1234", "radius": "500ft", "lat": 38.577, "lon": -92.169},
+            {
+                "label": f"Home {SCRIPT}",
+                "street": "1 Hitt St",
+                "city": "Columbia",
+                "state": "MO",
+                "zip": "65201",
+                "radius": "1mi",
+            },  # geocoded from the demo gazetteer
+            {
+                "label": "Emma's school",
+                "street": "300 E High St",
+                "city": "Jefferson City",
+                "state": "mo",
+                "zip": "65101-1234",
+                "radius": "500ft",
+                "lat": 38.577,
+                "lon": -92.169,
+            },
         ],
     } | over
 
@@ -67,7 +83,11 @@ def good_line(**over: Any) -> dict[str, Any]:
 def line_pool() -> list[dict[str, Any]]:
     """Lines from subscriber-import.schema.json (hypothesis-jsonschema), each with an e-mail
     address that passes the syntax check (the schema says only "a string")."""
-    pool = [good_line(), good_line(addresses=[], offenders=[]), {"email": "a@example.com", "confirmed": False}]
+    pool = [
+        good_line(),
+        good_line(addresses=[], offenders=[]),
+        {"email": "a@example.com", "confirmed": False},
+    ]
 
     @property_settings(40)
     @given(schema_subscriber_lines())
@@ -79,31 +99,80 @@ def line_pool() -> list[dict[str, Any]]:
 
 
 # Spoilers after which a line can never be imported (the rest may leave it valid).
-LINE_REJECTED = NOT_JSON | {"deep_nesting", "huge_string", "not_an_object", "lone_surrogate", "nul_character",
-                            "bad_email", "too_many_offenders", "too_many_addresses", "bad_radius",
-                            "half_coordinates", "coordinates_out_of_range", "overlong_line", "bom_inside",
-                            "drop_required"}
+LINE_REJECTED = NOT_JSON | {
+    "deep_nesting",
+    "huge_string",
+    "not_an_object",
+    "lone_surrogate",
+    "nul_character",
+    "bad_email",
+    "too_many_offenders",
+    "too_many_addresses",
+    "bad_radius",
+    "half_coordinates",
+    "coordinates_out_of_range",
+    "overlong_line",
+    "bom_inside",
+    "drop_required",
+}
 HOSTILE_EMAILS = [
-    "plain", "@example.org", "a@", "a@@example.org", "a b@example.org", f"{SCRIPT}@example.org",
-    "a@example.org\n", "a@exa_mple.org", "a@[127.0.0.1]", "\"quoted\"@example.org", "a@" + "b" * 250 + ".org",
-    "a@example..org", "a@-example.org", "a@example.org>", "a\u0000@example.org", "\u202ea@example.org",
+    "plain",
+    "@example.org",
+    "a@",
+    "a@@example.org",
+    "a b@example.org",
+    f"{SCRIPT}@example.org",
+    "a@example.org\n",
+    "a@exa_mple.org",
+    "a@[127.0.0.1]",
+    '"quoted"@example.org',
+    "a@" + "b" * 250 + ".org",
+    "a@example..org",
+    "a@-example.org",
+    "a@example.org>",
+    "a\u0000@example.org",
+    "\u202ea@example.org",
 ]
 # Odd but deliverable: email-validator takes them (a long local part, an internationalized address).
-ODD_EMAILS = ["a" * 65 + "@example.org", "ä@ex\u00e4mple.org", "O'Brien+alerts@Example.ORG", "x@xn--bcher-kva.example"]
+ODD_EMAILS = [
+    "a" * 65 + "@example.org",
+    "ä@ex\u00e4mple.org",
+    "O'Brien+alerts@Example.ORG",
+    "x@xn--bcher-kva.example",
+]
 
 
 @st.composite
 def hostile_line(draw: st.DrawFn, base: dict[str, Any]) -> tuple[str, bytes]:
-    kind = draw(st.sampled_from(["json", "json", "json", "bad_email", "odd_email", "too_many_offenders", "too_many_addresses",
-                                 "bad_radius", "half_coordinates", "coordinates_out_of_range", "overlong_line",
-                                 "bom_inside", "drop_required", "blank"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "json",
+                "json",
+                "json",
+                "bad_email",
+                "odd_email",
+                "too_many_offenders",
+                "too_many_addresses",
+                "bad_radius",
+                "half_coordinates",
+                "coordinates_out_of_range",
+                "overlong_line",
+                "bom_inside",
+                "drop_required",
+                "blank",
+            ]
+        )
+    )
     doc = json.loads(json.dumps(base))
     if kind == "json":
         return draw(spoiled_json(base))
     if kind == "bad_email":
         return kind, json.dumps(doc | {"email": draw(st.sampled_from(HOSTILE_EMAILS))}).encode()
     if kind == "odd_email":
-        return kind, json.dumps(doc | {"email": draw(st.sampled_from(ODD_EMAILS))}, ensure_ascii=False).encode()
+        return kind, json.dumps(
+            doc | {"email": draw(st.sampled_from(ODD_EMAILS))}, ensure_ascii=False
+        ).encode()
     if kind == "too_many_offenders":
         ids = [f"X-{i}" for i in range(draw(st.integers(6, 50)))]
         return kind, json.dumps(doc | {"offenders": ids}).encode()
@@ -118,10 +187,14 @@ def hostile_line(draw: st.DrawFn, base: dict[str, Any]) -> tuple[str, bytes]:
             del a[draw(st.sampled_from(["lat", "lon"]))]
         else:
             which = draw(st.sampled_from(["lat", "lon"]))
-            a[which] = draw(st.sampled_from([90.5, -90.5, 1e308] if which == "lat" else [180.5, -181.0, -1e10]))
+            a[which] = draw(
+                st.sampled_from([90.5, -90.5, 1e308] if which == "lat" else [180.5, -181.0, -1e10])
+            )
         return kind, json.dumps(doc | {"addresses": [a]}).encode()
     if kind == "overlong_line":
-        return kind, json.dumps(doc | {"padding": "x" * (MAX_LINE_BYTES + draw(st.integers(1, 70_000)))}).encode()
+        return kind, json.dumps(
+            doc | {"padding": "x" * (MAX_LINE_BYTES + draw(st.integers(1, 70_000)))}
+        ).encode()
     if kind == "bom_inside":
         return kind, b"\xef\xbb\xbf" + json.dumps(doc).encode()
     if kind == "drop_required":
@@ -132,9 +205,13 @@ def hostile_line(draw: st.DrawFn, base: dict[str, Any]) -> tuple[str, bytes]:
 
 def reason_key(message: str) -> str:
     """A short name to count a rejection by: the kind of fault, or the field it names."""
-    for start, key in (("not valid JSON", "not JSON"), ("line is not UTF-8", "not UTF-8"),
-                       ("line is longer", "line too long"), ("a line must be", "not an object"),
-                       ("line:", "top-level fields")):
+    for start, key in (
+        ("not valid JSON", "not JSON"),
+        ("line is not UTF-8", "not UTF-8"),
+        ("line is longer", "line too long"),
+        ("a line must be", "not an object"),
+        ("line:", "top-level fields"),
+    ):
         if message.startswith(start):
             return key
     return message.split(":", 1)[0].split("[", 1)[0].split(".", 1)[0]
@@ -200,8 +277,10 @@ def test_subscriber_lines_are_imported_or_rejected_with_a_reason(tally, line_poo
 def import_services(sqlite_engine: Engine, tmp_path: Path) -> Runtime:
     import_gazetteer(sqlite_engine, DEMO_GAZETTEER, progress=False)
     return Runtime(
-        settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}), engine=sqlite_engine,
-        mail=MaildirSender(tmp_path / "maildir"), geocoder=LocalGazetteer(sqlite_engine),
+        settings=load_settings({"SOR_DATA_DIR": str(tmp_path)}),
+        engine=sqlite_engine,
+        mail=MaildirSender(tmp_path / "maildir"),
+        geocoder=LocalGazetteer(sqlite_engine),
     )
 
 
@@ -212,12 +291,16 @@ def _stored(engine: Engine) -> dict[str, tuple[list[tuple[str, str, str]], set[s
         out = {email: ([], set()) for email in subs.values()}
         for row in conn.execute(select(tracked_addresses).order_by(tracked_addresses.c.id)):
             out[subs[row.subscriber_id]][0].append((row.label, row.street, row.radius_code))
-        for sid, oid in conn.execute(select(offender_watches.c.subscriber_id, offender_watches.c.offender_id)):
+        for sid, oid in conn.execute(
+            select(offender_watches.c.subscriber_id, offender_watches.c.offender_id)
+        ):
             out[subs[sid]][1].add(oid)
     return out
 
 
-def test_a_hostile_import_file_stores_exactly_its_accepted_lines(tally, line_pool, import_services, tmp_path) -> None:
+def test_a_hostile_import_file_stores_exactly_its_accepted_lines(
+    tally, line_pool, import_services, tmp_path
+) -> None:
     """Good and hostile lines mixed, some for the same e-mail address, through `subscribers
     import` (geocoding included) into SQLite: each line is counted once, as imported or as
     rejected with a reason, and the database holds what the last imported line of each
@@ -231,8 +314,9 @@ def test_a_hostile_import_file_stores_exactly_its_accepted_lines(tally, line_poo
         st.builds(lambda: good_line()),
         st.sampled_from(emails).map(lambda e: good_line(email=e.upper())),
         st.sampled_from(emails).map(lambda e: good_line(email=e, addresses=[], offenders=["A", "B", "A"])),
-        st.sampled_from(emails).map(lambda e: good_line(email=e, addresses=[good_line()["addresses"][0] | {
-            "street": "9999 Hitt St"}])),  # a house the street does not have: refused by the geocoder
+        st.sampled_from(emails).map(
+            lambda e: good_line(email=e, addresses=[good_line()["addresses"][0] | {"street": "9999 Hitt St"}])
+        ),  # a house the street does not have: refused by the geocoder
     )
 
     @property_settings(150)
@@ -261,7 +345,10 @@ def test_a_hostile_import_file_stores_exactly_its_accepted_lines(tally, line_poo
                 t.reject(reason_key(rejected[n]))
                 continue
             assert isinstance(item, ImportedSubscriber)
-            expected[item.email] = ([(a.label, a.street, a.radius_code) for a in item.addresses], set(item.offenders))
+            expected[item.email] = (
+                [(a.label, a.street, a.radius_code) for a in item.addresses],
+                set(item.offenders),
+            )
             t.accept()
         assert _stored(engine) == expected
 
@@ -277,14 +364,32 @@ OA_HEADER = ["LON", "LAT", "NUMBER", "STREET", "UNIT", "CITY", "DISTRICT", "REGI
 def good_point(base: int = 100_000) -> dict[str, Any]:
     """A Columbia house; the good rows around hostile ones number from 500,000 up."""
     n = base + next(_n)
-    return {"LON": -92.3252, "LAT": 38.9467, "NUMBER": str(n), "STREET": "Property Test Rd", "UNIT": "",
-            "CITY": "Columbia", "DISTRICT": "", "REGION": "MO", "POSTCODE": "65201"}
+    return {
+        "LON": -92.3252,
+        "LAT": 38.9467,
+        "NUMBER": str(n),
+        "STREET": "Property Test Rd",
+        "UNIT": "",
+        "CITY": "Columbia",
+        "DISTRICT": "",
+        "REGION": "MO",
+        "POSTCODE": "65201",
+    }
 
 
 def good_range(base: int = 100_000) -> dict[str, Any]:
     n = base + 2 * next(_n)
-    return {"FULLNAME": "Property Test Ave", "LFROMHN": str(n), "LTOHN": str(n + 98), "RFROMHN": str(n + 1),
-            "RTOHN": str(n + 99), "ZIPL": "65101", "ZIPR": "65101", "TLID": str(n), "PLACE": "Jefferson City"}
+    return {
+        "FULLNAME": "Property Test Ave",
+        "LFROMHN": str(n),
+        "LTOHN": str(n + 98),
+        "RFROMHN": str(n + 1),
+        "RTOHN": str(n + 99),
+        "ZIPL": "65101",
+        "ZIPR": "65101",
+        "TLID": str(n),
+        "PLACE": "Jefferson City",
+    }
 
 
 def feature(props: dict[str, Any], tiger: bool) -> dict[str, Any]:
@@ -297,18 +402,46 @@ def feature(props: dict[str, Any], tiger: bool) -> dict[str, Any]:
 
 
 GEOMETRY_SPOILERS = [
-    None, [], "POINT(1 2)", 5, {"type": "Point"}, {"type": "Point", "coordinates": "-92,38"},
-    {"type": "Point", "coordinates": [{"x": 1}, 2]}, {"type": "Point", "coordinates": [[-92, 38]]},
-    {"type": "LineString", "coordinates": 7}, {"type": "LineString", "coordinates": [7, 8]},
-    {"type": "LineString", "coordinates": [{"a": 1}, {"b": 2}]}, {"type": "LineString", "coordinates": [[-92.2]]},
+    None,
+    [],
+    "POINT(1 2)",
+    5,
+    {"type": "Point"},
+    {"type": "Point", "coordinates": "-92,38"},
+    {"type": "Point", "coordinates": [{"x": 1}, 2]},
+    {"type": "Point", "coordinates": [[-92, 38]]},
+    {"type": "LineString", "coordinates": 7},
+    {"type": "LineString", "coordinates": [7, 8]},
+    {"type": "LineString", "coordinates": [{"a": 1}, {"b": 2}]},
+    {"type": "LineString", "coordinates": [[-92.2]]},
     {"type": "MultiLineString", "coordinates": [[[-92.2, 38.58], [-92.19, 38.58]], 3]},
     {"type": "LineString", "coordinates": [["-92.2", "38.58"], ["x", "y"]]},
 ]
-RAW_GEOMETRY = ["[NaN, 38.9]", "[-92.3, Infinity]", '{"type": "LineString", "coordinates": [[-92.2, 38.58], [NaN, 38.58]]}',
-                '{"type": "LineString", "coordinates": [[-92.2, 38.58], [Infinity, -Infinity]]}',
-                '{"type": "LineString", "coordinates": [[-92.2, 38.58], [1e999, 38.58]]}']
-NUMBERS = ["²", "١٢٣", "𝟏𝟐", "1" * 5000, "9" * 40, "-1", "1.5", "1e3", "0", "0x10", " 12 ", "12\x00", "½",
-           "1510 1/2", "1510-A", "\u00b9\u00b2\u00b3"]
+RAW_GEOMETRY = [
+    "[NaN, 38.9]",
+    "[-92.3, Infinity]",
+    '{"type": "LineString", "coordinates": [[-92.2, 38.58], [NaN, 38.58]]}',
+    '{"type": "LineString", "coordinates": [[-92.2, 38.58], [Infinity, -Infinity]]}',
+    '{"type": "LineString", "coordinates": [[-92.2, 38.58], [1e999, 38.58]]}',
+]
+NUMBERS = [
+    "²",
+    "١٢٣",
+    "𝟏𝟐",
+    "1" * 5000,
+    "9" * 40,
+    "-1",
+    "1.5",
+    "1e3",
+    "0",
+    "0x10",
+    " 12 ",
+    "12\x00",
+    "½",
+    "1510 1/2",
+    "1510-A",
+    "\u00b9\u00b2\u00b3",
+]
 
 
 @st.composite
@@ -330,7 +463,9 @@ def hostile_feature(draw: st.DrawFn, tiger: bool) -> tuple[str, bytes]:
         fields = ["LFROMHN", "LTOHN", "RFROMHN", "RTOHN"] if tiger else ["NUMBER"]
         f["properties"][draw(st.sampled_from(fields))] = draw(st.sampled_from(NUMBERS) | hostile_text)
         return choice, json.dumps(f).encode()
-    return choice, json.dumps(f | {"properties": draw(st.sampled_from([None, [], "x", 1, [["NUMBER", "1"]]]))}).encode()
+    return choice, json.dumps(
+        f | {"properties": draw(st.sampled_from([None, [], "x", 1, [["NUMBER", "1"]]]))}
+    ).encode()
 
 
 @st.composite
@@ -352,8 +487,19 @@ def hostile_csv_row(draw: st.DrawFn) -> tuple[str, bytes]:
         cells = [str(row[h]) for h in OA_HEADER]
         n = draw(st.integers(0, 14))
         return choice, ",".join((cells + ["extra"] * 6)[:n]).encode()
-    raw = draw(st.sampled_from([b'-92.3,38.9,"unterminated,Main St', b'"', b'\x00\x00\x00', b",,,,,,,,",
-                                b"-92.3;38.9;1;Main", b"\r", b"-92.3,38.9,1,Main\rSt,,Columbia,,MO,65201"]))
+    raw = draw(
+        st.sampled_from(
+            [
+                b'-92.3,38.9,"unterminated,Main St',
+                b'"',
+                b"\x00\x00\x00",
+                b",,,,,,,,",
+                b"-92.3;38.9;1;Main",
+                b"\r",
+                b"-92.3,38.9,1,Main\rSt,,Columbia,,MO,65201",
+            ]
+        )
+    )
     return choice, raw + draw(st.sampled_from(BAD_UTF8 + [b""]))
 
 
@@ -369,12 +515,16 @@ def _gazetteer_sane(engine: Engine) -> tuple[int, int]:
         for r in conn.execute(select(street_ranges)):
             assert len(r.geometry) >= 2 and all(math.isfinite(c) for pt in r.geometry for c in pt)
             assert r.street_norm and len(r.street_norm) <= 200
-        return (conn.execute(select(func.count()).select_from(address_points)).scalar_one(),
-                conn.execute(select(func.count()).select_from(street_ranges)).scalar_one())
+        return (
+            conn.execute(select(func.count()).select_from(address_points)).scalar_one(),
+            conn.execute(select(func.count()).select_from(street_ranges)).scalar_one(),
+        )
 
 
 @pytest.mark.parametrize("fmt", ["oa-csv", "oa-geojson", "tiger", "collection"])
-def test_gazetteer_rows_are_loaded_or_rejected_with_a_reason(fmt: str, tally, sqlite_engine, tmp_path) -> None:
+def test_gazetteer_rows_are_loaded_or_rejected_with_a_reason(
+    fmt: str, tally, sqlite_engine, tmp_path
+) -> None:
     """Hostile rows between good ones in each import format: every row is loaded or rejected
     with a reason, the good rows always load, and what is stored is a usable address. In a
     FeatureCollection (read as one JSON document) a feature that is not JSON spoils the file:
@@ -399,7 +549,9 @@ def test_gazetteer_rows_are_loaded_or_rejected_with_a_reason(fmt: str, tally, sq
                 conn.execute(delete(table))
         lines = [good_bytes(), *(raw for _, raw in rows), good_bytes()]
         if collection:
-            path.write_bytes(b'{"type": "FeatureCollection", "features": [\n' + b",\n".join(lines) + b"\n]}\n")
+            path.write_bytes(
+                b'{"type": "FeatureCollection", "features": [\n' + b",\n".join(lines) + b"\n]}\n"
+            )
             try:
                 report = import_gazetteer(sqlite_engine, path, "oa-geojson", progress=False)
             except ValueError as exc:
@@ -429,4 +581,3 @@ def test_gazetteer_rows_are_loaded_or_rejected_with_a_reason(fmt: str, tally, sq
 
     run()
     assert t.accepted and t.rejected
-

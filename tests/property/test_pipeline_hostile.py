@@ -15,7 +15,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hypothesis import given
 from hypothesis import strategies as st
 from pyproj import Geod
-
 from sqlalchemy import text
 
 from streams.adapters.db import make_engine
@@ -44,16 +43,33 @@ def good_event(i: int, rng: random.Random) -> dict[str, Any]:
     lat, lon = near(rng.uniform(30, 7_500), rng.uniform(0, 360))
     oid = f"GOOD-{i:04d}"
     return {
-        "schema": "registry-event/1", "event_id": f"{oid}-r1", "offender_id": oid, "revision": 1,
-        "occurred_at": "2026-11-20T14:00:00Z", "kind": "upsert",
+        "schema": "registry-event/1",
+        "event_id": f"{oid}-r1",
+        "offender_id": oid,
+        "revision": 1,
+        "occurred_at": "2026-11-20T14:00:00Z",
+        "kind": "upsert",
         "offender": {
-            "last_name": rng.choice(LEGAL_TEXT), "first_name": f"Good {i}", "date_of_birth": "1975-03-09",
-            "tier": 2, "compliance": "compliant", "juvenile": False,
+            "last_name": rng.choice(LEGAL_TEXT),
+            "first_name": f"Good {i}",
+            "date_of_birth": "1975-03-09",
+            "tier": 2,
+            "compliance": "compliant",
+            "juvenile": False,
             "offenses": [{"description": rng.choice(LEGAL_TEXT)}],
             "online_identifiers": [f"secret-handle-good-{i}"],
         },
-        "addresses": [{"type": "home", "street": f"{i} Market St", "city": "St. Louis", "state": "MO",
-                       "zip": "63101", "lat": lat, "lon": lon}],
+        "addresses": [
+            {
+                "type": "home",
+                "street": f"{i} Market St",
+                "city": "St. Louis",
+                "state": "MO",
+                "zip": "63101",
+                "lat": lat,
+                "lon": lon,
+            }
+        ],
     }
 
 
@@ -69,8 +85,14 @@ def _classify(h: Hostile) -> tuple[str | None, RegistryEvent | None]:
 
 async def _produce(bootstrap: str, items: list[tuple[bytes | None, bytes]]) -> None:
     # One record per batch: the embedded broker miscounts offsets of larger batches.
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                enable_idempotence=False, max_batch_size=1, max_request_size=2 * MAX_MESSAGE)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        enable_idempotence=False,
+        max_batch_size=1,
+        max_request_size=2 * MAX_MESSAGE,
+    )
     await producer.start()
     try:
         sent = [await producer.send("registry-events", value=value, key=key) for key, value in items]
@@ -79,10 +101,15 @@ async def _produce(bootstrap: str, items: list[tuple[bytes | None, bytes]]) -> N
         await producer.stop()
 
 
-async def _read_dlq(bootstrap: str, expected: int, system: Any, timeout: float = 150.0) -> list[dict[str, Any]]:
+async def _read_dlq(
+    bootstrap: str, expected: int, system: Any, timeout: float = 150.0
+) -> list[dict[str, Any]]:
     consumer = AIOKafkaConsumer(
-        "registry-events-dlq", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-        group_id=None, enable_auto_commit=False,
+        "registry-events-dlq",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
     )
     await consumer.start()
     records: list[dict[str, Any]] = []
@@ -91,7 +118,9 @@ async def _read_dlq(bootstrap: str, expected: int, system: Any, timeout: float =
         while len(records) < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             records += [json.loads(m.value) for msgs in batch.values() for m in msgs]
-            assert all(w.poll() is None for w in system.workers), "a worker died:\n" + system.worker_log()[-4000:]
+            assert all(w.poll() is None for w in system.workers), (
+                "a worker died:\n" + system.worker_log()[-4000:]
+            )
     finally:
         await consumer.stop()
     return records
@@ -126,36 +155,65 @@ def test_hostile_messages_are_dead_lettered_and_good_events_all_alert(system, ev
             expected[(h.raw, reason)] += 1
     hostile = sum(expected.values())
 
-    system.run("subscribers", "import", str(system.write_jsonl("watcher.jsonl", [{
-        "email": "watcher@example.org", "confirmed": True, "offenders": [],
-        "addresses": [{"label": "Home <script>x</script>", "street": "1 Market St", "city": "St. Louis",
-                       "state": "MO", "zip": "63101", "radius": "5mi", "lat": ST_LOUIS[0], "lon": ST_LOUIS[1]}],
-    }])))
+    system.run(
+        "subscribers",
+        "import",
+        str(
+            system.write_jsonl(
+                "watcher.jsonl",
+                [
+                    {
+                        "email": "watcher@example.org",
+                        "confirmed": True,
+                        "offenders": [],
+                        "addresses": [
+                            {
+                                "label": "Home <script>x</script>",
+                                "street": "1 Market St",
+                                "city": "St. Louis",
+                                "state": "MO",
+                                "zip": "63101",
+                                "radius": "5mi",
+                                "lat": ST_LOUIS[0],
+                                "lon": ST_LOUIS[1],
+                            }
+                        ],
+                    }
+                ],
+            )
+        ),
+    )
     worker = system.start_worker()
     bootstrap = system.env["SOR_BROKER_URL"]
     rng = random.Random(20261120)
     # A first good event, to know the worker is up and the circle indexed.
     asyncio.run(_produce(bootstrap, [(b"GOOD-0000", json.dumps(good_event(0, rng)).encode())]))
-    system.wait_until("select count(*) from pending_alerts where offender_id = 'GOOD-0000'", lambda n: n == 1,
-                      timeout=90)
+    system.wait_until(
+        "select count(*) from pending_alerts where offender_id = 'GOOD-0000'", lambda n: n == 1, timeout=90
+    )
 
     goods = [good_event(i, rng) for i in range(1, GOOD + 1)]
     items: list[tuple[bytes | None, bytes]] = [(h.key, h.raw) for h in corpus]
-    items += [(g["offender_id"].encode(), json.dumps(g, ensure_ascii=rng.random() < 0.5).encode()) for g in goods]
+    items += [
+        (g["offender_id"].encode(), json.dumps(g, ensure_ascii=rng.random() < 0.5).encode()) for g in goods
+    ]
     rng.shuffle(items)
     asyncio.run(_produce(bootstrap, items))
 
     alerts = system.wait_until(
         "select count(distinct offender_id) from pending_alerts where offender_id like 'GOOD-%'",
-        lambda n: n == GOOD + 1, timeout=150,
+        lambda n: n == GOOD + 1,
+        timeout=150,
     )
     dlq = asyncio.run(_read_dlq(bootstrap, hostile, system))
     got = Counter((base64.b64decode(r["original_b64"]), r["reason"]) for r in dlq)
-    rows = system.wait_until("select count(*) from pending_alerts where offender_id like 'GOOD-%'", lambda n: True)
+    rows = system.wait_until(
+        "select count(*) from pending_alerts where offender_id like 'GOOD-%'", lambda n: True
+    )
 
     assert worker.poll() is None, "the worker died:\n" + system.worker_log()[-4000:]
     log = system.worker_log()
-    assert "Traceback" not in log, log[log.find("Traceback") - 2000:][:6000]
+    assert "Traceback" not in log, log[log.find("Traceback") - 2000 :][:6000]
     assert "secret-handle-good" not in log  # online identifiers never reach a log
     assert all(r["detail"].strip() for r in dlq)
     # A dead letter changes nothing: every offender and alert stored comes from a valid event.
@@ -171,8 +229,9 @@ def test_hostile_messages_are_dead_lettered_and_good_events_all_alert(system, ev
     assert alerted <= good_ids | valid_ids, alerted - good_ids - valid_ids
     missing, unexpected = expected - got, got - expected
     conflicting = sum(n for (_, reason), n in unexpected.items() if reason == "conflicting_duplicate")
-    conflicts = Counter(raw for (raw, reason), n in unexpected.items() if reason == "conflicting_duplicate"
-                        for _ in range(n))
+    conflicts = Counter(
+        raw for (raw, reason), n in unexpected.items() if reason == "conflicting_duplicate" for _ in range(n)
+    )
     unexpected = Counter({k: n for k, n in unexpected.items() if k[1] != "conflicting_duplicate"})
     assert not missing and not unexpected, (list(missing.items())[:5], list(unexpected.items())[:5])
     for group in by_event_id.values():
@@ -186,8 +245,10 @@ def test_hostile_messages_are_dead_lettered_and_good_events_all_alert(system, ev
             t.reject(reason)
     for _ in range(valid_after_all + GOOD + 1):
         t.accept()
-    line = (f"hostile pipeline: hostile={hostile} dead-lettered={sum(got.values())} "
-            f"valid-after-all={valid_after_all} (of them conflicting duplicates={conflicting}) "
-            f"good={GOOD + 1} alerts={alerts} lost={lost} duplicates={duplicates}")
+    line = (
+        f"hostile pipeline: hostile={hostile} dead-lettered={sum(got.values())} "
+        f"valid-after-all={valid_after_all} (of them conflicting duplicates={conflicting}) "
+        f"good={GOOD + 1} alerts={alerts} lost={lost} duplicates={duplicates}"
+    )
     t.notes.append(line)
     assert lost == 0 and duplicates == 0

@@ -25,7 +25,9 @@ class Production:
         self.index = CircleIndex()
         self.labels = {}
         for p in place_list:
-            self.index.upsert(Circle(p.circle_id, p.subscriber_id, p.label, p.label, p.lat, p.lon, p.radius_m, "x"))
+            self.index.upsert(
+                Circle(p.circle_id, p.subscriber_id, p.label, p.label, p.lat, p.lon, p.radius_m, "x")
+            )
             self.labels[p.circle_id] = p.label
         self.watchers = watchers(subs)
         self.states: dict[str, OffenderState] = {}
@@ -46,9 +48,13 @@ class Production:
             self.known[ev.event_id] = SeenEvent(ev.event_id, out.digest, ev.revision)
         if out.purge:  # at the batch's commit; the event's own alerts are recorded after it
             juvenile = bool(out.state and out.state.profile and out.state.profile.juvenile) or (
-                out.state is None and bool(old and old.profile and old.profile.juvenile))
-            self.pending = {k: a for k, a in self.pending.items()
-                            if a.offender_id != ev.offender_id or (a.kind == "watch_removed" and not juvenile)}
+                out.state is None and bool(old and old.profile and old.profile.juvenile)
+            )
+            self.pending = {
+                k: a
+                for k, a in self.pending.items()
+                if a.offender_id != ev.offender_id or (a.kind == "watch_removed" and not juvenile)
+            }
         made = [a for ch in out.address_changes for a in proximity_alerts(ch, self.index)]
         if out.watch_change is not None:
             made += watch_alerts(out.watch_change, sorted(self.watchers.get(ev.offender_id, ())))
@@ -73,8 +79,15 @@ class Production:
                     lines.add(("near", place.label, ln.name, ln.direction, ln.address.split(",")[0]))
             for w in d.watches:
                 old = () if w.removed else w.old_addresses  # the e-mail says "no longer appears", no streets
-                lines.add(("watch", w.name, w.removed, tuple(sorted(a.one_line.split(",")[0] for a in old)),
-                           tuple(sorted(a.one_line.split(",")[0] for a in w.new_addresses))))
+                lines.add(
+                    (
+                        "watch",
+                        w.name,
+                        w.removed,
+                        tuple(sorted(a.one_line.split(",")[0] for a in old)),
+                        tuple(sorted(a.one_line.split(",")[0] for a in w.new_addresses)),
+                    )
+                )
             out[sid] = lines
         return out
 
@@ -111,7 +124,9 @@ def test_a_conflicting_repeat_never_changes_an_alert(seed: int) -> None:
     for doc in kept:
         again.publish(doc)
     assert again.pending.keys() == prod.pending.keys()
-    assert {k: a.to_dict() for k, a in again.pending.items()} == {k: a.to_dict() for k, a in prod.pending.items()}
+    assert {k: a.to_dict() for k, a in again.pending.items()} == {
+        k: a.to_dict() for k, a in prod.pending.items()
+    }
 
 
 def test_the_generated_days_hold_every_case() -> None:

@@ -32,10 +32,48 @@ from tests.property.hostile import (
 
 # Values at the edges of JSON's types: bool against number, 1.0 against integer, -0.0, empty
 # containers, strings just past a pattern ("63101\n"), a digit that is not ASCII.
-BOUNDARY = [True, False, None, 0, 1, -1, 1.0, -0.0, 0.5, 90, 90.0000001, -180.0000001, 1e308, 2**63,
-            "", " ", "x", "63101", "63101\n", "6310", "MO", "mo", "M\u00d6", "\u00b2", "1mi", "1MI",
-            "2026-01-05", "2026-02-30", "2026-01-05T09:00:00Z", "2026-01-05 09:00:00", "https://x.example/p",
-            "http://", "registry-event/1", "upsert", "remove", "home", [], {}, [1], {"a": 1}]
+BOUNDARY = [
+    True,
+    False,
+    None,
+    0,
+    1,
+    -1,
+    1.0,
+    -0.0,
+    0.5,
+    90,
+    90.0000001,
+    -180.0000001,
+    1e308,
+    2**63,
+    "",
+    " ",
+    "x",
+    "63101",
+    "63101\n",
+    "6310",
+    "MO",
+    "mo",
+    "M\u00d6",
+    "\u00b2",
+    "1mi",
+    "1MI",
+    "2026-01-05",
+    "2026-02-30",
+    "2026-01-05T09:00:00Z",
+    "2026-01-05 09:00:00",
+    "https://x.example/p",
+    "http://",
+    "registry-event/1",
+    "upsert",
+    "remove",
+    "home",
+    [],
+    {},
+    [1],
+    {"a": 1},
+]
 
 
 def _validator(schema: dict[str, Any]) -> Draft202012Validator:
@@ -108,16 +146,22 @@ def test_the_schemas_in_use_are_all_translatable() -> None:
         compile_gate(load_schema(f"{name}.schema.json"), FORMATS)
 
 
-@pytest.mark.parametrize("keyword, value", [
-    ("prefixItems", [{"type": "string"}]),
-    ("unevaluatedProperties", False),
-    ("dependentSchemas", {"a": {"required": ["b"]}}),
-    ("$ref", "https://elsewhere.example/schema.json"),
-    ("items", [{"type": "string"}]),
-])
+@pytest.mark.parametrize(
+    "keyword, value",
+    [
+        ("prefixItems", [{"type": "string"}]),
+        ("unevaluatedProperties", False),
+        ("dependentSchemas", {"a": {"required": ["b"]}}),
+        ("$ref", "https://elsewhere.example/schema.json"),
+        ("items", [{"type": "string"}]),
+    ],
+)
 def test_a_keyword_the_gate_cannot_check_stops_it_being_built(keyword: str, value: Any) -> None:
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-              "properties": {"a": {keyword: value}}}
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {"a": {keyword: value}},
+    }
     with pytest.raises(UntranslatableSchema, match=keyword.strip("$")):
         compile_gate(schema, FORMATS)
 
@@ -128,7 +172,10 @@ def test_a_draft_other_than_2020_12_is_refused() -> None:
 
 
 def test_the_gate_does_not_fill_in_defaults() -> None:
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-              "properties": {"a": {"type": "integer", "default": 3}}}
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {"a": {"type": "integer", "default": 3}},
+    }
     doc: dict[str, Any] = {}
     assert compile_gate(schema)(doc) and doc == {}

@@ -24,10 +24,11 @@ import json
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote, quote_from_bytes
 
 import pytest
@@ -45,18 +46,29 @@ from streams.adapters.db import offender_watches, subscribers, tracked_addresses
 from streams.adapters.rendering import render_digest
 from streams.adapters.web_db import web_sessions
 from streams.domain.digest import build_digest
-from streams.domain.model import Address, Offense, OffenderProfile, OffenderState, SeenEvent
+from streams.domain.model import Address, OffenderProfile, OffenderState, Offense, SeenEvent
 from streams.web import sessions
-from streams.web.security import RateLimiter
 from streams.web.account_mail import mail_sent
+from streams.web.security import RateLimiter
 from tests.integration.conftest import proximity_alert
 from tests.property.hostile import BAD_UTF8, CONTROL, SCRIPT, Tally, hostile_text, property_settings
 from tests.web.conftest import Site, add_subscriber, open_site
 
 HITT = {"street": "1 Hitt St", "city": "Columbia", "state": "MO", "zip": "65201", "radius": "1mi"}
-MARKUP = [SCRIPT, "<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "</title><script>alert(1)</script>",
-          "<svg/onload=alert(1)>", "' onmouseover='alert(1)", "<b>bold</b> & <i>co</i>", "</textarea><script>x</script>",
-          "{{ 7*7 }}", "<!--", "]]>", "&lt;script&gt;"]
+MARKUP = [
+    SCRIPT,
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "</title><script>alert(1)</script>",
+    "<svg/onload=alert(1)>",
+    "' onmouseover='alert(1)",
+    "<b>bold</b> & <i>co</i>",
+    "</textarea><script>x</script>",
+    "{{ 7*7 }}",
+    "<!--",
+    "]]>",
+    "&lt;script&gt;",
+]
 # Never in a page: markup that would run if a value were not escaped.
 DANGEROUS = ("<script>alert", "<img src=x", "<svg/onload", "onmouseover='alert", "</textarea><script>")
 ALLOWED = {200, 303, 400, 403, 404, 409, 413, 429}
@@ -72,6 +84,7 @@ RADII = {"500ft", "1000ft", "0.25mi", "0.5mi", "1mi", "2mi", "3mi", "5mi"}
 
 def form_body(fields: dict[str, str | bytes]) -> bytes:
     """application/x-www-form-urlencoded, any bytes percent-encoded as they are."""
+
     def enc(v: str | bytes) -> str:
         return quote_from_bytes(v if isinstance(v, bytes) else v.encode("utf-8", "surrogatepass"), safe="")
 
@@ -111,10 +124,12 @@ def as_stored(value: str | bytes | None, limit: int) -> str:
 def typed_address(fields: dict[str, str | bytes]) -> dict[str, str]:
     """The tracked_addresses columns an accepted address form must hold."""
     return {
-        "label": as_stored(fields.get("label"), 100), "street": as_stored(fields.get("street"), 200),
+        "label": as_stored(fields.get("label"), 100),
+        "street": as_stored(fields.get("street"), 200),
         "city": as_stored(fields.get("city"), 100),
         "state": as_stored(fields.get("state"), 20).upper() or SERVICE_STATE,
-        "zip": as_stored(fields.get("zip"), 10), "radius_code": as_stored(fields.get("radius"), 8),
+        "zip": as_stored(fields.get("zip"), 10),
+        "radius_code": as_stored(fields.get("radius"), 8),
     }
 
 
@@ -154,8 +169,11 @@ TOUCHED = {("web_sessions", "last_seen"), ("web_sessions", "flash")}
 # The stored values as SQLite holds them (times as text, booleans as 0 and 1), read with plain
 # SQL: three reads of five tables per example must not cost more than the request itself.
 STATE_SQL = [
-    (table.name, [c.name for c in table.c if (table.name, c.name) not in TOUCHED],
-     [c.name for c in table.primary_key.columns])
+    (
+        table.name,
+        [c.name for c in table.c if (table.name, c.name) not in TOUCHED],
+        [c.name for c in table.primary_key.columns],
+    )
     for table in STATE
 ]
 
@@ -184,8 +202,11 @@ def changes(before: State, after: State) -> dict[str, Change]:
     out = {}
     for name, old in before.items():
         new = after[name]
-        c = Change([new[k] for k in new.keys() - old.keys()], [old[k] for k in old.keys() - new.keys()],
-                   [(old[k], new[k]) for k in old.keys() & new.keys() if old[k] != new[k]])
+        c = Change(
+            [new[k] for k in new.keys() - old.keys()],
+            [old[k] for k in old.keys() - new.keys()],
+            [(old[k], new[k]) for k in old.keys() & new.keys() if old[k] != new[k]],
+        )
         if c.added or c.removed or c.changed:
             out[name] = c
     return out
@@ -228,7 +249,9 @@ class Outcomes(Tally):
 def outcomes(tally: Callable[[str], Tally], request: pytest.FixtureRequest) -> Callable[..., Outcomes]:
     """outcomes(name, accepted_means, rejected_means) -> an Outcomes reported like any Tally."""
 
-    def make(name: str, accepted_means: str, rejected_means: str | None = "refused_with_nothing_changed") -> Outcomes:
+    def make(
+        name: str, accepted_means: str, rejected_means: str | None = "refused_with_nothing_changed"
+    ) -> Outcomes:
         tally(name)  # the conftest's list of this test's counts
         request.node.tallies[-1] = made = Outcomes(name, accepted_means, rejected_means)
         return made
@@ -253,20 +276,40 @@ def forms_site(sqlite_engine, smtp_server, tmp_path: Path) -> Iterator[Site]:
     try:
         sid = add_subscriber(sqlite_engine, READER)
         with sqlite_engine.begin() as conn:
-            conn.execute(update(subscribers).where(subscribers.c.id == sid)
-                         .values(password_hash=hash_password(READER_PASSWORD)))
-        session = sessions.create(sqlite_engine, sid, datetime.now(timezone.utc))
+            conn.execute(
+                update(subscribers)
+                .where(subscribers.c.id == sid)
+                .values(password_hash=hash_password(READER_PASSWORD))
+            )
+        session = sessions.create(sqlite_engine, sid, datetime.now(UTC))
         site.client.session.cookie_jar.update_cookies({sessions.COOKIE: session.raw_id})
         site.csrf = session.csrf_token
         site.subscriber_id = sid  # type: ignore[attr-defined]
         site.neighbour_id = add_subscriber(sqlite_engine, "neighbour@example.com")  # type: ignore[attr-defined]
         site.engine = sqlite_engine  # type: ignore[attr-defined]
         profile = OffenderProfile(
-            last_name=f"Nearby {SCRIPT}", first_name="Nora", date_of_birth="1971-06-02", tier=2,
-            compliance="compliant", juvenile=False, offenses=(Offense(f"Offense {SCRIPT}"),))
-        home = Address("home", "12 Conley Ave", "Columbia", "MO", "65201", lat=38.948, lon=-92.3252,
-                       normalized="12 CONLEY AVE, COLUMBIA, MO 65201", precision="address_point")
-        repository.save_offender_state(sqlite_engine, OffenderState("OFF-NEAR", 1, False, profile, (home,), (SeenEvent("e1", None),)))
+            last_name=f"Nearby {SCRIPT}",
+            first_name="Nora",
+            date_of_birth="1971-06-02",
+            tier=2,
+            compliance="compliant",
+            juvenile=False,
+            offenses=(Offense(f"Offense {SCRIPT}"),),
+        )
+        home = Address(
+            "home",
+            "12 Conley Ave",
+            "Columbia",
+            "MO",
+            "65201",
+            lat=38.948,
+            lon=-92.3252,
+            normalized="12 CONLEY AVE, COLUMBIA, MO 65201",
+            precision="address_point",
+        )
+        repository.save_offender_state(
+            sqlite_engine, OffenderState("OFF-NEAR", 1, False, profile, (home,), (SeenEvent("e1", None),))
+        )
         site.loop = loop  # type: ignore[attr-defined]
         yield site
         loop.run_until_complete(mail_sent())  # account e-mails still under way
@@ -285,11 +328,19 @@ class Answer(NamedTuple):
     location: str | None
 
 
-async def post(site: Site, path: str, fields: dict[str, str | bytes], *, body: bytes | None = None,
-               content_type: str = "application/x-www-form-urlencoded") -> Answer:
+async def post(
+    site: Site,
+    path: str,
+    fields: dict[str, str | bytes],
+    *,
+    body: bytes | None = None,
+    content_type: str = "application/x-www-form-urlencoded",
+) -> Answer:
     resp = await site.client.post(
-        path, data=body if body is not None else form_body({"csrf_token": site.csrf, **fields}),
-        headers={"Content-Type": content_type}, allow_redirects=False,
+        path,
+        data=body if body is not None else form_body({"csrf_token": site.csrf, **fields}),
+        headers={"Content-Type": content_type},
+        allow_redirects=False,
     )
     # Every answer, refusals included, keeps the site's protections.
     assert resp.headers.get("X-Content-Type-Options") == "nosniff", (path, resp.status)
@@ -346,10 +397,15 @@ GOOD: dict[str, list[str]] = {
     "radius": ["1mi", "500ft", " 2mi "],
     "offender_id": ["OFF-NEAR", " OFF-NEAR\t"],
     "online_identifier": ["nora_online"],
-    "last_name": ["Nearby"], "first_name": ["Nora"], "address_type": ["home"], "county": ["Boone"],
+    "last_name": ["Nearby"],
+    "first_name": ["Nora"],
+    "address_type": ["home"],
+    "county": ["Boone"],
     "offender": ["OFF-NEAR"],
     "email": EMAILS,
-    "password": [PASSPHRASE], "current_password": [PASSPHRASE], "delete_password": [PASSPHRASE],
+    "password": [PASSPHRASE],
+    "current_password": [PASSPHRASE],
+    "delete_password": [PASSPHRASE],
     "new_password": [PASSPHRASE],
     "new_email": ["new@example.org", " New@Example.ORG ", "a@example.org", READER],
     "email_password": [READER_PASSWORD, READER_PASSWORD + " ", PASSPHRASE],
@@ -375,8 +431,11 @@ def form_post(draw: st.DrawFn, forms: dict[str, tuple[str, ...]]) -> Case:
     fields: dict[str, str | bytes] = {}
     right: set[str] = set()
     for name in names:
-        how = ("hostile" if name == bad else "good") if one_bad else \
-            draw(st.sampled_from(["hostile", "hostile", "good", "missing"]))
+        how = (
+            ("hostile" if name == bad else "good")
+            if one_bad
+            else draw(st.sampled_from(["hostile", "hostile", "good", "missing"]))
+        )
         if how == "hostile":
             fields[name] = draw(field_values)
         elif how == "good" and name.endswith("2") and name[:-1] in right:
@@ -393,10 +452,12 @@ def form_post(draw: st.DrawFn, forms: dict[str, tuple[str, ...]]) -> Case:
 
 def with_examples(cases: list[tuple[Any, ...]]) -> Callable[[Any], Any]:
     """Hypothesis @example for each case: tried first, whatever the generator draws."""
+
     def apply(test: Any) -> Any:
         for args in reversed(cases):
             test = example(*args)(test)
         return test
+
     return apply
 
 
@@ -404,7 +465,10 @@ ADDRESS = {"label": "Home", **HITT}
 # Each thing a tracking form can do, typed right (and the reader's address state, watching
 # OFF-NEAR or not): so every check of what was done runs, whatever is drawn.
 TRACKING_EXAMPLES: list[tuple[Case, bool]] = [
-    (Case("/notifications/addresses", ADDRESS | {"label": "  Grandma's \t house ", "city": " columbia\n"}), False),
+    (
+        Case("/notifications/addresses", ADDRESS | {"label": "  Grandma's \t house ", "city": " columbia\n"}),
+        False,
+    ),
     (Case("/notifications/addresses/{id}", ADDRESS | {"radius": " 2mi "}), False),
     (Case("/notifications/addresses/{id}", ADDRESS | {"state": " mo "}), False),  # what it holds already
     (Case("/notifications/addresses/{id}", ADDRESS | {"label": "Office"}, whose="neighbour"), False),
@@ -414,20 +478,62 @@ TRACKING_EXAMPLES: list[tuple[Case, bool]] = [
     (Case("/notifications/offenders/{offender}/delete", {}), False),  # not watched: nothing to remove
 ]
 ACCOUNT_EXAMPLES: list[tuple[Case]] = [
-    (Case("/enroll", {"email": " New.Person@Example.ORG ", "email2": "new.person@example.org",
-                      "password": PASSPHRASE, "password2": PASSPHRASE}),),
-    (Case("/enroll", {"email": " Reader@Example.COM\t", "email2": READER, "password": PASSPHRASE,
-                      "password2": PASSPHRASE}),),
+    (
+        Case(
+            "/enroll",
+            {
+                "email": " New.Person@Example.ORG ",
+                "email2": "new.person@example.org",
+                "password": PASSPHRASE,
+                "password2": PASSPHRASE,
+            },
+        ),
+    ),
+    (
+        Case(
+            "/enroll",
+            {
+                "email": " Reader@Example.COM\t",
+                "email2": READER,
+                "password": PASSPHRASE,
+                "password2": PASSPHRASE,
+            },
+        ),
+    ),
     (Case("/forgot", {"email": " Reader@Example.COM\t"}),),
     (Case("/delete", {"email": READER}),),
-    (Case("/account/email", {"new_email": " New@Example.ORG ", "new_email2": "new@example.org",
-                             "email_password": READER_PASSWORD}),),
+    (
+        Case(
+            "/account/email",
+            {
+                "new_email": " New@Example.ORG ",
+                "new_email2": "new@example.org",
+                "email_password": READER_PASSWORD,
+            },
+        ),
+    ),
     # to an address enrolled meanwhile (the first example's): no link, and the one above used up
-    (Case("/account/email", {"new_email": "new.person@example.org", "new_email2": "New.Person@example.org",
-                             "email_password": READER_PASSWORD}),),
+    (
+        Case(
+            "/account/email",
+            {
+                "new_email": "new.person@example.org",
+                "new_email2": "New.Person@example.org",
+                "email_password": READER_PASSWORD,
+            },
+        ),
+    ),
     (Case("/login", {"email": READER, "password": PASSPHRASE}),),
-    (Case("/account/password", {"current_password": PASSPHRASE, "new_password": READER_PASSWORD + "!",
-                                "new_password2": READER_PASSWORD + "!"}),),
+    (
+        Case(
+            "/account/password",
+            {
+                "current_password": PASSPHRASE,
+                "new_password": READER_PASSWORD + "!",
+                "new_password2": READER_PASSWORD + "!",
+            },
+        ),
+    ),
     (Case("/account/delete", {"delete_password": PASSPHRASE}),),
 ]
 
@@ -444,21 +550,43 @@ def _start(site: Site, watching: bool) -> Start:
     """Each example starts from the same rows: the reader tracks Work and Home (and OFF-NEAR
     when `watching`); the neighbour tracks the same Home and OFF-NEAR."""
     sid, other = site.subscriber_id, site.neighbour_id  # type: ignore[attr-defined]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     hitt = {"street": "1 Hitt St", "normalized": "1 HITT ST, COLUMBIA, MO 65201"}
-    rows = [(1, sid, "Work", {"street": "12 Conley Ave", "normalized": "12 CONLEY AVE, COLUMBIA, MO 65201"}),
-            (START.home, sid, "Home", hitt), (START.neighbour, other, "Home", hitt)]
+    rows = [
+        (1, sid, "Work", {"street": "12 Conley Ave", "normalized": "12 CONLEY AVE, COLUMBIA, MO 65201"}),
+        (START.home, sid, "Home", hitt),
+        (START.neighbour, other, "Home", hitt),
+    ]
     with site.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.exec_driver_sql("DELETE FROM offender_watches")
         conn.exec_driver_sql("DELETE FROM tracked_addresses")
-        conn.execute(tracked_addresses.insert(), [
-            {"id": id_, "subscriber_id": owner, "label": label, "city": "Columbia", "state": "MO", "zip": "65201",
-             "radius_code": "1mi", "lat": 38.9467, "lon": -92.3252, "precision": "address_point",
-             "created_at": now, **where}
-            for id_, owner, label, where in rows])
-        conn.execute(offender_watches.insert(), [
-            {"subscriber_id": owner, "offender_id": "OFF-NEAR", "created_at": now}
-            for owner in ((other, sid) if watching else (other,))])
+        conn.execute(
+            tracked_addresses.insert(),
+            [
+                {
+                    "id": id_,
+                    "subscriber_id": owner,
+                    "label": label,
+                    "city": "Columbia",
+                    "state": "MO",
+                    "zip": "65201",
+                    "radius_code": "1mi",
+                    "lat": 38.9467,
+                    "lon": -92.3252,
+                    "precision": "address_point",
+                    "created_at": now,
+                    **where,
+                }
+                for id_, owner, label, where in rows
+            ],
+        )
+        conn.execute(
+            offender_watches.insert(),
+            [
+                {"subscriber_id": owner, "offender_id": "OFF-NEAR", "created_at": now}
+                for owner in ((other, sid) if watching else (other,))
+            ],
+        )
     return START
 
 
@@ -468,14 +596,23 @@ async def _send(site: Site, case: Case, start: Start) -> Answer:
         resp = await site.client.get(f"{case.path[4:]}?{query}", allow_redirects=False)
         return Answer(resp.status, await resp.text(errors="replace"), resp.headers.get("Location"))
     address_id = start.home if case.whose == "own" else start.neighbour
-    return await post(site, case.path.format(id=address_id, offender=quote(case.offender, safe="")), case.fields)
+    return await post(
+        site, case.path.format(id=address_id, offender=quote(case.offender, safe="")), case.fields
+    )
 
 
 # --- what an accepted tracking form must have done -------------------------------------------
 
 
-def _address_added(site: Site, case: Case, start: Start, watching: bool, before: State,
-                   diff: dict[str, Change], location: str | None) -> str:
+def _address_added(
+    site: Site,
+    case: Case,
+    start: Start,
+    watching: bool,
+    before: State,
+    diff: dict[str, Change],
+    location: str | None,
+) -> str:
     typed = typed_address(case.fields)
     assert not must_refuse(typed), ("accepted, yet wrong in", must_refuse(typed), typed)
     c = only(diff, "tracked_addresses", case)
@@ -487,8 +624,15 @@ def _address_added(site: Site, case: Case, start: Start, watching: bool, before:
     return "added"
 
 
-def _address_edited(site: Site, case: Case, start: Start, watching: bool, before: State,
-                    diff: dict[str, Change], location: str | None) -> str:
+def _address_edited(
+    site: Site,
+    case: Case,
+    start: Start,
+    watching: bool,
+    before: State,
+    diff: dict[str, Change],
+    location: str | None,
+) -> str:
     assert case.whose == "own", ("someone else's address accepted", diff)
     typed = typed_address(case.fields)
     assert not must_refuse(typed), ("accepted, yet wrong in", must_refuse(typed), typed)
@@ -509,8 +653,15 @@ def _address_edited(site: Site, case: Case, start: Start, watching: bool, before
     return "edited"
 
 
-def _watched(site: Site, case: Case, start: Start, watching: bool, before: State,
-             diff: dict[str, Change], location: str | None) -> str:
+def _watched(
+    site: Site,
+    case: Case,
+    start: Start,
+    watching: bool,
+    before: State,
+    diff: dict[str, Change],
+    location: str | None,
+) -> str:
     named = as_stored(case.fields.get("offender_id"), 64)
     assert named == "OFF-NEAR", ("accepted a watch on an offender who is not on the registry", named)
     assert location == "/notifications", location
@@ -524,9 +675,19 @@ def _watched(site: Site, case: Case, start: Start, watching: bool, before: State
     return "watched"
 
 
-def _unwatched(site: Site, case: Case, start: Start, watching: bool, before: State,
-               diff: dict[str, Change], location: str | None) -> str:
-    assert watching and case.offender == "OFF-NEAR", ("removed a watch the reader did not have", case.offender)
+def _unwatched(
+    site: Site,
+    case: Case,
+    start: Start,
+    watching: bool,
+    before: State,
+    diff: dict[str, Change],
+    location: str | None,
+) -> str:
+    assert watching and case.offender == "OFF-NEAR", (
+        "removed a watch the reader did not have",
+        case.offender,
+    )
     assert location == "/notifications", location
     c = only(diff, "offender_watches", case)
     assert not c.added and not c.changed and len(c.removed) == 1, ("one watch removed, nothing else", c)
@@ -536,13 +697,16 @@ def _unwatched(site: Site, case: Case, start: Start, watching: bool, before: Sta
 
 
 DONE_AS_ASKED = {
-    "/notifications/addresses": _address_added, "/notifications/addresses/{id}": _address_edited,
-    "/notifications/offenders": _watched, "/notifications/offenders/{offender}/delete": _unwatched,
+    "/notifications/addresses": _address_added,
+    "/notifications/addresses/{id}": _address_edited,
+    "/notifications/offenders": _watched,
+    "/notifications/offenders/{offender}/delete": _unwatched,
 }
 
 
 def test_tracking_forms_do_what_was_typed_or_refuse_with_nothing_changed_and_searches_change_nothing(
-        outcomes, forms_site) -> None:
+    outcomes, forms_site
+) -> None:
     """Addresses (add, edit), offenders (watch, stop watching): a 4xx left every row as it was;
     a 303 added or changed exactly the row typed, holding what was typed, and nothing else.
     Search by fields and by identifier, and the map: nothing changed, whatever the answer."""
@@ -599,7 +763,9 @@ def _enrolled(site: Site, fields: dict[str, str | bytes], before: State, diff: d
         assert not diff, ("an enrolled address must be left exactly as it was", diff)
         return "already enrolled"
     password = nfkc(fields.get("password"))
-    assert 8 <= len(password) <= 128 and password == nfkc(fields.get("password2")), "accepted a wrong password"
+    assert 8 <= len(password) <= 128 and password == nfkc(fields.get("password2")), (
+        "accepted a wrong password"
+    )
     assert typed_email(fields.get("email2")) == email, "accepted two different addresses"
     assert set(diff) == {"subscribers", "email_tokens"}, diff
     new = diff["subscribers"]
@@ -623,8 +789,13 @@ def _link_mailed(purpose: str) -> Callable[[Site, dict[str, str | bytes], State,
         c = only(diff, "email_tokens", fields)
         assert not c.removed and not c.changed and len(c.added) == 1, (f"one {purpose} link, nothing else", c)
         [token] = c.added
-        assert (token["purpose"], token["subscriber_id"], token["used_at"]) == (purpose, holder["id"], None), token
+        assert (token["purpose"], token["subscriber_id"], token["used_at"]) == (
+            purpose,
+            holder["id"],
+            None,
+        ), token
         return f"{purpose} link"
+
     return check
 
 
@@ -634,8 +805,11 @@ def _move_asked(site: Site, fields: dict[str, str | bytes], before: State, diff:
     new_email = typed_email(fields.get("new_email"))
     assert new_email != READER and typed_email(fields.get("new_email2")) == new_email, new_email
     taken = new_email in _subscriber_by_email(before)
-    out = [t for t in before["email_tokens"].values()
-           if (t["subscriber_id"], t["purpose"], t["used_at"]) == (sid, "change_email", None)]
+    out = [
+        t
+        for t in before["email_tokens"].values()
+        if (t["subscriber_id"], t["purpose"], t["used_at"]) == (sid, "change_email", None)
+    ]
     if not out and taken:
         assert not diff, diff
         return "address taken"
@@ -651,8 +825,12 @@ def _move_asked(site: Site, fields: dict[str, str | bytes], before: State, diff:
         return "address taken"
     assert len(c.added) == 1, c
     [token] = c.added
-    assert (token["purpose"], token["subscriber_id"], token["new_email"], token["used_at"]) == \
-        ("change_email", sid, new_email, None), token
+    assert (token["purpose"], token["subscriber_id"], token["new_email"], token["used_at"]) == (
+        "change_email",
+        sid,
+        new_email,
+        None,
+    ), token
     return "move link"
 
 
@@ -661,8 +839,13 @@ def _never(site: Site, fields: dict[str, str | bytes], before: State, diff: dict
 
 
 ACCOUNT_DONE_AS_ASKED = {
-    "/enroll": _enrolled, "/forgot": _link_mailed("reset"), "/delete": _link_mailed("delete"),
-    "/account/email": _move_asked, "/login": _never, "/account/password": _never, "/account/delete": _never,
+    "/enroll": _enrolled,
+    "/forgot": _link_mailed("reset"),
+    "/delete": _link_mailed("delete"),
+    "/account/email": _move_asked,
+    "/login": _never,
+    "/account/password": _never,
+    "/account/delete": _never,
 }
 
 
@@ -694,15 +877,28 @@ def test_account_forms_do_what_was_typed_or_refuse_with_the_accounts_unchanged(o
         drive(site, example(case))
 
     run()
-    assert t.rejected and set(t.done) >= {"enrolled", "already enrolled", "reset link", "delete link", "move link",
-                                          "address taken"}, t.done
+    assert t.rejected and set(t.done) >= {
+        "enrolled",
+        "already enrolled",
+        "reset link",
+        "delete link",
+        "move link",
+        "address taken",
+    }, t.done
 
 
 RAW_CONTENT_TYPES = [
-    "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=latin-1",
-    "application/x-www-form-urlencoded; charset=utf-16", "application/x-www-form-urlencoded; charset=no-such",
-    "multipart/form-data", "multipart/form-data; boundary=XyZ", "multipart/form-data; boundary=",
-    "text/plain", "application/json", "", "application/x-www-form-urlencoded; charset=utf-8; charset=ascii",
+    "application/x-www-form-urlencoded",
+    "application/x-www-form-urlencoded; charset=latin-1",
+    "application/x-www-form-urlencoded; charset=utf-16",
+    "application/x-www-form-urlencoded; charset=no-such",
+    "multipart/form-data",
+    "multipart/form-data; boundary=XyZ",
+    "multipart/form-data; boundary=",
+    "text/plain",
+    "application/json",
+    "",
+    "application/x-www-form-urlencoded; charset=utf-8; charset=ascii",
 ]
 ALL_POSTS = sorted(p for p in {**TRACKING_FORMS, **ACCOUNT_FORMS} if not p.startswith("GET "))
 
@@ -710,24 +906,32 @@ ALL_POSTS = sorted(p for p in {**TRACKING_FORMS, **ACCOUNT_FORMS} if not p.start
 @st.composite
 def raw_body(draw: st.DrawFn, token: str) -> tuple[str, bytes]:
     """A body as no browser sends it: raw non-UTF-8 bytes, broken multipart, odd charsets."""
-    garbage = draw(st.one_of(
-        st.binary(max_size=200),
-        st.sampled_from(BAD_UTF8).map(lambda b: b"label=Home" + b),
-        st.sampled_from([
-            b"--XyZ\r\nContent-Disposition: form-data; name=\"label\"\r\n\r\nHome \xff\xfe\r\n--XyZ--\r\n",
-            b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--XyZ--\r\n",
-            b"--XyZ\r\nContent-Disposition: form-data; name=\"label\"; filename=\"a.txt\"\r\n"
-            b"Content-Type: text/html\r\n\r\n<script>alert(1)</script>\r\n--XyZ--\r\n",
-            b"--XyZ\r\nContent-Type: multipart/mixed; boundary=AbC\r\n"
-            b"Content-Disposition: form-data; name=\"x\"\r\n\r\n"
-            b"--AbC\r\n\r\nnested\r\n--AbC--\r\n--XyZ--\r\n",
-            b"--XyZ\r\nContent-Disposition: form-data; name=\"label\"\r\n"
-            b"Content-Type: text/plain; charset=no-such\r\n"
-            b"\r\nHome\r\n--XyZ--\r\n",
-            b"--XyZ\r\nContent-Disposition: form-data; name=\"label\"\r\n\r\nunterminated",
-            b"%", b"%zz=%", b"=&&=", b"label=%ff%fe%00", b"a=" + b"%" * 50,
-        ]),
-    ))
+    garbage = draw(
+        st.one_of(
+            st.binary(max_size=200),
+            st.sampled_from(BAD_UTF8).map(lambda b: b"label=Home" + b),
+            st.sampled_from(
+                [
+                    b'--XyZ\r\nContent-Disposition: form-data; name="label"\r\n\r\nHome \xff\xfe\r\n--XyZ--\r\n',
+                    b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--XyZ--\r\n",
+                    b'--XyZ\r\nContent-Disposition: form-data; name="label"; filename="a.txt"\r\n'
+                    b"Content-Type: text/html\r\n\r\n<script>alert(1)</script>\r\n--XyZ--\r\n",
+                    b"--XyZ\r\nContent-Type: multipart/mixed; boundary=AbC\r\n"
+                    b'Content-Disposition: form-data; name="x"\r\n\r\n'
+                    b"--AbC\r\n\r\nnested\r\n--AbC--\r\n--XyZ--\r\n",
+                    b'--XyZ\r\nContent-Disposition: form-data; name="label"\r\n'
+                    b"Content-Type: text/plain; charset=no-such\r\n"
+                    b"\r\nHome\r\n--XyZ--\r\n",
+                    b'--XyZ\r\nContent-Disposition: form-data; name="label"\r\n\r\nunterminated',
+                    b"%",
+                    b"%zz=%",
+                    b"=&&=",
+                    b"label=%ff%fe%00",
+                    b"a=" + b"%" * 50,
+                ]
+            ),
+        )
+    )
     where = draw(st.sampled_from(["before", "after", "alone"]))
     csrf = b"csrf_token=" + token.encode()
     body = {"before": garbage + b"&" + csrf, "after": csrf + b"&" + garbage, "alone": garbage}[where]
@@ -744,8 +948,9 @@ def test_raw_bodies_in_bad_encodings_are_refused_with_nothing_changed(outcomes, 
         content_type, body = case
         start = _start(site, watching=False)
         before = site_state(site)
-        status, page, _ = await post(site, path.format(id=start.home, offender="OFF-NEAR"), {},
-                                     body=body, content_type=content_type)
+        status, page, _ = await post(
+            site, path.format(id=start.home, offender="OFF-NEAR"), {}, body=body, content_type=content_type
+        )
         what = f"{path} {content_type} {body[:80]!r}"
         assert_clear_answer(status, page, [], what)
         assert refused(status), (what, status)
@@ -767,7 +972,9 @@ def _map_data(page: str) -> Any:
     return json.loads(m.group(1))
 
 
-def test_a_stored_label_is_escaped_in_pages_in_the_confirmation_and_in_the_digest(outcomes, forms_site) -> None:
+def test_a_stored_label_is_escaped_in_pages_in_the_confirmation_and_in_the_digest(
+    outcomes, forms_site
+) -> None:
     """Whatever the label, a refused one stored nothing, and an accepted one is stored as typed
     (as the form reads it); what the site stored is what every page, the confirmation e-mail
     and the digest show, as text: escaped in HTML, as typed in plain text."""
@@ -775,7 +982,9 @@ def test_a_stored_label_is_escaped_in_pages_in_the_confirmation_and_in_the_diges
     site = forms_site
     engine = site.engine  # type: ignore[attr-defined]
     sid = site.subscriber_id  # type: ignore[attr-defined]
-    labels = st.one_of(field_values, st.builds(lambda a, b: f"{a} {b}", st.sampled_from(MARKUP), st.sampled_from(MARKUP)))
+    labels = st.one_of(
+        field_values, st.builds(lambda a, b: f"{a} {b}", st.sampled_from(MARKUP), st.sampled_from(MARKUP))
+    )
 
     async def example(label: str | bytes) -> None:
         with engine.begin() as conn:
@@ -816,9 +1025,15 @@ def test_a_stored_label_is_escaped_in_pages_in_the_confirmation_and_in_the_diges
         alert = proximity_alert(sid, row["id"], "OFF-NEAR", f"Nora {SCRIPT}", "12 Conley Ave", label=stored)
         digest = build_digest(sid, [alert])
         assert digest is not None
-        msg = render_digest(digest, to_addr=READER, from_addr="alerts@notify.test",
-                            public_url="http://notify.test", unsubscribe_url="http://notify.test/unsubscribe/x",
-                            message_id="<d@notify.test>", period="2026-11-20")
+        msg = render_digest(
+            digest,
+            to_addr=READER,
+            from_addr="alerts@notify.test",
+            public_url="http://notify.test",
+            unsubscribe_url="http://notify.test/unsubscribe/x",
+            message_id="<d@notify.test>",
+            period="2026-11-20",
+        )
         html = msg.get_body(preferencelist=("html",)).get_content()
         text = msg.get_body(preferencelist=("plain",)).get_content()
         assert shown in html and stored in text

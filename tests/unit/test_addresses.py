@@ -92,9 +92,7 @@ def test_make_address_fills_normalized_and_coordinates():
 
 
 def test_make_address_without_coordinates_has_no_point():
-    a = make_address(
-        {"type": "work", "street": "1 Main St", "city": "Rolla", "state": "MO", "zip": "65401"}
-    )
+    a = make_address({"type": "work", "street": "1 Main St", "city": "Rolla", "state": "MO", "zip": "65401"})
     assert a.lat is None and a.lon is None and a.county is None
     assert not a.has_point
 

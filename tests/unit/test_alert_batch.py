@@ -13,13 +13,20 @@ from pyproj import Geod
 from streams.domain.addresses import make_address
 from streams.domain.alert_batch import AlertBatch, InvalidAlertBatch, alert_rows, batch_of, stored_alerts
 from streams.domain.circle_index import CircleIndex
-from streams.domain.matching import apply_event, proximity_alert_batch, proximity_alerts, watch_alert_batch, watch_alerts
+from streams.domain.matching import (
+    apply_event,
+    proximity_alert_batch,
+    proximity_alerts,
+    watch_alert_batch,
+    watch_alerts,
+)
 from streams.domain.model import Alert, Circle, alert_id_for
 from tests.unit.test_matching import FAR, HOME, event, near, state_after
 
 GEOD = Geod(ellps="WGS84")
-SCHEMA = Draft202012Validator(json.loads(
-    (Path(__file__).resolve().parents[2] / "schemas" / "alert-batch.schema.json").read_text()))
+SCHEMA = Draft202012Validator(
+    json.loads((Path(__file__).resolve().parents[2] / "schemas" / "alert-batch.schema.json").read_text())
+)
 
 
 def crowded() -> CircleIndex:
@@ -27,15 +34,26 @@ def crowded() -> CircleIndex:
     idx = CircleIndex()
     for i in range(40):
         lat, lon = near(i * 37.5, azimuth=i * 9.0)
-        idx.upsert(Circle(100 + i, 1 + i % 13, f"Place {i}", f"{i} Main St, St. Louis", lat, lon, 1609.344, "1mi"))
+        idx.upsert(
+            Circle(100 + i, 1 + i % 13, f"Place {i}", f"{i} Main St, St. Louis", lat, lon, 1609.344, "1mi")
+        )
     for i in range(5):
         idx.upsert(Circle(900 + i, 50 + i, "KC", "1 Grand Blvd, Kansas City", *FAR, 1609.344, "1mi"))
     return idx
 
 
 def moved_in():
-    home = make_address({"type": "home", "street": "100 N Tucker Blvd", "city": "St. Louis", "state": "MO",
-                         "zip": "63101", "lat": HOME[0], "lon": HOME[1]})
+    home = make_address(
+        {
+            "type": "home",
+            "street": "100 N Tucker Blvd",
+            "city": "St. Louis",
+            "state": "MO",
+            "zip": "63101",
+            "lat": HOME[0],
+            "lon": HOME[1],
+        }
+    )
     return apply_event(None, event(home)).address_changes[0]
 
 
@@ -46,8 +64,15 @@ def test_a_change_inside_forty_circles_is_one_batch_of_forty_alerts() -> None:
     # What is the same for all is said once; what differs is a column.
     assert batch.common["kind"] == "moved_in" and batch.common["event_id"] == change.event_id
     assert batch.common["address"] == change.address.to_dict()
-    assert set(batch.columns) == {"alert_id", "subscriber_id", "tracked_address_id", "tracked_label",
-                                  "tracked_one_line", "distance_m", "band"}
+    assert set(batch.columns) == {
+        "alert_id",
+        "subscriber_id",
+        "tracked_address_id",
+        "tracked_label",
+        "tracked_one_line",
+        "distance_m",
+        "band",
+    }
     for alert in batch.alerts():
         i = alert.tracked_address_id - 100
         lat, lon = near(i * 37.5, azimuth=i * 9.0)
@@ -56,14 +81,24 @@ def test_a_change_inside_forty_circles_is_one_batch_of_forty_alerts() -> None:
         assert alert.tracked_one_line == f"{i} Main St, St. Louis"
         assert alert.distance_m == pytest.approx(metres, abs=0.01)
         # The id a one-alert message carried: a batch read after an upgrade stores nothing twice.
-        assert alert.alert_id == alert_id_for(change.event_id, alert.tracked_address_id,
-                                              change.address.identity, "in")
+        assert alert.alert_id == alert_id_for(
+            change.event_id, alert.tracked_address_id, change.address.identity, "in"
+        )
     assert proximity_alerts(change, crowded()) == batch.alerts()
 
 
 def test_nothing_inside_no_circle_is_no_batch() -> None:
-    far = make_address({"type": "home", "street": "1 Far Rd", "city": "Joplin", "state": "MO", "zip": "64801",
-                        "lat": 37.08, "lon": -94.51})
+    far = make_address(
+        {
+            "type": "home",
+            "street": "1 Far Rd",
+            "city": "Joplin",
+            "state": "MO",
+            "zip": "64801",
+            "lat": 37.08,
+            "lon": -94.51,
+        }
+    )
     change = apply_event(None, event(far)).address_changes[0]
     assert proximity_alert_batch(change, crowded()) is None
 
@@ -99,7 +134,10 @@ def test_a_batch_crosses_the_wire_as_its_schema_says_and_reads_back_the_same() -
 
 def stored_as_expected(message) -> list[tuple]:
     """The oracle: each alert's filter columns, and its fields read back from its JSON text."""
-    return [(a.alert_id, a.subscriber_id, a.offender_id, a.kind, a.to_dict()) for a in map(Alert.from_dict, alert_rows(message))]
+    return [
+        (a.alert_id, a.subscriber_id, a.offender_id, a.kind, a.to_dict())
+        for a in map(Alert.from_dict, alert_rows(message))
+    ]
 
 
 def read_back(stored) -> list[tuple]:
@@ -110,12 +148,18 @@ def test_the_stored_form_of_a_batch_is_each_alert_as_its_own_json_says() -> None
     batch = proximity_alert_batch(moved_in(), crowded())
     assert batch is not None
     # What could break a text spliced together: a "%", quotes, backslashes, other scripts, None.
-    common = batch.common | {"offender": batch.common["offender"] | {"main_offense": 'Statutory "rape" 50% \\ Ñandú 漢字'}}
-    columns = batch.columns | {"tracked_label": ["%s %d" if i % 2 else None for i in range(len(batch))],
-                               "distance_m": [d + 0.1 for d in batch.columns["distance_m"]]}
+    common = batch.common | {
+        "offender": batch.common["offender"] | {"main_offense": 'Statutory "rape" 50% \\ Ñandú 漢字'}
+    }
+    columns = batch.columns | {
+        "tracked_label": ["%s %d" if i % 2 else None for i in range(len(batch))],
+        "distance_m": [d + 0.1 for d in batch.columns["distance_m"]],
+    }
     # A column of one type but for one value (a whole float, an int id sent as text).
-    mixed = columns | {"distance_m": [1e22, *columns["distance_m"][1:-1], 3],
-                       "tracked_address_id": ["7", *columns["tracked_address_id"][1:]]}
+    mixed = columns | {
+        "distance_m": [1e22, *columns["distance_m"][1:-1], 3],
+        "tracked_address_id": ["7", *columns["tracked_address_id"][1:]],
+    }
     for b in (batch, AlertBatch(common, columns), AlertBatch(common, mixed)):
         message = json.loads(json.dumps(b.to_dict()))
         got = read_back(stored_alerts(message))
@@ -125,10 +169,28 @@ def test_the_stored_form_of_a_batch_is_each_alert_as_its_own_json_says() -> None
 
 def moved_home():
     """An offender moving from Kansas City to St. Louis: the new home, and the watch change."""
-    old_home = make_address({"type": "home", "street": "1 Far Rd", "city": "Kansas City", "state": "MO",
-                             "zip": "64106", "lat": FAR[0], "lon": FAR[1]})
-    new_home = make_address({"type": "home", "street": "100 N Tucker Blvd", "city": "St. Louis", "state": "MO",
-                             "zip": "63101", "lat": HOME[0], "lon": HOME[1]})
+    old_home = make_address(
+        {
+            "type": "home",
+            "street": "1 Far Rd",
+            "city": "Kansas City",
+            "state": "MO",
+            "zip": "64106",
+            "lat": FAR[0],
+            "lon": FAR[1],
+        }
+    )
+    new_home = make_address(
+        {
+            "type": "home",
+            "street": "100 N Tucker Blvd",
+            "city": "St. Louis",
+            "state": "MO",
+            "zip": "63101",
+            "lat": HOME[0],
+            "lon": HOME[1],
+        }
+    )
     return new_home, apply_event(state_after(event(old_home)), event(new_home)).watch_change
 
 
@@ -138,8 +200,9 @@ def test_the_stored_form_of_watch_alerts_and_of_a_one_alert_message() -> None:
     assert read_back(stored_alerts(watches)) == stored_as_expected(watches)
     [alert] = proximity_alerts(moved_in(), crowded())[:1]
     single = json.loads(json.dumps(alert.to_dict()))
-    assert read_back(stored_alerts(single)) == [(alert.alert_id, alert.subscriber_id, alert.offender_id, alert.kind,
-                                                 alert.to_dict())]
+    assert read_back(stored_alerts(single)) == [
+        (alert.alert_id, alert.subscriber_id, alert.offender_id, alert.kind, alert.to_dict())
+    ]
 
 
 def test_a_one_alert_message_from_before_batches_is_still_read() -> None:
@@ -162,25 +225,44 @@ def test_watch_alerts_travel_as_one_batch() -> None:
     assert batch_of([]) is None
 
 
-GOOD = {"schema": "alert-batch/1",
-        "common": {"offender_id": "MO-1", "kind": "moved_in", "event_id": "e1", "occurred_at": "2026-12-04T10:00:00Z",
-                   "offender": {"offender_id": "MO-1"}},
-        "columns": {"alert_id": ["a" * 32, "b" * 32], "subscriber_id": [1, 2]}}
+GOOD = {
+    "schema": "alert-batch/1",
+    "common": {
+        "offender_id": "MO-1",
+        "kind": "moved_in",
+        "event_id": "e1",
+        "occurred_at": "2026-12-04T10:00:00Z",
+        "offender": {"offender_id": "MO-1"},
+    },
+    "columns": {"alert_id": ["a" * 32, "b" * 32], "subscriber_id": [1, 2]},
+}
 
 
-@pytest.mark.parametrize(("message", "says"), [
-    ([1, 2], "neither an alert nor an alert batch"),
-    ("text", "neither an alert nor an alert batch"),
-    ({"alert_id": "x"}, "neither an alert nor an alert batch"),
-    (GOOD | {"schema": "alert-batch/9"}, "not an alert-batch/1 message"),
-    (GOOD | {"columns": [1]}, "a common object and a columns object"),
-    (GOOD | {"columns": {"alert_id": "ab", "subscriber_id": [1]}}, "every column is a list"),
-    (GOOD | {"columns": {"alert_id": ["a" * 32], "subscriber_id": [1, 2]}}, "columns of different lengths [1, 2]"),
-    (GOOD | {"columns": {"alert_id": ["a" * 32]}}, "needs alert_id and subscriber_id columns"),
-    (GOOD | {"common": GOOD["common"] | {"email": "x@y"}}, "unknown alert fields ['email']"),
-    (GOOD | {"common": GOOD["common"] | {"subscriber_id": 3}}, "both common and per alert: ['subscriber_id']"),
-    (GOOD | {"common": {k: v for k, v in GOOD["common"].items() if k != "kind"}}, "missing alert fields ['kind']"),
-])
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        ([1, 2], "neither an alert nor an alert batch"),
+        ("text", "neither an alert nor an alert batch"),
+        ({"alert_id": "x"}, "neither an alert nor an alert batch"),
+        (GOOD | {"schema": "alert-batch/9"}, "not an alert-batch/1 message"),
+        (GOOD | {"columns": [1]}, "a common object and a columns object"),
+        (GOOD | {"columns": {"alert_id": "ab", "subscriber_id": [1]}}, "every column is a list"),
+        (
+            GOOD | {"columns": {"alert_id": ["a" * 32], "subscriber_id": [1, 2]}},
+            "columns of different lengths [1, 2]",
+        ),
+        (GOOD | {"columns": {"alert_id": ["a" * 32]}}, "needs alert_id and subscriber_id columns"),
+        (GOOD | {"common": GOOD["common"] | {"email": "x@y"}}, "unknown alert fields ['email']"),
+        (
+            GOOD | {"common": GOOD["common"] | {"subscriber_id": 3}},
+            "both common and per alert: ['subscriber_id']",
+        ),
+        (
+            GOOD | {"common": {k: v for k, v in GOOD["common"].items() if k != "kind"}},
+            "missing alert fields ['kind']",
+        ),
+    ],
+)
 def test_a_malformed_alerts_message_is_refused_with_a_reason(message, says) -> None:
     with pytest.raises(InvalidAlertBatch) as err:
         list(alert_rows(message))

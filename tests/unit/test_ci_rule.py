@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-SUITE = '''
+SUITE = """
 import pytest
 
 def test_runs():
@@ -18,16 +18,29 @@ def test_runs():
 @pytest.mark.skipif(True, reason="chromium is not installed")
 def test_needs_a_browser():
     pass
-'''
+"""
 
 
 def _pytest(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_suite.py").write_text(SUITE)
     base = {k: v for k, v in os.environ.items() if k not in ("CI", "SOR_TEST_DATABASE_URL")}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.ci_rule", "-p", "no:cacheprovider", "-q", "-rA",
-         str(tmp_path)],
-        cwd=tmp_path, env={**base, "PYTHONPATH": str(REPO), **env}, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.ci_rule",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rA",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env={**base, "PYTHONPATH": str(REPO), **env},
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 

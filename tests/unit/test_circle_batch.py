@@ -19,8 +19,9 @@ from streams.domain.cell_circles import CellCircles
 from streams.domain.model import Circle
 
 GEOD = Geod(ellps="WGS84")
-SCHEMA = Draft202012Validator(json.loads(
-    (Path(__file__).resolve().parents[2] / "schemas" / "circle-batch.schema.json").read_text()))
+SCHEMA = Draft202012Validator(
+    json.loads((Path(__file__).resolve().parents[2] / "schemas" / "circle-batch.schema.json").read_text())
+)
 RADII = {"500ft": 152.4, "1mi": 1609.344, "5mi": 8046.72}
 
 
@@ -34,8 +35,10 @@ def ups(circles: list[Circle]) -> list[tuple[str, Circle]]:
 
 def random_circles(n: int, seed: int) -> list[Circle]:
     rnd = random.Random(seed)
-    return [circle(i, 38.6 + rnd.uniform(-0.3, 0.3), -90.2 + rnd.uniform(-0.3, 0.3), rnd.choice(list(RADII)))
-            for i in range(1, n + 1)]
+    return [
+        circle(i, 38.6 + rnd.uniform(-0.3, 0.3), -90.2 + rnd.uniform(-0.3, 0.3), rnd.choice(list(RADII)))
+        for i in range(1, n + 1)
+    ]
 
 
 class Worker:
@@ -53,8 +56,9 @@ class Worker:
     def read(self, cell: str, value: Any, partition: int = 0) -> circle_batch.Applied:
         change = circle_batch.decode(json.loads(json.dumps(value)))  # as it crosses the wire
         keys = circle_batch.keys_of(cell, change)
-        applied = circle_batch.apply(cell, change, {k: self.table.get(k) for k in keys}, partition,
-                                     reader=self.reader)
+        applied = circle_batch.apply(
+            cell, change, {k: self.table.get(k) for k in keys}, partition, reader=self.reader
+        )
         for key, entry in applied.entries.items():
             if entry is None:
                 self.table.pop(key, None)
@@ -67,8 +71,11 @@ class Worker:
         return applied
 
     def copies(self) -> set[tuple[str, int]]:
-        return {(key.split("/")[0], int(cid)) for key, v in self.table.items()
-                for cid in circle_batch.entry_circles(v)}
+        return {
+            (key.split("/")[0], int(cid))
+            for key, v in self.table.items()
+            for cid in circle_batch.entry_circles(v)
+        }
 
 
 def cell_of(lat: float, lon: float) -> str:
@@ -143,8 +150,9 @@ def test_a_parse_kept_from_an_entry_rewritten_since_is_not_trusted() -> None:
     changed = sum(len(w.read(cell, value).upserted) for cell, value in msgs)
     assert changed == sum(len(v["upsert"]) for _, v in msgs)  # every copy differed: rewritten
     expected = circle_batch.table_entries(circles, lambda cell: 0)
-    assert {k: circle_batch.entry_circles(v) for k, v in w.table.items()} == \
-        {k: circle_batch.entry_circles(v) for k, v in expected.items()}
+    assert {k: circle_batch.entry_circles(v) for k, v in w.table.items()} == {
+        k: circle_batch.entry_circles(v) for k, v in expected.items()
+    }
 
 
 def test_a_moved_circle_leaves_the_cells_it_no_longer_touches_and_stays_in_the_others() -> None:
@@ -167,8 +175,13 @@ def test_of_several_changes_the_later_wins_in_every_cell() -> None:
     dropped by the next ones; another circle dropped, then added back."""
     first, moved = circle(5, 38.63, -90.20, "5mi"), circle(5, 38.63, -90.05, "5mi")
     back = circle(6, 38.60, -90.30)
-    ops = [("upsert", first), *circle_batch.change_ops([first], [moved]), ("delete", moved),
-           ("delete", back), ("upsert", back)]
+    ops = [
+        ("upsert", first),
+        *circle_batch.change_ops([first], [moved]),
+        ("delete", moved),
+        ("delete", back),
+        ("upsert", back),
+    ]
     w = Worker()
     for cell, value in circle_batch.messages(ops):
         assert not {d["circle_id"] for d in value["upsert"]} & set(value["delete"])
@@ -209,7 +222,7 @@ def test_a_crowded_cell_is_split_into_messages_of_at_most_500_circles() -> None:
 
 def test_an_entry_written_with_another_bucket_count_is_ignored() -> None:
     c = circle(3, 38.65, -90.25, "500ft")  # one cell
-    (key, entry), = circle_batch.table_entries([c], lambda cell: 0).items()
+    ((key, entry),) = circle_batch.table_entries([c], lambda cell: 0).items()
     assert circle_batch.entry_circles(entry) == {"3": c.to_dict()}
     assert circle_batch.entry_circles({**entry, "buckets": circle_batch.BUCKETS * 2}) == {}
 
@@ -223,15 +236,21 @@ def test_the_single_changes_of_before_still_read() -> None:
     assert w.copies() == set() and len(w.index) == 0
 
 
-@pytest.mark.parametrize("value, says", [
-    ([1, 2], "expected a JSON object"),
-    ({"schema": "circle-batch/9", "upsert": [], "delete": []}, "expected 'circle-batch/1'"),
-    ({"schema": "circle-batch/1", "upsert": {}, "delete": []}, "must be lists"),
-    ({"schema": "circle-batch/1", "upsert": [{"circle_id": 1}], "delete": []}, "a circle needs exactly the fields"),
-    ({"schema": "circle-batch/1", "upsert": [], "delete": ["7"]}, "circle ids (integers)"),
-    ({"schema": "circle-batch/1", "upsert": [], "delete": [], "extra": 1}, "unknown fields ['extra']"),
-    ({"op": "move", "circle": circle(1, 38.6, -90.2).to_dict()}, "expected upsert or delete"),
-])
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ([1, 2], "expected a JSON object"),
+        ({"schema": "circle-batch/9", "upsert": [], "delete": []}, "expected 'circle-batch/1'"),
+        ({"schema": "circle-batch/1", "upsert": {}, "delete": []}, "must be lists"),
+        (
+            {"schema": "circle-batch/1", "upsert": [{"circle_id": 1}], "delete": []},
+            "a circle needs exactly the fields",
+        ),
+        ({"schema": "circle-batch/1", "upsert": [], "delete": ["7"]}, "circle ids (integers)"),
+        ({"schema": "circle-batch/1", "upsert": [], "delete": [], "extra": 1}, "unknown fields ['extra']"),
+        ({"op": "move", "circle": circle(1, 38.6, -90.2).to_dict()}, "expected upsert or delete"),
+    ],
+)
 def test_a_message_that_is_not_a_batch_is_refused_with_the_reason(value: Any, says: str) -> None:
     with pytest.raises(circle_batch.InvalidCircleBatch) as err:
         circle_batch.decode(value)

@@ -16,9 +16,7 @@ ST_LOUIS = (38.627, -90.199)
 KANSAS_CITY = (39.0997, -94.5786)
 
 
-def circle(
-    cid: int, lat: float, lon: float, code: str = "1mi", subscriber: int | None = None
-) -> Circle:
+def circle(cid: int, lat: float, lon: float, code: str = "1mi", subscriber: int | None = None) -> Circle:
     sub = cid * 10 if subscriber is None else subscriber
     return Circle(cid, sub, f"place {cid}", f"{cid} Main St", lat, lon, RADII[code][0], code)
 
@@ -100,7 +98,10 @@ def test_results_sorted_by_subscriber_then_circle():
     idx.upsert(circle(3, *ST_LOUIS, subscriber=2))
     idx.upsert(circle(7, *ST_LOUIS, subscriber=1))
     assert [(c.subscriber_id, c.circle_id) for c, _ in idx.query(*ST_LOUIS)] == [
-        (1, 7), (1, 9), (2, 3), (2, 5),
+        (1, 7),
+        (1, 9),
+        (2, 3),
+        (2, 5),
     ]
 
 
@@ -243,16 +244,21 @@ def test_churn_keeps_ids_slots_and_answers_consistent():
             del live[cid]
         elif roll < 0.55 and live:
             old = live[rng.choice(list(live))] if step % 50 == 0 else next(reversed(live.values()))
-            moved = circle(old.circle_id, *offset(*ST_LOUIS, rng.uniform(0, 360),
-                                                  rng.uniform(0, 9000)), "0.5mi", 3)
+            moved = circle(
+                old.circle_id, *offset(*ST_LOUIS, rng.uniform(0, 360), rng.uniform(0, 9000)), "0.5mi", 3
+            )
             idx.upsert(moved)
             live[old.circle_id] = moved
         else:
             # Sometimes an id seen before comes back.
             cid = rng.choice([next_id, rng.randint(1, 2000)])
             next_id += 1
-            c = circle(cid, *offset(*ST_LOUIS, rng.uniform(0, 360), rng.uniform(0, 9000)),
-                       rng.choice(list(RADII)), rng.randint(1, 40))
+            c = circle(
+                cid,
+                *offset(*ST_LOUIS, rng.uniform(0, 360), rng.uniform(0, 9000)),
+                rng.choice(list(RADII)),
+                rng.randint(1, 40),
+            )
             idx.upsert(c)
             live[cid] = c
     assert len(idx) == len(live)
@@ -267,8 +273,9 @@ def test_churn_keeps_ids_slots_and_answers_consistent():
 
 def test_labels_addresses_and_codes_come_back_as_given():
     idx = CircleIndex()
-    c = Circle(1, 2, "Grand-mère’s 🏠", "12 Rue Élysée, Ste. Geneviève, MO 63670",
-               37.98, -90.04, 500.0, "custom")
+    c = Circle(
+        1, 2, "Grand-mère’s 🏠", "12 Rue Élysée, Ste. Geneviève, MO 63670", 37.98, -90.04, 500.0, "custom"
+    )
     idx.upsert(c)
     assert idx.get(1) == c
     [(hit, _)] = idx.query(37.98, -90.04)
@@ -286,20 +293,27 @@ def test_upsert_many_agrees_with_brute_force_as_one_upsert_at_a_time_does():
     idx.bulk_load(held[:200])
     # New circles, circles moved and resized, a pole circle and one across the antimeridian,
     # and one id twice (the last wins), all in one call.
-    moved = [circle(c.circle_id, *offset(c.lat, c.lon, 45.0, 3_000), "2mi", c.subscriber_id)
-             for c in rng.sample(held[:200], 40)]
+    moved = [
+        circle(c.circle_id, *offset(c.lat, c.lon, 45.0, 3_000), "2mi", c.subscriber_id)
+        for c in rng.sample(held[:200], 40)
+    ]
     extra = [circle(900, 89.999, 0.0, "5mi"), circle(901, 51.9, 179.995, "1mi")]
     twice = [circle(902, *ST_LOUIS, "1mi"), circle(902, *KANSAS_CITY, "0.5mi")]
     idx.upsert_many(held[200:] + moved + extra + twice)
     now = {c.circle_id: c for c in held + moved + extra + twice}
     assert len(idx) == len(now)
-    for lat, lon in probe_points(rng, list(now.values()), 150) + [ST_LOUIS, KANSAS_CITY, (90.0, 10.0),
-                                                                  offset(51.9, 179.995, 90.0, 1_000)]:
+    for lat, lon in probe_points(rng, list(now.values()), 150) + [
+        ST_LOUIS,
+        KANSAS_CITY,
+        (90.0, 10.0),
+        offset(51.9, 179.995, 90.0, 1_000),
+    ]:
         assert_same(idx.query(lat, lon), brute_force(list(now.values()), lat, lon))
     assert all(idx.holds(c) for c in now.values())
     c = held[200]
-    assert not idx.holds(Circle(c.circle_id, c.subscriber_id, "other", c.one_line, c.lat, c.lon,
-                                c.radius_m, c.radius_code))
+    assert not idx.holds(
+        Circle(c.circle_id, c.subscriber_id, "other", c.one_line, c.lat, c.lon, c.radius_m, c.radius_code)
+    )
     for cid in (900, 901, 902):
         assert idx.remove(cid)
     assert idx.query(90.0, 10.0) == [] and 902 not in ids(idx.query(*KANSAS_CITY))

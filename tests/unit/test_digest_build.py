@@ -14,8 +14,15 @@ _seq = iter(range(1, 100_000))
 
 def address(street: str, type_: str = "home", city: str = "St. Louis") -> dict[str, Any]:
     return {
-        "type": type_, "street": street, "city": city, "state": "MO", "zip": "63101",
-        "county": None, "lat": 38.63, "lon": -90.2, "normalized": f"{street.upper()}, {city.upper()}, MO 63101",
+        "type": type_,
+        "street": street,
+        "city": city,
+        "state": "MO",
+        "zip": "63101",
+        "county": None,
+        "lat": 38.63,
+        "lon": -90.2,
+        "normalized": f"{street.upper()}, {city.upper()}, MO 63101",
     }
 
 
@@ -24,27 +31,60 @@ def who(oid: str, name: str, offense: str = "Sexual assault") -> dict[str, Any]:
 
 
 def moved(
-    kind: str, oid: str, name: str, street: str, *, distance: float = 300.0, tracked: int = 1,
-    label: str = "Home", at: str | None = None, type_: str = "home", subscriber: int = SUB, revision: int = 0,
+    kind: str,
+    oid: str,
+    name: str,
+    street: str,
+    *,
+    distance: float = 300.0,
+    tracked: int = 1,
+    label: str = "Home",
+    at: str | None = None,
+    type_: str = "home",
+    subscriber: int = SUB,
+    revision: int = 0,
 ) -> Alert:
     n = next(_seq)
     return Alert(
-        alert_id=alert_id_for("t", n), subscriber_id=subscriber, offender_id=oid, kind=kind,
-        event_id=f"ev-{n}", occurred_at=at or f"2026-11-20T10:{n % 60:02d}:00Z", offender=who(oid, name),
-        tracked_address_id=tracked, tracked_label=label,
+        alert_id=alert_id_for("t", n),
+        subscriber_id=subscriber,
+        offender_id=oid,
+        kind=kind,
+        event_id=f"ev-{n}",
+        occurred_at=at or f"2026-11-20T10:{n % 60:02d}:00Z",
+        offender=who(oid, name),
+        tracked_address_id=tracked,
+        tracked_label=label,
         tracked_one_line=f"{tracked} Tracked St, St. Louis, MO 63101",
-        address=address(street, type_), distance_m=distance, band=proximity_band(distance), revision=revision,
+        address=address(street, type_),
+        distance_m=distance,
+        band=proximity_band(distance),
+        revision=revision,
     )
 
 
-def watch(oid: str, name: str, old: list[str], new: list[str], *, removed: bool = False, at: str = "",
-          revision: int = 0) -> Alert:
+def watch(
+    oid: str,
+    name: str,
+    old: list[str],
+    new: list[str],
+    *,
+    removed: bool = False,
+    at: str = "",
+    revision: int = 0,
+) -> Alert:
     n = next(_seq)
     return Alert(
-        alert_id=alert_id_for("w", n), subscriber_id=SUB, offender_id=oid,
-        kind="watch_removed" if removed else "watch_changed", event_id=f"ev-{n}",
-        occurred_at=at or f"2026-11-20T11:{n % 60:02d}:00Z", offender=who(oid, name),
-        old_addresses=[address(s) for s in old], new_addresses=[address(s) for s in new], revision=revision,
+        alert_id=alert_id_for("w", n),
+        subscriber_id=SUB,
+        offender_id=oid,
+        kind="watch_removed" if removed else "watch_changed",
+        event_id=f"ev-{n}",
+        occurred_at=at or f"2026-11-20T11:{n % 60:02d}:00Z",
+        offender=who(oid, name),
+        old_addresses=[address(s) for s in old],
+        new_addresses=[address(s) for s in new],
+        revision=revision,
     )
 
 
@@ -65,11 +105,17 @@ def test_proximity_lines_are_grouped_by_tracked_address_and_ordered() -> None:
     home = digest.places[0]
     # moved in before moved out, nearest first within each
     assert [(ln.direction, ln.name) for ln in home.lines] == [
-        ("in", "Ray Abbott"), ("in", "Bob Far"), ("out", "Al Gone"),
+        ("in", "Ray Abbott"),
+        ("in", "Bob Far"),
+        ("out", "Al Gone"),
     ]
     ray = home.lines[0]
     assert (ray.address_type, ray.address, ray.offense, ray.band, ray.offender_id) == (
-        "Work", "800 Olive St, St. Louis, MO 63101", "Sexual assault", "within 1/2 mi", "O-1",
+        "Work",
+        "800 Olive St, St. Louis, MO 63101",
+        "Sexual assault",
+        "within 1/2 mi",
+        "O-1",
     )
     assert [ln.name for ln in home.moved_out] == ["Al Gone"]
     assert digest.proximity_count == 4 and digest.watch_count == 0 and digest.change_count == 4
@@ -114,14 +160,31 @@ def test_a_move_between_two_addresses_in_the_circle_shows_both() -> None:
     digest = build_digest(SUB, alerts)
     assert digest is not None
     assert [(ln.direction, ln.address.split(",")[0]) for ln in digest.places[0].lines] == [
-        ("in", "900 Olive St"), ("out", "800 Olive St"),
+        ("in", "900 Olive St"),
+        ("out", "800 Olive St"),
     ]
 
 
 def test_changes_only_cancel_within_one_tracked_address() -> None:
     alerts = [
-        moved("moved_in", "O-1", "Ray Abbott", "800 Olive St", tracked=1, label="Home", at="2026-11-20T09:00:00Z"),
-        moved("moved_out", "O-1", "Ray Abbott", "800 Olive St", tracked=2, label="School", at="2026-11-20T10:00:00Z"),
+        moved(
+            "moved_in",
+            "O-1",
+            "Ray Abbott",
+            "800 Olive St",
+            tracked=1,
+            label="Home",
+            at="2026-11-20T09:00:00Z",
+        ),
+        moved(
+            "moved_out",
+            "O-1",
+            "Ray Abbott",
+            "800 Olive St",
+            tracked=2,
+            label="School",
+            at="2026-11-20T10:00:00Z",
+        ),
     ]
     digest = build_digest(SUB, alerts)
     assert digest is not None
@@ -138,7 +201,9 @@ def test_tracked_offender_changes_collapse_to_before_and_after() -> None:
     [line] = digest.watches
     assert (line.name, line.removed) == ("Sam Watts", False)
     assert [a.one_line.split(",")[0] for a in line.old_addresses] == ["400 S Campbell Ave"]
-    assert [(a.type, a.one_line.split(",")[0]) for a in line.new_addresses] == [("Home", "2200 N Glenstone Ave")]
+    assert [(a.type, a.one_line.split(",")[0]) for a in line.new_addresses] == [
+        ("Home", "2200 N Glenstone Ave")
+    ]
 
 
 def test_revisions_order_changes_that_carry_the_same_time() -> None:

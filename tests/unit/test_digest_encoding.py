@@ -15,9 +15,14 @@ from streams.adapters.rendering import render_digest_bytes
 from streams.domain.digest import build_digest
 from tests.integration.conftest import proximity_alert
 
-FIELDS = dict(to_addr="reader@example.org", from_addr="Registry Notifications <no-reply@notify.example.test>",
-              public_url="https://notify.example.test", unsubscribe_url="https://notify.example.test/unsubscribe/t.sig",
-              message_id="<digest-1.abc@notify.example.test>", period="2026-11-20")
+FIELDS = dict(
+    to_addr="reader@example.org",
+    from_addr="Registry Notifications <no-reply@notify.example.test>",
+    public_url="https://notify.example.test",
+    unsubscribe_url="https://notify.example.test/unsubscribe/t.sig",
+    message_id="<digest-1.abc@notify.example.test>",
+    period="2026-11-20",
+)
 
 
 def parts_of(name: str, street: str, label: str) -> tuple[list[str], list[str]]:
@@ -28,14 +33,17 @@ def parts_of(name: str, street: str, label: str) -> tuple[list[str], list[str]]:
     return [p.get_content_type() for p in parts], [p.get_content() for p in parts]
 
 
-@pytest.mark.parametrize(("name", "street", "label"), [
-    ("Pat Case", "800 Olive St", "Home"),  # plain ASCII: sent as it is
-    ("José Núñez", "800 Olive St", "Grandma's"),  # non-ASCII: quoted-printable
-    # The boundary itself on a line of its own (the registry's text never breaks lines; were it to):
-    ("Pat Case\n--=_sor-notify-digest_=--", "800 Olive St", "--=_sor-notify-digest_= x"),
-    ("Pat Case", "800 " + "Very Long " * 110 + "St", "Home"),  # a line longer than SMTP allows
-    ("Pat = Case", "800 Olive St\tRear", "Home & school <b>"),
-])
+@pytest.mark.parametrize(
+    ("name", "street", "label"),
+    [
+        ("Pat Case", "800 Olive St", "Home"),  # plain ASCII: sent as it is
+        ("José Núñez", "800 Olive St", "Grandma's"),  # non-ASCII: quoted-printable
+        # The boundary itself on a line of its own (the registry's text never breaks lines; were it to):
+        ("Pat Case\n--=_sor-notify-digest_=--", "800 Olive St", "--=_sor-notify-digest_= x"),
+        ("Pat Case", "800 " + "Very Long " * 110 + "St", "Home"),  # a line longer than SMTP allows
+        ("Pat = Case", "800 Olive St\tRear", "Home & school <b>"),
+    ],
+)
 def test_every_part_reads_back_with_the_text_it_was_given(name: str, street: str, label: str) -> None:
     types, contents = parts_of(name, street, label)
     assert types == ["text/plain", "text/html"]  # still two parts: nothing broke the structure
@@ -47,10 +55,12 @@ def test_every_part_reads_back_with_the_text_it_was_given(name: str, street: str
 
 
 def test_long_lines_and_non_ascii_are_encoded_and_plain_text_is_not() -> None:
-    plain = render_digest_bytes(build_digest(7, [proximity_alert(7, 70, "MO-1", "Pat Case", "800 Olive St")]),
-                                **FIELDS)
-    accented = render_digest_bytes(build_digest(7, [proximity_alert(7, 70, "MO-1", "José", "800 Olive St")]),
-                                   **FIELDS)
+    plain = render_digest_bytes(
+        build_digest(7, [proximity_alert(7, 70, "MO-1", "Pat Case", "800 Olive St")]), **FIELDS
+    )
+    accented = render_digest_bytes(
+        build_digest(7, [proximity_alert(7, 70, "MO-1", "José", "800 Olive St")]), **FIELDS
+    )
     assert plain.count(b"Content-Transfer-Encoding: 7bit") == 2
     assert accented.count(b"Content-Transfer-Encoding: quoted-printable") == 2
     for raw in (plain, accented):

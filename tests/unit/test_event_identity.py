@@ -10,7 +10,15 @@ from streams.domain.addresses import make_address
 from streams.domain.circle_index import CircleIndex
 from streams.domain.event_identity import content_digest
 from streams.domain.matching import apply_event, proximity_alerts, watch_alerts
-from streams.domain.model import Address, Circle, Offense, OffenderProfile, OffenderState, RegistryEvent, SeenEvent
+from streams.domain.model import (
+    Address,
+    Circle,
+    OffenderProfile,
+    OffenderState,
+    Offense,
+    RegistryEvent,
+    SeenEvent,
+)
 from streams.domain.radii import RADII
 
 GEOD = Geod(ellps="WGS84")
@@ -31,13 +39,23 @@ def home(street: str, point: tuple[float, float] | None) -> Address:
 
 
 PROFILE = OffenderProfile(
-    last_name="Doe", first_name="John", date_of_birth="1970-01-01", tier=2, compliance="compliant",
-    juvenile=False, offenses=(Offense("Statutory sodomy 2nd degree", "566.064"),),
+    last_name="Doe",
+    first_name="John",
+    date_of_birth="1970-01-01",
+    tier=2,
+    compliance="compliant",
+    juvenile=False,
+    offenses=(Offense("Statutory sodomy 2nd degree", "566.064"),),
 )
 
 
-def ev(event_id: str, revision: int, *addresses: Address, baseline: bool = False,
-       occurred_at: str = "2026-12-04T10:00:00Z") -> RegistryEvent:
+def ev(
+    event_id: str,
+    revision: int,
+    *addresses: Address,
+    baseline: bool = False,
+    occurred_at: str = "2026-12-04T10:00:00Z",
+) -> RegistryEvent:
     return RegistryEvent(event_id, "MO-123", revision, occurred_at, "upsert", baseline, PROFILE, addresses)
 
 
@@ -48,7 +66,9 @@ def circles() -> CircleIndex:
 
 
 def alerts_of(outcome) -> list[tuple[str, str]]:
-    return sorted((a.alert_id, a.kind) for ch in outcome.address_changes for a in proximity_alerts(ch, circles()))
+    return sorted(
+        (a.alert_id, a.kind) for ch in outcome.address_changes for a in proximity_alerts(ch, circles())
+    )
 
 
 def stored(state: OffenderState) -> OffenderState:
@@ -75,7 +95,9 @@ def test_the_registry_office_scenario_a_conflicting_repeat_is_never_applied():
     moved = apply_event(state, ev("F", 4, home("1 Far Rd", FAR)))
     assert moved.status == "applied"
     assert sorted((c.direction, c.address.street) for c in moved.address_changes) == [
-        ("in", "1 Far Rd"), ("out", "100 N Tucker Blvd")]
+        ("in", "1 Far Rd"),
+        ("out", "100 N Tucker Blvd"),
+    ]
     assert [kind for _, kind in alerts_of(moved)] == ["moved_out"]
 
 

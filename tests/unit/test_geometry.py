@@ -155,8 +155,9 @@ def test_within_is_decided_by_geodesic_not_chord_in_the_last_millimetre():
 
 def circles_around(rng: np.random.Generator, lat: float, lon: float, n: int, max_m: float):
     """n circle centres up to max_m from (lat, lon), in every direction."""
-    c_lon, c_lat, _ = GEOD.fwd(np.full(n, lon), np.full(n, lat), rng.uniform(0, 360, n),
-                               rng.uniform(0, max_m, n))
+    c_lon, c_lat, _ = GEOD.fwd(
+        np.full(n, lon), np.full(n, lat), rng.uniform(0, 360, n), rng.uniform(0, max_m, n)
+    )
     return np.asarray(c_lat), np.asarray(c_lon)
 
 
@@ -183,8 +184,9 @@ def test_within_is_decided_like_geod_inv_right_at_every_radius():
     inside = 0
     for lat, lon in zip(rng.uniform(-80, 80, 200), rng.uniform(-180, 180, 200)):
         r = rng.choice(radii, 20)
-        c_lon, c_lat, _ = GEOD.fwd(np.full(20, lon), np.full(20, lat), rng.uniform(0, 360, 20),
-                                   r + rng.uniform(-5e-7, 5e-7, 20))
+        c_lon, c_lat, _ = GEOD.fwd(
+            np.full(20, lon), np.full(20, lat), rng.uniform(0, 360, 20), r + rng.uniform(-5e-7, 5e-7, 20)
+        )
         c_lat, c_lon = np.asarray(c_lat), np.asarray(c_lon)
         truth = np.asarray(GEOD.inv(c_lon, c_lat, np.full(20, lon), np.full(20, lat))[2])
         xyz = np.column_stack(ecef(c_lat, c_lon))

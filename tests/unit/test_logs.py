@@ -23,8 +23,11 @@ def _restore_root_logging():
 def test_emails_and_secrets_are_redacted(capsys) -> None:
     configure_logging("json", "info")
     structlog.get_logger().info(
-        "subscriber import for jane.doe+x@example.org", email="jane@example.org",
-        password="hunter22", token="tok", count=3,
+        "subscriber import for jane.doe+x@example.org",
+        email="jane@example.org",
+        password="hunter22",
+        token="tok",
+        count=3,
     )
     logging.getLogger("aiokafka").warning("connect failed for bob@example.com")
     err = capsys.readouterr().err
@@ -35,7 +38,9 @@ def test_emails_and_secrets_are_redacted(capsys) -> None:
 
 def test_library_log_lines_with_named_arguments_are_redacted_and_still_written(capsys) -> None:
     configure_logging("json", "info")
-    logging.getLogger("aiokafka").warning("connect failed for %(who)s on %(n)d", {"who": "bob@example.com", "n": 2})
+    logging.getLogger("aiokafka").warning(
+        "connect failed for %(who)s on %(n)d", {"who": "bob@example.com", "n": 2}
+    )
     logging.getLogger("aiokafka").warning("connect failed for %s on %d", "amy@example.com", 3)
     err = capsys.readouterr().err
     assert "Logging error" not in err and "example.com" not in err

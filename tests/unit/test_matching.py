@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from pyproj import Geod
@@ -22,9 +23,9 @@ from streams.domain.model import (
     Address,
     Alert,
     Circle,
-    Offense,
     OffenderProfile,
     OffenderState,
+    Offense,
     RegistryEvent,
     digest_online_identifier,
 )
@@ -35,7 +36,10 @@ GEOD = Geod(ellps="WGS84")
 HOME = (38.627, -90.199)  # the subscriber's tracked address, St. Louis
 FAR = (39.0997, -94.5786)  # Kansas City
 # The two circles of the `circles` fixture, as the reference model takes them (its own radii).
-PLACES = (Place(11, 1, "Home", *HOME, radius_metres("0.5mi")), Place(12, 2, "School", *HOME, radius_metres("1mi")))
+PLACES = (
+    Place(11, 1, "Home", *HOME, radius_metres("0.5mi")),
+    Place(12, 2, "School", *HOME, radius_metres("1mi")),
+)
 WATCHER = 3  # tracks MO-123 where a test names no watchers of its own
 
 
@@ -114,15 +118,31 @@ def all_alerts(outcome, idx: CircleIndex) -> list[Alert]:
 def as_doc(ev: RegistryEvent) -> dict[str, Any]:
     """The event as the reference model reads it (registry-event/1; a geocoded address with
     its precision)."""
-    doc: dict[str, Any] = {"event_id": ev.event_id, "offender_id": ev.offender_id, "revision": ev.revision,
-                           "occurred_at": ev.occurred_at, "kind": ev.kind}
+    doc: dict[str, Any] = {
+        "event_id": ev.event_id,
+        "offender_id": ev.offender_id,
+        "revision": ev.revision,
+        "occurred_at": ev.occurred_at,
+        "kind": ev.kind,
+    }
     if ev.baseline:
         doc["baseline"] = True
     if ev.kind == "upsert":
         p = ev.offender
         doc["offender"] = {"first_name": p.first_name, "last_name": p.last_name, "juvenile": p.juvenile}
-        doc["addresses"] = [{"type": a.type, "street": a.street, "city": a.city, "state": a.state, "zip": a.zip,
-                             "lat": a.lat, "lon": a.lon, "precision": a.precision} for a in ev.addresses]
+        doc["addresses"] = [
+            {
+                "type": a.type,
+                "street": a.street,
+                "city": a.city,
+                "state": a.state,
+                "zip": a.zip,
+                "lat": a.lat,
+                "lon": a.lon,
+                "precision": a.precision,
+            }
+            for a in ev.addresses
+        ]
     return doc
 
 
@@ -148,19 +168,31 @@ def _streets(addresses: list[dict[str, Any]]) -> tuple[str, ...]:
 def alert_key(a: Alert) -> tuple[Any, ...]:
     """A production alert in the reference model's terms (Pending.key, Pending.watch_streets)."""
     tracked = a.tracked_address_id is not None
-    return (a.subscriber_id, a.offender_id, a.kind, a.event_id, a.tracked_address_id,
-            a.address["street"] if tracked else None,
-            None if tracked else (_streets(a.old_addresses), _streets(a.new_addresses)))
+    return (
+        a.subscriber_id,
+        a.offender_id,
+        a.kind,
+        a.event_id,
+        a.tracked_address_id,
+        a.address["street"] if tracked else None,
+        None if tracked else (_streets(a.old_addresses), _streets(a.new_addresses)),
+    )
 
 
-def checked(history: Sequence[RegistryEvent], ev: RegistryEvent, idx: CircleIndex,
-            watchers: Sequence[int] = (WATCHER,)):
+def checked(
+    history: Sequence[RegistryEvent],
+    ev: RegistryEvent,
+    idx: CircleIndex,
+    watchers: Sequence[int] = (WATCHER,),
+):
     """`ev` applied by production after `history`; its alerts, its status and its purge checked
     against the reference model's answer. Returns (outcome, production's alerts, that answer)."""
     outcome = apply_event(state_after(*history), ev)
     want = reference_step(history, ev, watchers)
     alerts = made(outcome, idx, watchers)
-    assert Counter(alert_key(a) for a in alerts) == Counter(p.key() + (p.watch_streets(),) for p in want.alerts)
+    assert Counter(alert_key(a) for a in alerts) == Counter(
+        p.key() + (p.watch_streets(),) for p in want.alerts
+    )
     # The reference has no replay: the latest event again is a duplicate that makes nothing new.
     assert {"replayed": "duplicate"}.get(outcome.status, outcome.status) == want.outcome
     assert outcome.purge == want.forgets

@@ -24,7 +24,16 @@ MAY_IMPORT = {
     "streams.agents": (*_BASE, "streams.adapters", "streams.runtime", "streams.services", "streams.app"),
 }
 # Libraries the pure core must never reach for.
-NOT_IN_DOMAIN = ("faust", "aiokafka", "sqlalchemy", "aiohttp", "aiohttp_jinja2", "jinja2", "structlog", "mode")
+NOT_IN_DOMAIN = (
+    "faust",
+    "aiokafka",
+    "sqlalchemy",
+    "aiohttp",
+    "aiohttp_jinja2",
+    "jinja2",
+    "structlog",
+    "mode",
+)
 
 
 def modules() -> dict[str, Path]:
@@ -136,15 +145,23 @@ def test_no_layer_imports_one_above_it() -> None:
         if layer is None:
             continue
         allowed = (layer, *MAY_IMPORT[layer])
-        upward += [f"{name} -> {t}" for t in sorted(targets)
-                   if not any(t == a or t.startswith(a + ".") for a in allowed)]
+        upward += [
+            f"{name} -> {t}"
+            for t in sorted(targets)
+            if not any(t == a or t.startswith(a + ".") for a in allowed)
+        ]
     assert upward == []
 
 
 def test_the_domain_uses_no_framework_or_io_library() -> None:
     _, libraries = graph()
-    used = {f"{name} uses {lib}" for name, libs in libraries.items()
-            if layer_of(name) == "streams.domain" for lib in libs if lib in NOT_IN_DOMAIN}
+    used = {
+        f"{name} uses {lib}"
+        for name, libs in libraries.items()
+        if layer_of(name) == "streams.domain"
+        for lib in libs
+        if lib in NOT_IN_DOMAIN
+    }
     assert used == set()
 
 
@@ -156,7 +173,11 @@ def test_only_entrypoints_import_the_composition_root() -> None:
 
 def test_every_long_module_is_explained_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("### Modules over 400 lines", 1)[1].split("\n#", 1)[0] if "### Modules over 400 lines" in readme else ""
+    section = (
+        readme.split("### Modules over 400 lines", 1)[1].split("\n#", 1)[0]
+        if "### Modules over 400 lines" in readme
+        else ""
+    )
     explained = set(re.findall(r"^- `(streams/[\w/]+\.py)`", section, re.M))  # one list item each
     long = {str(p.relative_to(ROOT)) for p in modules().values() if len(p.read_text().splitlines()) > LONG}
     assert sorted(long - explained) == []

@@ -13,8 +13,9 @@ from jsonschema import Draft202012Validator
 
 from streams.domain import watch_batch
 
-SCHEMA = Draft202012Validator(json.loads(
-    (Path(__file__).resolve().parents[2] / "schemas" / "watch-batch.schema.json").read_text()))
+SCHEMA = Draft202012Validator(
+    json.loads((Path(__file__).resolve().parents[2] / "schemas" / "watch-batch.schema.json").read_text())
+)
 
 
 def read_all(msgs: list[tuple[str, dict[str, Any]]], table: dict[str, list[int]]) -> None:
@@ -64,14 +65,29 @@ def test_the_last_watcher_leaving_removes_the_offender_and_old_single_watches_st
     assert table == {}
 
 
-@pytest.mark.parametrize("value, says", [
-    ("x", "expected a JSON object"),
-    ({"schema": "watch-batch/1", "offender_id": "", "watch": [], "unwatch": []}, "non-empty string"),
-    ({"schema": "watch-batch/2", "offender_id": "MO-1", "watch": [], "unwatch": []}, "expected 'watch-batch/1'"),
-    ({"schema": "watch-batch/1", "offender_id": "MO-1", "watch": ["1"], "unwatch": []}, "subscriber ids (integers)"),
-    ({"schema": "watch-batch/1", "offender_id": "MO-1", "watch": [1], "unwatch": [1]}, "both in watch and unwatch"),
-    ({"schema": "watch-batch/1", "offender_id": "MO-1", "watch": [], "unwatch": [], "x": 1}, "unknown fields ['x']"),
-])
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("x", "expected a JSON object"),
+        ({"schema": "watch-batch/1", "offender_id": "", "watch": [], "unwatch": []}, "non-empty string"),
+        (
+            {"schema": "watch-batch/2", "offender_id": "MO-1", "watch": [], "unwatch": []},
+            "expected 'watch-batch/1'",
+        ),
+        (
+            {"schema": "watch-batch/1", "offender_id": "MO-1", "watch": ["1"], "unwatch": []},
+            "subscriber ids (integers)",
+        ),
+        (
+            {"schema": "watch-batch/1", "offender_id": "MO-1", "watch": [1], "unwatch": [1]},
+            "both in watch and unwatch",
+        ),
+        (
+            {"schema": "watch-batch/1", "offender_id": "MO-1", "watch": [], "unwatch": [], "x": 1},
+            "unknown fields ['x']",
+        ),
+    ],
+)
 def test_a_message_that_is_not_a_batch_is_refused_with_the_reason(value: Any, says: str) -> None:
     with pytest.raises(watch_batch.InvalidWatchBatch) as err:
         watch_batch.decode(value)

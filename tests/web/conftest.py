@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from datetime import UTC
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -39,8 +41,9 @@ class Site:
             self.csrf = m.group(1)
         return resp.status, text
 
-    async def post(self, path: str, data: dict[str, str] | None = None, *, csrf: bool = True,
-                   **kw: Any) -> tuple[int, str]:
+    async def post(
+        self, path: str, data: dict[str, str] | None = None, *, csrf: bool = True, **kw: Any
+    ) -> tuple[int, str]:
         form = dict(data or {})
         if csrf:
             form.setdefault("csrf_token", self.csrf)
@@ -59,14 +62,20 @@ class Site:
 @pytest.fixture
 async def site(engine, smtp_server, tmp_path: Path) -> AsyncIterator[Site]:  # noqa: F811
     catcher, port = smtp_server
-    settings = load_settings({
-        "SOR_DATA_DIR": str(tmp_path), "SOR_PUBLIC_URL": "http://notify.test",
-        "SOR_MAP_TILES_URL": "",
-    })
+    settings = load_settings(
+        {
+            "SOR_DATA_DIR": str(tmp_path),
+            "SOR_PUBLIC_URL": "http://notify.test",
+            "SOR_MAP_TILES_URL": "",
+        }
+    )
     import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
     runtime = Runtime(
-        settings=settings, engine=engine,
-        mail=SmtpSender(host="127.0.0.1", port=port, starttls=False, username=None, password=None, timeout=10),
+        settings=settings,
+        engine=engine,
+        mail=SmtpSender(
+            host="127.0.0.1", port=port, starttls=False, username=None, password=None, timeout=10
+        ),
         geocoder=LocalGazetteer(engine),
     )
     published: list[SubscriberChange] = []
@@ -84,14 +93,17 @@ async def site(engine, smtp_server, tmp_path: Path) -> AsyncIterator[Site]:  # n
 
 def add_subscriber(engine, email: str, *, status: str = "active") -> int:  # noqa: F811
     """A confirmed subscriber straight in the database; returns its id."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from streams.adapters.db import subscribers
 
     with engine.begin() as conn:
         return conn.execute(
             subscribers.insert().values(
-                email=email, confirmed=True, status=status, created_at=datetime.now(timezone.utc),
+                email=email,
+                confirmed=True,
+                status=status,
+                created_at=datetime.now(UTC),
             )
         ).inserted_primary_key[0]
 
@@ -99,13 +111,13 @@ def add_subscriber(engine, email: str, *, status: str = "active") -> int:  # noq
 @pytest.fixture
 async def logged_in_site(site: Site, engine) -> Site:  # noqa: F811
     """The `site` with a confirmed subscriber logged in through a real server-side session."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from streams.web import sessions
 
     email = "reader@example.com"
     sid = add_subscriber(engine, email)
-    session = sessions.create(engine, sid, datetime.now(timezone.utc))
+    session = sessions.create(engine, sid, datetime.now(UTC))
     site.client.session.cookie_jar.update_cookies({sessions.COOKIE: session.raw_id})
     site.subscriber_id = sid  # type: ignore[attr-defined]
     site.email = email  # type: ignore[attr-defined]
@@ -133,8 +145,9 @@ async def enroll_and_log_in(site: Site, email: str, password: str = "plum orchar
     """Enroll over HTTP, follow the confirmation link: `site` is then logged in."""
     await site.get("/enroll")
     before = len(await sent_mail(site))
-    status, _ = await site.post("/enroll", {"email": email, "email2": email,
-                                            "password": password, "password2": password})
+    status, _ = await site.post(
+        "/enroll", {"email": email, "email2": email, "password": password, "password2": password}
+    )
     assert status == 200
     assert len(await sent_mail(site)) == before + 1
     [link] = [u for u in site.links_in_last_mail() if "/confirm/" in u]
@@ -144,16 +157,30 @@ async def enroll_and_log_in(site: Site, email: str, password: str = "plum orchar
 
 
 @asynccontextmanager
-async def open_site(engine: Any, smtp_port: int, mail_catcher: Any, tmp_path: Path, *,  # noqa: F811
-                    limiter: RateLimiter | None = None, mail: Any = None) -> AsyncIterator[Site]:
-    settings = load_settings({
-        "SOR_DATA_DIR": str(tmp_path), "SOR_PUBLIC_URL": "http://notify.test", "SOR_MAP_TILES_URL": "",
-    })
+async def open_site(
+    engine: Any,  # noqa: F811
+    smtp_port: int,
+    mail_catcher: Any,
+    tmp_path: Path,
+    *,
+    limiter: RateLimiter | None = None,
+    mail: Any = None,
+) -> AsyncIterator[Site]:
+    settings = load_settings(
+        {
+            "SOR_DATA_DIR": str(tmp_path),
+            "SOR_PUBLIC_URL": "http://notify.test",
+            "SOR_MAP_TILES_URL": "",
+        }
+    )
     import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
     runtime = Runtime(
-        settings=settings, engine=engine,
-        mail=mail or SmtpSender(host="127.0.0.1", port=smtp_port, starttls=False, username=None,
-                                password=None, timeout=10),
+        settings=settings,
+        engine=engine,
+        mail=mail
+        or SmtpSender(
+            host="127.0.0.1", port=smtp_port, starttls=False, username=None, password=None, timeout=10
+        ),
         geocoder=LocalGazetteer(engine),
     )
     published: list[SubscriberChange] = []

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -17,7 +18,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import accounts, repository, subscriber_store
+from streams.adapters import password_hashes, repository, subscriber_store
 from streams.adapters.account_tokens import email_tokens
 from streams.adapters.db import offender_watches, pending_alerts, subscribers, tracked_addresses
 from streams.adapters.mail import TemporaryMailError
@@ -40,7 +41,7 @@ GENERIC_LOGIN_ERROR = "E-mail address or password not recognised"
 
 def path_of(url: str) -> str:
     assert url.startswith(BASE + "/"), url
-    return url[len(BASE):]
+    return url[len(BASE) :]
 
 
 def link_in(msg: EmailMessage, part: str) -> str | None:
@@ -57,19 +58,26 @@ def comparable(page: str, *typed: str) -> str:
     return page
 
 
-async def enroll(site: Site, email: str, password: str = PW, *, email2: str | None = None,
-                 password2: str | None = None) -> tuple[int, str]:
+async def enroll(
+    site: Site, email: str, password: str = PW, *, email2: str | None = None, password2: str | None = None
+) -> tuple[int, str]:
     await site.get("/enroll")
-    return await site.post("/enroll", {
-        "email": email, "email2": email if email2 is None else email2,
-        "password": password, "password2": password if password2 is None else password2,
-    })
+    return await site.post(
+        "/enroll",
+        {
+            "email": email,
+            "email2": email if email2 is None else email2,
+            "password": password,
+            "password2": password if password2 is None else password2,
+        },
+    )
 
 
 async def log_in(site: Site, email: str, password: str = PW) -> tuple[int, str, str | None]:
     await site.get("/login")
-    resp = await site.client.post("/login", data={"email": email, "password": password,
-                                                  "csrf_token": site.csrf}, allow_redirects=False)
+    resp = await site.client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": site.csrf}, allow_redirects=False
+    )
     text = await resp.text()
     if m := CSRF.search(text):
         site.csrf = m.group(1)
@@ -98,8 +106,9 @@ def subscriber(engine: Engine, email: str) -> Any:
 def expire_links(engine: Engine, purpose: str) -> None:
     with engine.begin() as conn:
         conn.execute(
-            update(email_tokens).where(email_tokens.c.purpose == purpose)
-            .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+            update(email_tokens)
+            .where(email_tokens.c.purpose == purpose)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
 
 
@@ -115,6 +124,7 @@ def count(engine: Engine, table: Any, **where: Any) -> int:
 async def second_browser(site: Site) -> AsyncIterator[Site]:
     """Another browser on the same server: its own cookies, the same mailbox."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+
         class Client:
             def get(self, path: str, **kw: Any) -> Any:
                 return session.get(site.client.make_url(path), **kw)
@@ -145,7 +155,9 @@ async def test_enrolling_mails_a_link_that_confirms_and_logs_in(site, engine) ->
     with engine.connect() as conn:
         assert token not in {r.token_hash for r in conn.execute(select(email_tokens))}
 
-    cookie_before = site.client.session.cookie_jar.filter_cookies(site.client.make_url("/"))["sor_session"].value
+    cookie_before = site.client.session.cookie_jar.filter_cookies(site.client.make_url("/"))[
+        "sor_session"
+    ].value
     resp = await click(site, link)
     assert resp.status == 303 and resp.headers["Location"] == "/notifications"
     assert resp.cookies["sor_session"].value != cookie_before  # a new session at login
@@ -169,7 +181,7 @@ async def test_a_forged_expired_or_used_confirmation_link_is_refused_the_same_wa
     assert not subscriber(engine, "bo@example.org").confirmed
 
     with engine.begin() as conn:  # give the link back its 48 hours
-        conn.execute(update(email_tokens).values(expires_at=datetime.now(timezone.utc) + timedelta(hours=47)))
+        conn.execute(update(email_tokens).values(expires_at=datetime.now(UTC) + timedelta(hours=47)))
     assert (await click(site, link)).status == 303
     assert await is_logged_in(site)
     await site.post("/logout")
@@ -186,7 +198,13 @@ async def test_the_enroll_form_explains_each_mistake_next_to_its_field(site) -> 
         ({"password": "bluebird", "password2": "bluebird"}, "password", "common"),
     ]
     for changes, field, message in cases:
-        form = {"email": "ann@example.org", "email2": "ann@example.org", "password": PW, "password2": PW, **changes}
+        form = {
+            "email": "ann@example.org",
+            "email2": "ann@example.org",
+            "password": PW,
+            "password2": PW,
+            **changes,
+        }
         await site.get("/enroll")
         status, page = await site.post("/enroll", form)
         assert status == 400, field
@@ -198,14 +216,17 @@ async def test_the_enroll_form_explains_each_mistake_next_to_its_field(site) -> 
     assert await sent_mail(site) == []
 
 
-@pytest.mark.parametrize("password, says", [
-    ("Password1", "common"),
-    ("iloveyou", "common"),
-    ("trust no 1", "common"),  # spaces do not hide a common password
-    ("seven c", "at least 8 characters"),
-    ("annette.reader 2024", "e-mail address"),
-    ("my registry login", "name of this service"),
-])
+@pytest.mark.parametrize(
+    "password, says",
+    [
+        ("Password1", "common"),
+        ("iloveyou", "common"),
+        ("trust no 1", "common"),  # spaces do not hide a common password
+        ("seven c", "at least 8 characters"),
+        ("annette.reader 2024", "e-mail address"),
+        ("my registry login", "name of this service"),
+    ],
+)
 async def test_weak_and_common_passwords_are_refused(site, engine, password, says) -> None:
     status, page = await enroll(site, "annette.reader@example.org", password)
     assert status == 400 and says in page
@@ -247,7 +268,8 @@ async def test_enrolling_an_enrolled_address_looks_the_same_and_changes_nothing(
 
 
 async def test_login_fails_the_same_way_and_with_the_same_work_for_every_reason(
-        site, engine, subscribe, monkeypatch) -> None:
+    site, engine, subscribe, monkeypatch
+) -> None:
     await enroll_and_log_in(site, "eve@example.org")
     await site.post("/logout")
     await enroll(site, "unconfirmed@example.org")
@@ -257,7 +279,7 @@ async def test_login_fails_the_same_way_and_with_the_same_work_for_every_reason(
     real_verify = PasswordHasher.verify
 
     def verify(self: PasswordHasher, hash: str, password: str) -> bool:  # noqa: A002
-        verified_against_dummy.append(hash == accounts.DUMMY_HASH)
+        verified_against_dummy.append(hash == password_hashes.DUMMY_HASH)
         return real_verify(self, hash, password)
 
     monkeypatch.setattr(PasswordHasher, "verify", verify)
@@ -372,7 +394,9 @@ async def test_reset_sets_a_new_password_and_logs_out_every_browser(site, engine
         assert status == 200 and "Choose a new password" in page
         status, page = await other.post(link, {"password": "qwertyuiop", "password2": "qwertyuiop"})
         assert status == 400 and "common" in page
-        status, page = await other.post(link, {"password": "cedar harbor violet", "password2": "cedar harbor violet"})
+        status, page = await other.post(
+            link, {"password": "cedar harbor violet", "password2": "cedar harbor violet"}
+        )
         assert status == 200 and "Log in with your new password" in page
 
         assert not await is_logged_in(site)  # the first browser was logged out
@@ -400,7 +424,9 @@ async def test_a_reset_link_lasts_one_hour(site, engine) -> None:
     assert (await log_in(site, "kim@example.org", PW))[0] == 303
 
 
-async def test_imported_subscribers_choose_their_first_password_through_reset(site, engine, subscribe) -> None:
+async def test_imported_subscribers_choose_their_first_password_through_reset(
+    site, engine, subscribe
+) -> None:
     subscribe("lee@example.org", confirmed=True)
     unconfirmed = subscribe("max@example.org", confirmed=False, offenders=("MO-77",))
     for email in ("lee@example.org", "max@example.org"):
@@ -426,12 +452,23 @@ async def test_changing_the_password_needs_the_current_one_and_ends_other_sessio
     await enroll_and_log_in(site, "ned@example.org")
     async with second_browser(site) as other:
         assert (await log_in(other, "ned@example.org"))[0] == 303
-        status, page = await site.post("/account/password", {
-            "current_password": "not it at all", "new_password": "cedar harbor violet",
-            "new_password2": "cedar harbor violet"})
+        status, page = await site.post(
+            "/account/password",
+            {
+                "current_password": "not it at all",
+                "new_password": "cedar harbor violet",
+                "new_password2": "cedar harbor violet",
+            },
+        )
         assert status == 400 and "not your current password" in page
-        status, page = await site.post("/account/password", {
-            "current_password": PW, "new_password": "cedar harbor violet", "new_password2": "cedar harbor violet"})
+        status, page = await site.post(
+            "/account/password",
+            {
+                "current_password": PW,
+                "new_password": "cedar harbor violet",
+                "new_password2": "cedar harbor violet",
+            },
+        )
         assert status == 200 and "Your password is changed" in page
         assert await is_logged_in(site)
         assert not await is_logged_in(other)
@@ -442,13 +479,21 @@ async def test_changing_the_password_needs_the_current_one_and_ends_other_sessio
 
 async def test_the_address_changes_only_when_the_new_address_confirms(site, engine) -> None:
     await enroll_and_log_in(site, "old@example.org")
-    status, page = await site.post("/account/email", {
-        "new_email": "fresh@example.org", "new_email2": "fresh@example.org", "email_password": "guess guess"})
+    status, page = await site.post(
+        "/account/email",
+        {
+            "new_email": "fresh@example.org",
+            "new_email2": "fresh@example.org",
+            "email_password": "guess guess",
+        },
+    )
     assert status == 400 and "not your password" in page
     mails_before = len(await sent_mail(site))
 
-    status, page = await site.post("/account/email", {
-        "new_email": "Fresh@Example.org", "new_email2": "fresh@example.org", "email_password": PW})
+    status, page = await site.post(
+        "/account/email",
+        {"new_email": "Fresh@Example.org", "new_email2": "fresh@example.org", "email_password": PW},
+    )
     assert status == 200 and "Check your new address" in page
     mails = await sent_mail(site)
     assert len(mails) == mails_before + 2
@@ -478,7 +523,9 @@ async def test_moving_to_an_enrolled_address_looks_the_same_and_moves_nothing(si
     await enroll_and_log_in(site, "pat@example.org")
     answers = []
     for new in ("free@example.org", "taken@example.org"):
-        status, page = await site.post("/account/email", {"new_email": new, "new_email2": new, "email_password": PW})
+        status, page = await site.post(
+            "/account/email", {"new_email": new, "new_email2": new, "email_password": PW}
+        )
         answers.append((status, comparable(page, new)))
         await site.get("/account")
     assert answers[0] == answers[1] and answers[0][0] == 200
@@ -487,17 +534,27 @@ async def test_moving_to_an_enrolled_address_looks_the_same_and_moves_nothing(si
     notice = next(m for m in mails if m["To"] == "pat@example.org")
     assert to_taken["To"] == "taken@example.org" and link_in(to_taken, "/email/confirm/") is None
     assert notice["To"] == "pat@example.org"
-    assert subscriber(engine, "pat@example.org") is not None and subscriber(engine, "taken@example.org") is not None
+    assert (
+        subscriber(engine, "pat@example.org") is not None
+        and subscriber(engine, "taken@example.org") is not None
+    )
 
 
 # --- deleting ----------------------------------------------------------------------------
 
 
 def give_tracking(engine: Engine, email: str) -> subscriber_store.SubscriberChange:
-    change = subscriber_store.upsert_subscriber(engine, imported(
-        email, addresses=(imported_address(),), offenders=("MO-1", "MO-2")))
-    repository.record_alerts(engine, [proximity_alert(
-        change.subscriber_id, change.circles[0].circle_id, "MO-9", "Ray Abbott", "800 Olive St")])
+    change = subscriber_store.upsert_subscriber(
+        engine, imported(email, addresses=(imported_address(),), offenders=("MO-1", "MO-2"))
+    )
+    repository.record_alerts(
+        engine,
+        [
+            proximity_alert(
+                change.subscriber_id, change.circles[0].circle_id, "MO-9", "Ray Abbott", "800 Olive St"
+            )
+        ],
+    )
     return change
 
 
@@ -549,10 +606,18 @@ async def test_delete_when_logged_in_needs_the_password(site, engine) -> None:
 async def test_every_account_form_refuses_a_post_without_its_csrf_token(site, engine) -> None:
     await enroll_and_log_in(site, "sam@example.org")
     for path, data in [
-        ("/account/password", {"current_password": PW, "new_password": "cedar harbor violet",
-                               "new_password2": "cedar harbor violet"}),
-        ("/account/email", {"new_email": "sam2@example.org", "new_email2": "sam2@example.org",
-                            "email_password": PW}),
+        (
+            "/account/password",
+            {
+                "current_password": PW,
+                "new_password": "cedar harbor violet",
+                "new_password2": "cedar harbor violet",
+            },
+        ),
+        (
+            "/account/email",
+            {"new_email": "sam2@example.org", "new_email2": "sam2@example.org", "email_password": PW},
+        ),
         ("/account/delete", {"delete_password": PW}),
         ("/account/mail/resume", {}),
         ("/logout", {}),
@@ -571,7 +636,10 @@ async def test_every_account_form_refuses_a_post_without_its_csrf_token(site, en
     delete = next(filter(None, (link_in(m, "/delete/confirm/") for m in mails)))
     sent = len(mails)
     for path, data in [
-        ("/enroll", {"email": "tia@example.org", "email2": "tia@example.org", "password": PW, "password2": PW}),
+        (
+            "/enroll",
+            {"email": "tia@example.org", "email2": "tia@example.org", "password": PW, "password2": PW},
+        ),
         ("/login", {"email": "sam@example.org", "password": PW}),
         ("/forgot", {"email": "sam@example.org"}),
         ("/delete", {"email": "sam@example.org"}),
@@ -593,13 +661,21 @@ async def test_unconfirmed_enrollments_are_purged_after_48_hours(site, engine, s
     await enroll(site, "recent@example.org")
     await enroll_and_log_in(site, "kept@example.org")
     subscribe("legacy@example.org", confirmed=False)
-    stale_link = link_in(next(m for m in await sent_mail(site) if m["To"] == "stale@example.org"), "/confirm/")
-    now = datetime.now(timezone.utc)
+    stale_link = link_in(
+        next(m for m in await sent_mail(site) if m["To"] == "stale@example.org"), "/confirm/"
+    )
+    now = datetime.now(UTC)
     with engine.begin() as conn:
-        conn.execute(update(subscribers).where(subscribers.c.email != "recent@example.org")
-                     .values(created_at=now - timedelta(hours=49)))
-        conn.execute(update(subscribers).where(subscribers.c.email == "recent@example.org")
-                     .values(created_at=now - timedelta(hours=47)))
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.email != "recent@example.org")
+            .values(created_at=now - timedelta(hours=49))
+        )
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.email == "recent@example.org")
+            .values(created_at=now - timedelta(hours=47))
+        )
 
     housekeeping.purge_expired(engine, now)
     assert subscriber(engine, "stale@example.org") is None
@@ -626,15 +702,25 @@ async def test_logs_hold_no_address_password_or_token(site, engine, caplog) -> N
         await site.post("/account/delete", {"delete_password": "cedar harbor violet"})
         mails = await sent_mail(site)
 
-    tokens = [path.rsplit("/", 1)[1] for m in mails
-              for path in filter(None, [link_in(m, "/confirm/"), link_in(m, "/reset/")])]
+    tokens = [
+        path.rsplit("/", 1)[1]
+        for m in mails
+        for path in filter(None, [link_in(m, "/confirm/"), link_in(m, "/reset/")])
+    ]
     assert len(tokens) == 2
-    assert {"enrollment confirmed", "login refused", "password reset", "logged in", "enrollment deleted",
-            "account e-mail sent"} <= {e["event"] for e in events}
+    assert {
+        "enrollment confirmed",
+        "login refused",
+        "password reset",
+        "logged in",
+        "enrollment deleted",
+        "account e-mail sent",
+    } <= {e["event"] for e in events}
     # Not ours: the test SMTP server's own log ("mail.log"), and aiohttp's access log of request
     # paths, which only this test server keeps (`sor-notify web` runs without one).
     harness = {"mail.log", "aiohttp.access"}
     logged = "\n".join(map(str, events)) + "\n".join(
-        f"{r.getMessage()} {r.__dict__}" for r in caplog.records if r.name not in harness)
+        f"{r.getMessage()} {r.__dict__}" for r in caplog.records if r.name not in harness
+    )
     for secret in ("uma@example.org", PW, "a wrong password", "cedar harbor violet", *tokens):
         assert secret not in logged

@@ -47,14 +47,19 @@ async def test_probes_answer_while_the_database_answers(site: Site) -> None:
 
 
 async def test_readyz_names_the_database_when_it_is_down_and_healthz_stays_up(
-    tmp_path: Path, smtp_server,
+    tmp_path: Path,
+    smtp_server,
 ) -> None:
     # A PostgreSQL server that is not there: nothing listens on the port.
     url = f"postgresql+psycopg://sor:secret-pw@127.0.0.1:{free_port()}/sor"
     engine = create_engine(url)
     settings = load_settings({"SOR_DATA_DIR": str(tmp_path), "SOR_MAP_TILES_URL": ""})
-    runtime = Runtime(settings=settings, engine=engine, mail=None,  # type: ignore[arg-type]
-                        geocoder=LocalGazetteer(engine))
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        mail=None,  # type: ignore[arg-type]
+        geocoder=LocalGazetteer(engine),
+    )
     async with TestClient(TestServer(init_app(runtime))) as client:
         resp = await client.get("/readyz")
         assert resp.status == 503
@@ -78,7 +83,9 @@ async def test_requests_are_counted_by_route_pattern_and_status(site: Site) -> N
     after = await scrape(site)
 
     def delta(**labels: str) -> float:
-        return value(after, "sor_web_requests_total", **labels) - value(before, "sor_web_requests_total", **labels)
+        return value(after, "sor_web_requests_total", **labels) - value(
+            before, "sor_web_requests_total", **labels
+        )
 
     assert delta(method="GET", route="/", status="200") == 2
     # The pattern, never the token or the unknown path: a bounded set of series.
@@ -97,7 +104,9 @@ async def test_failed_logins_and_enrollments_are_counted(site: Site) -> None:
     status, _ = await site.post("/login", {"email": "counted@example.org", "password": "wrong password here"})
     assert status == 400
     await site.get("/login")
-    status, _ = await site.post("/login", {"email": "counted@example.org", "password": "plum orchard lantern"})
+    status, _ = await site.post(
+        "/login", {"email": "counted@example.org", "password": "plum orchard lantern"}
+    )
     after = await scrape(site)
 
     def delta(name: str, **labels: str) -> float:
@@ -118,10 +127,14 @@ async def test_rate_limited_logins_are_counted_apart(site_with_limits: Site) -> 
         statuses.append((await site.post("/login", {"email": "nobody@example.org", "password": "guess"}))[0])
     assert statuses == [400, 400, 400, 429]
     after = await scrape(site)
-    assert (value(after, "sor_web_logins_failed_total", reason="refused")
-            - value(before, "sor_web_logins_failed_total", reason="refused")) == 3
-    assert (value(after, "sor_web_logins_failed_total", reason="rate_limited")
-            - value(before, "sor_web_logins_failed_total", reason="rate_limited")) == 1
+    assert (
+        value(after, "sor_web_logins_failed_total", reason="refused")
+        - value(before, "sor_web_logins_failed_total", reason="refused")
+    ) == 3
+    assert (
+        value(after, "sor_web_logins_failed_total", reason="rate_limited")
+        - value(before, "sor_web_logins_failed_total", reason="rate_limited")
+    ) == 1
 
 
 async def test_scrapes_and_probes_leave_no_sessions_behind(site: Site, engine) -> None:

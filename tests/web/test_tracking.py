@@ -14,57 +14,135 @@ from sqlalchemy import func, select
 
 from streams.adapters import offender_search, repository
 from streams.adapters.db import offender_watches, offenders, subscribers, tracked_addresses
-from streams.domain.geocoding import ZIP_CENTROID, GeocodeResult, GeocoderUnavailable
-from streams.domain.model import Address, Alias, Offense, OffenderProfile, OffenderState, SeenEvent, digest_online_identifier
 from streams.domain import links
+from streams.domain.geocoding import ZIP_CENTROID, GeocodeResult, GeocoderUnavailable
+from streams.domain.model import (
+    Address,
+    Alias,
+    OffenderProfile,
+    OffenderState,
+    Offense,
+    SeenEvent,
+    digest_online_identifier,
+)
 from streams.web.keys import LIMITER, RUNTIME
 from streams.web.security import Limit
 from tests.web.conftest import add_subscriber
 
-HITT = {"label": "Home", "street": "1 Hitt St", "city": "Columbia", "state": "MO", "zip": "65201", "radius": "1mi"}
+HITT = {
+    "label": "Home",
+    "street": "1 Hitt St",
+    "city": "Columbia",
+    "state": "MO",
+    "zip": "65201",
+    "radius": "1mi",
+}
 HITT_AT = (38.9467, -92.3252)
 IDENTIFIER = "Night.Owl_77@example.net"
 SCRIPT = "<script>alert(1)</script>"
 
 
-def offender(oid: str, first: str, last: str, *addresses: Address, juvenile: bool = False, removed: bool = False,
-             aliases: tuple[Alias, ...] = (), identifiers: tuple[str, ...] = (), **profile: Any) -> OffenderState:
+def offender(
+    oid: str,
+    first: str,
+    last: str,
+    *addresses: Address,
+    juvenile: bool = False,
+    removed: bool = False,
+    aliases: tuple[Alias, ...] = (),
+    identifiers: tuple[str, ...] = (),
+    **profile: Any,
+) -> OffenderState:
     p = OffenderProfile(
-        last_name=last, first_name=first, date_of_birth="1971-06-02", tier=2, compliance="compliant",
-        juvenile=juvenile, offenses=(Offense(f"Offense of {first} {last}", "566.030"),), aliases=aliases,
-        online_identifier_digests=tuple(digest_online_identifier(i) for i in identifiers), **profile,
+        last_name=last,
+        first_name=first,
+        date_of_birth="1971-06-02",
+        tier=2,
+        compliance="compliant",
+        juvenile=juvenile,
+        offenses=(Offense(f"Offense of {first} {last}", "566.030"),),
+        aliases=aliases,
+        online_identifier_digests=tuple(digest_online_identifier(i) for i in identifiers),
+        **profile,
     )
     return OffenderState(oid, 1, removed, p, () if removed else addresses, (SeenEvent(f"{oid}-e1", None),))
 
 
-def near(kind: str, street: str, lat: float, lon: float = HITT_AT[1], precision: str | None = "address_point",
-         city: str = "Columbia", zip_: str = "65201", county: str | None = "Boone") -> Address:
-    return Address(kind, street, city, "MO", zip_, county=county, lat=lat, lon=lon,
-                   normalized=f"{street}, {city}, MO {zip_}".upper(), precision=precision)
+def near(
+    kind: str,
+    street: str,
+    lat: float,
+    lon: float = HITT_AT[1],
+    precision: str | None = "address_point",
+    city: str = "Columbia",
+    zip_: str = "65201",
+    county: str | None = "Boone",
+) -> Address:
+    return Address(
+        kind,
+        street,
+        city,
+        "MO",
+        zip_,
+        county=county,
+        lat=lat,
+        lon=lon,
+        normalized=f"{street}, {city}, MO {zip_}".upper(),
+        precision=precision,
+    )
 
 
 def seed_registry(engine: Any) -> None:
     """Around 1 Hitt St, Columbia: who may and who may never show up."""
     states = [
         # ~145 m north: within 500 ft.
-        offender("OFF-NEAR", "Nora", "Nearby", near("home", "12 Conley Ave", 38.9480),
-                 aliases=(Alias("Brightwater", "Eleanor"),), identifiers=(IDENTIFIER,),
-                 photo_url="https://photos.registry.example/nora.jpg", sex="F", height_in=66, weight_lb=150),
+        offender(
+            "OFF-NEAR",
+            "Nora",
+            "Nearby",
+            near("home", "12 Conley Ave", 38.9480),
+            aliases=(Alias("Brightwater", "Eleanor"),),
+            identifiers=(IDENTIFIER,),
+            photo_url="https://photos.registry.example/nora.jpg",
+            sex="F",
+            height_in=66,
+            weight_lb=150,
+        ),
         # ~925 m north: within 1 mile, not within 1/2 mile.
         offender("OFF-MID", "Milo", "Middleton", near("work", "900 Rollins St", 38.9550)),
         # ~4.8 km north: outside 1 mile.
         offender("OFF-FAR", "Frank", "Faraway", near("home", "4000 Range Line St", 38.9900, zip_="65202")),
         # Next door but only placed at the ZIP code: never "near" anyone.
-        offender("OFF-APPROX", "Alma", "Approxima", near("home", "1 Unknown Rd", 38.9468, precision=ZIP_CENTROID)),
+        offender(
+            "OFF-APPROX", "Alma", "Approxima", near("home", "1 Unknown Rd", 38.9468, precision=ZIP_CENTROID)
+        ),
         # Next door, but a temporary address: kept for the record, never an alert.
         offender("OFF-TEMP", "Tess", "Temporary", near("temporary", "3 Hitt St", 38.9469)),
         # Next door and a juvenile adjudication: never shown, anywhere.
-        offender("OFF-JUV", "Jody", "Juvenal", near("home", "5 Hitt St", 38.9467), juvenile=True,
-                 identifiers=("juvie-handle",)),
+        offender(
+            "OFF-JUV",
+            "Jody",
+            "Juvenal",
+            near("home", "5 Hitt St", 38.9467),
+            juvenile=True,
+            identifiers=("juvie-handle",),
+        ),
         # Removed from the registry.
         offender("OFF-GONE", "Gus", "Gonzaga", near("home", "7 Hitt St", 38.9467), removed=True),
-        offender("OFF-STL", "Sam", "Smithers", near("school", "800 Olive St", 38.63, -90.19, city="St. Louis",
-                                                    zip_="63101", county="St. Louis City")),
+        offender(
+            "OFF-STL",
+            "Sam",
+            "Smithers",
+            near(
+                "school",
+                "800 Olive St",
+                38.63,
+                -90.19,
+                city="St. Louis",
+                zip_="63101",
+                county="St. Louis City",
+            ),
+        ),
     ]
     for s in states:
         assert repository.save_offender_state(engine, s)
@@ -72,23 +150,39 @@ def seed_registry(engine: Any) -> None:
 
 def count(engine: Any, table: Any, sid: int) -> int:
     with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(table).where(table.c.subscriber_id == sid)).scalar_one()
+        return conn.execute(
+            select(func.count()).select_from(table).where(table.c.subscriber_id == sid)
+        ).scalar_one()
 
 
 def insert_address(engine: Any, sid: int, label: str = "Elsewhere", radius: str = "1mi") -> int:
     with engine.begin() as conn:
-        return conn.execute(tracked_addresses.insert().values(
-            subscriber_id=sid, label=label, street="1 Hitt St", city="Columbia", state="MO", zip="65201",
-            normalized="1 HITT ST, COLUMBIA, MO 65201", radius_code=radius, lat=HITT_AT[0], lon=HITT_AT[1],
-            precision="address_point",
-        )).inserted_primary_key[0]
+        return conn.execute(
+            tracked_addresses.insert().values(
+                subscriber_id=sid,
+                label=label,
+                street="1 Hitt St",
+                city="Columbia",
+                state="MO",
+                zip="65201",
+                normalized="1 HITT ST, COLUMBIA, MO 65201",
+                radius_code=radius,
+                lat=HITT_AT[0],
+                lon=HITT_AT[1],
+                precision="address_point",
+            )
+        ).inserted_primary_key[0]
 
 
 def last_mail(site: Any, count_: int) -> tuple[Any, str, str]:
     msgs = site.mail.wait_for(count_)
     assert len(msgs) == count_, "expected a confirmation e-mail"
     msg = msgs[-1]
-    return msg, msg.get_body(preferencelist=("plain",)).get_content(), msg.get_body(preferencelist=("html",)).get_content()
+    return (
+        msg,
+        msg.get_body(preferencelist=("plain",)).get_content(),
+        msg.get_body(preferencelist=("html",)).get_content(),
+    )
 
 
 def results(page: str) -> str:
@@ -105,7 +199,9 @@ def visible(page: str) -> str:
 # --- tracked addresses ---------------------------------------------------------------------
 
 
-async def test_adding_an_address_maps_it_publishes_it_and_mails_who_is_registered_nearby(logged_in_site, engine) -> None:
+async def test_adding_an_address_maps_it_publishes_it_and_mails_who_is_registered_nearby(
+    logged_in_site, engine
+) -> None:
     site = logged_in_site
     seed_registry(engine)
     status, page = await site.get("/notifications")
@@ -140,7 +236,9 @@ async def test_adding_an_address_maps_it_publishes_it_and_mails_who_is_registere
     assert "Nora Nearby" in htm and msg["List-Unsubscribe"].startswith("<http://notify.test/unsubscribe/")
 
 
-async def test_an_address_we_cannot_map_says_why_and_offers_addresses_that_can_be(logged_in_site, engine) -> None:
+async def test_an_address_we_cannot_map_says_why_and_offers_addresses_that_can_be(
+    logged_in_site, engine
+) -> None:
     site = logged_in_site
     await site.get("/notifications")
     status, page = await site.post("/notifications/addresses", HITT | {"street": "999 Hitt St"})
@@ -154,11 +252,13 @@ async def test_an_address_we_cannot_map_says_why_and_offers_addresses_that_can_b
     assert count(engine, tracked_addresses, site.subscriber_id) == 0 and not site.published
 
     # A suggestion is a ready-made form: one button saves it, keeping the name and distance.
-    form = page[page.index("<ul class=\"suggestions\">"):]
+    form = page[page.index('<ul class="suggestions">') :]
     form = form[: form.index("</form>")]
     fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form))
     assert fields["label"] == "Home" and fields["radius"] == "1mi"
-    status, page = await site.post("/notifications/addresses", {k: html.unescape(v) for k, v in fields.items()})
+    status, page = await site.post(
+        "/notifications/addresses", {k: html.unescape(v) for k, v in fields.items()}
+    )
     assert status == 200 and "Tracked address: Home" in page
     assert count(engine, tracked_addresses, site.subscriber_id) == 1 and len(site.published) == 1
 
@@ -224,14 +324,18 @@ async def test_a_sixth_address_is_refused_by_the_server(logged_in_site, engine) 
     assert count(engine, tracked_addresses, site.subscriber_id) == 5 and not site.published
 
 
-async def test_widening_an_address_lists_who_is_now_inside_and_deleting_withdraws_it(logged_in_site, engine) -> None:
+async def test_widening_an_address_lists_who_is_now_inside_and_deleting_withdraws_it(
+    logged_in_site, engine
+) -> None:
     site = logged_in_site
     seed_registry(engine)
     aid = insert_address(engine, site.subscriber_id, "Work", radius="500ft")
     status, page = await site.get(f"/notifications/addresses/{aid}")
     assert "Nora Nearby" in page and "Milo Middleton" not in page
 
-    status, page = await site.post(f"/notifications/addresses/{aid}", HITT | {"label": "Work", "radius": "1mi"})
+    status, page = await site.post(
+        f"/notifications/addresses/{aid}", HITT | {"label": "Work", "radius": "1mi"}
+    )
     assert status == 200 and "Milo Middleton" in page
     change = site.published[-1]
     assert [c.radius_code for c in change.removed_circles] == ["500ft"]
@@ -258,7 +362,10 @@ async def test_someone_elses_address_cannot_be_seen_changed_or_deleted(logged_in
     assert (await site.post(f"/notifications/addresses/{theirs}/delete"))[0] == 404
     assert count(engine, tracked_addresses, other) == 1 and not site.published
     with engine.connect() as conn:
-        assert conn.execute(select(tracked_addresses.c.label).where(tracked_addresses.c.id == theirs)).scalar() == "Their home"
+        assert (
+            conn.execute(select(tracked_addresses.c.label).where(tracked_addresses.c.id == theirs)).scalar()
+            == "Their home"
+        )
 
 
 async def test_a_script_in_a_label_stays_text_on_the_page_and_in_the_email(logged_in_site) -> None:
@@ -326,9 +433,10 @@ async def test_a_sixth_offender_is_refused_by_the_server(logged_in_site, engine)
     site = logged_in_site
     seed_registry(engine)
     with engine.begin() as conn:
-        conn.execute(offender_watches.insert(), [
-            {"subscriber_id": site.subscriber_id, "offender_id": f"SOMEONE-{n}"} for n in range(5)
-        ])
+        conn.execute(
+            offender_watches.insert(),
+            [{"subscriber_id": site.subscriber_id, "offender_id": f"SOMEONE-{n}"} for n in range(5)],
+        )
     await site.get("/notifications")
     status, page = await site.post("/notifications/offenders", {"offender_id": "OFF-NEAR"})
     assert status == 400 and "You already track 5 offenders, the most allowed" in page
@@ -379,8 +487,14 @@ async def test_search_by_name_alias_city_county_street_and_zip(site, engine) -> 
 
 async def test_juvenile_and_removed_records_are_not_findable_by_anything(site, engine) -> None:
     seed_registry(engine)
-    for query in [{"last_name": "Juvenal"}, {"first_name": "Jody"}, {"street": "5 Hitt"}, {"last_name": "Gonzaga"},
-                  {"first_name": "Gus"}, {"street": "7 Hitt"}]:
+    for query in [
+        {"last_name": "Juvenal"},
+        {"first_name": "Jody"},
+        {"street": "5 Hitt"},
+        {"last_name": "Gonzaga"},
+        {"first_name": "Gus"},
+        {"street": "7 Hitt"},
+    ]:
         status, page = await search(site, **query)
         assert status == 200 and "No record found" in results(page), query
         assert "Juvenal" not in results(page) and "Gonzaga" not in results(page)
@@ -399,7 +513,9 @@ async def test_juvenile_and_removed_records_are_not_findable_by_anything(site, e
     assert "Juvenal" not in pages[0][1] and "Gonzaga" not in pages[1][1]
     # Nothing of the juvenile record is in the search tables at all.
     with engine.connect() as conn:
-        dump = json.dumps([list(map(str, r)) for t in offender_search.SEARCH_TABLES for r in conn.execute(select(t))])
+        dump = json.dumps(
+            [list(map(str, r)) for t in offender_search.SEARCH_TABLES for r in conn.execute(select(t))]
+        )
     assert "JUVENAL" not in dump.upper() and "5 HITT" not in dump.upper()
     assert digest_online_identifier("juvie-handle") not in dump
 
@@ -409,8 +525,14 @@ async def test_a_record_flagged_juvenile_later_disappears_everywhere_at_once(log
     seed_registry(engine)
     aid = insert_address(engine, site.subscriber_id, "Home", radius="500ft")
     assert "Nora Nearby" in (await site.get(f"/notifications/addresses/{aid}"))[1]
-    flagged = offender("OFF-NEAR", "Nora", "Nearby", near("home", "12 Conley Ave", 38.9480), juvenile=True,
-                       identifiers=(IDENTIFIER,))
+    flagged = offender(
+        "OFF-NEAR",
+        "Nora",
+        "Nearby",
+        near("home", "12 Conley Ave", 38.9480),
+        juvenile=True,
+        identifiers=(IDENTIFIER,),
+    )
     assert repository.save_offender_state(engine, replace(flagged, revision=2))
 
     assert "Nora" not in (await site.get(f"/notifications/addresses/{aid}"))[1]
@@ -423,8 +545,11 @@ async def test_a_record_flagged_juvenile_later_disappears_everywhere_at_once(log
 async def test_offenders_stored_before_the_search_existed_are_indexed_on_request(site, engine) -> None:
     state = offender("OFF-OLD", "Olive", "Oldfield", near("home", "2 Hitt St", 38.9467))
     with engine.begin() as conn:  # as an older version wrote it: the offenders table only
-        conn.execute(offenders.insert().values(offender_id="OFF-OLD", revision=1, removed=False, juvenile=False,
-                                               state_json=state.to_dict()))
+        conn.execute(
+            offenders.insert().values(
+                offender_id="OFF-OLD", revision=1, removed=False, juvenile=False, state_json=state.to_dict()
+            )
+        )
     assert "No record found" in results((await search(site, last_name="Oldfield"))[1])
     assert offender_search.index_missing(engine) == 1
     assert offender_search.index_missing(engine) == 0
@@ -438,14 +563,24 @@ async def test_an_online_identifier_finds_only_by_exact_match_and_is_never_shown
     assert status == 200 and "Nearby, Nora" in html.unescape(page)
     assert IDENTIFIER.lower() not in page.lower() and "Night.Owl" not in page
     assert 'name="online_identifier" maxlength' in page  # the field comes back empty
-    for partial in ("Night.Owl", "Night.Owl_77@example", "ight.Owl_77@example.net", "Night.Owl_77@example.ne%"):
+    for partial in (
+        "Night.Owl",
+        "Night.Owl_77@example",
+        "ight.Owl_77@example.net",
+        "Night.Owl_77@example.ne%",
+    ):
         status, page = await site.post("/offenders/search", {"online_identifier": partial})
         assert status == 200 and "No record found" in page and "Nearby" not in page, partial
         assert "night.owl" not in page.lower()  # not echoed either
     # The digest alone is stored; the text is in no table.
     with engine.connect() as conn:
-        dump = json.dumps([list(map(str, r)) for t in ("offender_search", "offender_identifier_digests", "offenders")
-                           for r in conn.exec_driver_sql(f"SELECT * FROM {t}")])
+        dump = json.dumps(
+            [
+                list(map(str, r))
+                for t in ("offender_search", "offender_identifier_digests", "offenders")
+                for r in conn.exec_driver_sql(f"SELECT * FROM {t}")
+            ]
+        )
     assert "night.owl" not in dump.lower()
 
 
@@ -464,8 +599,19 @@ async def test_the_record_page_shows_the_public_record_and_no_identifier(site, e
     page = await resp.text()
     assert resp.status == 200
     text = visible(page)
-    for fact in ("Nora Nearby", "Brightwater, Eleanor", "06/02/1971", "Tier", "Compliant", "Offense of Nora Nearby",
-                 "566.030", "12 Conley Ave, Columbia, MO 65201", "Home", "5 ft 6 in", "150 lb"):
+    for fact in (
+        "Nora Nearby",
+        "Brightwater, Eleanor",
+        "06/02/1971",
+        "Tier",
+        "Compliant",
+        "Offense of Nora Nearby",
+        "566.030",
+        "12 Conley Ave, Columbia, MO 65201",
+        "Home",
+        "5 ft 6 in",
+        "150 lb",
+    ):
         assert fact in text, fact
     assert "Night.Owl" not in page and digest_online_identifier(IDENTIFIER) not in page
     assert '<img class="photo" src="https://photos.registry.example/nora.jpg"' in page
@@ -498,7 +644,9 @@ async def test_the_map_uses_leaflet_from_this_site_and_no_inline_script(logged_i
         assert asset.status == 200, path
     assert "Leaflet 1.9" in await (await site.client.get("/static/leaflet/leaflet.js")).text()
 
-    data = json.loads(re.search(r'<script type="application/json" id="map-data">(.*?)</script>', page, re.S).group(1))
+    data = json.loads(
+        re.search(r'<script type="application/json" id="map-data">(.*?)</script>', page, re.S).group(1)
+    )
     assert data["tiles"] == "" and data["tracked"]["label"] == "Home"
     assert round(data["tracked"]["radius_m"]) == 1609
     assert [p["name"] for p in data["places"]] == ["Milo Middleton"]
@@ -528,7 +676,9 @@ async def test_one_click_unsubscribe_needs_no_cookie_and_withdraws_everything(lo
     seed_registry(engine)
     aid = insert_address(engine, site.subscriber_id)
     with engine.begin() as conn:
-        conn.execute(offender_watches.insert().values(subscriber_id=site.subscriber_id, offender_id="OFF-MID"))
+        conn.execute(
+            offender_watches.insert().values(subscriber_id=site.subscriber_id, offender_id="OFF-MID")
+        )
     secret = site.client.app[RUNTIME].settings.secret_key
     path = f"/unsubscribe/{links.unsubscribe_token(secret, site.subscriber_id)}"
 
@@ -537,7 +687,9 @@ async def test_one_click_unsubscribe_needs_no_cookie_and_withdraws_everything(lo
         resp = await fresh.post(site.client.make_url(path), data={"List-Unsubscribe": "One-Click"})
         assert resp.status == 200 and "unsubscribed" in (await resp.text()).lower()
     with engine.connect() as conn:
-        status = conn.execute(select(subscribers.c.status).where(subscribers.c.id == site.subscriber_id)).scalar()
+        status = conn.execute(
+            select(subscribers.c.status).where(subscribers.c.id == site.subscriber_id)
+        ).scalar()
     assert status == "unsubscribed"
     change = site.published[-1]
     assert [c.circle_id for c in change.removed_circles] == [aid] and change.removed_watches == ["OFF-MID"]
@@ -554,7 +706,10 @@ async def test_opening_the_unsubscribe_link_only_asks(logged_in_site, engine) ->
     assert f'<form method="post" action="{path}">' in page
     assert resp.headers["Referrer-Policy"] == "no-referrer"
     with engine.connect() as conn:
-        assert conn.execute(select(subscribers.c.status).where(subscribers.c.id == site.subscriber_id)).scalar() == "active"
+        assert (
+            conn.execute(select(subscribers.c.status).where(subscribers.c.id == site.subscriber_id)).scalar()
+            == "active"
+        )
     assert not site.published
 
     status, page = await site.post(path, {"from_page": "1"}, csrf=False)
@@ -574,7 +729,9 @@ async def test_a_forged_unsubscribe_link_is_refused(logged_in_site, engine) -> N
 
 
 @pytest.mark.parametrize("sid", ["\u00b2", "\u0661\u0662", "\uff11", "9" * 5000, "99999999999999999999"])
-async def test_an_unsubscribe_link_with_a_number_no_one_has_is_refused_not_a_server_error(logged_in_site, sid) -> None:
+async def test_an_unsubscribe_link_with_a_number_no_one_has_is_refused_not_a_server_error(
+    logged_in_site, sid
+) -> None:
     """Superscript, Arabic-Indic and fullwidth digits pass str.isdigit() but are no id; nor is
     a number of 5,000 digits or one past any database integer."""
     site = logged_in_site
@@ -585,7 +742,9 @@ async def test_an_unsubscribe_link_with_a_number_no_one_has_is_refused_not_a_ser
 
 
 @pytest.mark.parametrize("tracked", ["\u00b2", "\u0661", "9" * 5000, "99999999999999999999"])
-async def test_the_map_of_a_tracked_id_that_is_no_number_is_the_plain_map(logged_in_site, engine, tracked) -> None:
+async def test_the_map_of_a_tracked_id_that_is_no_number_is_the_plain_map(
+    logged_in_site, engine, tracked
+) -> None:
     seed_registry(engine)
     resp = await logged_in_site.client.get("/map", params={"tracked": tracked, "offender": "OFF-NEAR"})
     page = await resp.text()
@@ -603,6 +762,14 @@ async def test_the_faq_answers_the_common_questions(site) -> None:
     status, page = await site.get("/faq")
     text = visible(page)
     assert status == 200
-    for phrase in ("within 24 hours", "suggest", "My account", "enroll each", "spam", "straight line",
-                   "juvenile", "One click"):
+    for phrase in (
+        "within 24 hours",
+        "suggest",
+        "My account",
+        "enroll each",
+        "spam",
+        "straight line",
+        "juvenile",
+        "One click",
+    ):
         assert phrase.lower() in text.lower(), phrase

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from types import MappingProxyType
-from typing import Iterable, Mapping
 
 # The distributions whose private methods the patches replace, at the versions they were read
 # against: any other version may have moved what a patch relies on without an error.
 # pyproject.toml pins the same (tests/unit/test_faust_fixes_pins.py holds them together).
-PINNED_VERSIONS: Mapping[str, str] = MappingProxyType({
-    "faust-streaming": "0.15.3",
-    "aiokafka": "0.14.0",
-    "mode-streaming": "0.7.1",  # Service.state and notify, read by the producer and ack patches
-})
+PINNED_VERSIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "faust-streaming": "0.15.3",
+        "aiokafka": "0.14.0",
+        "mode-streaming": "0.7.1",  # Service.state and notify, read by the producer and ack patches
+    }
+)
 
 
 class UnpinnedVersions(RuntimeError):

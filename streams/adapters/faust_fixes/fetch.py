@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import structlog
 from faust.transport.consumer import Consumer
@@ -67,9 +68,7 @@ async def fetch_records(self: Any, *args: Any, **kwargs: Any) -> Any:
     """
     records = await _upstream_fetch_records(self, *args, **kwargs)
     fetched = _Fetched(records)
-    fetched.seeks = {
-        (tp.topic, tp.partition): SEEK_LOG.seeks((tp.topic, tp.partition)) for tp in records
-    }
+    fetched.seeks = {(tp.topic, tp.partition): SEEK_LOG.seeks((tp.topic, tp.partition)) for tp in records}
     return fetched
 
 
@@ -127,7 +126,10 @@ async def getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
                 if reads <= GAP_RETRIES:
                     logger.warning(
                         "records lost between fetch and stream: partition read again",
-                        topic=tp.topic, partition=tp.partition, expected=want, got=message.offset,
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        expected=want,
+                        got=message.offset,
                     )
                     metrics.FETCH_GAPS_REPAIRED.labels(topic=tp.topic).inc()
                     await self.seek(tp, want)
@@ -135,7 +137,10 @@ async def getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
                     continue
                 logger.error(
                     "offsets missing on the broker: going on after them",
-                    topic=tp.topic, partition=tp.partition, expected=want, got=message.offset,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    expected=want,
+                    got=message.offset,
                 )
             expected[key] = (seeks, message.offset + 1)
         yield tp, message

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import structlog
 from aiokafka.consumer.fetcher import Fetcher
@@ -136,7 +137,10 @@ def new_offset(self: Any, tp: Any) -> int | None:
                 stalled.add((tp, committed))
                 logger.warning(
                     "offset not processed yet: commits wait for it",
-                    topic=tp.topic, partition=tp.partition, offset=committed, next_done=min(acked),
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=committed,
+                    next_done=min(acked),
                 )
             return None
     return _upstream_new_offset(self, tp)
@@ -154,7 +158,10 @@ async def add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
     if tp.topic in SETTINGS.contiguous_topics:
         logger.warning(
             "offsets never reached the stream: not committed past them",
-            topic=tp.topic, partition=tp.partition, first=offset_from, last=offset_to - 1,
+            topic=tp.topic,
+            partition=tp.partition,
+            first=offset_from,
+            last=offset_to - 1,
         )
         return
     await _upstream_add_gap(self, tp, offset_from, offset_to)

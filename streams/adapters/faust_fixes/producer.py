@@ -53,7 +53,7 @@ async def buffer_flush(self: Any) -> None:
         self.message_sent.clear()
         try:
             await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 
