@@ -50,8 +50,9 @@ def _format_status(st: Any) -> str:
         "",
         f"Database (schema revision {st.schema_revision or 'none'})",
         (
-            f"  subscribers        {t.subscribers:>8}  ({t.subscribers_confirmed} confirmed, {t.subscribers_active} active, "
-            f"{t.subscribers_mail_suspended} with mail suspended after repeated bounces)"
+            f"  subscribers        {t.subscribers:>8}  ({t.subscribers_confirmed} confirmed, "
+            f"{t.subscribers_active} active, {t.subscribers_mail_suspended} with mail suspended "
+            "after repeated bounces)"
         ),
         f"  tracked addresses  {t.tracked_addresses:>8}",
         f"  offender watches   {t.offender_watches:>8}",

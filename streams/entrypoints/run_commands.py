@@ -107,7 +107,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         parts.append(Part("worker", start_part("worker", *(["--demo"] if args.demo else []))))
         parts.append(Part("web site", start_part("web")))
         print(
-            f"sor-notify is up: web site http://{settings.web_host}:{settings.web_port}/, broker {broker_url}, database {_safe_db(settings)}, "
+            f"sor-notify is up: web site http://{settings.web_host}:{settings.web_port}/, "
+            f"broker {broker_url}, database {_safe_db(settings)}, "
             + (f"mail via SMTP {settings.smtp_host}" if settings.uses_smtp else f"mail to {settings.maildir}")
             + f", worker web on 127.0.0.1:{settings.worker_web_port}. Ctrl-C stops it.",
             file=sys.stderr,
