@@ -91,7 +91,7 @@ def _count(request: web.Request, status: int) -> None:
             metrics.WEB_LOGINS_FAILED.labels(reason="rate_limited").inc()
     elif method == "POST" and route == "/enroll" and status == 200:
         metrics.WEB_ENROLLMENTS.labels(stage="requested").inc()
-    elif method == "GET" and route == "/confirm/{token}" and status == 303:
+    elif method == "POST" and route == "/confirm/{token}" and status == 303:
         metrics.WEB_ENROLLMENTS.labels(stage="confirmed").inc()
 
 

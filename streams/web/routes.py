@@ -25,7 +25,8 @@ def setup(app: web.Application) -> None:
 
     r.add_get("/enroll", views_enroll.enroll_form, name="enroll_form")
     r.add_post("/enroll", views_enroll.enroll, name="enroll")
-    r.add_get("/confirm/{token}", views_enroll.confirm, name="confirm")
+    r.add_get("/confirm/{token}", views_enroll.confirm_form, name="confirm_form")
+    r.add_post("/confirm/{token}", views_enroll.confirm, name="confirm")
     r.add_get("/login", views_enroll.login_form, name="login_form")
     r.add_post("/login", views_enroll.login, name="login")
     r.add_post("/logout", views_enroll.logout, name="logout")

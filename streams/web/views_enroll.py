@@ -68,7 +68,7 @@ async def enroll(request: web.Request) -> web.Response:
             "confirm",
             email,
             "Confirm your e-mail address for registry e-mail alerts",
-            link=absolute(request, "confirm", token=enrollment.token),
+            link=absolute(request, "confirm_form", token=enrollment.token),
         )
         send_later(request, msg, "confirm")
     else:
@@ -90,19 +90,26 @@ async def enroll(request: web.Request) -> web.Response:
     )
 
 
+async def confirm_form(request: web.Request) -> web.Response:
+    """The page the confirmation link opens: a button, nothing done. A mail scanner fetching the
+    link (GET, HEAD) must not confirm, and opening it must not log anybody in."""
+    return await mailed_link_page(request, account_tokens.CONFIRM, "web/enroll_confirm.html.j2", lambda _: {})
+
+
 async def confirm(request: web.Request) -> web.StreamResponse:
+    """The button: the address is confirmed. Logging in still takes the password, so a link
+    sent to somebody else (or an enrollment of somebody else's address) opens no account."""
     change = await db(request, accounts.confirm, request.match_info["token"], now())
     if change is None:
         return link_invalid(request, "confirm")
-    await login_session(request, change.subscriber_id)
     await publish(request, change)
     logger.info("enrollment confirmed", subscriber_id=change.subscriber_id)
     await flash(
         request,
-        "Your e-mail address is confirmed and you are logged in. "
-        "Now choose the addresses and offenders you want to hear about.",
+        "Your e-mail address is confirmed. Log in with your password, "
+        "then choose the addresses and offenders you want to hear about.",
     )
-    raise redirect(paths_of(request).of("notifications"))
+    raise redirect(paths_of(request).of("login_form"))
 
 
 # --- log in and out ----------------------------------------------------------------------

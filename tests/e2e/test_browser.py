@@ -89,6 +89,12 @@ def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> Non
             text = confirmation.get_body(preferencelist=("plain",)).get_content()
             link = re.search(rf"{re.escape(base)}/confirm/\S+", text).group(0)
             page.goto(link)
+            shot("confirm-address")
+            page.get_by_role("button", name="Confirm my address").click()
+            assert page.url.endswith("/login") and "confirmed" in page.content()
+            page.get_by_label("E-mail address").fill("pat.parent@example.org")
+            page.get_by_label("Password").fill("a long walk to school in the rain")
+            page.get_by_role("button", name="Log in").click()
             assert page.url.endswith("/notifications")
             shot("notifications-empty")
 
@@ -148,4 +154,4 @@ def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> Non
     finally:
         web.terminate()
         web.wait(10)
-    assert len(shots) == 9
+    assert len(shots) == 10  # every step of the walk-through reached, each pictured

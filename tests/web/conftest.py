@@ -142,7 +142,7 @@ async def sent_mail(site: Site) -> list[Any]:
 
 
 async def enroll_and_log_in(site: Site, email: str, password: str = "plum orchard lantern") -> None:
-    """Enroll over HTTP, follow the confirmation link: `site` is then logged in."""
+    """Enroll over HTTP, press the confirmation link's button, log in: `site` is then logged in."""
     await site.get("/enroll")
     before = len(await sent_mail(site))
     status, _ = await site.post(
@@ -151,9 +151,16 @@ async def enroll_and_log_in(site: Site, email: str, password: str = "plum orchar
     assert status == 200
     assert len(await sent_mail(site)) == before + 1
     [link] = [u for u in site.links_in_last_mail() if "/confirm/" in u]
-    resp = await site.client.get(link.replace("http://notify.test", ""), allow_redirects=False)
+    path = link.replace("http://notify.test", "")
+    status, _ = await site.get(path)  # the page with the button (site.csrf is its token)
+    assert status == 200
+    resp = await site.client.post(path, data={"csrf_token": site.csrf}, allow_redirects=False)
     assert resp.status == 303
-    await site.get("/account")
+    await site.get("/login")
+    status, _ = await site.post("/login", {"email": email, "password": password})
+    assert status == 200
+    status, page = await site.get("/account")
+    assert status == 200 and "Log out" in page
 
 
 @asynccontextmanager

@@ -98,6 +98,13 @@ async def click(site: Site, path: str) -> aiohttp.ClientResponse:
     return await site.client.get(path, allow_redirects=False)
 
 
+async def confirm(site: Site, path: str) -> aiohttp.ClientResponse:
+    """The button on a confirmation link's page (the session's CSRF token, as the page has it)."""
+    page = await (await site.client.get("/enroll")).text()
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    return await site.client.post(path, data={"csrf_token": token}, allow_redirects=False)
+
+
 def subscriber(engine: Engine, email: str) -> Any:
     with engine.connect() as conn:
         return conn.execute(select(subscribers).where(subscribers.c.email == email)).first()
@@ -138,7 +145,25 @@ async def second_browser(site: Site) -> AsyncIterator[Site]:
 # --- enroll and confirm ------------------------------------------------------------------
 
 
-async def test_enrolling_mails_a_link_that_confirms_and_logs_in(site, engine) -> None:
+async def test_opening_a_confirmation_link_only_shows_a_button(site, engine) -> None:
+    """A mail scanner fetching the link (GET or HEAD, no cookie of ours) confirms nothing and
+    logs nobody in: else enrolling someone else's address with one's own password, or sending a
+    person one's own link, would hand over an account (pre-hijacking, login CSRF)."""
+    await enroll(site, "scan@example.org")
+    [msg] = await sent_mail(site)
+    link = link_in(msg, "/confirm/")
+    site.client.session.cookie_jar.clear()
+    head = await site.client.head(link, allow_redirects=False)
+    resp = await click(site, link)
+    page = await resp.text()
+    assert (head.status, resp.status) == (200, 200)
+    assert '<form method="post"' in page and "Confirm my address" in page
+    assert not subscriber(engine, "scan@example.org").confirmed
+    assert not await is_logged_in(site)
+    assert site.published == []
+
+
+async def test_enrolling_mails_a_link_whose_button_confirms_then_the_password_logs_in(site, engine) -> None:
     status, page = await enroll(site, "Ann.Reader@Example.org")
     assert status == 200 and "Check your e-mail" in page
     assert not subscriber(engine, "ann.reader@example.org").confirmed
@@ -155,15 +180,22 @@ async def test_enrolling_mails_a_link_that_confirms_and_logs_in(site, engine) ->
     with engine.connect() as conn:
         assert token not in {r.token_hash for r in conn.execute(select(email_tokens))}
 
+    assert (await click(site, link)).status == 200  # the page with the button
+    resp = await confirm(site, link)
+    assert resp.status == 303 and resp.headers["Location"] == "/login"
+    assert subscriber(engine, "ann.reader@example.org").confirmed
+    assert [c.subscriber_id for c in site.published] == [subscriber(engine, "ann.reader@example.org").id]
+    status, page = await site.get("/login")
+    assert "Your e-mail address is confirmed. Log in with your password" in page
+    assert not await is_logged_in(site)  # the link proves the address, the password the person
     cookie_before = site.client.session.cookie_jar.filter_cookies(site.client.make_url("/"))[
         "sor_session"
     ].value
-    resp = await click(site, link)
-    assert resp.status == 303 and resp.headers["Location"] == "/notifications"
-    assert resp.cookies["sor_session"].value != cookie_before  # a new session at login
-    assert subscriber(engine, "ann.reader@example.org").confirmed
+    status, _, location = await log_in(site, "ann.reader@example.org")
+    assert (status, location) == (303, "/notifications")
+    cookie_after = site.client.session.cookie_jar.filter_cookies(site.client.make_url("/"))["sor_session"]
+    assert cookie_after.value != cookie_before  # a new session at login
     assert await is_logged_in(site)
-    assert [c.subscriber_id for c in site.published] == [subscriber(engine, "ann.reader@example.org").id]
 
 
 async def test_a_forged_expired_or_used_confirmation_link_is_refused_the_same_way(site, engine) -> None:
@@ -180,13 +212,18 @@ async def test_a_forged_expired_or_used_confirmation_link_is_refused_the_same_wa
     assert (expired.status, comparable(await expired.text())) == (400, comparable(forged_page))
     assert not subscriber(engine, "bo@example.org").confirmed
 
+    assert (await confirm(site, link)).status == 400  # the button of an expired link: no better
+    assert not subscriber(engine, "bo@example.org").confirmed
     with engine.begin() as conn:  # give the link back its 48 hours
         conn.execute(update(email_tokens).values(expires_at=datetime.now(UTC) + timedelta(hours=47)))
-    assert (await click(site, link)).status == 303
-    assert await is_logged_in(site)
-    await site.post("/logout")
+    assert (await click(site, link)).status == 200
+    assert (await confirm(site, link)).status == 303
+    await site.get("/login")  # where the button leads (it shows the confirmation once)
+    assert subscriber(engine, "bo@example.org").confirmed
     used = await click(site, link)
     assert (used.status, comparable(await used.text())) == (400, comparable(forged_page))
+    again = await confirm(site, link)
+    assert (again.status, comparable(await again.text())) == (400, comparable(forged_page))
     assert not await is_logged_in(site)
 
 
@@ -340,9 +377,9 @@ async def test_a_mail_server_failure_does_not_show(engine, smtp_server, tmp_path
 
 async def test_login_is_rate_limited_per_account_and_per_client(site_with_limits) -> None:
     site = site_with_limits  # 3 tries per account, 6 per client
-    await enroll_and_log_in(site, "hal@example.org")
+    await enroll_and_log_in(site, "hal@example.org")  # its log-in is the first try of both
     await site.post("/logout")
-    for _ in range(3):
+    for _ in range(2):
         assert (await log_in(site, "hal@example.org", "not the password"))[0] == 400
     status, page, _ = await log_in(site, "hal@example.org", PW)  # right, but too late
     assert status == 429 and "Too many attempts" in page
