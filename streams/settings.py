@@ -128,12 +128,21 @@ def _seconds(env: Mapping[str, str], name: str, default: float, lo: float, hi: f
     return _number(env, name, default, lo, hi, float, "a number of seconds", "from {lo} to {hi} seconds")
 
 
+_MAKE_A_KEY = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
 def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     """Signs unsubscribe links. Embedded mode keeps a generated key in the data folder."""
     key = env.get("SOR_SECRET_KEY")
     if key:
         if len(key) < 32:
-            raise SettingsError("SOR_SECRET_KEY: use at least 32 characters of random text")
+            raise SettingsError(f"SOR_SECRET_KEY: use at least 32 characters of random text; {_MAKE_A_KEY}")
+        # An example's placeholder (deploy/k8s/sor-notify.yaml's) is public: links it signs
+        # can be forged by anyone who read the repository.
+        if "change-me" in key.lower() or len(set(key)) < 12:
+            raise SettingsError(
+                "SOR_SECRET_KEY: this is an example placeholder or not random text; " + _MAKE_A_KEY
+            )
         return key
     path = data_dir / "secret.key"
     if path.exists():

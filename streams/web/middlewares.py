@@ -116,6 +116,7 @@ def security_headers(request: web.Request, response: web.StreamResponse) -> None
     h.setdefault("Content-Security-Policy", content_security_policy(origin))
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("X-Frame-Options", "DENY")
+    h["Server"] = "sor-notify"  # not aiohttp's "Python/3.x aiohttp/3.x": no versions to look up
     h["Referrer-Policy"] = "no-referrer" if request.path.startswith(TOKEN_PATH_PREFIXES) else "same-origin"
     if not request.path.startswith("/static/"):
         h.setdefault("Cache-Control", "no-store")

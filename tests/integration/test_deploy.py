@@ -3,7 +3,9 @@ installs exactly what deploy/requirements.lock pins, hashes checked."""
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
 import subprocess
 import tomllib
@@ -42,14 +44,22 @@ def test_every_deployed_command_is_a_real_sor_notify_command() -> None:
     shutil.which("docker-compose") is None,
     reason="docker-compose not installed: apt-get install docker-compose",
 )
-def test_compose_file_validates() -> None:
-    proc = subprocess.run(
-        ["docker-compose", "-f", "docker-compose.kafka.yml", "config", "-q"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+def test_compose_file_validates_and_asks_for_a_secret_key_of_ones_own() -> None:
+    def config(**env: str) -> subprocess.CompletedProcess[str]:
+        clean = {k: v for k, v in os.environ.items() if k != "SOR_SECRET_KEY"} | env
+        return subprocess.run(
+            ["docker-compose", "-f", "docker-compose.kafka.yml", "config", "-q"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env=clean,
+        )
+
+    proc = config(SOR_SECRET_KEY=secrets.token_hex(32))
     assert proc.returncode == 0, proc.stderr
+    # No key in the file for anyone to copy: without one of your own, compose says so.
+    refused = config()
+    assert refused.returncode != 0 and "set SOR_SECRET_KEY to 32 or more random characters" in refused.stderr
 
 
 def _locked() -> dict[str, tuple[Version, list[str]]]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
+import yaml
 
 from streams.settings import SettingsError, load_settings
 
@@ -50,3 +52,18 @@ def test_bad_values_are_refused_with_the_variable_named(
 def test_broker_url_accepts_lists_and_kafka_scheme(tmp_path: Path) -> None:
     s = load_settings(env(tmp_path, SOR_BROKER_URL="kafka://a:9092,b:9093"))
     assert s.broker_url == "a:9092,b:9093" and not s.embedded_broker
+
+
+def test_the_deployment_examples_placeholder_key_and_keys_that_are_not_random_are_refused(
+    tmp_path: Path,
+) -> None:
+    manifest = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "sor-notify.yaml"
+    secret = next(d for d in yaml.safe_load_all(manifest.read_text()) if d and d.get("kind") == "Secret")
+    example = secret["stringData"]["SOR_SECRET_KEY"]
+    assert len(example) >= 32  # long enough: the length check alone let it through
+    for key in (example, "a" * 40, "0123456789" * 4):
+        with pytest.raises(SettingsError) as err:
+            load_settings(env(tmp_path, SOR_SECRET_KEY=key))
+        assert "SOR_SECRET_KEY" in str(err.value) and "secrets.token_urlsafe" in str(err.value)
+    own = secrets.token_urlsafe(48)
+    assert load_settings(env(tmp_path, SOR_SECRET_KEY=own)).secret_key == own

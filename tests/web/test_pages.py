@@ -16,3 +16,10 @@ async def test_a_post_without_csrf_token_is_refused(site) -> None:
     await site.get("/")
     status, text = await site.post("/logout", csrf=False)
     assert status == 403 and "form has expired" in text.lower()
+
+
+async def test_no_response_names_the_server_software_or_its_version(site) -> None:
+    """aiohttp's default Server header ("Python/3.11 aiohttp/3.x") tells which advisories apply."""
+    for path in ("/", "/static/site.css", "/no-such-page", "/confirm/not-a-token"):
+        resp = await site.client.get(path, allow_redirects=False)
+        assert resp.headers["Server"] == "sor-notify", path
