@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             SOR_DATA_DIR=str(tmp / "data"),
             SOR_WEB_HOST="127.0.0.1",
             SOR_WEB_PORT=str(port),
+            SOR_WEB_METRICS_PORT=str(free_port()),
             SOR_LOG_FORMAT="json",
             SOR_LOG_LEVEL="info",
             SOR_MAP_TILES_URL="",

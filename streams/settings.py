@@ -64,6 +64,10 @@ class Settings:
     service_state: str
     web_host: str
     web_port: int
+    # The site's /metrics, apart from the public site (what a scrape shows moves with who is
+    # enrolled): loopback by default; port 0 turns it off.
+    web_metrics_host: str
+    web_metrics_port: int
     map_tiles_url: str  # "" for no background map
 
     @property
@@ -265,5 +269,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         service_state=(env.get("SOR_SERVICE_STATE") or "MO").upper(),
         web_host=env.get("SOR_WEB_HOST") or "127.0.0.1",
         web_port=_int(env, "SOR_WEB_PORT", 8080, 0, 65535),
+        web_metrics_host=env.get("SOR_WEB_METRICS_HOST") or "127.0.0.1",
+        web_metrics_port=_int(env, "SOR_WEB_METRICS_PORT", 6067, 0, 65535),
         map_tiles_url=_tiles(env),
     )

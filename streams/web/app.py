@@ -16,7 +16,7 @@ from aiohttp import web
 from streams.adapters import web_db  # noqa: F401 (its tables)
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.services.publishing import publish_subscriber_change
-from streams.web import housekeeping, routes, sessions
+from streams.web import housekeeping, routes, sessions, views_ops
 from streams.web.keys import CHANGES, LIMITER, RUNTIME, SESSION, ChangeFeed, Publish, Runtime
 from streams.web.middlewares import MIDDLEWARES
 from streams.web.security import RateLimiter
@@ -66,6 +66,17 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with suppress(asyncio.CancelledError):
         await task
+
+
+def init_metrics_app(runtime: Runtime) -> web.Application:
+    """The site's /metrics (with /healthz and /readyz) on a port of its own, never the public
+    one: how often mail was sent after a form moves with who is enrolled."""
+    app = web.Application()
+    app[RUNTIME] = runtime
+    app.router.add_get("/metrics", views_ops.metrics_page, name="metrics")
+    app.router.add_get("/healthz", views_ops.healthz, name="healthz")
+    app.router.add_get("/readyz", views_ops.readyz, name="readyz")
+    return app
 
 
 def init_app(

@@ -62,6 +62,5 @@ def setup(app: web.Application) -> None:
     r.add_get("/unsubscribe/{token}", views_unsubscribe.unsubscribe_page, name="unsubscribe_page")
     r.add_post("/unsubscribe/{token}", views_unsubscribe.unsubscribe, name="unsubscribe")
 
-    r.add_get("/metrics", views_ops.metrics_page, name="metrics")
     r.add_get("/healthz", views_ops.healthz, name="healthz")
     r.add_get("/readyz", views_ops.readyz, name="readyz")

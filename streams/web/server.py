@@ -8,18 +8,28 @@ import sys
 from aiohttp import web
 
 from streams.runtime import Runtime
-from streams.web.app import init_app
+from streams.web.app import init_app, init_metrics_app
 
 
 async def serve(runtime: Runtime, broker_url: str | None) -> None:
     settings = runtime.settings
     app = init_app(runtime, broker_url=broker_url, purge_hourly=True)
     runner = web.AppRunner(app, access_log=None)
+    ops = web.AppRunner(init_metrics_app(runtime), access_log=None)
     await runner.setup()
+    await ops.setup()
     try:
         site = web.TCPSite(runner, settings.web_host, settings.web_port)
         await site.start()
         print(f"web site on http://{settings.web_host}:{settings.web_port}/", file=sys.stderr, flush=True)
+        if settings.web_metrics_port:
+            await web.TCPSite(ops, settings.web_metrics_host, settings.web_metrics_port).start()
+            print(
+                f"web site metrics on http://{settings.web_metrics_host}:{settings.web_metrics_port}/metrics",
+                file=sys.stderr,
+                flush=True,
+            )
         await asyncio.Event().wait()
     finally:
+        await ops.cleanup()
         await runner.cleanup()

@@ -144,6 +144,7 @@ def system(broker: EmbeddedBroker, database_url: str, smtp_server, tmp_path: Pat
         "SOR_PUBLIC_URL": "https://notify.example.test",
         "SOR_SECRET_KEY": "e2e-secret-key-that-is-long-enough-0123456789",
         "SOR_WEB_PORT": str(free_port()),
+        "SOR_WEB_METRICS_PORT": str(free_port()),
         # No SOR_SINGLE_RECORD_BATCHES: each process asks the broker how it counts offsets.
         "SOR_MAP_TILES_URL": "",
     }

@@ -18,7 +18,7 @@ from streams.adapters.subscriber_store import SubscriberChange
 from streams.runtime import Runtime
 from streams.services.demo import DEMO_GAZETTEER
 from streams.settings import load_settings
-from streams.web.app import init_app
+from streams.web.app import init_app, init_metrics_app
 from streams.web.security import RateLimiter
 from tests.integration.conftest import engine  # noqa: F401 (fixture: sqlite and PostgreSQL)
 
@@ -33,6 +33,7 @@ class Site:
         self.mail = mail
         self.published = published
         self.csrf = ""
+        self.ops: TestClient | None = None  # the site's metrics port (init_metrics_app)
 
     async def get(self, path: str, **kw: Any) -> tuple[int, str]:
         resp = await self.client.get(path, **kw)
@@ -62,30 +63,8 @@ class Site:
 @pytest.fixture
 async def site(engine, smtp_server, tmp_path: Path) -> AsyncIterator[Site]:  # noqa: F811
     catcher, port = smtp_server
-    settings = load_settings(
-        {
-            "SOR_DATA_DIR": str(tmp_path),
-            "SOR_PUBLIC_URL": "http://notify.test",
-            "SOR_MAP_TILES_URL": "",
-        }
-    )
-    import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
-    runtime = Runtime(
-        settings=settings,
-        engine=engine,
-        mail=SmtpSender(
-            host="127.0.0.1", port=port, starttls=False, username=None, password=None, timeout=10
-        ),
-        geocoder=LocalGazetteer(engine),
-    )
-    published: list[SubscriberChange] = []
-
-    async def publish(change: SubscriberChange) -> None:
-        published.append(change)
-
-    app = init_app(runtime, publish=publish, limiter=RateLimiter())
-    async with TestClient(TestServer(app)) as client:
-        yield Site(client, catcher, published)
+    async with open_site(engine, port, catcher, tmp_path) as opened:
+        yield opened
 
 
 # --- a logged-in subscriber (the account flows are not needed to test what comes after) ---
@@ -196,8 +175,13 @@ async def open_site(
         published.append(change)
 
     app = init_app(runtime, publish=publish, limiter=limiter or RateLimiter())
-    async with TestClient(TestServer(app)) as client:
-        yield Site(client, mail_catcher, published)
+    async with (
+        TestClient(TestServer(app)) as client,
+        TestClient(TestServer(init_metrics_app(runtime))) as ops,
+    ):
+        site = Site(client, mail_catcher, published)
+        site.ops = ops  # the metrics port, apart from the public site
+        yield site
 
 
 LOGIN_LIMITS = {"login:client": Limit(6, 900), "login:account": Limit(3, 900)}

@@ -13,12 +13,13 @@ from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.web_db import web_sessions
 from streams.runtime import Runtime
 from streams.settings import load_settings
-from streams.web.app import init_app
+from streams.web.app import init_app, init_metrics_app
 from tests.web.conftest import Site, enroll_and_log_in
 
 
 async def scrape(site: Site) -> dict[tuple[str, frozenset], float]:
-    resp = await site.client.get("/metrics")
+    assert site.ops is not None
+    resp = await site.ops.get("/metrics")
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     return {
@@ -60,7 +61,10 @@ async def test_readyz_names_the_database_when_it_is_down_and_healthz_stays_up(
         mail=None,  # type: ignore[arg-type]
         geocoder=LocalGazetteer(engine),
     )
-    async with TestClient(TestServer(init_app(runtime))) as client:
+    async with (
+        TestClient(TestServer(init_app(runtime))) as client,
+        TestClient(TestServer(init_metrics_app(runtime))) as ops,
+    ):
         resp = await client.get("/readyz")
         assert resp.status == 503
         body = await resp.json()
@@ -70,7 +74,8 @@ async def test_readyz_names_the_database_when_it_is_down_and_healthz_stays_up(
         assert "secret-pw" not in raw and "127.0.0.1" not in raw  # only the error's type
 
         assert (await client.get("/healthz")).status == 200  # alive: restarting would not help
-        assert (await client.get("/metrics")).status == 200  # still scraped
+        assert (await ops.get("/metrics")).status == 200  # still scraped
+        assert (await ops.get("/readyz")).status == 503
     engine.dispose()
 
 
@@ -92,8 +97,18 @@ async def test_requests_are_counted_by_route_pattern_and_status(site: Site) -> N
     assert delta(method="GET", route="/confirm/{token}", status="400") == 1
     assert delta(method="GET", route="unmatched", status="404") == 1
     assert not any("not-a-real-token" in str(k) or "7f3a" in str(k) for k in after)
-    # The scrape before this one was counted too.
-    assert delta(method="GET", route="/metrics", status="200") >= 1
+    # Scrapes come to the metrics port: the public site's counts are the public's requests.
+    assert not any(dict(k[1]).get("route") == "/metrics" for k in after)
+
+
+async def test_the_public_site_has_no_metrics_they_are_on_their_own_port(site: Site, engine) -> None:
+    """A scrape shows the SMTP time moving after /forgot for an enrolled address only: on the
+    public site that would tell anyone who is enrolled."""
+    await enroll_and_log_in(site, "private@example.org")
+    resp = await site.client.get("/metrics")
+    assert resp.status == 404 and "sor_" not in await resp.text()
+    samples = await scrape(site)
+    assert any(name.startswith("sor_smtp_send_seconds") for name, _ in samples)
 
 
 async def test_failed_logins_and_enrollments_are_counted(site: Site) -> None:
@@ -139,8 +154,9 @@ async def test_rate_limited_logins_are_counted_apart(site_with_limits: Site) -> 
 
 async def test_scrapes_and_probes_leave_no_sessions_behind(site: Site, engine) -> None:
     before = sessions_in(engine)
-    for path in ("/metrics", "/healthz", "/readyz") * 5:
-        resp = await site.client.get(path)
+    assert site.ops is not None
+    for client, path in [(site.ops, "/metrics"), (site.client, "/healthz"), (site.client, "/readyz")] * 5:
+        resp = await client.get(path)
         assert resp.status == 200
         assert "Set-Cookie" not in resp.headers
     assert sessions_in(engine) == before
