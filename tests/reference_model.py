@@ -92,14 +92,19 @@ class Places:
         self.bands = [_Band(group) for group in by_radius.values()]
 
     def holding(self, lat: float, lon: float) -> list[Place]:
-        out: list[Place] = []
+        return [p for p, _ in self.holding_at(lat, lon)]
+
+    def holding_at(self, lat: float, lon: float) -> list[tuple[Place, float]]:
+        """The circles holding the point, each with its geodesic distance from the centre."""
+        out: list[tuple[Place, float]] = []
         for b in self.bands:
             lo = int(np.searchsorted(b.lats, lat - b.reach, side="left"))
             hi = int(np.searchsorted(b.lats, lat + b.reach, side="right"))
             if lo < hi:
                 n = hi - lo
                 _, _, dist = GEOD.inv(b.lons[lo:hi], b.lats[lo:hi], np.full(n, lon), np.full(n, lat))
-                out += [b.places[lo + int(i)] for i in np.flatnonzero(dist <= b.radius_m)]
+                dist = np.asarray(dist, dtype=float)
+                out += [(b.places[lo + int(i)], float(dist[i])) for i in np.flatnonzero(dist <= b.radius_m)]
         return out
 
 

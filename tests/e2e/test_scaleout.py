@@ -25,6 +25,7 @@ from tests.e2e.readiness import wait_for_circles
 from tests.e2e.test_operations import _wait_for
 from tests.e2e.test_pipeline import event, profile
 from tests.e2e.topic_reading import read_topic
+from tests.on_radius import distance_m, point_on_radius
 from tests.reference_model import Reference, places_of, radius_metres, watchers_of
 
 GEOD = Geod(ellps="WGS84")
@@ -63,13 +64,20 @@ def workload(seed: int = 7) -> tuple[list[dict], list[dict], list[dict]]:
 
 
 def boundary_cases(subscribers: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Offenders who settle a centimetre inside or outside a subscriber's radius, or right on
-    it: where `<` and `<=`, or a radius a little short or long, part ways."""
+    """Offenders who settle a centimetre inside or outside a subscriber's radius (where a radius
+    a little short or long parts ways), where Geod.fwd at the radius lands (a few ulps one side
+    or the other: EDGE-04 ends 6e-11 m past it, EDGE-05 1e-9 m inside), or exactly on it
+    (EDGE-06 and EDGE-07: Geod.inv from the centre gives the radius to the last bit, where `<`
+    and `<=` part ways)."""
     baseline, changes = [], []
-    for j, (s, d) in enumerate(zip(subscribers[:6], (-0.01, 0.01, -0.01, 0.01, 0.0, 0.0))):
+    for j, (s, d) in enumerate(zip(subscribers[:8], (-0.01, 0.01, -0.01, 0.01, 0.0, 0.0, None, None))):
         a = s["addresses"][0]
         radius = radius_metres(a["radius"])
-        lon, lat, _ = GEOD.fwd(a["lon"], a["lat"], 40.0 * j, radius + d)
+        if d is None:
+            lat, lon = point_on_radius(a["lat"], a["lon"], radius, seed=j)
+            assert distance_m(a["lat"], a["lon"], lat, lon) == radius  # on it, not within a tolerance
+        else:
+            lon, lat, _ = GEOD.fwd(a["lon"], a["lat"], 40.0 * j, radius + d)
         oid = f"EDGE-{j:02d}"
         far = {"type": "home", "street": f"{j} Far Rd", "city": "Town", "state": "MO", "zip": "63101",
                "lat": 36.6, "lon": -89.6}
@@ -114,9 +122,10 @@ def test_the_same_alerts_whatever_the_number_of_workers(system, workers: int) ->
     baseline, changes = baseline + edge_baseline, changes + edge_changes
     want = expected_alerts(subscribers, baseline, changes)
     assert want.total() >= 20  # the workload really exercises the join
-    # Each edge offender against the circle it was placed on: in by a centimetre, not out by one.
+    # Each edge offender against the circle it was placed on: in by a centimetre, not out by
+    # one, and in when exactly on the radius.
     edges = {k[1] for k in want if k[1].startswith("EDGE-") and k[0] == int(k[1][5:]) + 1}
-    assert edges - {"EDGE-04", "EDGE-05"} == {"EDGE-00", "EDGE-02"}
+    assert edges - {"EDGE-04", "EDGE-05"} == {"EDGE-00", "EDGE-02", "EDGE-06", "EDGE-07"}
 
     system.env["SOR_PARTITIONS"] = "6"
     system.run("subscribers", "import", str(system.write_jsonl("s.jsonl", subscribers)))

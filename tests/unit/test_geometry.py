@@ -13,12 +13,14 @@ from streams.domain.circle_index import CircleIndex
 from streams.domain.geometry import (
     bounding_box,
     bounding_boxes,
+    distance_within,
     ecef,
     geodesic_distance_m,
     within_circles,
 )
 from streams.domain.model import Circle
 from streams.domain.radii import FOOT_M, RADII, proximity_band
+from tests.on_radius import distance_m, point_on_radius
 
 GEOD = Geod(ellps="WGS84")
 
@@ -206,14 +208,63 @@ def test_a_distance_next_to_a_band_edge_is_geod_inv_s_own():
         p = offset(lat, lon, 33.0, half + delta)
         within, dist = within_circles(*p, xyz, c_lat, c_lon, np.array([RADII["1mi"][0]]))
         assert within[0]
-        assert dist[0] == geodesic_distance_m(lat, lon, *p)
-        assert proximity_band(dist[0]) == proximity_band(geodesic_distance_m(lat, lon, *p))
+        assert dist[0] == distance_m(lat, lon, *p)
+        # Geod.fwd lands a few ulps either side of the edge: pyproj's own distance says which,
+        # and on the edge or inside it is the 1/2 mi band, past it by any amount the 1 mi one.
+        want = "within 1/2 mi" if distance_m(lat, lon, *p) <= half else "within 1 mi"
+        assert proximity_band(dist[0]) == want
+        if abs(delta) > 1e-9:
+            assert want == ("within 1/2 mi" if delta < 0 else "within 1 mi")
+    # Exactly on the 1/2 mi edge (Geod.inv gives 804.672 to the last bit): the 1/2 mi band.
+    p = point_on_radius(lat, lon, half)
+    within, dist = within_circles(*p, xyz, c_lat, c_lon, np.array([RADII["1mi"][0]]))
+    assert within[0] and dist[0] == half
+    assert proximity_band(dist[0]) == "within 1/2 mi"
     # Farther from the edge the short-line distance is used; it still names the same band.
     for delta in (-0.01, -1e-5, 1e-5, 0.01):
         p = offset(lat, lon, 33.0, half + delta)
         dist = within_circles(*p, xyz, c_lat, c_lon, np.array([RADII["1mi"][0]]))[1]
-        assert dist[0] == pytest.approx(geodesic_distance_m(lat, lon, *p), abs=1e-7)
+        assert dist[0] == pytest.approx(distance_m(lat, lon, *p), abs=1e-7)
         assert proximity_band(dist[0]) == ("within 1/2 mi" if delta < 0 else "within 1 mi")
+
+
+@pytest.mark.parametrize("code", list(RADII))
+def test_an_offender_exactly_on_the_radius_is_within_it_and_one_ulp_past_is_not(code):
+    """Inclusive at the radius (README): `<` in place of `<=` loses exactly these offenders."""
+    for place in ("st_louis", "far_north"):
+        lat, lon = MISSOURI[place]
+        r = RADII[code][0]
+        p = point_on_radius(lat, lon, r)
+        assert distance_m(lat, lon, *p) == r  # on the edge to the last bit, not "about"
+        d, inside = distance_within(lat, lon, r, *p)
+        assert d == r and inside
+        # A circle one ulp smaller leaves the same point out.
+        assert not distance_within(lat, lon, float(np.nextafter(r, 0.0)), *p)[1]
+        c_lat, c_lon = np.array([lat, lat]), np.array([lon, lon])
+        xyz = np.column_stack(ecef(c_lat, c_lon))
+        within, dist = within_circles(*p, xyz, c_lat, c_lon, np.array([r, np.nextafter(r, 0.0)]))
+        assert within.tolist() == [True, False]
+        assert dist[0] == r
+
+
+def test_circles_whose_radius_is_the_point_s_own_distance_all_hold_it():
+    """Radii of any length (not only the offered ones), each exactly the geodesic distance to
+    the point: every circle holds it, and none does when each is one ulp shorter."""
+    rng = np.random.default_rng(11)
+    p_lat, p_lon = MISSOURI["kansas_city"]
+    n = 400
+    c_lon, c_lat, _ = GEOD.fwd(np.full(n, p_lon), np.full(n, p_lat), rng.uniform(0, 360, n),
+                               rng.uniform(1.0, 9_000.0, n))
+    c_lat, c_lon = np.asarray(c_lat), np.asarray(c_lon)
+    exact = np.array([distance_m(a, b, p_lat, p_lon) for a, b in zip(c_lat, c_lon)])
+    xyz = np.column_stack(ecef(c_lat, c_lon))
+    within, dist = within_circles(p_lat, p_lon, xyz, c_lat, c_lon, exact)
+    assert within.all()
+    assert (dist == exact).all()
+    within, _ = within_circles(p_lat, p_lon, xyz, c_lat, c_lon, np.nextafter(exact, 0.0))
+    assert not within.any()
+    for a, b, r in zip(c_lat[:50], c_lon[:50], exact[:50]):
+        assert distance_within(a, b, r, p_lat, p_lon) == (r, True)
 
 
 def test_within_circles_on_chosen_rows_matches_all_rows():
