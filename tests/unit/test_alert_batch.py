@@ -15,6 +15,7 @@ from streams.domain.alert_batch import AlertBatch, InvalidAlertBatch, alert_rows
 from streams.domain.circle_index import CircleIndex
 from streams.domain.matching import apply_event, proximity_alert_batch, proximity_alerts, watch_alert_batch, watch_alerts
 from streams.domain.model import Alert, Circle, alert_id_for
+from tests.reference_model import Place, Places, radius_metres
 from tests.unit.test_matching import FAR, HOME, event, near, state_after
 
 GEOD = Geod(ellps="WGS84")
@@ -58,7 +59,19 @@ def test_a_change_inside_forty_circles_is_one_batch_of_forty_alerts() -> None:
         # The id a one-alert message carried: a batch read after an upgrade stores nothing twice.
         assert alert.alert_id == alert_id_for(change.event_id, alert.tracked_address_id,
                                               change.address.identity, "in")
-    assert proximity_alerts(change, crowded()) == batch.alerts()
+    # One alert per circle the reference model says holds the new home, in (subscriber,
+    # circle) order, each naming the smallest offered distance the home lies within.
+    idx = crowded()
+    places = Places(Place(c.circle_id, c.subscriber_id, c.label, c.lat, c.lon, c.radius_m) for c in idx.circles())
+    held = sorted(places.holding_at(*HOME), key=lambda h: (h[0].subscriber_id, h[0].circle_id))
+    alerts = proximity_alerts(change, idx)
+    assert len(held) == 40
+    assert [(a.subscriber_id, a.tracked_address_id) for a in alerts] == [(p.subscriber_id, p.circle_id) for p, _ in held]
+    bands = [("500ft", "500 ft"), ("1000ft", "1000 ft"), ("0.25mi", "1/4 mi"), ("0.5mi", "1/2 mi"), ("1mi", "1 mi")]
+    for a, (p, metres) in zip(alerts, held):
+        assert a.kind == "moved_in" and a.tracked_label == p.label
+        assert a.distance_m == pytest.approx(metres, abs=1e-6)
+        assert a.band == "within " + next(label for code, label in bands if metres <= radius_metres(code))
 
 
 def test_nothing_inside_no_circle_is_no_batch() -> None:
