@@ -17,8 +17,6 @@ from sqlalchemy import text
 from bench import workload as statewide
 from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
-from streams.domain.cells import cells_overlapping
-from streams.domain.geometry import bounding_box
 from streams.domain.radii import RADII
 from tests.e2e.conftest import REPO
 from tests.e2e.readiness import wait_for_circles
@@ -26,7 +24,13 @@ from tests.e2e.test_operations import _wait_for
 from tests.e2e.test_pipeline import event, profile
 from tests.e2e.topic_reading import read_topic
 from tests.on_radius import distance_m, point_on_radius
-from tests.reference_model import Reference, places_of, radius_metres, watchers_of
+from tests.reference_model import (
+    Reference,
+    cells_of_circle,
+    places_of,
+    radius_metres,
+    watchers_of,
+)
 
 GEOD = Geod(ellps="WGS84")
 CITIES = [(38.6270, -90.1994), (39.0997, -94.5786), (37.2090, -93.2923), (38.9517, -92.3341)]
@@ -178,10 +182,25 @@ def test_three_workers_each_hold_a_third_of_a_statewide_workload(system) -> None
                        for cid, _, lat, lon, _, code in rows[n:n + 5]]}
         for n in range(0, len(rows), 5)
     ]
-    copies = sum(len(cells_overlapping(bounding_box(lat, lon, r))) for _, _, lat, lon, r, _ in rows)
 
     system.env["SOR_PARTITIONS"] = "12"
     system.run("subscribers", "import", str(system.write_jsonl("s.jsonl", subscribers)))
+    # The copies the import routed, from the topic itself; each circle's cells as the
+    # reference says any right box gives them (every cell it reaches, none far past it).
+    routed: dict[int, set[str]] = {}
+    sent: dict[int, tuple[float, float, float, str]] = {}
+    for key, raw in read_topic(system.env["SOR_BROKER_URL"], "tracked-circles", with_key=True):
+        batch = json.loads(raw)
+        assert batch["delete"] == []  # a first import drops nothing
+        for c in batch["upsert"]:
+            routed.setdefault(c["circle_id"], set()).add(key.decode())
+            sent[c["circle_id"]] = (c["lat"], c["lon"], c["radius_m"], c["radius_code"])
+    assert len(sent) == len(rows)
+    for cid, (lat, lon, r, code) in sent.items():
+        assert r == radius_metres(code)
+        must, may = cells_of_circle(lat, lon, r)
+        assert must <= routed[cid] <= may, (cid, must - routed[cid], routed[cid] - may)
+    copies = sum(len(cells) for cells in routed.values())
     ports = []
     for _ in range(3):
         ports.append(free_port())
