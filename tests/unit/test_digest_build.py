@@ -188,3 +188,25 @@ def test_other_subscribers_alerts_and_repeats_are_ignored() -> None:
     digest = build_digest(SUB, [mine, mine, other])
     assert digest is not None and digest.change_count == 1
     assert build_digest(SUB, [other]) is None
+
+
+def test_one_offender_changed_back_does_not_hide_the_next_ones_news() -> None:
+    """Of two tracked offenders, the first changed and changed back (nothing to say), the
+    second moved: the e-mail still says so, with the offense the registry gives."""
+    alerts = [
+        watch("W-1", "Abe Adams", ["1 A St"], ["2 B St"], at="2026-11-20T09:00:00Z"),
+        watch("W-1", "Abe Adams", ["2 B St"], ["1 A St"], at="2026-11-20T09:30:00Z"),
+        watch("W-2", "Zed Young", ["3 C St"], ["4 D St"], at="2026-11-20T10:00:00Z"),
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    [line] = digest.watches
+    assert (line.offender_id, line.name, line.offense, line.removed) == ("W-2", "Zed Young", "Sexual assault", False)
+    assert [a.one_line.split(",")[0] for a in line.new_addresses] == ["4 D St"]
+
+
+def test_a_tracked_place_shows_its_own_label_and_address() -> None:
+    digest = build_digest(SUB, [moved("moved_in", "O-1", "Ray Abbott", "800 Olive St", tracked=3, label="Gym")])
+    assert digest is not None
+    [place] = digest.places
+    assert (place.label, place.one_line) == ("Gym", "3 Tracked St, St. Louis, MO 63101")

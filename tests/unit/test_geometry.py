@@ -290,3 +290,51 @@ def test_bounding_boxes_vectorized_match_the_scalar_box(lat, lon, code):
     boxes = bounding_boxes(np.array([lat, lat]), np.array([lon, lon]), np.array([r, r]))
     for got, want in zip(boxes, bounding_box(lat, lon, r)):
         assert got[0] == pytest.approx(want, rel=1e-12, abs=1e-12) and got[1] == got[0]
+
+
+def test_each_band_runs_to_its_radius_inclusive_and_past_5_miles_says_more_than_5_mi():
+    """Worked by hand from the offered radii: 500 ft = 152.4 m, ..., 5 mi = 8046.72 m."""
+    edges = [(152.4, "500 ft"), (304.8, "1000 ft"), (402.336, "1/4 mi"), (804.672, "1/2 mi"),
+             (1609.344, "1 mi"), (3218.688, "2 mi"), (4828.032, "3 mi"), (8046.72, "5 mi")]
+    assert proximity_band(0.0) == "within 500 ft"
+    for (metres, label), nxt in zip(edges, edges[1:] + [(None, None)]):
+        assert proximity_band(metres) == f"within {label}"
+        past = float(np.nextafter(metres, np.inf))
+        assert proximity_band(past) == (f"within {nxt[1]}" if nxt[0] else "more than 5 mi")
+    assert proximity_band(20_000.0) == "more than 5 mi"
+
+
+@pytest.mark.parametrize("pole", [90.0, -90.0])
+def test_a_circle_around_a_pole_has_a_box_of_every_longitude_that_stops_at_the_pole(pole):
+    """A circle holding a pole holds points of every longitude, and no latitude lies past 90."""
+    lat = pole - math.copysign(0.01, pole)  # 1.1 km from the pole, a 5 mi circle holds it
+    r = RADII["5mi"][0]
+    for box in (bounding_box(lat, 10.0, r),
+                tuple(float(a[0]) for a in bounding_boxes(np.array([lat]), np.array([10.0]), np.array([r])))):
+        min_lon, min_lat, max_lon, max_lat = box
+        assert (min_lon, max_lon) == (-180.0, 180.0)
+        assert (max_lat if pole > 0 else min_lat) == pole
+        # Points across the pole, 180 degrees of longitude away, are within the radius.
+        far_lat, far_lon = offset(lat, 10.0, 0.0 if pole > 0 else 180.0, 4_000.0)
+        assert distance_m(lat, 10.0, far_lat, far_lon) <= r
+        assert min_lon <= far_lon <= max_lon and min_lat <= far_lat <= max_lat
+
+
+def test_chosen_rows_exactly_at_their_radius_are_decided_on_their_own_centres():
+    """Rows picked out of the columns (as the grid's cells pick them), each circle exactly as
+    wide as its distance to the point: Geod.inv must measure from each row's own centre."""
+    rng = np.random.default_rng(4)
+    p_lat, p_lon = MISSOURI["st_louis"]
+    n = 60
+    c_lon, c_lat, _ = GEOD.fwd(np.full(n, p_lon), np.full(n, p_lat), rng.uniform(0, 360, n),
+                               rng.uniform(100.0, 8_000.0, n))
+    c_lat, c_lon = np.asarray(c_lat), np.asarray(c_lon)
+    exact = np.array([distance_m(a, b, p_lat, p_lon) for a, b in zip(c_lat, c_lon)])
+    xyz = np.column_stack(ecef(c_lat, c_lon))
+    rows = np.arange(n)[::-1][::3].copy()  # every third circle, last first
+    within, dist = within_circles(p_lat, p_lon, xyz, c_lat, c_lon, exact, rows=rows)
+    assert within.all()
+    assert (dist == exact[rows]).all()
+    shorter = np.nextafter(exact, 0.0)
+    within, _ = within_circles(p_lat, p_lon, xyz, c_lat, c_lon, shorter, rows=rows)
+    assert not within.any()
