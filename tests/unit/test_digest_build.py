@@ -210,3 +210,47 @@ def test_a_tracked_place_shows_its_own_label_and_address() -> None:
     assert digest is not None
     [place] = digest.places
     assert (place.label, place.one_line) == ("Gym", "3 Tracked St, St. Louis, MO 63101")
+
+
+def test_a_watched_offender_s_address_changing_type_is_news() -> None:
+    """Same street, now where they work rather than live: the watcher hears of it."""
+    home, work = address("1 A St"), address("1 A St", "work")
+    alerts = [Alert(
+        alert_id=alert_id_for("w", "type"), subscriber_id=SUB, offender_id="W-1", kind="watch_changed",
+        event_id="ev-type", occurred_at="2026-11-20T11:00:00Z", offender=who("W-1", "Sam Watts"),
+        old_addresses=[home], new_addresses=[work], revision=1)]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    [line] = digest.watches
+    assert [(a.type, a.one_line) for a in line.old_addresses] == [("Home", "1 A St, St. Louis, MO 63101")]
+    assert [(a.type, a.one_line) for a in line.new_addresses] == [("Work", "1 A St, St. Louis, MO 63101")]
+
+
+def test_moved_and_moved_back_under_another_spelling_says_nothing() -> None:
+    """The registry re-spells the street on the way back (USPS form is the same): no change."""
+    back = address("400 South Campbell Avenue") | {"normalized": "400 S CAMPBELL AVE, ST. LOUIS, MO 63101"}
+    there = address("400 S Campbell Ave")  # normalized: 400 S CAMPBELL AVE, ST. LOUIS, MO 63101
+    alerts = [
+        watch("W-1", "Sam Watts", ["400 S Campbell Ave"], ["1 First St"], at="2026-11-20T09:00:00Z"),
+        Alert(alert_id=alert_id_for("w", "back"), subscriber_id=SUB, offender_id="W-1", kind="watch_changed",
+              event_id="ev-back", occurred_at="2026-11-20T10:00:00Z", offender=who("W-1", "Sam Watts"),
+              old_addresses=[address("1 First St")], new_addresses=[back], revision=0),
+    ]
+    assert there["normalized"] == back["normalized"]
+    assert build_digest(SUB, alerts) is None
+
+
+def test_address_lines_leave_out_what_the_registry_left_blank() -> None:
+    """An address with no ZIP (or no city, state, street) shows only what it has, and a type
+    outside the usual ones is shown by its own name."""
+    bare = {"type": "temporary", "street": "5 E St", "city": "", "state": "MO", "zip": ""}
+    alerts = [Alert(
+        alert_id=alert_id_for("w", "bare"), subscriber_id=SUB, offender_id="W-3", kind="watch_changed",
+        event_id="ev-bare", occurred_at="2026-11-20T11:00:00Z", offender=who("W-3", "Ann Bare"),
+        old_addresses=[], new_addresses=[bare, {"type": "shelter", "street": "", "city": "Joplin", "state": "",
+                                                "zip": "64801"}], revision=1)]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    [line] = digest.watches
+    assert sorted((a.type, a.one_line) for a in line.new_addresses) == [
+        ("Shelter", "Joplin, 64801"), ("Temporary", "5 E St, MO")]
