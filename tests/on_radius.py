@@ -9,6 +9,8 @@ at 500 ft, one in 5k at 5 mi. Only pyproj, as tests/reference_model.py measures.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from pyproj import Geod
 
@@ -21,6 +23,7 @@ def distance_m(centre_lat: float, centre_lon: float, lat: float, lon: float) -> 
     return float(GEOD.inv(centre_lon, centre_lat, lon, lat)[2])
 
 
+@lru_cache(maxsize=None)  # a search takes up to half a second; its answer never changes
 def point_on_radius(centre_lat: float, centre_lon: float, radius_m: float, seed: int = 0,
                     tries: int = 40) -> tuple[float, float]:
     """(lat, lon) whose geodesic distance from the centre is exactly radius_m (a float equal to
