@@ -203,3 +203,20 @@ def test_a_malformed_alerts_message_is_refused_with_a_reason(message, says) -> N
 def test_the_well_formed_example_above_is_read() -> None:
     assert [r["alert_id"] for r in alert_rows(GOOD)] == ["a" * 32, "b" * 32]
     SCHEMA.validate(GOOD)
+
+
+def test_any_alerts_come_back_from_their_batch_as_they_were() -> None:
+    """One alert alone, or alerts differing in one field: each comes back whole, ids and
+    subscribers always per alert, and the message is what the schema allows."""
+    a = Alert(alert_id="a" * 32, subscriber_id=4, offender_id="MO-1", kind="moved_in", event_id="e1",
+              occurred_at="2026-12-04T10:00:00Z", offender={"offender_id": "MO-1", "name": "Ray Abbott"},
+              tracked_address_id=9, tracked_label="Home", tracked_one_line="1 Main St", distance_m=120.0,
+              band="within 500 ft")
+    b = Alert(**{**a.to_dict(), "alert_id": "b" * 32, "subscriber_id": 5, "distance_m": 250.0,
+                 "band": "within 1000 ft"})
+    for alerts in ([a], [a, b]):
+        batch = batch_of(alerts)
+        assert batch is not None and batch.alerts() == alerts
+        assert {"alert_id", "subscriber_id"} <= set(batch.columns)
+        SCHEMA.validate(json.loads(json.dumps(batch.to_dict())))
+    assert batch_of([a, b]).common.get("distance_m") is None  # differs: a column, not common

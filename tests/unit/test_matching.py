@@ -494,3 +494,17 @@ def test_each_watched_change_is_its_own_alert_with_its_event_s_revision_and_time
     # One event told to two watchers: two alerts, one each.
     two = watch_alerts(apply_event(None, event(addr("3 C St", HOME))).watch_change, [WATCHER, WATCHER + 1])
     assert len({a.alert_id for a in two}) == 2
+
+
+@pytest.mark.parametrize("last", ["remove", "juvenile"])
+def test_a_removal_delivered_again_purges_again(circles, last):
+    """A worker that died between storing the state and dropping the offender's pending
+    alerts reads the event again: the replay must drop them then (the reference forgets)."""
+    moved = event(addr("100 N Tucker Blvd", near(300)), event_id="e1", revision=1)
+    gone = (event(kind="remove", event_id="e2", revision=2) if last == "remove"
+            else event(addr("100 N Tucker Blvd", near(300)), event_id="e2", revision=2, juvenile=True))
+    applied, _, _ = checked([moved], gone, circles)
+    assert applied.purge
+    again = apply_event(OffenderState.from_dict(applied.state.to_dict()), gone)
+    assert again.status == "replayed" and again.purge
+    assert again.watch_change == applied.watch_change
