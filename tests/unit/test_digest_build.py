@@ -254,3 +254,29 @@ def test_address_lines_leave_out_what_the_registry_left_blank() -> None:
     [line] = digest.watches
     assert sorted((a.type, a.one_line) for a in line.new_addresses) == [
         ("Shelter", "Joplin, 64801"), ("Temporary", "5 E St, MO")]
+
+
+def test_what_an_alert_leaves_blank_the_digest_leaves_blank() -> None:
+    """No name, offense, band, address type or tracked label and address: the e-mail shows
+    empty text there, never a placeholder."""
+    bare = Alert(
+        alert_id=alert_id_for("t", "bare"), subscriber_id=SUB, offender_id="O-9", kind="moved_in",
+        event_id="ev-bare", occurred_at="2026-11-20T10:00:00Z", offender={"offender_id": "O-9"},
+        tracked_address_id=4, tracked_label="", tracked_one_line="",
+        address={"street": "9 Elm St", "city": "St. Louis", "state": "MO", "zip": "63101"},
+        distance_m=100.0, band="")
+    gone = Alert(
+        alert_id=alert_id_for("w", "bare"), subscriber_id=SUB, offender_id="W-9", kind="watch_changed",
+        event_id="ev-w-bare", occurred_at="2026-11-20T11:00:00Z", offender={"offender_id": "W-9"},
+        old_addresses=[], new_addresses=[{"street": "9 Elm St", "city": "St. Louis", "state": "MO", "zip": ""}],
+        revision=1)
+    digest = build_digest(SUB, [bare, gone])
+    assert digest is not None
+    [place] = digest.places
+    assert (place.label, place.one_line) == ("", "")
+    [ln] = place.lines
+    assert (ln.name, ln.offense, ln.band, ln.address_type) == ("", "", "", "")
+    assert ln.address == "9 Elm St, St. Louis, MO 63101"
+    [w] = digest.watches
+    assert (w.name, w.offense) == ("", "")
+    assert [(a.type, a.one_line) for a in w.new_addresses] == [("", "9 Elm St, St. Louis, MO")]

@@ -17,9 +17,10 @@ from pyproj import Geod
 
 from streams.domain.addresses import make_address
 from streams.domain.circle_index import CircleIndex
-from streams.domain.matching import apply_event, proximity_alerts, watch_alerts
+from streams.domain.matching import apply_event, proximity_alert_batch, proximity_alerts, watch_alerts
 from streams.domain.model import (
     Address,
+    AddressChange,
     Alert,
     Circle,
     Offense,
@@ -508,3 +509,15 @@ def test_a_removal_delivered_again_purges_again(circles, last):
     again = apply_event(OffenderState.from_dict(applied.state.to_dict()), gone)
     assert again.status == "replayed" and again.purge
     assert again.watch_change == applied.watch_change
+
+
+
+def test_a_change_naming_a_street_level_point_matches_no_circle(circles) -> None:
+    """The matcher's own check, for a change that arrives (from the address-changes topic) with
+    a point only as good as its street: no proximity alert, even right at the tracked place."""
+    exact = apply_event(None, event(addr("1 Main St", HOME))).address_changes[0]
+    assert proximity_alert_batch(exact, circles) is not None
+    coarse = dataclasses.replace(exact, address=dataclasses.replace(exact.address, precision="street"))
+    assert isinstance(coarse, AddressChange) and coarse.address.lat == HOME[0]
+    assert proximity_alert_batch(coarse, circles) is None
+    assert proximity_alerts(coarse, circles) == []
