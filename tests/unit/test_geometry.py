@@ -338,3 +338,17 @@ def test_chosen_rows_exactly_at_their_radius_are_decided_on_their_own_centres():
     shorter = np.nextafter(exact, 0.0)
     within, _ = within_circles(p_lat, p_lon, xyz, c_lat, c_lon, shorter, rows=rows)
     assert not within.any()
+
+
+def test_a_radius_code_means_its_distance_in_metres_and_anything_else_is_refused():
+    """Worked by hand: 1 ft = 0.3048 m, 1 mi = 1609.344 m (exact, by definition)."""
+    from streams.domain.radii import UnknownRadius, radius_label, radius_m
+
+    want = {"500ft": 152.4, "1000ft": 304.8, "0.25mi": 402.336, "0.5mi": 804.672,
+            "1mi": 1609.344, "2mi": 3218.688, "3mi": 4828.032, "5mi": 8046.72}
+    assert {code: radius_m(code) for code in want} == pytest.approx(want, abs=1e-9)
+    assert [radius_label(c) for c in ("500ft", "0.25mi", "0.5mi", "5mi")] == ["500 ft", "1/4 mi", "1/2 mi", "5 mi"]
+    with pytest.raises(UnknownRadius) as refused:
+        radius_m("10mi")
+    assert str(refused.value) == ("radius '10mi' is not offered; choose one of "
+                                  "500ft, 1000ft, 0.25mi, 0.5mi, 1mi, 2mi, 3mi, 5mi")
