@@ -7,7 +7,7 @@ Both sides get the same conservative boxes (`geometry.bounding_boxes`). For each
 a time as the worker does: the R-tree's `intersection` (ids as a numpy array) and its
 `intersection_v`; the grid's one-cell lookup; then the whole join (`CircleIndex.match`: grid
 lookup plus the exact geodesic test) and the same exact test fed with the R-tree's candidates.
-Both joins must return the same (event, circle) pairs, checked every run. Also the build from
+Both joins must return the (event, circle) pairs tests/reference_model.py gives, checked every run. Also the build from
 numpy columns and the resident memory each structure adds per circle. A JSON copy goes to
 bench/results/. Needs the `bench` extra (rtree).
 """
@@ -47,6 +47,7 @@ def run(n: int, n_events: int, seed: int) -> dict[str, Any]:
     from bench import workload
     from streams.domain.circle_index import CircleIndex
     from streams.domain.geometry import bounding_boxes, circles_holding
+    from tests.reference_model import Place, Places
 
     cs = workload.circles(n, seed)
     ev = workload.events(n_events, seed)
@@ -100,7 +101,12 @@ def run(n: int, n_events: int, seed: int) -> dict[str, Any]:
 
     pairs_tree = {(i, int(c)) for i in range(n_events) for c in tree_match(i)[0]}
     pairs_grid = {(i, int(c)) for i in range(n_events) for c in grid_match(i).circle_id}
-    assert pairs_tree == pairs_grid, "the two joins disagree"
+    # Both joins against the one reference (tests/reference_model.py: geodesic distance to
+    # every circle, written apart from the code), not only against each other.
+    ref = Places(Place(cid, sub, "", la, lo, r) for cid, sub, la, lo, r, _ in cs.rows())
+    pairs_ref = {(i, p.circle_id) for i in range(n_events) for p in ref.holding(lat[i], lon[i])}
+    assert pairs_grid == pairs_ref, "the grid's join disagrees with the reference model"
+    assert pairs_tree == pairs_ref, "the R-tree's join disagrees with the reference model"
     cand_tree = statistics.fmean(len(tree_candidates(i)) for i in range(n_events))
     cand_grid = statistics.fmean(
         len(grid_candidates(i) if grid_candidates(i) is not None else ()) for i in range(n_events)

@@ -11,6 +11,7 @@ Asked per event (`Reference.step`) or for the whole period (`alerts`, `digests`)
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -93,14 +94,19 @@ class Places:
         self.bands = [_Band(group) for group in by_radius.values()]
 
     def holding(self, lat: float, lon: float) -> list[Place]:
-        out: list[Place] = []
+        return [p for p, _ in self.holding_at(lat, lon)]
+
+    def holding_at(self, lat: float, lon: float) -> list[tuple[Place, float]]:
+        """The circles holding the point, each with its geodesic distance from the centre."""
+        out: list[tuple[Place, float]] = []
         for b in self.bands:
             lo = int(np.searchsorted(b.lats, lat - b.reach, side="left"))
             hi = int(np.searchsorted(b.lats, lat + b.reach, side="right"))
             if lo < hi:
                 n = hi - lo
                 _, _, dist = GEOD.inv(b.lons[lo:hi], b.lats[lo:hi], np.full(n, lon), np.full(n, lat))
-                out += [b.places[lo + int(i)] for i in np.flatnonzero(dist <= b.radius_m)]
+                dist = np.asarray(dist, dtype=float)
+                out += [(b.places[lo + int(i)], float(dist[i])) for i in np.flatnonzero(dist <= b.radius_m)]
         return out
 
 
@@ -378,3 +384,40 @@ class Reference:
                 )
             )
         return {sid: lines for sid, lines in out.items() if lines}
+
+
+# --- Grid cells (schemas/circle-batch.schema.json): `row:col`, floor(lat / 0.1):floor(lon / 0.1).
+# A circle is sent to every cell its box touches; the box is the code's to choose, so what is
+# said here is only what any right box gives: every cell some point of the circle lies in, and
+# nothing past the circle's own extent by more than a tenth of its radius.
+CELL_DEG = 0.1
+
+
+def cell_name(lat: float, lon: float) -> str:
+    return f"{math.floor(lat / CELL_DEG)}:{math.floor(lon / CELL_DEG)}"
+
+
+def cells_of_circle(
+    lat: float, lon: float, radius_m: float, slack: float = 1.1, n: int = 360
+) -> tuple[set[str], set[str]]:
+    """(cells the circle must be sent to, cells it may be sent to).
+
+    Must: every cell holding one of the centre and points on rings at half and all of the
+    radius, `n` azimuths each (a sliver may be missed, never a cell added): a point there has to
+    find the circle. May: every cell touching the circle's latitude and longitude extent
+    widened by `slack` (away from the poles and the antimeridian): a copy past that is waste
+    no right box makes.
+    """
+    az = np.linspace(0.0, 360.0, n, endpoint=False)
+    lats, lons = [np.array([lat])], [np.array([lon])]
+    for f in (0.5, 1.0):
+        lo, la, _ = GEOD.fwd(np.full(n, lon), np.full(n, lat), az, np.full(n, radius_m * f))
+        lats.append(np.asarray(la))
+        lons.append(np.asarray(lo))
+    all_lat, all_lon = np.concatenate(lats), np.concatenate(lons)
+    must = {cell_name(a, b) for a, b in zip(all_lat.tolist(), all_lon.tolist())}
+    dlat = (all_lat.max() - all_lat.min()) / 2 * slack
+    dlon = (all_lon.max() - all_lon.min()) / 2 * slack
+    rows = range(math.floor((lat - dlat) / CELL_DEG), math.floor((lat + dlat) / CELL_DEG) + 1)
+    cols = range(math.floor((lon - dlon) / CELL_DEG), math.floor((lon + dlon) / CELL_DEG) + 1)
+    return must, {f"{r}:{c}" for r in rows for c in cols}

@@ -17,15 +17,20 @@ from sqlalchemy import text
 from bench import workload as statewide
 from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
-from streams.domain.cells import cells_overlapping
-from streams.domain.geometry import bounding_box
 from streams.domain.radii import RADII
 from tests.e2e.conftest import REPO
 from tests.e2e.readiness import wait_for_circles
 from tests.e2e.test_operations import _wait_for
 from tests.e2e.test_pipeline import event, profile
 from tests.e2e.topic_reading import read_topic
-from tests.reference_model import Reference, places_of, radius_metres, watchers_of
+from tests.on_radius import distance_m, point_on_radius
+from tests.reference_model import (
+    Reference,
+    cells_of_circle,
+    places_of,
+    radius_metres,
+    watchers_of,
+)
 
 GEOD = Geod(ellps="WGS84")
 CITIES = [(38.6270, -90.1994), (39.0997, -94.5786), (37.2090, -93.2923), (38.9517, -92.3341)]
@@ -95,13 +100,20 @@ def workload(seed: int = 7) -> tuple[list[dict], list[dict], list[dict]]:
 
 
 def boundary_cases(subscribers: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Offenders who settle a centimetre inside or outside a subscriber's radius, or right on
-    it: where `<` and `<=`, or a radius a little short or long, part ways."""
+    """Offenders who settle a centimetre inside or outside a subscriber's radius (where a radius
+    a little short or long parts ways), where Geod.fwd at the radius lands (a few ulps one side
+    or the other: EDGE-04 ends 6e-11 m past it, EDGE-05 1e-9 m inside), or exactly on it
+    (EDGE-06 and EDGE-07: Geod.inv from the centre gives the radius to the last bit, where `<`
+    and `<=` part ways)."""
     baseline, changes = [], []
-    for j, (s, d) in enumerate(zip(subscribers[:6], (-0.01, 0.01, -0.01, 0.01, 0.0, 0.0))):
+    for j, (s, d) in enumerate(zip(subscribers[:8], (-0.01, 0.01, -0.01, 0.01, 0.0, 0.0, None, None))):
         a = s["addresses"][0]
         radius = radius_metres(a["radius"])
-        lon, lat, _ = GEOD.fwd(a["lon"], a["lat"], 40.0 * j, radius + d)
+        if d is None:
+            lat, lon = point_on_radius(a["lat"], a["lon"], radius, seed=j)
+            assert distance_m(a["lat"], a["lon"], lat, lon) == radius  # on it, not within a tolerance
+        else:
+            lon, lat, _ = GEOD.fwd(a["lon"], a["lat"], 40.0 * j, radius + d)
         oid = f"EDGE-{j:02d}"
         far = {
             "type": "home",
@@ -159,9 +171,10 @@ def test_the_same_alerts_whatever_the_number_of_workers(system, workers: int) ->
     baseline, changes = baseline + edge_baseline, changes + edge_changes
     want = expected_alerts(subscribers, baseline, changes)
     assert want.total() >= 20  # the workload really exercises the join
-    # Each edge offender against the circle it was placed on: in by a centimetre, not out by one.
+    # Each edge offender against the circle it was placed on: in by a centimetre, not out by
+    # one, and in when exactly on the radius.
     edges = {k[1] for k in want if k[1].startswith("EDGE-") and k[0] == int(k[1][5:]) + 1}
-    assert edges - {"EDGE-04", "EDGE-05"} == {"EDGE-00", "EDGE-02"}
+    assert edges - {"EDGE-04", "EDGE-05"} == {"EDGE-00", "EDGE-02", "EDGE-06", "EDGE-07"}
 
     system.env["SOR_PARTITIONS"] = "6"
     system.run("subscribers", "import", str(system.write_jsonl("s.jsonl", subscribers)))
@@ -250,10 +263,25 @@ def test_three_workers_each_hold_a_third_of_a_statewide_workload(system) -> None
         }
         for n in range(0, len(rows), 5)
     ]
-    copies = sum(len(cells_overlapping(bounding_box(lat, lon, r))) for _, _, lat, lon, r, _ in rows)
 
     system.env["SOR_PARTITIONS"] = "12"
     system.run("subscribers", "import", str(system.write_jsonl("s.jsonl", subscribers)))
+    # The copies the import routed, from the topic itself; each circle's cells as the
+    # reference says any right box gives them (every cell it reaches, none far past it).
+    routed: dict[int, set[str]] = {}
+    sent: dict[int, tuple[float, float, float, str]] = {}
+    for key, raw in read_topic(system.env["SOR_BROKER_URL"], "tracked-circles", with_key=True):
+        batch = json.loads(raw)
+        assert batch["delete"] == []  # a first import drops nothing
+        for c in batch["upsert"]:
+            routed.setdefault(c["circle_id"], set()).add(key.decode())
+            sent[c["circle_id"]] = (c["lat"], c["lon"], c["radius_m"], c["radius_code"])
+    assert len(sent) == len(rows)
+    for cid, (lat, lon, r, code) in sent.items():
+        assert r == radius_metres(code)
+        must, may = cells_of_circle(lat, lon, r)
+        assert must <= routed[cid] <= may, (cid, must - routed[cid], routed[cid] - may)
+    copies = sum(len(cells) for cells in routed.values())
     ports = []
     for _ in range(3):
         ports.append(free_port())

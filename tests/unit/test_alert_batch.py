@@ -21,6 +21,7 @@ from streams.domain.matching import (
     watch_alerts,
 )
 from streams.domain.model import Alert, Circle, alert_id_for
+from tests.reference_model import Place, Places, radius_metres
 from tests.unit.test_matching import FAR, HOME, event, near, state_after
 
 GEOD = Geod(ellps="WGS84")
@@ -84,7 +85,29 @@ def test_a_change_inside_forty_circles_is_one_batch_of_forty_alerts() -> None:
         assert alert.alert_id == alert_id_for(
             change.event_id, alert.tracked_address_id, change.address.identity, "in"
         )
-    assert proximity_alerts(change, crowded()) == batch.alerts()
+    # One alert per circle the reference model says holds the new home, in (subscriber,
+    # circle) order, each naming the smallest offered distance the home lies within.
+    idx = crowded()
+    places = Places(
+        Place(c.circle_id, c.subscriber_id, c.label, c.lat, c.lon, c.radius_m) for c in idx.circles()
+    )
+    held = sorted(places.holding_at(*HOME), key=lambda h: (h[0].subscriber_id, h[0].circle_id))
+    alerts = proximity_alerts(change, idx)
+    assert len(held) == 40
+    assert [(a.subscriber_id, a.tracked_address_id) for a in alerts] == [
+        (p.subscriber_id, p.circle_id) for p, _ in held
+    ]
+    bands = [
+        ("500ft", "500 ft"),
+        ("1000ft", "1000 ft"),
+        ("0.25mi", "1/4 mi"),
+        ("0.5mi", "1/2 mi"),
+        ("1mi", "1 mi"),
+    ]
+    for a, (p, metres) in zip(alerts, held):
+        assert a.kind == "moved_in" and a.tracked_label == p.label
+        assert a.distance_m == pytest.approx(metres, abs=1e-6)
+        assert a.band == "within " + next(label for code, label in bands if metres <= radius_metres(code))
 
 
 def test_nothing_inside_no_circle_is_no_batch() -> None:
@@ -272,3 +295,37 @@ def test_a_malformed_alerts_message_is_refused_with_a_reason(message, says) -> N
 def test_the_well_formed_example_above_is_read() -> None:
     assert [r["alert_id"] for r in alert_rows(GOOD)] == ["a" * 32, "b" * 32]
     SCHEMA.validate(GOOD)
+
+
+def test_any_alerts_come_back_from_their_batch_as_they_were() -> None:
+    """One alert alone, or alerts differing in one field: each comes back whole, ids and
+    subscribers always per alert, and the message is what the schema allows."""
+    a = Alert(
+        alert_id="a" * 32,
+        subscriber_id=4,
+        offender_id="MO-1",
+        kind="moved_in",
+        event_id="e1",
+        occurred_at="2026-12-04T10:00:00Z",
+        offender={"offender_id": "MO-1", "name": "Ray Abbott"},
+        tracked_address_id=9,
+        tracked_label="Home",
+        tracked_one_line="1 Main St",
+        distance_m=120.0,
+        band="within 500 ft",
+    )
+    b = Alert(
+        **{
+            **a.to_dict(),
+            "alert_id": "b" * 32,
+            "subscriber_id": 5,
+            "distance_m": 250.0,
+            "band": "within 1000 ft",
+        }
+    )
+    for alerts in ([a], [a, b]):
+        batch = batch_of(alerts)
+        assert batch is not None and batch.alerts() == alerts
+        assert {"alert_id", "subscriber_id"} <= set(batch.columns)
+        SCHEMA.validate(json.loads(json.dumps(batch.to_dict())))
+    assert batch_of([a, b]).common.get("distance_m") is None  # differs: a column, not common

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from pyproj import Geod
 
 from streams.domain.circle_index import CircleIndex
 from streams.domain.model import Circle
 from streams.domain.radii import FOOT_M, RADII
+from tests.on_radius import distance_m, point_on_radius
+from tests.reference_model import Place, Places
 
 GEOD = Geod(ellps="WGS84")
 ST_LOUIS = (38.627, -90.199)
@@ -31,13 +34,10 @@ def ids(hits) -> list[int]:
 
 
 def brute_force(circles: list[Circle], lat: float, lon: float) -> list[tuple[int, float]]:
-    hits = []
-    for c in circles:
-        _, _, d = GEOD.inv(c.lon, c.lat, lon, lat)
-        if d <= c.radius_m:
-            hits.append((c, d))
-    hits.sort(key=lambda h: (h[0].subscriber_id, h[0].circle_id))
-    return [(c.circle_id, d) for c, d in hits]
+    """tests/reference_model.py's answer: every circle by geodesic distance, inclusive."""
+    places = Places(Place(c.circle_id, c.subscriber_id, c.label, c.lat, c.lon, c.radius_m) for c in circles)
+    hits = sorted(places.holding_at(lat, lon), key=lambda h: (h[0].subscriber_id, h[0].circle_id))
+    return [(p.circle_id, d) for p, d in hits]
 
 
 def assert_same(got, expected):
@@ -56,6 +56,50 @@ def test_upsert_get_contains_len_and_query_distance():
     [(hit, d)] = idx.query(*p)
     assert hit == c
     assert d == pytest.approx(300.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("code", list(RADII))
+def test_an_offender_exactly_on_the_radius_is_found_and_one_ulp_past_it_is_not(code):
+    """The grid and the boxes only pre-filter: a point exactly on a circle's edge (Geod.inv
+    gives the radius to the last bit) is held by it, and not by a circle one ulp smaller."""
+    r = RADII[code][0]
+    for centre in (ST_LOUIS, KANSAS_CITY):
+        p = point_on_radius(*centre, r)
+        assert distance_m(*centre, *p) == r
+        smaller = float(np.nextafter(r, 0.0))
+        for load in ("upsert", "bulk_load"):
+            idx = CircleIndex()
+            circles = [
+                circle(1, *centre, code),
+                Circle(2, 20, "place 2", "2 Main St", *centre, smaller, code),
+            ]
+            if load == "upsert":
+                for c in circles:
+                    idx.upsert(c)
+            else:
+                idx.bulk_load(circles)
+            assert [(c.circle_id, d) for c, d in idx.query(*p)] == [(1, r)], load
+            assert idx.match(*p).circle_id.tolist() == [1]
+            assert idx.labelled(*p).distance_m == [r]
+
+
+def test_circles_each_exactly_as_wide_as_their_distance_to_a_point_all_hold_it():
+    rng = random.Random(5)
+    point = offset(*ST_LOUIS, 77.0, 1234.5)
+    circles, shorter = [], []
+    for i in range(300):
+        lat, lon = offset(*point, rng.uniform(0, 360), rng.uniform(1.0, 8_000.0))
+        r = distance_m(lat, lon, *point)
+        for out, radius in ((circles, r), (shorter, float(np.nextafter(r, 0.0)))):
+            out.append(Circle(i + 1, i % 7, f"place {i}", f"{i} Main St", lat, lon, radius, "5mi"))
+    idx = CircleIndex()
+    idx.bulk_load(circles)
+    got = idx.query(*point)
+    assert sorted(c.circle_id for c, _ in got) == list(range(1, 301))
+    assert all(d == c.radius_m for c, d in got)
+    assert_same(got, brute_force(circles, *point))
+    idx.upsert_many(shorter)
+    assert idx.query(*point) == [] == brute_force(shorter, *point)
 
 
 def test_moved_circle_matches_at_new_place_only():

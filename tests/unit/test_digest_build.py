@@ -253,3 +253,151 @@ def test_other_subscribers_alerts_and_repeats_are_ignored() -> None:
     digest = build_digest(SUB, [mine, mine, other])
     assert digest is not None and digest.change_count == 1
     assert build_digest(SUB, [other]) is None
+
+
+def test_one_offender_changed_back_does_not_hide_the_next_ones_news() -> None:
+    """Of two tracked offenders, the first changed and changed back (nothing to say), the
+    second moved: the e-mail still says so, with the offense the registry gives."""
+    alerts = [
+        watch("W-1", "Abe Adams", ["1 A St"], ["2 B St"], at="2026-11-20T09:00:00Z"),
+        watch("W-1", "Abe Adams", ["2 B St"], ["1 A St"], at="2026-11-20T09:30:00Z"),
+        watch("W-2", "Zed Young", ["3 C St"], ["4 D St"], at="2026-11-20T10:00:00Z"),
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    [line] = digest.watches
+    assert (line.offender_id, line.name, line.offense, line.removed) == (
+        "W-2",
+        "Zed Young",
+        "Sexual assault",
+        False,
+    )
+    assert [a.one_line.split(",")[0] for a in line.new_addresses] == ["4 D St"]
+
+
+def test_a_tracked_place_shows_its_own_label_and_address() -> None:
+    digest = build_digest(
+        SUB, [moved("moved_in", "O-1", "Ray Abbott", "800 Olive St", tracked=3, label="Gym")]
+    )
+    assert digest is not None
+    [place] = digest.places
+    assert (place.label, place.one_line) == ("Gym", "3 Tracked St, St. Louis, MO 63101")
+
+
+def test_a_watched_offender_s_address_changing_type_is_news() -> None:
+    """Same street, now where they work rather than live: the watcher hears of it."""
+    home, work = address("1 A St"), address("1 A St", "work")
+    alerts = [
+        Alert(
+            alert_id=alert_id_for("w", "type"),
+            subscriber_id=SUB,
+            offender_id="W-1",
+            kind="watch_changed",
+            event_id="ev-type",
+            occurred_at="2026-11-20T11:00:00Z",
+            offender=who("W-1", "Sam Watts"),
+            old_addresses=[home],
+            new_addresses=[work],
+            revision=1,
+        )
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    [line] = digest.watches
+    assert [(a.type, a.one_line) for a in line.old_addresses] == [("Home", "1 A St, St. Louis, MO 63101")]
+    assert [(a.type, a.one_line) for a in line.new_addresses] == [("Work", "1 A St, St. Louis, MO 63101")]
+
+
+def test_moved_and_moved_back_under_another_spelling_says_nothing() -> None:
+    """The registry re-spells the street on the way back (USPS form is the same): no change."""
+    back = address("400 South Campbell Avenue") | {"normalized": "400 S CAMPBELL AVE, ST. LOUIS, MO 63101"}
+    there = address("400 S Campbell Ave")  # normalized: 400 S CAMPBELL AVE, ST. LOUIS, MO 63101
+    alerts = [
+        watch("W-1", "Sam Watts", ["400 S Campbell Ave"], ["1 First St"], at="2026-11-20T09:00:00Z"),
+        Alert(
+            alert_id=alert_id_for("w", "back"),
+            subscriber_id=SUB,
+            offender_id="W-1",
+            kind="watch_changed",
+            event_id="ev-back",
+            occurred_at="2026-11-20T10:00:00Z",
+            offender=who("W-1", "Sam Watts"),
+            old_addresses=[address("1 First St")],
+            new_addresses=[back],
+            revision=0,
+        ),
+    ]
+    assert there["normalized"] == back["normalized"]
+    assert build_digest(SUB, alerts) is None
+
+
+def test_address_lines_leave_out_what_the_registry_left_blank() -> None:
+    """An address with no ZIP (or no city, state, street) shows only what it has, and a type
+    outside the usual ones is shown by its own name."""
+    bare = {"type": "temporary", "street": "5 E St", "city": "", "state": "MO", "zip": ""}
+    alerts = [
+        Alert(
+            alert_id=alert_id_for("w", "bare"),
+            subscriber_id=SUB,
+            offender_id="W-3",
+            kind="watch_changed",
+            event_id="ev-bare",
+            occurred_at="2026-11-20T11:00:00Z",
+            offender=who("W-3", "Ann Bare"),
+            old_addresses=[],
+            new_addresses=[
+                bare,
+                {"type": "shelter", "street": "", "city": "Joplin", "state": "", "zip": "64801"},
+            ],
+            revision=1,
+        )
+    ]
+    digest = build_digest(SUB, alerts)
+    assert digest is not None
+    [line] = digest.watches
+    assert sorted((a.type, a.one_line) for a in line.new_addresses) == [
+        ("Shelter", "Joplin, 64801"),
+        ("Temporary", "5 E St, MO"),
+    ]
+
+
+def test_what_an_alert_leaves_blank_the_digest_leaves_blank() -> None:
+    """No name, offense, band, address type or tracked label and address: the e-mail shows
+    empty text there, never a placeholder."""
+    bare = Alert(
+        alert_id=alert_id_for("t", "bare"),
+        subscriber_id=SUB,
+        offender_id="O-9",
+        kind="moved_in",
+        event_id="ev-bare",
+        occurred_at="2026-11-20T10:00:00Z",
+        offender={"offender_id": "O-9"},
+        tracked_address_id=4,
+        tracked_label="",
+        tracked_one_line="",
+        address={"street": "9 Elm St", "city": "St. Louis", "state": "MO", "zip": "63101"},
+        distance_m=100.0,
+        band="",
+    )
+    gone = Alert(
+        alert_id=alert_id_for("w", "bare"),
+        subscriber_id=SUB,
+        offender_id="W-9",
+        kind="watch_changed",
+        event_id="ev-w-bare",
+        occurred_at="2026-11-20T11:00:00Z",
+        offender={"offender_id": "W-9"},
+        old_addresses=[],
+        new_addresses=[{"street": "9 Elm St", "city": "St. Louis", "state": "MO", "zip": ""}],
+        revision=1,
+    )
+    digest = build_digest(SUB, [bare, gone])
+    assert digest is not None
+    [place] = digest.places
+    assert (place.label, place.one_line) == ("", "")
+    [ln] = place.lines
+    assert (ln.name, ln.offense, ln.band, ln.address_type) == ("", "", "", "")
+    assert ln.address == "9 Elm St, St. Louis, MO 63101"
+    [w] = digest.watches
+    assert (w.name, w.offense) == ("", "")
+    assert [(a.type, a.one_line) for a in w.new_addresses] == [("", "9 Elm St, St. Louis, MO")]

@@ -13,12 +13,14 @@ from streams.domain.circle_index import CircleIndex
 from streams.domain.geometry import (
     bounding_box,
     bounding_boxes,
+    distance_within,
     ecef,
     geodesic_distance_m,
     within_circles,
 )
 from streams.domain.model import Circle
 from streams.domain.radii import FOOT_M, RADII, proximity_band
+from tests.on_radius import distance_m, point_on_radius
 
 GEOD = Geod(ellps="WGS84")
 
@@ -208,14 +210,64 @@ def test_a_distance_next_to_a_band_edge_is_geod_inv_s_own():
         p = offset(lat, lon, 33.0, half + delta)
         within, dist = within_circles(*p, xyz, c_lat, c_lon, np.array([RADII["1mi"][0]]))
         assert within[0]
-        assert dist[0] == geodesic_distance_m(lat, lon, *p)
-        assert proximity_band(dist[0]) == proximity_band(geodesic_distance_m(lat, lon, *p))
+        assert dist[0] == distance_m(lat, lon, *p)
+        # Geod.fwd lands a few ulps either side of the edge: pyproj's own distance says which,
+        # and on the edge or inside it is the 1/2 mi band, past it by any amount the 1 mi one.
+        want = "within 1/2 mi" if distance_m(lat, lon, *p) <= half else "within 1 mi"
+        assert proximity_band(dist[0]) == want
+        if abs(delta) > 1e-9:
+            assert want == ("within 1/2 mi" if delta < 0 else "within 1 mi")
+    # Exactly on the 1/2 mi edge (Geod.inv gives 804.672 to the last bit): the 1/2 mi band.
+    p = point_on_radius(lat, lon, half)
+    within, dist = within_circles(*p, xyz, c_lat, c_lon, np.array([RADII["1mi"][0]]))
+    assert within[0] and dist[0] == half
+    assert proximity_band(dist[0]) == "within 1/2 mi"
     # Farther from the edge the short-line distance is used; it still names the same band.
     for delta in (-0.01, -1e-5, 1e-5, 0.01):
         p = offset(lat, lon, 33.0, half + delta)
         dist = within_circles(*p, xyz, c_lat, c_lon, np.array([RADII["1mi"][0]]))[1]
-        assert dist[0] == pytest.approx(geodesic_distance_m(lat, lon, *p), abs=1e-7)
+        assert dist[0] == pytest.approx(distance_m(lat, lon, *p), abs=1e-7)
         assert proximity_band(dist[0]) == ("within 1/2 mi" if delta < 0 else "within 1 mi")
+
+
+@pytest.mark.parametrize("code", list(RADII))
+def test_an_offender_exactly_on_the_radius_is_within_it_and_one_ulp_past_is_not(code):
+    """Inclusive at the radius (README): `<` in place of `<=` loses exactly these offenders."""
+    for place in ("st_louis", "far_north"):
+        lat, lon = MISSOURI[place]
+        r = RADII[code][0]
+        p = point_on_radius(lat, lon, r)
+        assert distance_m(lat, lon, *p) == r  # on the edge to the last bit, not "about"
+        d, inside = distance_within(lat, lon, r, *p)
+        assert d == r and inside
+        # A circle one ulp smaller leaves the same point out.
+        assert not distance_within(lat, lon, float(np.nextafter(r, 0.0)), *p)[1]
+        c_lat, c_lon = np.array([lat, lat]), np.array([lon, lon])
+        xyz = np.column_stack(ecef(c_lat, c_lon))
+        within, dist = within_circles(*p, xyz, c_lat, c_lon, np.array([r, np.nextafter(r, 0.0)]))
+        assert within.tolist() == [True, False]
+        assert dist[0] == r
+
+
+def test_circles_whose_radius_is_the_point_s_own_distance_all_hold_it():
+    """Radii of any length (not only the offered ones), each exactly the geodesic distance to
+    the point: every circle holds it, and none does when each is one ulp shorter."""
+    rng = np.random.default_rng(11)
+    p_lat, p_lon = MISSOURI["kansas_city"]
+    n = 400
+    c_lon, c_lat, _ = GEOD.fwd(
+        np.full(n, p_lon), np.full(n, p_lat), rng.uniform(0, 360, n), rng.uniform(1.0, 9_000.0, n)
+    )
+    c_lat, c_lon = np.asarray(c_lat), np.asarray(c_lon)
+    exact = np.array([distance_m(a, b, p_lat, p_lon) for a, b in zip(c_lat, c_lon)])
+    xyz = np.column_stack(ecef(c_lat, c_lon))
+    within, dist = within_circles(p_lat, p_lon, xyz, c_lat, c_lon, exact)
+    assert within.all()
+    assert (dist == exact).all()
+    within, _ = within_circles(p_lat, p_lon, xyz, c_lat, c_lon, np.nextafter(exact, 0.0))
+    assert not within.any()
+    for a, b, r in zip(c_lat[:50], c_lon[:50], exact[:50]):
+        assert distance_within(a, b, r, p_lat, p_lon) == (r, True)
 
 
 def test_within_circles_on_chosen_rows_matches_all_rows():
@@ -241,3 +293,90 @@ def test_bounding_boxes_vectorized_match_the_scalar_box(lat, lon, code):
     boxes = bounding_boxes(np.array([lat, lat]), np.array([lon, lon]), np.array([r, r]))
     for got, want in zip(boxes, bounding_box(lat, lon, r)):
         assert got[0] == pytest.approx(want, rel=1e-12, abs=1e-12) and got[1] == got[0]
+
+
+def test_each_band_runs_to_its_radius_inclusive_and_past_5_miles_says_more_than_5_mi():
+    """Worked by hand from the offered radii: 500 ft = 152.4 m, ..., 5 mi = 8046.72 m."""
+    edges = [
+        (152.4, "500 ft"),
+        (304.8, "1000 ft"),
+        (402.336, "1/4 mi"),
+        (804.672, "1/2 mi"),
+        (1609.344, "1 mi"),
+        (3218.688, "2 mi"),
+        (4828.032, "3 mi"),
+        (8046.72, "5 mi"),
+    ]
+    assert proximity_band(0.0) == "within 500 ft"
+    for (metres, label), nxt in zip(edges, edges[1:] + [(None, None)]):
+        assert proximity_band(metres) == f"within {label}"
+        past = float(np.nextafter(metres, np.inf))
+        assert proximity_band(past) == (f"within {nxt[1]}" if nxt[0] else "more than 5 mi")
+    assert proximity_band(20_000.0) == "more than 5 mi"
+
+
+@pytest.mark.parametrize("pole", [90.0, -90.0])
+def test_a_circle_around_a_pole_has_a_box_of_every_longitude_that_stops_at_the_pole(pole):
+    """A circle holding a pole holds points of every longitude, and no latitude lies past 90."""
+    lat = pole - math.copysign(0.01, pole)  # 1.1 km from the pole, a 5 mi circle holds it
+    r = RADII["5mi"][0]
+    for box in (
+        bounding_box(lat, 10.0, r),
+        tuple(float(a[0]) for a in bounding_boxes(np.array([lat]), np.array([10.0]), np.array([r]))),
+    ):
+        min_lon, min_lat, max_lon, max_lat = box
+        assert (min_lon, max_lon) == (-180.0, 180.0)
+        assert (max_lat if pole > 0 else min_lat) == pole
+        # Points across the pole, 180 degrees of longitude away, are within the radius.
+        far_lat, far_lon = offset(lat, 10.0, 0.0 if pole > 0 else 180.0, 4_000.0)
+        assert distance_m(lat, 10.0, far_lat, far_lon) <= r
+        assert min_lon <= far_lon <= max_lon and min_lat <= far_lat <= max_lat
+
+
+def test_chosen_rows_exactly_at_their_radius_are_decided_on_their_own_centres():
+    """Rows picked out of the columns (as the grid's cells pick them), each circle exactly as
+    wide as its distance to the point: Geod.inv must measure from each row's own centre."""
+    rng = np.random.default_rng(4)
+    p_lat, p_lon = MISSOURI["st_louis"]
+    n = 60
+    c_lon, c_lat, _ = GEOD.fwd(
+        np.full(n, p_lon), np.full(n, p_lat), rng.uniform(0, 360, n), rng.uniform(100.0, 8_000.0, n)
+    )
+    c_lat, c_lon = np.asarray(c_lat), np.asarray(c_lon)
+    exact = np.array([distance_m(a, b, p_lat, p_lon) for a, b in zip(c_lat, c_lon)])
+    xyz = np.column_stack(ecef(c_lat, c_lon))
+    rows = np.arange(n)[::-1][::3].copy()  # every third circle, last first
+    within, dist = within_circles(p_lat, p_lon, xyz, c_lat, c_lon, exact, rows=rows)
+    assert within.all()
+    assert (dist == exact[rows]).all()
+    shorter = np.nextafter(exact, 0.0)
+    within, _ = within_circles(p_lat, p_lon, xyz, c_lat, c_lon, shorter, rows=rows)
+    assert not within.any()
+
+
+def test_a_radius_code_means_its_distance_in_metres_and_anything_else_is_refused():
+    """Worked by hand: 1 ft = 0.3048 m, 1 mi = 1609.344 m (exact, by definition)."""
+    from streams.domain.radii import UnknownRadius, radius_label, radius_m
+
+    want = {
+        "500ft": 152.4,
+        "1000ft": 304.8,
+        "0.25mi": 402.336,
+        "0.5mi": 804.672,
+        "1mi": 1609.344,
+        "2mi": 3218.688,
+        "3mi": 4828.032,
+        "5mi": 8046.72,
+    }
+    assert {code: radius_m(code) for code in want} == pytest.approx(want, abs=1e-9)
+    assert [radius_label(c) for c in ("500ft", "0.25mi", "0.5mi", "5mi")] == [
+        "500 ft",
+        "1/4 mi",
+        "1/2 mi",
+        "5 mi",
+    ]
+    with pytest.raises(UnknownRadius) as refused:
+        radius_m("10mi")
+    assert str(refused.value) == (
+        "radius '10mi' is not offered; choose one of 500ft, 1000ft, 0.25mi, 0.5mi, 1mi, 2mi, 3mi, 5mi"
+    )

@@ -18,9 +18,10 @@ from pyproj import Geod
 
 from streams.domain.addresses import make_address
 from streams.domain.circle_index import CircleIndex
-from streams.domain.matching import apply_event, proximity_alerts, watch_alerts
+from streams.domain.matching import apply_event, proximity_alert_batch, proximity_alerts, watch_alerts
 from streams.domain.model import (
     Address,
+    AddressChange,
     Alert,
     Circle,
     OffenderProfile,
@@ -491,3 +492,76 @@ def test_point_grade_locations_alert(circles: CircleIndex, precision: str) -> No
     out, alerts, _ = checked([], event(exact), circles)
     assert [c.direction for c in out.address_changes] == ["in"]
     assert proximity(alerts)
+
+
+def test_an_address_placed_only_to_its_street_alerts_no_circle(circles) -> None:
+    """README: an address geocoded only to its street or ZIP is kept and shown to watchers,
+    never near; right at the tracked address, it still makes no proximity alert."""
+    coarse = make_address(
+        {
+            "type": "home",
+            "street": "1 Main St",
+            "city": "St. Louis",
+            "state": "MO",
+            "zip": "63101",
+            "lat": HOME[0],
+            "lon": HOME[1],
+            "precision": "street",
+        }
+    )
+    out = apply_event(None, event(coarse))
+    assert out.status == "applied"
+    assert all_alerts(out, circles) == []
+    exact = apply_event(None, event(addr("1 Main St", HOME)))
+    assert sorted(a.tracked_address_id for a in all_alerts(exact, circles)) == [11, 12]
+
+
+def test_each_watched_change_is_its_own_alert_with_its_event_s_revision_and_time() -> None:
+    """Two changes of a watched offender, then the removal: three alerts the watcher keeps
+    apart (none stored over another as a repeat), each dated and ordered as its event."""
+    first = event(addr("1 A St", HOME), revision=5)
+    second = event(addr("2 B St", near(900.0)), revision=6)
+    gone = event(kind="remove", revision=7)
+    state, made = None, []
+    for ev in (first, second, gone):
+        out = apply_event(state, ev)
+        state = out.state or state
+        if out.watch_change is not None:
+            made += watch_alerts(out.watch_change, [WATCHER, WATCHER])
+    assert [(a.kind, a.event_id, a.revision, a.occurred_at) for a in made] == [
+        ("watch_changed", first.event_id, 5, first.occurred_at),
+        ("watch_changed", second.event_id, 6, second.occurred_at),
+        ("watch_removed", gone.event_id, 7, gone.occurred_at),
+    ]
+    assert len({a.alert_id for a in made}) == 3
+    # One event told to two watchers: two alerts, one each.
+    two = watch_alerts(apply_event(None, event(addr("3 C St", HOME))).watch_change, [WATCHER, WATCHER + 1])
+    assert len({a.alert_id for a in two}) == 2
+
+
+@pytest.mark.parametrize("last", ["remove", "juvenile"])
+def test_a_removal_delivered_again_purges_again(circles, last):
+    """A worker that died between storing the state and dropping the offender's pending
+    alerts reads the event again: the replay must drop them then (the reference forgets)."""
+    moved = event(addr("100 N Tucker Blvd", near(300)), event_id="e1", revision=1)
+    gone = (
+        event(kind="remove", event_id="e2", revision=2)
+        if last == "remove"
+        else event(addr("100 N Tucker Blvd", near(300)), event_id="e2", revision=2, juvenile=True)
+    )
+    applied, _, _ = checked([moved], gone, circles)
+    assert applied.purge
+    again = apply_event(OffenderState.from_dict(applied.state.to_dict()), gone)
+    assert again.status == "replayed" and again.purge
+    assert again.watch_change == applied.watch_change
+
+
+def test_a_change_naming_a_street_level_point_matches_no_circle(circles) -> None:
+    """The matcher's own check, for a change that arrives (from the address-changes topic) with
+    a point only as good as its street: no proximity alert, even right at the tracked place."""
+    exact = apply_event(None, event(addr("1 Main St", HOME))).address_changes[0]
+    assert proximity_alert_batch(exact, circles) is not None
+    coarse = dataclasses.replace(exact, address=dataclasses.replace(exact.address, precision="street"))
+    assert isinstance(coarse, AddressChange) and coarse.address.lat == HOME[0]
+    assert proximity_alert_batch(coarse, circles) is None
+    assert proximity_alerts(coarse, circles) == []
