@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import MetaData, select, text
 from sqlalchemy.engine import Engine, make_url
 
 from streams.adapters.all_tables import metadata
@@ -26,6 +26,18 @@ def differences(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
         return compare_metadata(ctx, metadata)
+
+
+def every_row(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table the database has (whichever revision it is at), in a stable order."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        here = MetaData()
+        here.reflect(conn)
+        for table in here.sorted_tables:
+            if table.name != VERSION_TABLE:
+                out[table.name] = sorted(tuple(map(repr, row)) for row in conn.execute(select(table)).all())
+    return out
 
 
 def drop_everything(engine: Engine) -> None:

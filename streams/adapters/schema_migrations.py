@@ -235,11 +235,10 @@ def ensure_ready(engine: Engine, *, upgrade_on_start: bool) -> None:
         return
     if state.kind == "unversioned":
         # Stamping changes no table: a 0.1 database needs no decision to be recognised.
-        with _migrating(engine) as conn:
-            if _state(conn).kind == "unversioned":
-                _stamp_unversioned(conn)
-        ensure_ready(engine, upgrade_on_start=False)
-        return
+        upgrade(engine, BASELINE)
+        state = schema_state(engine)
+        if state.kind == "current":
+            return
     where = (
         "the database has no tables yet"
         if state.kind == "empty"

@@ -28,12 +28,14 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
         done = migrations.upgrade(engine)
     finally:
         engine.dispose()
+    start = migrations.BASELINE if done.stamped else done.before
     if done.stamped:
-        print(
-            f"database made before the migrations: its tables checked and recorded as {migrations.BASELINE}"
-        )
-    if done.stamped and done.after == migrations.BASELINE:
-        return 0
+        print(f"database made before the migrations: its tables checked and recorded as {start}")
+    if start != done.after:
+        print(f"database schema upgraded from {_describe(start)} to {_describe(done.after)}")
+    elif not done.stamped:
+        print(f"database schema already at {_describe(done.after)}: nothing to do")
+    return 0
     if done.before == done.after:
         print(f"database schema already at {_describe(done.after)}: nothing to do")
     else:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, inspect, select, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 from streams.adapters import (
@@ -25,11 +25,11 @@ from streams.adapters import (
 from streams.adapters.db import make_engine
 from streams.adapters.gazetteer_import import import_gazetteer
 from streams.adapters.mail import SmtpSender
-from streams.adapters.schema_migrations import BASELINE, VERSION_TABLE, SchemaOutOfStep, ensure_ready, upgrade
+from streams.adapters.schema_migrations import BASELINE, SchemaOutOfStep, ensure_ready, upgrade
 from streams.services.demo import DEMO_GAZETTEER
 from streams.services.digests import send_due_digests
 from streams.web import sessions
-from tests.databases import differences, drop_everything
+from tests.databases import differences, drop_everything, every_row
 from tests.integration.conftest import (
     imported,
     imported_address,
@@ -50,19 +50,6 @@ def test_the_migrations_build_exactly_the_tables_the_code_declares(engine: Engin
     upgrade(engine)
     assert differences(engine) == []
     assert schema_migrations.schema_state(engine).kind == "current"
-
-
-def every_row(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table of the project, in a stable order."""
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with engine.connect() as conn:
-        here = MetaData()
-        here.reflect(conn)  # the columns the database has, whichever revision it is at
-        for table in here.sorted_tables:
-            if table.name != VERSION_TABLE:
-                rows = conn.execute(select(table)).all()
-                out[table.name] = sorted(tuple(map(repr, row)) for row in rows)
-    return out
 
 
 async def send(engine: Engine, port: int, period: str, now: datetime) -> Any:

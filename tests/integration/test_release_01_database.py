@@ -9,15 +9,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, UniqueConstraint, create_engine, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import UniqueConstraint, create_engine, text
+from sqlalchemy.engine import make_url
 
 from streams.adapters.db import make_engine
 from tests.conftest import database_urls
-from tests.databases import differences, load_release_01
+from tests.databases import differences, every_row, load_release_01
 
 REPO = Path(__file__).resolve().parents[2]
 PG_DATABASE = "sor_release01_test"
@@ -63,17 +62,6 @@ def release_01_database(request: pytest.FixtureRequest, tmp_path: Path) -> Itera
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"))
         admin.dispose()
-
-
-def every_row(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    with engine.connect() as conn:
-        here = MetaData()
-        here.reflect(conn)
-        return {
-            t.name: sorted(tuple(map(repr, r)) for r in conn.execute(select(t)).all())
-            for t in here.sorted_tables
-            if t.name != "alembic_version"
-        }
 
 
 def test_db_upgrade_on_a_release_01_demo_database_keeps_every_subscriber_and_alert(
