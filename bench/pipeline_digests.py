@@ -282,7 +282,9 @@ def render_only(services: Any, ids: list[int], keep: int) -> tuple[list[Any], fl
             to_addr=w.email,
             from_addr=s.mail_from,
             public_url=s.public_url,
-            unsubscribe_url=links.unsubscribe_url(s.public_url, s.secret_key, w.subscriber_id),
+            unsubscribe_url=links.unsubscribe_url(
+                s.public_url, s.secret_key, w.subscriber_id, getattr(w, "link_key", None)
+            ),
             message_id=w.message_id or "<x@y>",
             period=w.period,
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -32,7 +31,7 @@ from streams.adapters.db import (
 )
 from streams.adapters.password_hashes import hash_password, needs_rehash, verify_password
 from streams.adapters.sql import inserted_id
-from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
+from streams.adapters.subscriber_store import SubscriberChange, subscriptions
 from streams.adapters.web_db import web_sessions
 
 # An enrollment nobody confirmed is forgotten when its confirmation link has run out.
@@ -90,31 +89,12 @@ def resume_mail(engine: Engine, subscriber_id: int) -> bool:
         )
 
 
-def _subscriptions(conn: Connection, subscriber_id: int) -> tuple[list[Any], list[str]]:
-    circles = [
-        circle_of_row(r)
-        for r in conn.execute(
-            select(tracked_addresses)
-            .where(tracked_addresses.c.subscriber_id == subscriber_id)
-            .order_by(tracked_addresses.c.id)
-        )
-    ]
-    watches = list(
-        conn.execute(
-            select(offender_watches.c.offender_id)
-            .where(offender_watches.c.subscriber_id == subscriber_id)
-            .order_by(offender_watches.c.offender_id)
-        ).scalars()
-    )
-    return circles, watches
-
-
 def _now_active(conn: Connection, subscriber_id: int) -> SubscriberChange:
     """What a subscriber who just became confirmed brings to the stream."""
     status = conn.execute(select(subscribers.c.status).where(subscribers.c.id == subscriber_id)).scalar()
     if status != "active":
         return SubscriberChange(subscriber_id)
-    circles, watches = _subscriptions(conn, subscriber_id)
+    circles, watches = subscriptions(conn, subscriber_id)
     return SubscriberChange(subscriber_id, circles=circles, watches=watches)
 
 
@@ -319,7 +299,7 @@ def finish_email_change(engine: Engine, raw: str, now: datetime) -> EmailChanged
 
 def _delete_everything(conn: Connection, subscriber_id: int) -> SubscriberChange:
     """Every row about the subscriber; the change withdraws all they tracked from the stream."""
-    circles, watches = _subscriptions(conn, subscriber_id)
+    circles, watches = subscriptions(conn, subscriber_id)
     # pending_alerts has no foreign key (see db.py); the rest would cascade, but say it outright.
     for table in (pending_alerts, digests, tracked_addresses, offender_watches, email_tokens, web_sessions):
         conn.execute(delete(table).where(table.c.subscriber_id == subscriber_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,12 @@ from sqlalchemy.engine import Engine, make_url
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_link_key() -> str:
+    """A subscriber's own random value, bound into every unsubscribe link mailed to them
+    (streams.domain.links): a link cannot outlive the enrollment it was mailed for."""
+    return secrets.token_urlsafe(16)
 
 
 # JSONB on PostgreSQL (indexable, compact); plain JSON text on SQLite.
@@ -65,6 +72,11 @@ subscribers = Table(
     # Set after SOR_SUSPEND_AFTER_BOUNCES bounces in a row: no digests (alerts are still
     # recorded) until the subscriber changes the address or resumes the e-mails on the site.
     Column("mail_suspended_at", DateTime(timezone=True), nullable=True),
+    # Bound into the unsubscribe links (streams.domain.links). NULL only for subscribers from
+    # before revision 0002, whose links already mailed keep working (ids are never reused).
+    Column("link_key", String(32), nullable=True, default=new_link_key),
+    # SQLite reuses the highest freed rowid without AUTOINCREMENT; PostgreSQL's sequence never does.
+    sqlite_autoincrement=True,
 )
 
 tracked_addresses = Table(
@@ -90,6 +102,7 @@ tracked_addresses = Table(
     # How exact lat/lon are (streams.domain.geocoding): shown to the subscriber.
     Column("precision", String(20), nullable=False, default="provided"),
     Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    sqlite_autoincrement=True,  # an id is a circle's key in the stream: never given out twice
 )
 
 offender_watches = Table(

@@ -239,6 +239,7 @@ class DigestWork:
     subscriber_id: int
     period: str
     email: str
+    link_key: str | None  # bound into the unsubscribe link (streams.domain.links)
     deliverable: bool  # the subscriber is (still) confirmed and active
     mail_suspended: bool  # digests stopped after repeated hard bounces
     message_id: str | None
@@ -280,6 +281,7 @@ def load_digests(bind: Bind, digest_ids: Sequence[int]) -> list[DigestWork]:
                     digests.c.attempts,
                     digests.c.created_at,
                     subscribers.c.email,
+                    subscribers.c.link_key,
                     subscribers.c.confirmed,
                     subscribers.c.status,
                     subscribers.c.mail_suspended_at,
@@ -318,6 +320,7 @@ def load_digests(bind: Bind, digest_ids: Sequence[int]) -> list[DigestWork]:
             subscriber_id=int(d.subscriber_id),
             period=d.period,
             email=d.email,
+            link_key=d.link_key,
             deliverable=bool(d.confirmed) and d.status == "active",
             mail_suspended=d.mail_suspended_at is not None,
             message_id=d.message_id,

@@ -189,6 +189,33 @@ def upgrade(engine: Engine, target: str = "head") -> Upgraded:
     return done
 
 
+def downgrade(engine: Engine, target: str) -> tuple[str | None, str | None]:
+    """Takes the schema back to `target`, an older revision this release knows, in one
+    transaction; (before, after). A revision whose downgrade would lose data refuses."""
+    with _migrating(engine) as conn:
+        state = _state(conn)
+        if state.kind != "current" and state.kind != "behind":
+            raise SchemaOutOfStep(
+                _ahead(state)
+                if state.kind == "ahead"
+                else "the database has no schema revision to go back from"
+            )
+        try:
+            script_directory().get_revision(target)
+        except CommandError as exc:
+            raise SchemaOutOfStep(
+                f"no revision {target!r} in this release: `sor-notify db history` lists them"
+            ) from exc
+        try:
+            command.downgrade(_config(conn), target)
+        except CommandError as exc:
+            raise SchemaOutOfStep(f"cannot downgrade to {target}: {exc}") from exc
+        after = _recorded(conn)
+    if state.current != after:
+        logger.info("database schema downgraded", before=state.current, after=after)
+    return state.current, after
+
+
 def _ahead(state: SchemaState) -> str:
     return (
         f"the database schema is at revision {state.current}, which this release does not know "

@@ -347,3 +347,23 @@ def active_watches(bind: Bind) -> Iterator[tuple[int, str]]:
     with reading_all(bind) as conn:
         for row in conn.execute(stmt):
             yield int(row.subscriber_id), str(row.offender_id)
+
+
+def subscriptions(conn: Connection, subscriber_id: int) -> tuple[list[Circle], list[str]]:
+    """A subscriber's tracked circles (in id order) and watched offender ids (sorted)."""
+    circles = [
+        circle_of_row(r)
+        for r in conn.execute(
+            select(tracked_addresses)
+            .where(tracked_addresses.c.subscriber_id == subscriber_id)
+            .order_by(tracked_addresses.c.id)
+        )
+    ]
+    watches = list(
+        conn.execute(
+            select(offender_watches.c.offender_id)
+            .where(offender_watches.c.subscriber_id == subscriber_id)
+            .order_by(offender_watches.c.offender_id)
+        ).scalars()
+    )
+    return circles, watches

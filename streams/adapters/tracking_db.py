@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from streams.adapters import offender_search
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses, utcnow
 from streams.adapters.sql import inserted_id, reading
-from streams.adapters.subscriber_store import SubscriberChange, circle_of_row
+from streams.adapters.subscriber_store import SubscriberChange, circle_of_row, subscriptions
 from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain.model import Circle, OffenderState
 
@@ -22,7 +22,11 @@ def subscriber(engine: Engine, sid: int) -> Any:
     with reading(engine) as conn:
         return conn.execute(
             select(
-                subscribers.c.id, subscribers.c.email, subscribers.c.confirmed, subscribers.c.status
+                subscribers.c.id,
+                subscribers.c.email,
+                subscribers.c.confirmed,
+                subscribers.c.status,
+                subscribers.c.link_key,
             ).where(subscribers.c.id == sid)
         ).first()
 
@@ -154,20 +158,28 @@ def unsubscribe(engine: Engine, sid: int, when: datetime) -> SubscriberChange | 
                 .where(subscribers.c.id == sid)
                 .values(status="unsubscribed", unsubscribed_at=when)
             )
-        circles = [
-            circle_of_row(r)
-            for r in conn.execute(
-                select(tracked_addresses)
-                .where(tracked_addresses.c.subscriber_id == sid)
-                .order_by(tracked_addresses.c.id)
-            )
-        ]
-        watches = list(
+        circles, watches = subscriptions(conn, sid)
+    return SubscriberChange(sid, [], circles, [], watches)
+
+
+def resubscribe(engine: Engine, sid: int) -> SubscriberChange | None:
+    """Start the mail again after an unsubscribe: the tracked rows kept meanwhile go back
+    into the stream. None when the subscriber was not unsubscribed (or is gone)."""
+    with engine.begin() as conn:
+        if (
             conn.execute(
-                select(offender_watches.c.offender_id).where(offender_watches.c.subscriber_id == sid)
-            ).scalars()
-        )
-    return SubscriberChange(sid, [], circles, [], sorted(watches))
+                update(subscribers)
+                .where(subscribers.c.id == sid, subscribers.c.status == "unsubscribed")
+                .values(status="active", unsubscribed_at=None)
+            ).rowcount
+            != 1
+        ):
+            return None
+        confirmed = conn.execute(select(subscribers.c.confirmed).where(subscribers.c.id == sid)).scalar()
+        if not confirmed:
+            return SubscriberChange(sid)
+        circles, watches = subscriptions(conn, sid)
+    return SubscriberChange(sid, circles=circles, watches=watches)
 
 
 def public_states(engine: Engine, ids: list[str]) -> dict[str, OffenderState | None]:

@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     dbp.add_parser(
         "upgrade", help="bring the schema to this release's (back the database up first)"
     ).set_defaults(fn=db.cmd_db_upgrade)
+    down = dbp.add_parser(
+        "downgrade",
+        help="take the schema back to an older revision, to run an older release (back up first)",
+    )
+    down.add_argument("revision", help="the revision to go back to, as `db history` lists it")
+    down.set_defaults(fn=db.cmd_db_downgrade)
     dbp.add_parser(
         "current", help="the schema revision the database is at (exit 1 unless this release's)"
     ).set_defaults(fn=db.cmd_db_current)

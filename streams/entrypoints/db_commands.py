@@ -1,4 +1,4 @@
-"""`sor-notify db upgrade|current|history`: the database's schema revision, changed on purpose."""
+"""`sor-notify db upgrade|downgrade|current|history`: the database's schema revision, changed on purpose."""
 
 from __future__ import annotations
 
@@ -36,12 +36,20 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     elif not done.stamped:
         print(f"database schema already at {_describe(done.after)}: nothing to do")
     return 0
-    if done.before == done.after:
-        print(f"database schema already at {_describe(done.after)}: nothing to do")
+
+
+def cmd_db_downgrade(settings: Settings, args: argparse.Namespace) -> int:
+    engine = _engine(settings)
+    try:
+        before, after = migrations.downgrade(engine, args.revision)
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"database schema already at {_describe(after)}: nothing to do")
     else:
         print(
-            f"database schema upgraded from {_describe(done.before if not done.stamped else migrations.BASELINE)} "
-            f"to {_describe(done.after)}"
+            f"database schema downgraded from {_describe(before)} to {_describe(after)}: "
+            "run the release that needs it now"
         )
     return 0
 

@@ -82,7 +82,7 @@ async def send_due_digests(
     period: str,
     from_addr: str,
     public_url: str,
-    unsubscribe_url_for: Callable[[int], str],
+    unsubscribe_url_for: Callable[[int, str | None], str],
     now: datetime,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     claim_new: bool = True,
@@ -156,7 +156,9 @@ async def send_digests(
         period=period or runtime.local_period(),
         from_addr=settings.mail_from,
         public_url=settings.public_url,
-        unsubscribe_url_for=lambda sid: links.unsubscribe_url(settings.public_url, settings.secret_key, sid),
+        unsubscribe_url_for=lambda sid, key: links.unsubscribe_url(
+            settings.public_url, settings.secret_key, sid, key
+        ),
         now=datetime.now(UTC),
         stale_after=timedelta(seconds=settings.digest_stale_after_s),
         suspend_after=settings.suspend_after_bounces,
@@ -170,7 +172,7 @@ class _Run:
     engine: Engine
     from_addr: str
     public_url: str
-    unsubscribe_url_for: Callable[[int], str]
+    unsubscribe_url_for: Callable[[int, str | None], str]
     now: datetime
     suspend_after: int
     rand: Callable[[], float]
@@ -357,7 +359,7 @@ class _Run:
                 to_addr=work.email,
                 from_addr=self.from_addr,
                 public_url=self.public_url,
-                unsubscribe_url=self.unsubscribe_url_for(work.subscriber_id),
+                unsubscribe_url=self.unsubscribe_url_for(work.subscriber_id, work.link_key),
                 message_id=message_id,
                 period=work.period,
                 date=self.now,

@@ -39,10 +39,13 @@ def _when_text(t: datetime) -> str:
 
 
 def confirmation_message(
-    settings: Any, to_addr: str, subscriber_id: int, change: SettingsChange, when: datetime
+    settings: Any, subscriber: Any, change: SettingsChange, when: datetime
 ) -> EmailMessage:
+    """`subscriber`: its row (email, id, link_key), as tracking_db.subscriber reads it."""
     base = settings.public_url.rstrip("/")
-    unsubscribe = links.unsubscribe_url(settings.public_url, settings.secret_key, subscriber_id)
+    unsubscribe = links.unsubscribe_url(
+        settings.public_url, settings.secret_key, subscriber.id, subscriber.link_key
+    )
     subject = "Your registry e-mail alert settings changed"
     context = {
         "subject": subject,
@@ -56,7 +59,7 @@ def confirmation_message(
     env = mail_environment()
     return build_message(
         from_addr=settings.mail_from,
-        to_addr=to_addr,
+        to_addr=subscriber.email,
         subject=subject,
         text=env.get_template("mail/settings_changed.txt.j2").render(context),
         html=env.get_template("mail/settings_changed.html.j2").render(context),
@@ -72,7 +75,7 @@ def confirmation_message(
 
 async def _confirm_by_mail(request: web.Request, sub: Any, change: SettingsChange) -> bool:
     runtime = runtime_of(request)
-    msg = confirmation_message(runtime.settings, sub.email, sub.id, change, now())
+    msg = confirmation_message(runtime.settings, sub, change, now())
     try:
         await runtime.mail.send(msg)
     except (MailError, OSError) as exc:

@@ -36,6 +36,7 @@ def setup(app: web.Application) -> None:
     r.add_post("/reset/{token}", views_enroll.reset, name="reset")
     r.add_get("/account", views_account.account_page, name="account")
     r.add_post("/account/mail/resume", views_account.resume_mail, name="resume_mail")
+    r.add_post("/account/mail/start", views_account.start_mail, name="start_mail")
     r.add_post("/account/password", views_account.change_password, name="change_password")
     r.add_post("/account/email", views_account.change_email, name="change_email")
     r.add_get("/email/confirm/{token}", views_account.email_confirm_form, name="email_confirm_form")

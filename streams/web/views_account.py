@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from streams.adapters import account_tokens, accounts
+from streams.adapters import account_tokens, accounts, tracking_db
 from streams.web import passwords, sessions
 from streams.web.account_forms import (
     check_email,
@@ -88,6 +88,23 @@ async def resume_mail(request: web.Request) -> web.Response:
             request,
             "Your alert e-mails are on again. Your next e-mail brings every change recorded "
             "meanwhile. If it is refused too, we stop again at once.",
+        )
+    raise redirect(paths_of(request).of("notifications"))
+
+
+@require_login
+async def start_mail(request: web.Request) -> web.Response:
+    """After an unsubscribe: the kept addresses and offenders go back into the stream."""
+    acct = await _current_account(request)
+    change = await db(request, tracking_db.resubscribe, acct.subscriber_id)
+    if change is not None:
+        if change.circles or change.watches:
+            await publish(request, change)
+        logger.info("mail started again by the subscriber", subscriber_id=acct.subscriber_id)
+        await flash(
+            request,
+            "Your alert e-mails are on again: your tracked addresses and offenders are watched "
+            "from now on, and changes come in your daily e-mail.",
         )
     raise redirect(paths_of(request).of("notifications"))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from streams.adapters import tracking_db
@@ -10,10 +12,18 @@ from streams.web.keys import db, now, publish, runtime_of
 from streams.web.responses import render
 
 
-def _token_subscriber(request: web.Request) -> int | None:
+def _signed_link(request: web.Request) -> links.UnsubscribeLink | None:
     return links.verify_unsubscribe_token(
         runtime_of(request).settings.secret_key, request.match_info["token"]
     )
+
+
+async def _its_subscriber(request: web.Request, link: links.UnsubscribeLink) -> Any:
+    """The enrollment the link was mailed to; None once it is gone. A link mailed to a deleted
+    enrollment never reaches whoever holds its id next (there is none: ids are never reused;
+    and a link binds its enrollment's own key)."""
+    sub = await db(request, tracking_db.subscriber, link.subscriber_id)
+    return sub if sub is not None and link.is_for(sub.link_key) else None
 
 
 def _bad_link(request: web.Request) -> web.Response:
@@ -31,10 +41,10 @@ def _bad_link(request: web.Request) -> web.Response:
 
 async def unsubscribe_page(request: web.Request) -> web.Response:
     # Mail programs and scanners fetch links on their own: a GET only asks.
-    sid = _token_subscriber(request)
-    if sid is None:
+    link = _signed_link(request)
+    if link is None:
         return _bad_link(request)
-    sub = await db(request, tracking_db.subscriber, sid)
+    sub = await _its_subscriber(request, link)
     return render(
         request,
         "web/unsubscribe.html.j2",
@@ -47,17 +57,20 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
 
 
 async def unsubscribe(request: web.Request) -> web.Response:
-    sid = _token_subscriber(request)
-    if sid is None:
+    link = _signed_link(request)
+    if link is None:
         if "from_page" in await request.post():
             return _bad_link(request)
         return web.Response(status=400, text="This unsubscribe link is not valid.\n")
-    change = await db(request, tracking_db.unsubscribe, sid, now())
+    sub = await _its_subscriber(request, link)
+    change = None if sub is None else await db(request, tracking_db.unsubscribe, sub.id, now())
     if change is not None and (change.removed_circles or change.removed_watches):
         await publish(request, change)
     if "from_page" in await request.post():
         return render(
-            request, "web/unsubscribe.html.j2", {"done": True, "already": False, "action": request.path}
+            request,
+            "web/unsubscribe.html.j2",
+            {"done": sub is not None, "already": sub is None, "action": request.path},
         )
     # A mail program's one-click POST: a plain answer nobody has to read.
     return web.Response(text="You are unsubscribed: no more registry alert e-mails will be sent.\n")

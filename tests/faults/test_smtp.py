@@ -63,7 +63,7 @@ async def digest_run(
         period=period(day),
         from_addr=FROM,
         public_url=PUBLIC,
-        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig",
+        unsubscribe_url_for=lambda sid, key: f"{PUBLIC}/unsubscribe/{sid}.{key}.sig",
         now=now,
         claim_new=claim_new,
         suspend_after=N,

@@ -55,7 +55,7 @@ async def run(engine: Engine, port: int, **kw: Any) -> DigestRunReport:
         period=PERIOD,
         from_addr=FROM,
         public_url=PUBLIC,
-        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig",
+        unsubscribe_url_for=lambda sid, key: f"{PUBLIC}/unsubscribe/{sid}.{key}.sig",
         now=NOW,
         **kw,
     )

@@ -37,8 +37,17 @@ PERIOD = "2026-11-20"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def unsubscribe_url(subscriber_id: int) -> str:
-    return f"{PUBLIC}/unsubscribe/{subscriber_id}.signature"
+def unsubscribe_url(subscriber_id: int, link_key: str | None) -> str:
+    return f"{PUBLIC}/unsubscribe/{subscriber_id}.{link_key}.signature"
+
+
+def link_key_of(engine: Engine, subscriber_id: int) -> str:
+    with engine.connect() as conn:
+        key = conn.execute(
+            select(subscribers.c.link_key).where(subscribers.c.id == subscriber_id)
+        ).scalar_one()
+    assert key  # every subscriber has one
+    return key
 
 
 async def run(
@@ -127,7 +136,8 @@ async def test_one_digest_with_moved_in_moved_out_and_watch_rows(engine, subscri
         f"Registry notification digest for {PERIOD}: 3 changes near your tracked addresses"
         " and 1 update on offenders you track"
     )
-    assert msg["List-Unsubscribe"] == f"<{unsubscribe_url(sid)}>"
+    mailed_unsubscribe = unsubscribe_url(sid, link_key_of(engine, sid))  # the digest binds the key
+    assert msg["List-Unsubscribe"] == f"<{mailed_unsubscribe}>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.fullmatch(r"<digest-\d+\.[0-9a-f]+@notify\.example\.test>", msg["Message-ID"])
     assert msg["Date"].datetime == NOW
@@ -141,7 +151,7 @@ async def test_one_digest_with_moved_in_moved_out_and_watch_rows(engine, subscri
         assert "Sexual assault" in body and "within 1/2 mi" in body and "within 2 mi" in body
         assert "Lee Outlaw" in body and "20 Near St" in body and "was within 1/4 mi" in body
         assert "Sam Watts" in body and "400 S Campbell Ave" in body and "2200 N Glenstone Ave" in body
-        assert f"{PUBLIC}/login" in body and unsubscribe_url(sid) in body
+        assert f"{PUBLIC}/login" in body and mailed_unsubscribe in body
         assert "handle-" not in body  # online identifiers never appear
         assert "Parent@Example.org" not in body
     assert f"{PUBLIC}/offenders/OFF-1" in text and f"{PUBLIC}/offenders/OFF-W" in text

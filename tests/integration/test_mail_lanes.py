@@ -137,7 +137,7 @@ async def run(engine: Engine, port: int, lanes: int) -> DigestRunReport:
         period=PERIOD,
         from_addr=FROM,
         public_url=PUBLIC,
-        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig",
+        unsubscribe_url_for=lambda sid, key: f"{PUBLIC}/unsubscribe/{sid}.{key}.sig",
         now=NOW,
         lanes=lanes,
     )

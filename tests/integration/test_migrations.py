@@ -60,7 +60,7 @@ async def send(engine: Engine, port: int, period: str, now: datetime) -> Any:
         period=period,
         from_addr=FROM,
         public_url=PUBLIC,
-        unsubscribe_url_for=lambda sid: f"{PUBLIC}/unsubscribe/{sid}.sig",
+        unsubscribe_url_for=lambda sid, key: f"{PUBLIC}/unsubscribe/{sid}.{key}.sig",
         now=now,
     )
 
@@ -108,10 +108,11 @@ async def fill_through_the_product(engine: Engine, smtp_port: int) -> int:
 async def test_an_upgrade_from_the_baseline_keeps_every_row_and_the_product_works_on_it(
     engine: Engine, smtp_server: Any, tmp_path: Path
 ) -> None:
+    """The product writes this release's schema, so its rows are written at the head and the
+    database is then taken down to the baseline (every revision's downgrade keeps the rows)."""
     catcher, port = smtp_server
-    drop_everything(engine)
-    upgrade(engine, BASELINE)
     other = await fill_through_the_product(engine, port)
+    assert schema_migrations.downgrade(engine, BASELINE)[1] == BASELINE
     before = every_row(engine)
     assert all(
         before[t]
@@ -301,3 +302,25 @@ async def test_the_embedded_sqlite_upgrades_itself_and_keeps_a_copy_of_the_file_
         assert schema_migrations.schema_state(kept).current == next_release
     finally:
         kept.dispose()
+
+
+def test_after_the_upgrade_a_freed_id_is_never_given_out_again(engine: Engine) -> None:
+    """Issue 15, hole 2: SQLite gave the highest freed id to the next row, so a deleted
+    subscriber's links and circles named the next person; the upgrade ends that."""
+    drop_everything(engine)
+    try:
+        upgrade(engine, BASELINE)
+        upgrade(engine)
+        for email in ("a@example.org", "b@example.org"):
+            subscriber_store.upsert_subscriber(engine, imported(email, addresses=(imported_address(),)))
+        with engine.begin() as conn:
+            top = conn.execute(text("SELECT max(id) FROM subscribers")).scalar_one()
+            top_address = conn.execute(text("SELECT max(id) FROM tracked_addresses")).scalar_one()
+            conn.execute(text("DELETE FROM subscribers WHERE id = :i"), {"i": top})
+        later = subscriber_store.upsert_subscriber(
+            engine, imported("c@example.org", addresses=(imported_address(),))
+        )
+        assert later.subscriber_id > top
+        assert later.circles[0].circle_id > top_address
+    finally:
+        drop_everything(engine)

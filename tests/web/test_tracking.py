@@ -671,6 +671,16 @@ async def test_the_map_shows_only_your_own_tracked_address(logged_in_site, engin
 # --- one-click unsubscribe ----------------------------------------------------------------------
 
 
+def unsubscribe_path(site: Any, engine: Any) -> str:
+    """The link the logged-in subscriber's e-mails carry."""
+    with engine.connect() as conn:
+        key = conn.execute(
+            select(subscribers.c.link_key).where(subscribers.c.id == site.subscriber_id)
+        ).scalar_one()
+    secret = site.client.app[RUNTIME].settings.secret_key
+    return f"/unsubscribe/{links.unsubscribe_token(secret, site.subscriber_id, key)}"
+
+
 async def test_one_click_unsubscribe_needs_no_cookie_and_withdraws_everything(logged_in_site, engine) -> None:
     site = logged_in_site
     seed_registry(engine)
@@ -679,8 +689,7 @@ async def test_one_click_unsubscribe_needs_no_cookie_and_withdraws_everything(lo
         conn.execute(
             offender_watches.insert().values(subscriber_id=site.subscriber_id, offender_id="OFF-MID")
         )
-    secret = site.client.app[RUNTIME].settings.secret_key
-    path = f"/unsubscribe/{links.unsubscribe_token(secret, site.subscriber_id)}"
+    path = unsubscribe_path(site, engine)
 
     # What a mail program sends (RFC 8058): no cookie, no CSRF token.
     async with aiohttp.ClientSession() as fresh:
@@ -698,8 +707,7 @@ async def test_one_click_unsubscribe_needs_no_cookie_and_withdraws_everything(lo
 
 async def test_opening_the_unsubscribe_link_only_asks(logged_in_site, engine) -> None:
     site = logged_in_site
-    secret = site.client.app[RUNTIME].settings.secret_key
-    path = f"/unsubscribe/{links.unsubscribe_token(secret, site.subscriber_id)}"
+    path = unsubscribe_path(site, engine)
     resp = await site.client.get(path)
     page = await resp.text()
     assert resp.status == 200 and "Stop registry alert e-mails?" in page
