@@ -324,3 +324,16 @@ def test_after_the_upgrade_a_freed_id_is_never_given_out_again(engine: Engine) -
         assert later.circles[0].circle_id > top_address
     finally:
         drop_everything(engine)
+
+
+def test_a_downgrade_names_what_it_cannot_do_and_changes_nothing(engine: Engine) -> None:
+    subscriber_store.upsert_subscriber(engine, imported("kept@example.org"))
+    before = every_row(engine)
+    with pytest.raises(
+        SchemaOutOfStep, match=r"no revision '0042_nothing' in this release: `sor-notify db history`"
+    ):
+        schema_migrations.downgrade(engine, "0042_nothing")
+    with pytest.raises(Exception, match="drop every table|baseline"):
+        schema_migrations.downgrade(engine, "base")
+    assert every_row(engine) == before
+    assert schema_migrations.schema_state(engine).kind == "current"
