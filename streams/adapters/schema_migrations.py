@@ -208,7 +208,7 @@ def downgrade(engine: Engine, target: str) -> tuple[str | None, str | None]:
             ) from exc
         try:
             command.downgrade(_config(conn), target)
-        except CommandError as exc:
+        except (CommandError, RuntimeError) as exc:  # RuntimeError: a revision that refuses
             raise SchemaOutOfStep(f"cannot downgrade to {target}: {exc}") from exc
         after = _recorded(conn)
     if state.current != after:
