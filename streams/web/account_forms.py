@@ -11,7 +11,7 @@ from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
 from streams.adapters import account_tokens
-from streams.web import passwords
+from streams.domain import passwords
 from streams.web.account_mail import message, send_later
 from streams.web.keys import LIMITER, client_key, db, now
 from streams.web.paths import absolute
@@ -58,14 +58,27 @@ def new_email_problem(raw: str) -> str | None:
 
 
 def password_problems(
-    errors: dict[str, str], pw: str, pw2: str, email: str, name: str = "password", repeat: str = "password2"
+    errors: dict[str, str],
+    pw: str,
+    pw2: str,
+    email: str,
+    name: str = "password",
+    repeat: str = "password2",
+    *,
+    has_second_factor: bool = False,
 ) -> None:
     if len(pw) > MAX_PASSWORD_INPUT:
         errors[name] = f"Use at most {passwords.MAX_LENGTH} characters."
-    elif msg := passwords.problem(pw, email):
+    elif msg := passwords.problem(pw, email, has_second_factor=has_second_factor):
         errors[name] = msg
     elif passwords.normalize(pw) != passwords.normalize(pw2):
         errors[repeat] = "The two passwords are different. Type the same password in both boxes."
+
+
+async def has_second_factor(request: web.Request, subscriber_id: int) -> bool:
+    """Whether the account signs in with more than its password. None has yet: the one place
+    the second factors (TOTP, passkeys) answer from once they exist."""
+    return False
 
 
 def limited(request: web.Request, action: str, email: str | None = None) -> bool:

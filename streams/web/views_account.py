@@ -8,7 +8,8 @@ import structlog
 from aiohttp import web
 
 from streams.adapters import account_tokens, accounts
-from streams.web import passwords, sessions
+from streams.domain import passwords
+from streams.web import sessions
 from streams.web.account_forms import (
     check_email,
     limited,
