@@ -92,17 +92,19 @@ def limited(request: web.Request, action: str, email: str | None = None) -> bool
     return False
 
 
-def too_many(request: web.Request) -> web.Response:
+def too_many(request: web.Request, wait_s: int = 900) -> web.Response:
+    minutes = max(1, -(-wait_s // 60))
     response = render(
         request,
         "web/error.html.j2",
         {
             "title": "Too many attempts",
-            "message": "For your safety this was not tried. Wait 15 minutes, then try again.",
+            "message": f"For your safety this was not tried. Wait {minutes} minute{'s' if minutes > 1 else ''}, "
+            "then try again. In a browser where you have logged in before, logging in goes on working.",
         },
         status=429,
     )
-    response.headers["Retry-After"] = "900"
+    response.headers["Retry-After"] = str(max(1, wait_s))
     return response
 
 

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from streams.adapters import account_tokens, accounts
 from streams.domain import passwords
-from streams.web import sessions
+from streams.web import login_limits, sessions
 from streams.web.account_forms import (
     MAX_PASSWORD_INPUT,
     check_email,
@@ -132,10 +132,11 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     raw, pw = text(form, "email"), secret(form, "password")
     email = lookup_email(raw)
-    if limited(request, "login", email):
-        return too_many(request)
+    if wait := login_limits.login_wait(request, email):
+        return too_many(request, wait)
     sid = await db(request, accounts.authenticate, email, pw[:MAX_PASSWORD_INPUT])
     if sid is None:
+        login_limits.login_failed(request, email)
         logger.info("login refused")
         return render(request, "web/login.html.j2", {"error": LOGIN_REFUSED, "email": raw}, status=400)
     await login_session(request, sid)
@@ -144,8 +145,11 @@ async def login(request: web.Request) -> web.Response:
         # Long enough when it was chosen, short of SP 800-63B-4's 15 for a password alone: it
         # keeps working, and its owner is asked, at each sign-in, to lengthen it.
         await flash(request, LENGTHEN_PASSWORD)
-        raise redirect(paths_of(request).of("account"))
-    raise redirect(paths_of(request).of("notifications"))
+        done = redirect(paths_of(request).of("account"))
+    else:
+        done = redirect(paths_of(request).of("notifications"))
+    login_limits.remember_device(request, done, email)
+    raise done
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -197,6 +201,7 @@ async def reset(request: web.Request) -> web.Response:
     change = await db(request, accounts.finish_reset, token, pw, now())
     if change is None:
         return link_invalid(request, "reset")
+    login_limits.lift(request, holder.email)
     await db(request, sessions.end_all_for, change.subscriber_id)
     await login_session(request, None)
     if change.circles or change.watches:

@@ -427,18 +427,18 @@ async def test_a_mail_server_failure_does_not_show(engine, smtp_server, tmp_path
 
 
 async def test_login_is_rate_limited_per_account_and_per_client(site_with_limits) -> None:
-    site = site_with_limits  # 3 tries per account, 6 per client
-    await enroll_and_log_in(site, "hal@example.org")  # its log-in is the first try of both
+    site = site_with_limits  # 3 wrong passwords per account, 6 tries per client
+    await enroll_and_log_in(site, "hal@example.org")  # its log-in is the client's first try
     await site.post("/logout")
-    for _ in range(2):
-        assert (await log_in(site, "hal@example.org", "not the password"))[0] == 400
-    status, page, _ = await log_in(site, "hal@example.org", PW)  # right, but too late
-    assert status == 429 and "Too many attempts" in page
-    # Other accounts can still be tried from here, until the client's own limit.
-    assert (await log_in(site, "other@example.org", PW))[0] == 400
-    assert (await log_in(site, "third@example.org", PW))[0] == 400
-    assert (await log_in(site, "fourth@example.org", PW))[0] == 429
-    assert not await is_logged_in(site)
+    async with second_browser(site) as other:  # a browser hal never logged in from
+        for _ in range(3):
+            assert (await log_in(other, "hal@example.org", "not the password"))[0] == 400
+        status, page, _ = await log_in(other, "hal@example.org", PW)  # right, but too late
+        assert status == 429 and "Too many attempts" in page
+        # Other accounts can still be tried from here, until the client's own limit.
+        assert (await log_in(other, "other@example.org", PW))[0] == 400
+        assert (await log_in(other, "third@example.org", PW))[0] == 429
+        assert not await is_logged_in(other)
 
 
 async def test_logging_in_rotates_the_session_and_logging_out_ends_it(site) -> None:
