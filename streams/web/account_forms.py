@@ -92,7 +92,7 @@ def limited(request: web.Request, action: str, email: str | None = None) -> bool
     return False
 
 
-def too_many(request: web.Request, wait_s: int = 900) -> web.Response:
+def too_many(request: web.Request, wait_s: int = 900, advice: str = "") -> web.Response:
     minutes = max(1, -(-wait_s // 60))
     response = render(
         request,
@@ -100,7 +100,7 @@ def too_many(request: web.Request, wait_s: int = 900) -> web.Response:
         {
             "title": "Too many attempts",
             "message": f"For your safety this was not tried. Wait {minutes} minute{'s' if minutes > 1 else ''}, "
-            "then try again. In a browser where you have logged in before, logging in goes on working.",
+            f"then try again.{' ' + advice if advice else ''}",
         },
         status=429,
     )

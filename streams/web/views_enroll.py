@@ -33,6 +33,10 @@ from streams.web.responses import redirect, render
 logger = structlog.get_logger()
 
 LOGIN_REFUSED = "E-mail address or password not recognised. Check both and try again."
+TRY_ANOTHER_WAY = (
+    "In a browser where you have logged in before, logging in goes on working; "
+    'a new password ("Forgot your password?") works at once everywhere.'
+)
 LENGTHEN_PASSWORD = (
     f"You are logged in. Your password is shorter than the {passwords.MIN_LENGTH} characters we now ask "
     'for: it still works, but please make it longer under "Change my password" below. '
@@ -133,7 +137,7 @@ async def login(request: web.Request) -> web.Response:
     raw, pw = text(form, "email"), secret(form, "password")
     email = lookup_email(raw)
     if wait := login_limits.login_wait(request, email):
-        return too_many(request, wait)
+        return too_many(request, wait, TRY_ANOTHER_WAY)
     sid = await db(request, accounts.authenticate, email, pw[:MAX_PASSWORD_INPUT])
     if sid is None:
         login_limits.login_failed(request, email)

@@ -58,8 +58,11 @@ async def test_a_strangers_wrong_passwords_do_not_stop_the_owner_in_a_browser_th
         assert await guess(stranger, "hal@example.org", 12, via=STRANGER) == [400] * 3 + [429] * 9
         refused = await log_in(stranger, "hal@example.org", PW, via=STRANGER)  # right, but not tried
         assert refused.status == 429 and 0 < int(refused.headers["Retry-After"]) <= 900
+        assert "Forgot your password" in await refused.text()  # what the owner can do meanwhile
     resp = await log_in(site, "hal@example.org", PW)
     assert (resp.status, resp.headers["Location"]) == (303, "/notifications")
+    [device] = [c for c in resp.headers.getall("Set-Cookie") if c.startswith("sor_device=")]
+    assert "HttpOnly" in device and "SameSite=Strict" in device and "hal" not in device
     # The owner's browser has a budget of its own, for its own wrong passwords.
     await site.post("/logout")
     assert await guess(site, "hal@example.org", 4) == [400] * 3 + [429]
