@@ -81,15 +81,17 @@ async def has_second_factor(request: web.Request, subscriber_id: int) -> bool:
     return False
 
 
-def limited(request: web.Request, action: str, email: str | None = None) -> bool:
+def limited(request: web.Request, action: str, email: str | None = None) -> int:
+    """Seconds to wait before `action` is tried (0: go ahead); the try is counted."""
     limiter = request.app[LIMITER]
-    if not limiter.allow(f"{action}:client", client_key(request)):
-        logger.info("rate limited", rule=f"{action}:client")
-        return True
-    if email is not None and not limiter.allow(f"{action}:account", account_key(email)):
-        logger.info("rate limited", rule=f"{action}:account")
-        return True
-    return False
+    budgets = [(f"{action}:client", client_key(request))]
+    if email is not None:
+        budgets.append((f"{action}:account", account_key(email)))
+    for rule, key in budgets:
+        if not limiter.allow(rule, key):
+            logger.info("rate limited", rule=rule)
+            return max(1, limiter.retry_after(rule, key))
+    return 0
 
 
 def too_many(request: web.Request, wait_s: int = 900, advice: str = "") -> web.Response:
@@ -149,8 +151,8 @@ async def mailed_link_request(
             status=400,
         )
     email = lookup_email(raw)
-    if limited(request, purpose, email):
-        return too_many(request)
+    if wait := limited(request, purpose, email):
+        return too_many(request, wait, "A link we sent meanwhile still works: look in your mailbox.")
     token = await db(request, start, email, now())
     if token:
         msg = message(request, purpose, email, subject, link=absolute(request, route, token=token))

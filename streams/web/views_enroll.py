@@ -69,8 +69,8 @@ async def enroll(request: web.Request) -> web.Response:
             {"errors": errors, "email": raw, "email2": raw2, "hint": passwords.HINT},
             status=400,
         )
-    if limited(request, "enroll", email):
-        return too_many(request)
+    if wait := limited(request, "enroll", email):
+        return too_many(request, wait)
 
     enrollment = await db(request, accounts.create_enrollment, email, pw, now())
     if enrollment.token:

@@ -133,3 +133,18 @@ async def test_x_forwarded_for_from_a_trusted_proxy_names_the_client(site_behind
     assert statuses == [400] * 6 + [429]
     # Another client behind the same proxy is not held up.
     assert (await log_in(site, "nobody@example.org", WRONG, via="198.51.100.9")).status == 400
+
+
+async def test_too_many_reset_requests_say_how_long_to_wait_and_that_the_mailed_links_work(
+    site_behind_proxy,
+) -> None:
+    site = site_behind_proxy
+    await enroll_and_log_in(site, "lou@example.org")
+    await site.get("/forgot")
+    for _ in range(3):  # three mails an hour per address: a stranger cannot flood the mailbox
+        assert (await site.post("/forgot", {"email": "lou@example.org"}))[0] == 200
+    resp = await site.client.post("/forgot", data={"email": "lou@example.org", "csrf_token": site.csrf})
+    assert resp.status == 429 and 900 < int(resp.headers["Retry-After"]) <= 3600
+    assert "A link we sent meanwhile still works" in await resp.text()
+    link = link_in((await sent_mail(site))[-1], "/reset/")
+    assert link and (await site.get(link))[0] == 200
