@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -69,6 +70,8 @@ class Settings:
     web_metrics_host: str
     web_metrics_port: int
     map_tiles_url: str  # "" for no background map
+    # Reverse proxies whose X-Forwarded-For is believed (empty: none, the peer is the client).
+    web_trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
     @property
     def uses_smtp(self) -> bool:
@@ -176,6 +179,20 @@ def _remote_geocoders(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _trusted_proxies(env: Mapping[str, str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    raw = env.get("SOR_WEB_TRUSTED_PROXIES") or ""
+    out = []
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            out.append(ipaddress.ip_network(item))
+        except ValueError:
+            raise SettingsError(
+                f"SOR_WEB_TRUSTED_PROXIES: {item!r} is not an IP address or network; expected addresses "
+                "or CIDR networks of your reverse proxies, comma-separated, e.g. 10.0.0.5,192.168.10.0/24"
+            ) from None
+    return tuple(out)
+
+
 def _tiles(env: Mapping[str, str]) -> str:
     raw = env.get("SOR_MAP_TILES_URL")
     if raw is None:
@@ -272,4 +289,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         web_metrics_host=env.get("SOR_WEB_METRICS_HOST") or "127.0.0.1",
         web_metrics_port=_int(env, "SOR_WEB_METRICS_PORT", 6067, 0, 65535),
         map_tiles_url=_tiles(env),
+        web_trusted_proxies=_trusted_proxies(env),
     )

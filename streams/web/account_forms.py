@@ -11,7 +11,7 @@ from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
 from streams.adapters import account_tokens
-from streams.web import passwords
+from streams.domain import passwords
 from streams.web.account_mail import message, send_later
 from streams.web.keys import LIMITER, client_key, db, now
 from streams.web.paths import absolute
@@ -58,38 +58,55 @@ def new_email_problem(raw: str) -> str | None:
 
 
 def password_problems(
-    errors: dict[str, str], pw: str, pw2: str, email: str, name: str = "password", repeat: str = "password2"
+    errors: dict[str, str],
+    pw: str,
+    pw2: str,
+    email: str,
+    name: str = "password",
+    repeat: str = "password2",
+    *,
+    has_second_factor: bool = False,
 ) -> None:
     if len(pw) > MAX_PASSWORD_INPUT:
         errors[name] = f"Use at most {passwords.MAX_LENGTH} characters."
-    elif msg := passwords.problem(pw, email):
+    elif msg := passwords.problem(pw, email, has_second_factor=has_second_factor):
         errors[name] = msg
     elif passwords.normalize(pw) != passwords.normalize(pw2):
         errors[repeat] = "The two passwords are different. Type the same password in both boxes."
 
 
-def limited(request: web.Request, action: str, email: str | None = None) -> bool:
-    limiter = request.app[LIMITER]
-    if not limiter.allow(f"{action}:client", client_key(request)):
-        logger.info("rate limited", rule=f"{action}:client")
-        return True
-    if email is not None and not limiter.allow(f"{action}:account", account_key(email)):
-        logger.info("rate limited", rule=f"{action}:account")
-        return True
+async def has_second_factor(request: web.Request, subscriber_id: int) -> bool:
+    """Whether the account signs in with more than its password. None has yet: the one place
+    the second factors (TOTP, passkeys) answer from once they exist."""
     return False
 
 
-def too_many(request: web.Request) -> web.Response:
+def limited(request: web.Request, action: str, email: str | None = None) -> int:
+    """Seconds to wait before `action` is tried (0: go ahead); the try is counted."""
+    limiter = request.app[LIMITER]
+    budgets = [(f"{action}:client", client_key(request))]
+    if email is not None:
+        budgets.append((f"{action}:account", account_key(email)))
+    for rule, key in budgets:
+        if not limiter.allow(rule, key):
+            logger.info("rate limited", rule=rule)
+            return max(1, limiter.retry_after(rule, key))
+    return 0
+
+
+def too_many(request: web.Request, wait_s: int = 900, advice: str = "") -> web.Response:
+    minutes = max(1, -(-wait_s // 60))
     response = render(
         request,
         "web/error.html.j2",
         {
             "title": "Too many attempts",
-            "message": "For your safety this was not tried. Wait 15 minutes, then try again.",
+            "message": f"For your safety this was not tried. Wait {minutes} minute{'s' if minutes > 1 else ''}, "
+            f"then try again.{' ' + advice if advice else ''}",
         },
         status=429,
     )
-    response.headers["Retry-After"] = "900"
+    response.headers["Retry-After"] = str(max(1, wait_s))
     return response
 
 
@@ -134,8 +151,8 @@ async def mailed_link_request(
             status=400,
         )
     email = lookup_email(raw)
-    if limited(request, purpose, email):
-        return too_many(request)
+    if wait := limited(request, purpose, email):
+        return too_many(request, wait, "A link we sent meanwhile still works: look in your mailbox.")
     token = await db(request, start, email, now())
     if token:
         msg = message(request, purpose, email, subject, link=absolute(request, route, token=token))

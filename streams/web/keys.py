@@ -13,6 +13,7 @@ from aiohttp import web
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.runtime import Runtime
 from streams.web import sessions
+from streams.web.client_address import client_address
 from streams.web.security import RateLimiter
 
 logger = structlog.get_logger()
@@ -56,7 +57,8 @@ def session_of(request: web.Request) -> sessions.Session:
 
 
 def client_key(request: web.Request) -> str:
-    return request.remote or "unknown"
+    trusted = runtime_of(request).settings.web_trusted_proxies
+    return client_address(request.remote, request.headers.getall("X-Forwarded-For", ()), trusted)
 
 
 async def publish(request: web.Request, change: SubscriberChange) -> None:

@@ -8,10 +8,10 @@ import structlog
 from aiohttp import web
 
 from streams.adapters import account_tokens, accounts, tracking_db
-from streams.web import passwords, sessions
+from streams.domain import passwords
+from streams.web import login_limits, sessions
 from streams.web.account_forms import (
     check_email,
-    limited,
     link_invalid,
     lookup_email,
     mailed_link_page,
@@ -121,14 +121,16 @@ async def change_password(request: web.Request) -> web.Response:
     password_problems(errors, pw, pw2, acct.email, "new_password", "new_password2")
     if errors:
         return _account_page(request, acct, errors, status=400)
-    if limited(request, "login", acct.email):
-        return too_many(request)
+    if wait := login_limits.reauth_wait(request):
+        return too_many(request, wait)
     if not await db(request, accounts.change_password, acct.subscriber_id, current, pw):
+        login_limits.reauth_failed(request)
         return _account_page(
             request, acct, {"current_password": "That is not your current password."}, status=400
         )
     await db(request, sessions.end_all_for, acct.subscriber_id)
     await login_session(request, acct.subscriber_id)
+    login_limits.lift(request, acct.email)
     send_later(request, password_changed_notice(request, acct.email), "password_changed")
     logger.info("password changed", subscriber_id=acct.subscriber_id)
     await flash(
@@ -154,9 +156,10 @@ async def change_email(request: web.Request) -> web.Response:
         errors["email_password"] = "Enter your password."
     if errors:
         return _account_page(request, acct, errors, {"new_email": raw, "new_email2": raw2}, status=400)
-    if limited(request, "login", acct.email):
-        return too_many(request)
+    if wait := login_limits.reauth_wait(request):
+        return too_many(request, wait)
     if not await db(request, accounts.check_password, acct.subscriber_id, pw):
+        login_limits.reauth_failed(request)
         return _account_page(
             request,
             acct,
@@ -259,10 +262,11 @@ async def delete_logged_in(request: web.Request) -> web.Response:
         return _account_page(
             request, acct, {"delete_password": "Enter your password to delete your enrollment."}, status=400
         )
-    if limited(request, "login", acct.email):
-        return too_many(request)
+    if wait := login_limits.reauth_wait(request):
+        return too_many(request, wait)
     change = await db(request, accounts.delete_with_password, acct.subscriber_id, pw)
     if change is None:
+        login_limits.reauth_failed(request)
         return _account_page(request, acct, {"delete_password": "That is not your password."}, status=400)
     return await _deleted(request, change)
 

@@ -67,3 +67,17 @@ def test_the_deployment_examples_placeholder_key_and_keys_that_are_not_random_ar
         assert "SOR_SECRET_KEY" in str(err.value) and "secrets.token_urlsafe" in str(err.value)
     own = secrets.token_urlsafe(48)
     assert load_settings(env(tmp_path, SOR_SECRET_KEY=own)).secret_key == own
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
+    assert load_settings(env(tmp_path)).web_trusted_proxies == ()  # by default none: the peer is the client
+    s = load_settings(env(tmp_path, SOR_WEB_TRUSTED_PROXIES=" 10.0.0.5, 192.168.10.0/24,fd00::/8 "))
+    assert [str(n) for n in s.web_trusted_proxies] == ["10.0.0.5/32", "192.168.10.0/24", "fd00::/8"]
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "10.0.0.300", "10.0.0.1/8", "10.0.0.0/33"])
+def test_a_trusted_proxy_that_is_not_an_address_is_refused_clearly(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(env(tmp_path, SOR_WEB_TRUSTED_PROXIES=f"10.0.0.5,{value}"))
+    assert "SOR_WEB_TRUSTED_PROXIES" in str(err.value) and repr(value) in str(err.value)
+    assert "CIDR" in str(err.value)

@@ -151,12 +151,14 @@ async def open_site(
     *,
     limiter: RateLimiter | None = None,
     mail: Any = None,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Site]:
     settings = load_settings(
         {
             "SOR_DATA_DIR": str(tmp_path),
             "SOR_PUBLIC_URL": "http://notify.test",
             "SOR_MAP_TILES_URL": "",
+            **(env or {}),
         }
     )
     import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
@@ -184,12 +186,18 @@ async def open_site(
         yield site
 
 
-LOGIN_LIMITS = {"login:client": Limit(6, 900), "login:account": Limit(3, 900)}
+LOGIN_LIMITS = {
+    "login:client": Limit(6, 900),
+    "login:account": Limit(3, 900),
+    "login:device": Limit(3, 900),
+    "reauth:session": Limit(3, 900),
+}
 
 
 @pytest.fixture
 async def site_with_limits(engine, smtp_server, tmp_path: Path) -> AsyncIterator[Site]:  # noqa: F811
-    """The site with a login limit of 3 tries per account and 6 per client in 15 minutes."""
+    """The site with log-in limits in 15 minutes: 6 tries per client, 3 wrong passwords per
+    account (from browsers it never logged in from), per browser it did, and per session."""
     catcher, port = smtp_server
     limiter = RateLimiter(limits={**DEFAULT_LIMITS, **LOGIN_LIMITS})
     async with open_site(engine, port, catcher, tmp_path, limiter=limiter) as s:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from streams.adapters import password_hashes, repository, subscriber_store
 from streams.adapters.account_tokens import email_tokens
+from streams.adapters.accounts import hash_password
 from streams.adapters.db import offender_watches, pending_alerts, subscribers, tracked_addresses
 from streams.adapters.mail import TemporaryMailError
 from streams.web import housekeeping
@@ -232,7 +233,7 @@ async def test_the_enroll_form_explains_each_mistake_next_to_its_field(site) -> 
         ({"email": "ann@example", "email2": "ann@example"}, "email", "name@example.com"),
         ({"email2": "anne@example.org"}, "email2", "two e-mail addresses are different"),
         ({"password2": PW + "!"}, "password2", "two passwords are different"),
-        ({"password": "bluebird", "password2": "bluebird"}, "password", "common"),
+        ({"password": "password standard", "password2": "password standard"}, "password", "common"),
     ]
     for changes, field, message in cases:
         form = {
@@ -256,12 +257,29 @@ async def test_the_enroll_form_explains_each_mistake_next_to_its_field(site) -> 
 @pytest.mark.parametrize(
     "password, says",
     [
-        ("Password1", "common"),
-        ("iloveyou", "common"),
-        ("trust no 1", "common"),  # spaces do not hide a common password
-        ("seven c", "at least 8 characters"),
+        ("Password Standard", "common"),
+        ("1qaz 2wsx 3edc 4rfv", "common"),  # spaces do not hide a common password
+        ("fourteen chars", "at least 15 characters"),  # SP 800-63B-4: 15 for a password alone
+        ("Password1", "at least 15 characters"),
         ("annette.reader 2024", "e-mail address"),
+        ("reader reads at night", "e-mail address"),  # a piece of the address counts too
+        ("my example.org login", "e-mail address"),  # the address's domain too
         ("my registry login", "name of this service"),
+        ("sor-notify for me and you", "name of this service"),
+        ("nearby offender alerts", "name of this service"),
+        ("Missouri rivers at dawn", "name of this service"),
+        # Issue 15, hole 7: SP 800-63B's blocklist of repetitive and sequential strings.
+        (" " * 15, "only spaces"),
+        ("\t \u3000" * 5, "only spaces"),  # any white space, also the ideographic space
+        ("q" * 15, "repeat one character"),
+        ("abcabcabcabcabc", "repeat one character or a short group"),
+        ("ab ab ab ab ab ab ab", "repeat"),
+        ("1234567890123", "at least 15 characters"),
+        ("123456789012345", "characters in order"),
+        ("9876543210987654", "characters in order"),
+        ("abcdefghijklmnopq", "characters in order"),
+        ("qwertyuiop asdfghjkl", "keys next to each other"),
+        ("zxcvbnm 1234567890", "keys next to each other"),
     ],
 )
 async def test_weak_and_common_passwords_are_refused(site, engine, password, says) -> None:
@@ -278,6 +296,39 @@ async def test_a_long_passphrase_with_spaces_and_unicode_is_accepted(site) -> No
     await site.post("/logout")
     assert (await log_in(site, "dee@example.org", passphrase))[0] == 303
     assert (await log_in(site, "dee@example.org", passphrase.replace(" ", "")))[0] == 400
+
+
+async def test_a_short_password_from_before_still_works_and_its_owner_is_asked_to_lengthen_it(
+    site, engine
+) -> None:
+    """SP 800-63B-4: 15 characters for a password alone. An 8-to-14 character one chosen under the
+    old rule keeps working; each sign-in with it asks for a longer one, on the account page."""
+    await enroll_and_log_in(site, "kit@example.org")
+    await site.post("/logout")
+    old = "tulips 4 Kit"  # 12 characters: fine before, short now
+    with engine.begin() as conn:
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.email == "kit@example.org")
+            .values(password_hash=hash_password(old))
+        )
+    status, _, location = await log_in(site, "kit@example.org", old)
+    assert (status, location) == (303, "/account")
+    status, page = await site.get("/account")
+    assert status == 200 and "shorter than the 15 characters" in page and "Change my password" in page
+    assert old not in page
+    status, page = await site.post(
+        "/account/password",
+        {
+            "current_password": old,
+            "new_password": "cedar harbor violet",
+            "new_password2": "cedar harbor violet",
+        },
+    )
+    assert status == 200 and "Your password is changed" in page
+    await site.post("/logout")
+    status, _, location = await log_in(site, "kit@example.org", "cedar harbor violet")
+    assert (status, location) == (303, "/notifications")  # long enough: nothing more is asked
 
 
 # --- no enumeration ----------------------------------------------------------------------
@@ -376,18 +427,18 @@ async def test_a_mail_server_failure_does_not_show(engine, smtp_server, tmp_path
 
 
 async def test_login_is_rate_limited_per_account_and_per_client(site_with_limits) -> None:
-    site = site_with_limits  # 3 tries per account, 6 per client
-    await enroll_and_log_in(site, "hal@example.org")  # its log-in is the first try of both
+    site = site_with_limits  # 3 wrong passwords per account, 6 tries per client
+    await enroll_and_log_in(site, "hal@example.org")  # its log-in is the client's first try
     await site.post("/logout")
-    for _ in range(2):
-        assert (await log_in(site, "hal@example.org", "not the password"))[0] == 400
-    status, page, _ = await log_in(site, "hal@example.org", PW)  # right, but too late
-    assert status == 429 and "Too many attempts" in page
-    # Other accounts can still be tried from here, until the client's own limit.
-    assert (await log_in(site, "other@example.org", PW))[0] == 400
-    assert (await log_in(site, "third@example.org", PW))[0] == 400
-    assert (await log_in(site, "fourth@example.org", PW))[0] == 429
-    assert not await is_logged_in(site)
+    async with second_browser(site) as other:  # a browser hal never logged in from
+        for _ in range(3):
+            assert (await log_in(other, "hal@example.org", "not the password"))[0] == 400
+        status, page, _ = await log_in(other, "hal@example.org", PW)  # right, but too late
+        assert status == 429 and "Too many attempts" in page
+        # Other accounts can still be tried from here, until the client's own limit.
+        assert (await log_in(other, "other@example.org", PW))[0] == 400
+        assert (await log_in(other, "third@example.org", PW))[0] == 429
+        assert not await is_logged_in(other)
 
 
 async def test_logging_in_rotates_the_session_and_logging_out_ends_it(site) -> None:
@@ -429,7 +480,9 @@ async def test_reset_sets_a_new_password_and_logs_out_every_browser(site, engine
 
         status, page = await other.get(link)
         assert status == 200 and "Choose a new password" in page
-        status, page = await other.post(link, {"password": "qwertyuiop", "password2": "qwertyuiop"})
+        status, page = await other.post(
+            link, {"password": "1qaz2wsx3edc4rfv", "password2": "1qaz2wsx3edc4rfv"}
+        )
         assert status == 400 and "common" in page
         status, page = await other.post(
             link, {"password": "cedar harbor violet", "password2": "cedar harbor violet"}
