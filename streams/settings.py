@@ -69,6 +69,9 @@ class Settings:
     web_metrics_host: str
     web_metrics_port: int
     map_tiles_url: str  # "" for no background map
+    # Settings-changed e-mails: the changes of this long after the first one go out in one
+    # e-mail (SOR_SETTINGS_NOTICE_DELAY, in minutes), so toggling a watch cannot flood an inbox.
+    settings_notice_delay_s: float
 
     @property
     def uses_smtp(self) -> bool:
@@ -272,4 +275,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         web_metrics_host=env.get("SOR_WEB_METRICS_HOST") or "127.0.0.1",
         web_metrics_port=_int(env, "SOR_WEB_METRICS_PORT", 6067, 0, 65535),
         map_tiles_url=_tiles(env),
+        settings_notice_delay_s=60.0
+        * _number(
+            env,
+            "SOR_SETTINGS_NOTICE_DELAY",
+            5,
+            1,
+            1440,
+            int,
+            "a whole number of minutes",
+            "from {lo} to {hi} minutes",
+        ),
     )
