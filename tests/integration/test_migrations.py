@@ -25,6 +25,7 @@ from streams.adapters import (
 from streams.adapters.db import make_engine
 from streams.adapters.gazetteer_import import import_gazetteer
 from streams.adapters.mail import SmtpSender
+from streams.adapters.password_hashes import hash_password
 from streams.adapters.schema_migrations import BASELINE, SchemaOutOfStep, ensure_ready, upgrade
 from streams.services.demo import DEMO_GAZETTEER
 from streams.services.digests import send_due_digests
@@ -68,7 +69,9 @@ async def send(engine: Engine, port: int, period: str, now: datetime) -> Any:
 async def fill_through_the_product(engine: Engine, smtp_port: int) -> int:
     """Every kind of row the product writes, written by the product's own code."""
     import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
-    enrollment = accounts.create_enrollment(engine, "Parent@Example.org", "plum orchard lantern", NOW)
+    enrollment = accounts.create_enrollment(
+        engine, "Parent@Example.org", hash_password("plum orchard lantern"), NOW
+    )
     assert enrollment.token is not None
     assert accounts.confirm(engine, enrollment.token, NOW) is not None
     parent = accounts.authenticate(engine, "parent@example.org", "plum orchard lantern")
