@@ -304,3 +304,32 @@ async def test_the_embedded_sqlite_upgrades_itself_and_keeps_a_copy_of_the_file_
         assert schema_migrations.schema_state(kept).current == next_release
     finally:
         kept.dispose()
+
+
+def test_the_notices_revision_downgrades_only_when_no_notice_waits(engine: Engine) -> None:
+    """0004_account_notices: the release before it has nowhere to keep a settings notice not
+    yet mailed, so its downgrade refuses (changing nothing) until none waits."""
+    from alembic import command
+    from sqlalchemy import delete
+
+    from streams.adapters.settings_notices import record, settings_notices
+
+    sid = subscriber_store.upsert_subscriber(engine, imported("waits@example.org")).subscriber_id
+    record(engine, sid, "{}", NOW)
+    before = every_row(engine)
+    try:
+        with (
+            pytest.raises(RuntimeError, match="wait for their notice e-mail"),
+            engine.connect() as conn,
+            conn.begin(),
+        ):
+            command.downgrade(schema_migrations._config(conn), BASELINE)
+        assert every_row(engine) == before
+        with engine.begin() as conn:
+            conn.execute(delete(settings_notices))
+        with engine.connect() as conn, conn.begin():
+            command.downgrade(schema_migrations._config(conn), BASELINE)
+        assert "settings_notices" not in inspect(engine).get_table_names()
+        assert every_row(engine)["subscribers"] == before["subscribers"]
+    finally:
+        drop_everything(engine)  # the next test's database is this release's
