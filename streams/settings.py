@@ -72,6 +72,9 @@ class Settings:
     map_tiles_url: str  # "" for no background map
     # Reverse proxies whose X-Forwarded-For is believed (empty: none, the peer is the client).
     web_trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    # Settings-changed e-mails: the changes of this long after the first one go out in one
+    # e-mail (SOR_SETTINGS_NOTICE_DELAY, in minutes), so toggling a watch cannot flood an inbox.
+    settings_notice_delay_s: float
 
     @property
     def uses_smtp(self) -> bool:
@@ -290,4 +293,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         web_metrics_port=_int(env, "SOR_WEB_METRICS_PORT", 6067, 0, 65535),
         map_tiles_url=_tiles(env),
         web_trusted_proxies=_trusted_proxies(env),
+        settings_notice_delay_s=60.0
+        * _number(
+            env,
+            "SOR_SETTINGS_NOTICE_DELAY",
+            5,
+            1,
+            1440,
+            int,
+            "a whole number of minutes",
+            "from {lo} to {hi} minutes",
+        ),
     )

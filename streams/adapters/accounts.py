@@ -30,6 +30,7 @@ from streams.adapters.db import (
     utcnow,
 )
 from streams.adapters.password_hashes import hash_password, needs_rehash, verify_password
+from streams.adapters.settings_notices import settings_notices
 from streams.adapters.sql import inserted_id
 from streams.adapters.subscriber_store import SubscriberChange, subscriptions
 from streams.adapters.web_db import web_sessions
@@ -104,15 +105,15 @@ class Enrollment:
     pending: bool = False  # that enrollment is still waiting for its confirmation
 
 
-def create_enrollment(engine: Engine, email: str, password: str, now: datetime) -> Enrollment:
-    """A new, unconfirmed subscriber and its confirmation link.
+def create_enrollment(engine: Engine, email: str, password_hash: str, now: datetime) -> Enrollment:
+    """A new, unconfirmed subscriber (with the password hashed by the caller) and its
+    confirmation link.
 
     An address that already has an enrollment is left exactly as it was: a second attempt
-    must not replace the password someone else may have chosen. The hash is computed either
-    way, so both answers take the same time.
+    must not replace the password someone else may have chosen. (The site calls this after
+    answering the form, so the page is the same either way: streams/web/account_requests.py.)
     """
     email = _email(email)
-    password_hash = hash_password(password)
     try:
         with engine.begin() as conn:
             row = conn.execute(
@@ -301,7 +302,15 @@ def _delete_everything(conn: Connection, subscriber_id: int) -> SubscriberChange
     """Every row about the subscriber; the change withdraws all they tracked from the stream."""
     circles, watches = subscriptions(conn, subscriber_id)
     # pending_alerts has no foreign key (see db.py); the rest would cascade, but say it outright.
-    for table in (pending_alerts, digests, tracked_addresses, offender_watches, email_tokens, web_sessions):
+    for table in (
+        pending_alerts,
+        digests,
+        tracked_addresses,
+        offender_watches,
+        email_tokens,
+        web_sessions,
+        settings_notices,
+    ):
         conn.execute(delete(table).where(table.c.subscriber_id == subscriber_id))
     conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
     return SubscriberChange(subscriber_id, removed_circles=circles, removed_watches=watches)

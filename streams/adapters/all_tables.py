@@ -14,6 +14,7 @@ from streams.adapters import (  # noqa: F401 (importing a module declares its ta
     geocode_cache,
     offender_search,
     ops_db,
+    settings_notices,
     web_db,
 )
 from streams.adapters.db import metadata

@@ -12,7 +12,9 @@ from email_validator import EmailNotValidError, validate_email
 
 from streams.adapters import account_tokens
 from streams.domain import passwords
-from streams.web.account_mail import message, send_later
+from streams.web.account_mail import message
+from streams.web.account_requests import AccountRequest
+from streams.web.account_work import queue_request
 from streams.web.keys import LIMITER, client_key, db, now
 from streams.web.paths import absolute
 from streams.web.responses import render
@@ -138,9 +140,10 @@ def check_email(request: web.Request, title: str, message: str, **extra: Any) ->
 
 
 async def mailed_link_request(
-    request: web.Request, template: str, purpose: str, start: Any, *, subject: str, route: str, done: str
+    request: web.Request, template: str, purpose: str, *, done: str
 ) -> web.Response:
-    """Ask for an address, mail it a link if it is enrolled, and say the same thing either way."""
+    """Ask for an address and say the same thing whatever it is; whether it is enrolled, and
+    so whether a link is mailed, is found out after the answer (account_requests.py)."""
     form = await request.post()
     raw = text(form, "email")
     if not raw:
@@ -153,10 +156,7 @@ async def mailed_link_request(
     email = lookup_email(raw)
     if wait := limited(request, purpose, email):
         return too_many(request, wait, "A link we sent meanwhile still works: look in your mailbox.")
-    token = await db(request, start, email, now())
-    if token:
-        msg = message(request, purpose, email, subject, link=absolute(request, route, token=token))
-        send_later(request, msg, purpose)
+    queue_request(request, AccountRequest(purpose, email))
     return check_email(request, "Check your e-mail", done)
 
 

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from streams.adapters.mail_message import build_message
 from streams.adapters.rendering import environment
-from streams.web.keys import now, runtime_of
-from streams.web.paths import absolute
+from streams.web.keys import RUNTIME, now, runtime_of
+from streams.web.paths import site_link
 
 logger = structlog.get_logger()
 
@@ -23,9 +23,14 @@ _outbox: set[asyncio.Task[None]] = set()
 
 
 def message(request: web.Request, template: str, to: str, subject: str, **context: Any) -> EmailMessage:
-    settings = runtime_of(request).settings
+    return compose(request.app, template, to, subject, **context)
+
+
+def compose(app: web.Application, template: str, to: str, subject: str, **context: Any) -> EmailMessage:
+    """`message` away from any request (the site's background work)."""
+    settings = app[RUNTIME].settings
     env = environment()
-    context = {"subject": subject, "home": absolute(request, "home"), **context}
+    context = {"subject": subject, "home": site_link(app, "home"), **context}
     return build_message(
         from_addr=settings.mail_from,
         to_addr=to,
@@ -47,7 +52,7 @@ def message(request: web.Request, template: str, to: str, subject: str, **contex
 
 def send_later(request: web.Request, msg: EmailMessage, purpose: str) -> None:
     """Send after the response: whether a mail goes out (or fails) never shows in the page or its timing."""
-    task = asyncio.get_running_loop().create_task(_deliver(runtime_of(request).mail, msg, purpose))
+    task = asyncio.get_running_loop().create_task(deliver(runtime_of(request).mail, msg, purpose))
     _outbox.add(task)
     task.add_done_callback(_outbox.discard)
 
@@ -59,7 +64,8 @@ async def mail_sent() -> None:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _deliver(mail: Any, msg: EmailMessage, purpose: str) -> None:
+async def deliver(mail: Any, msg: EmailMessage, purpose: str) -> None:
+    """Hand `msg` to the mail server; a failure is logged (without the address), never raised."""
     try:
         await mail.send(msg)
     except Exception as exc:  # noqa: BLE001 - logged without the address; nothing else to do

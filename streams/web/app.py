@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,10 @@ from streams.adapters import web_db  # noqa: F401 (its tables)
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.services.publishing import publish_subscriber_change
 from streams.web import housekeeping, routes, sessions, views_ops
-from streams.web.keys import CHANGES, LIMITER, RUNTIME, SESSION, ChangeFeed, Publish, Runtime
+from streams.web.account_requests import carry_out
+from streams.web.account_work import ACCOUNT_WORK, AccountWork
+from streams.web.confirmations import send_due_notices
+from streams.web.keys import CHANGES, LIMITER, RUNTIME, SESSION, ChangeFeed, Publish, Runtime, now
 from streams.web.middlewares import MIDDLEWARES
 from streams.web.security import RateLimiter
 
@@ -60,6 +64,13 @@ def _publisher(broker_url: str) -> Callable[[web.Application], AsyncIterator[Non
     return ctx
 
 
+async def _account_work(app: web.Application) -> AsyncIterator[None]:
+    work = app[ACCOUNT_WORK]
+    task = asyncio.get_running_loop().create_task(work.run())
+    yield
+    await work.stop(task)
+
+
 async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.get_running_loop().create_task(housekeeping.purge_hourly(app[RUNTIME].engine))
     yield
@@ -86,10 +97,13 @@ def init_app(
     limiter: RateLimiter | None = None,
     broker_url: str | None = None,
     purge_hourly: bool = False,
+    account_work: bool = True,
 ) -> web.Application:
     """The site on `runtime`. Changes go to `publish` when given, else to a broker producer at
     `broker_url` while the app runs, else nowhere (the next resync carries them); `purge_hourly`
-    runs the housekeeping while the app runs."""
+    runs the housekeeping while the app runs. `account_work` carries out the account requests
+    the forms queue, and sends the settings notices, while the app runs (off: they stay queued,
+    for a test of what a request alone does)."""
     app = web.Application(
         middlewares=list(MIDDLEWARES),
         client_max_size=64 * 1024,  # forms only: nothing here needs more
@@ -97,6 +111,9 @@ def init_app(
     app[RUNTIME] = runtime
     app[CHANGES] = ChangeFeed(publish) if publish is not None else ChangeFeed()
     app[LIMITER] = limiter or RateLimiter()
+    app[ACCOUNT_WORK] = AccountWork(partial(carry_out, app), partial(send_due_notices, app), now)
+    if account_work:
+        app.cleanup_ctx.append(_account_work)
     if publish is None and broker_url:
         app.cleanup_ctx.append(_publisher(broker_url))
     if purge_hourly:

@@ -1,9 +1,11 @@
-"""The "your settings changed" e-mail, and finishing a tracking change: publish, confirm, flash."""
+"""The "your settings changed" e-mail: each change recorded as it is made, and one e-mail a few
+minutes later listing every change since the last (so twenty toggles are one e-mail, not twenty)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -12,16 +14,20 @@ from urllib.parse import urlsplit
 import structlog
 from aiohttp import web
 
-from streams.adapters import tracking_db
-from streams.adapters.mail import MailError
+from streams.adapters import settings_notices, tracking_db
+from streams.adapters.mail import MailError, PermanentMailError
 from streams.adapters.mail_message import build_message
 from streams.adapters.rendering import environment as mail_environment
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.domain import links
 from streams.web.display import Nearby
-from streams.web.keys import db, flash, now, publish, runtime_of
+from streams.web.keys import RUNTIME, db, flash, now, publish, runtime_of
 
 logger = structlog.get_logger()
+
+# A notice lists at most this many changes (the rest are counted): one e-mail stays readable
+# however many changes a script made.
+MOST_LISTED = 50
 
 
 @dataclass
@@ -33,28 +39,52 @@ class SettingsChange:
     nearby: list[Nearby] | None = None  # after adding or widening: who is inside now
     nearby_title: str = ""
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: str) -> SettingsChange:
+        d = json.loads(raw)
+        nearby = None if d["nearby"] is None else [Nearby(**n) for n in d["nearby"]]
+        return cls(d["title"], [(t, v) for t, v in d["lines"]], nearby, d["nearby_title"])
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One change as the notice lists it."""
+
+    change: SettingsChange
+    when: str
+
 
 def _when_text(t: datetime) -> str:
     return f"{t:%B} {t.day}, {t.year} at {t.hour % 12 or 12}:{t:%M %p %Z}"
 
 
 def confirmation_message(
-    settings: Any, subscriber: Any, change: SettingsChange, when: datetime
+    settings: Any,
+    subscriber: Any,
+    changes: list[tuple[datetime, SettingsChange]],
+    when: datetime,
 ) -> EmailMessage:
-    """`subscriber`: its row (email, id, link_key), as tracking_db.subscriber reads it."""
+    """One e-mail for `changes` (oldest first), every one listed as it was made: a change and
+    its undo are both shown, since the owner should see whatever was done to the account.
+    `subscriber`: who it goes to (email, subscriber_id, link_key: a DueNotice)."""
     base = settings.public_url.rstrip("/")
     unsubscribe = links.unsubscribe_url(
-        settings.public_url, settings.secret_key, subscriber.id, subscriber.link_key
+        settings.public_url, settings.secret_key, subscriber.subscriber_id, subscriber.link_key
     )
     subject = "Your registry e-mail alert settings changed"
+    listed = [Listed(c, _when_text(t.astimezone(settings.zone))) for t, c in changes[:MOST_LISTED]]
     context = {
         "subject": subject,
-        "change": change,
+        "changes": listed,
+        "more": len(changes) - len(listed),
+        "one": len(changes) == 1,
         "base": base,
         "unsubscribe_url": unsubscribe,
         "settings_url": links.site_url(base, "/notifications"),
         "login_url": links.site_url(base, "/login"),
-        "when": _when_text(when.astimezone(settings.zone)),
     }
     env = mail_environment()
     return build_message(
@@ -73,30 +103,49 @@ def confirmation_message(
     )
 
 
-async def _confirm_by_mail(request: web.Request, sub: Any, change: SettingsChange) -> bool:
-    runtime = runtime_of(request)
-    msg = confirmation_message(runtime.settings, sub, change, now())
-    try:
-        await runtime.mail.send(msg)
-    except (MailError, OSError) as exc:
-        logger.warning("settings confirmation not sent", error=type(exc).__name__)
-        return False
-    return True
-
-
 async def finish(
     request: web.Request, sid: int, published: SubscriberChange, change: SettingsChange, message: str
 ) -> None:
-    """Publish (only what an active subscriber may receive), confirm by e-mail, and say so."""
+    """Publish (only what an active subscriber may receive), record the change for the next
+    notice e-mail, and say so."""
     sub = await db(request, tracking_db.subscriber, sid)
     if not tracking_db.is_active(sub):
         published = SubscriberChange(sid, [], published.removed_circles, [], published.removed_watches)
     if published.circles or published.removed_circles or published.watches or published.removed_watches:
         await publish(request, published)
-    mailed = sub is not None and await _confirm_by_mail(request, sub, change)
-    tail = (
-        " A confirmation e-mail is on its way."
-        if mailed
-        else " We could not send the confirmation e-mail just now; your change is saved all the same."
+    if sub is not None:
+        await db(request, settings_notices.record, sid, change.to_json(), now())
+    minutes = round(runtime_of(request).settings.settings_notice_delay_s / 60)
+    await flash(
+        request,
+        f"{message} A confirmation e-mail follows within about {minutes} minutes, "
+        "listing this and any other change you make meanwhile.",
     )
-    await flash(request, message + tail)
+
+
+async def send_due_notices(app: web.Application, at: datetime) -> int:
+    """Mail every account whose oldest unmailed change is at least the delay old; how many were
+    sent. A notice the mail server could not take now stays for the next round; one it refused
+    for good is dropped (logged), so a dead address is not retried forever."""
+    runtime = app[RUNTIME]
+    delay = timedelta(seconds=runtime.settings.settings_notice_delay_s)
+    sent = 0
+    for notice in await runtime.db_once(settings_notices.due, at - delay):
+        changes = [(c.changed_at, SettingsChange.from_json(c.change)) for c in notice.changes]
+        msg = confirmation_message(runtime.settings, notice, changes, at)
+        try:
+            await runtime.mail.send(msg)
+        except (MailError, OSError) as exc:
+            logger.warning(
+                "settings notice not sent",
+                subscriber_id=notice.subscriber_id,
+                error=type(exc).__name__,
+                dropped=isinstance(exc, PermanentMailError),
+            )
+            if not isinstance(exc, PermanentMailError):
+                continue
+        else:
+            sent += 1
+            logger.info("settings notice sent", subscriber_id=notice.subscriber_id, changes=len(changes))
+        await runtime.db_once(settings_notices.mailed, [c.id for c in notice.changes])
+    return sent

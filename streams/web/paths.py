@@ -8,7 +8,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from streams.domain import links
-from streams.web.keys import runtime_of
+from streams.web.keys import RUNTIME
 
 
 class Paths:
@@ -51,6 +51,9 @@ def paths_of(request: web.Request) -> Paths:
 
 def absolute(request: web.Request, name: str, **parts: str) -> str:
     """The absolute link to a named route an e-mail carries ("confirm", token=...)."""
-    return links.site_url(
-        runtime_of(request).settings.public_url, str(request.app.router[name].url_for(**parts))
-    )
+    return site_link(request.app, name, **parts)
+
+
+def site_link(app: web.Application, name: str, **parts: str) -> str:
+    """`absolute` for mail composed away from any request (the site's background work)."""
+    return links.site_url(app[RUNTIME].settings.public_url, str(app.router[name].url_for(**parts)))

@@ -280,9 +280,6 @@ async def delete_request(request: web.Request) -> web.Response:
         request,
         "web/delete.html.j2",
         "delete",
-        accounts.start_delete,
-        subject="Confirm deleting your registry e-mail alerts enrollment",
-        route="delete_confirm_form",
         done="If that address is enrolled, we sent it a link to delete the enrollment. Nothing is deleted "
         "until you open the link (it works for 24 hours) and confirm there.",
     )

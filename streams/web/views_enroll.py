@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from aiohttp import web
 
 from streams.adapters import account_tokens, accounts
+from streams.adapters.password_hashes import hash_password
 from streams.domain import passwords
 from streams.web import login_limits, sessions
 from streams.web.account_forms import (
@@ -25,9 +28,11 @@ from streams.web.account_forms import (
     text,
     too_many,
 )
-from streams.web.account_mail import message, send_later
+from streams.web.account_mail import send_later
+from streams.web.account_requests import ENROLL, AccountRequest
+from streams.web.account_work import queue_request
 from streams.web.keys import db, flash, login_session, now, publish, session_of
-from streams.web.paths import absolute, paths_of
+from streams.web.paths import paths_of
 from streams.web.responses import redirect, render
 
 logger = structlog.get_logger()
@@ -72,27 +77,9 @@ async def enroll(request: web.Request) -> web.Response:
     if wait := limited(request, "enroll", email):
         return too_many(request, wait)
 
-    enrollment = await db(request, accounts.create_enrollment, email, pw, now())
-    if enrollment.token:
-        msg = message(
-            request,
-            "confirm",
-            email,
-            "Confirm your e-mail address for registry e-mail alerts",
-            link=absolute(request, "confirm_form", token=enrollment.token),
-        )
-        send_later(request, msg, "confirm")
-    else:
-        msg = message(
-            request,
-            "already_enrolled",
-            email,
-            "Someone tried to enroll this address in registry e-mail alerts",
-            pending=enrollment.pending,
-            login=absolute(request, "login_form"),
-            forgot=absolute(request, "forgot_form"),
-        )
-        send_later(request, msg, "already_enrolled")
+    # Hashed here whatever the address: what is done with it is found out after the answer.
+    password_hash = await asyncio.to_thread(hash_password, pw)
+    queue_request(request, AccountRequest(ENROLL, email, password_hash))
     return check_email(
         request,
         "Check your e-mail",
@@ -174,9 +161,6 @@ async def forgot(request: web.Request) -> web.Response:
         request,
         "web/forgot.html.j2",
         "reset",
-        accounts.start_reset,
-        subject="Choose a new password for registry e-mail alerts",
-        route="reset_form",
         done="If that address is enrolled, we sent it a link to choose a new password. "
         "The link works once, for one hour. If nothing arrives in a few minutes, look in your spam or junk folder.",
     )

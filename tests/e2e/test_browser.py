@@ -133,7 +133,7 @@ def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> Non
             )
             system.wait_until("select count(*) from pending_alerts", lambda n: n == 1)
             system.run("digest", "send")
-            digest = next(m for m in system.catcher.wait_for(3) if "digest" in str(m["Subject"]).lower())
+            digest = next(m for m in system.catcher.wait_for(2) if "digest" in str(m["Subject"]).lower())
             html = digest.get_body(preferencelist=("html",)).get_content()
             page.set_content(html)
             assert page.get_by_text("Bill Brown").first.is_visible()

@@ -25,6 +25,7 @@ from streams.adapters import (
 from streams.adapters.db import make_engine
 from streams.adapters.gazetteer_import import import_gazetteer
 from streams.adapters.mail import SmtpSender
+from streams.adapters.password_hashes import hash_password
 from streams.adapters.schema_migrations import BASELINE, SchemaOutOfStep, ensure_ready, upgrade
 from streams.services.demo import DEMO_GAZETTEER
 from streams.services.digests import send_due_digests
@@ -68,7 +69,9 @@ async def send(engine: Engine, port: int, period: str, now: datetime) -> Any:
 async def fill_through_the_product(engine: Engine, smtp_port: int) -> int:
     """Every kind of row the product writes, written by the product's own code."""
     import_gazetteer(engine, DEMO_GAZETTEER, progress=False)
-    enrollment = accounts.create_enrollment(engine, "Parent@Example.org", "plum orchard lantern", NOW)
+    enrollment = accounts.create_enrollment(
+        engine, "Parent@Example.org", hash_password("plum orchard lantern"), NOW
+    )
     assert enrollment.token is not None
     assert accounts.confirm(engine, enrollment.token, NOW) is not None
     parent = accounts.authenticate(engine, "parent@example.org", "plum orchard lantern")
@@ -337,3 +340,26 @@ def test_a_downgrade_names_what_it_cannot_do_and_changes_nothing(engine: Engine)
         schema_migrations.downgrade(engine, "base")
     assert every_row(engine) == before
     assert schema_migrations.schema_state(engine).kind == "current"
+
+
+def test_the_notices_revision_downgrades_only_when_no_notice_waits(engine: Engine) -> None:
+    """0004_account_notices: the release before it has nowhere to keep a settings notice not
+    yet mailed, so its downgrade refuses (changing nothing) until none waits."""
+    from sqlalchemy import delete
+
+    from streams.adapters.settings_notices import record, settings_notices
+
+    sid = subscriber_store.upsert_subscriber(engine, imported("waits@example.org")).subscriber_id
+    record(engine, sid, "{}", NOW)
+    before = every_row(engine)
+    try:
+        with pytest.raises(SchemaOutOfStep, match="wait for their notice e-mail"):
+            schema_migrations.downgrade(engine, "0002_ids_never_reused")
+        assert every_row(engine) == before
+        with engine.begin() as conn:
+            conn.execute(delete(settings_notices))
+        schema_migrations.downgrade(engine, "0002_ids_never_reused")
+        assert "settings_notices" not in inspect(engine).get_table_names()
+        assert every_row(engine)["subscribers"] == before["subscribers"]
+    finally:
+        drop_everything(engine)  # the next test's database is this release's

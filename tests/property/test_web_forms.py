@@ -52,7 +52,7 @@ from streams.web.account_mail import mail_sent
 from streams.web.security import RateLimiter
 from tests.integration.conftest import proximity_alert
 from tests.property.hostile import BAD_UTF8, CONTROL, SCRIPT, Tally, hostile_text, property_settings
-from tests.web.conftest import Site, add_subscriber, open_site
+from tests.web.conftest import Site, add_subscriber, notices_sent, open_site
 
 HITT = {"street": "1 Hitt St", "city": "Columbia", "state": "MO", "zip": "65201", "radius": "1mi"}
 MARKUP = [
@@ -1015,7 +1015,7 @@ def test_a_stored_label_is_escaped_in_pages_in_the_confirmation_and_in_the_diges
         assert_clear_answer(resp.status, page, [stored], "map")
         assert _map_data(page)["tracked"]["label"] == stored
 
-        [confirmation] = site.mail.messages[mails:]
+        [confirmation] = (await notices_sent(site))[mails:]  # the notice, once due
         html = confirmation.get_body(preferencelist=("html",)).get_content()
         text = confirmation.get_body(preferencelist=("plain",)).get_content()
         assert shown in html and stored in text

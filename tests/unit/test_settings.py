@@ -21,6 +21,7 @@ def test_embedded_defaults(tmp_path: Path) -> None:
     assert s.database_url == f"sqlite:///{tmp_path / 'sor-notify.db'}"
     assert s.maildir == tmp_path / "maildir"
     assert s.digest_time == (6, 0) and s.timezone == "America/Chicago"
+    assert s.settings_notice_delay_s == 300  # one settings e-mail per five minutes at most
     # The generated secret is kept, so unsubscribe links stay valid across restarts.
     assert load_settings(env(tmp_path)).secret_key == s.secret_key
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
@@ -39,6 +40,8 @@ def test_embedded_defaults(tmp_path: Path) -> None:
         ("SOR_PUBLIC_URL", "notify.example", "http"),
         ("SOR_SECRET_KEY", "short", "32 characters"),
         ("SOR_LOG_FORMAT", "xml", "SOR_LOG_FORMAT"),
+        ("SOR_SETTINGS_NOTICE_DELAY", "5m", "whole number of minutes"),
+        ("SOR_SETTINGS_NOTICE_DELAY", "0", "from 1 to 1440 minutes"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(

@@ -112,12 +112,34 @@ from streams.web.security import DEFAULT_LIMITS, Limit  # noqa: E402
 
 
 async def sent_mail(site: Site) -> list[Any]:
-    """Every message the SMTP server got, once the account e-mails under way are out
-    (they are sent after the response, so a page never waits for, or betrays, a mail)."""
+    """Every message the SMTP server got, once the account requests queued and the account
+    e-mails under way are out (they are sent after the response, so a page never waits for,
+    or betrays, a mail)."""
     from streams.web.account_mail import mail_sent
 
+    await work_of(site).idle()
     await mail_sent()
     return site.mail.messages
+
+
+def work_of(site: Site) -> Any:
+    """The site's background work (streams/web/account_work.py)."""
+    from streams.web.account_work import ACCOUNT_WORK
+
+    return site.client.server.app[ACCOUNT_WORK]
+
+
+async def notices_sent(site: Site, after: float | None = None) -> list[Any]:
+    """Every message the SMTP server got, once the settings notices due `after` seconds from
+    now (by default: the notice delay) are sent, as the site's periodic round would then."""
+    from datetime import datetime, timedelta
+
+    from streams.web.keys import RUNTIME
+
+    app = site.client.server.app
+    wait = app[RUNTIME].settings.settings_notice_delay_s if after is None else after
+    await work_of(site).flush(datetime.now(UTC) + timedelta(seconds=wait))
+    return await sent_mail(site)
 
 
 async def enroll_and_log_in(site: Site, email: str, password: str = "plum orchard lantern") -> None:
@@ -152,6 +174,7 @@ async def open_site(
     limiter: RateLimiter | None = None,
     mail: Any = None,
     env: dict[str, str] | None = None,
+    account_work: bool = True,
 ) -> AsyncIterator[Site]:
     settings = load_settings(
         {
@@ -176,7 +199,7 @@ async def open_site(
     async def publish(change: SubscriberChange) -> None:
         published.append(change)
 
-    app = init_app(runtime, publish=publish, limiter=limiter or RateLimiter())
+    app = init_app(runtime, publish=publish, limiter=limiter or RateLimiter(), account_work=account_work)
     async with (
         TestClient(TestServer(app)) as client,
         TestClient(TestServer(init_metrics_app(runtime))) as ops,
