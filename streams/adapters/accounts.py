@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from streams.adapters import second_factors_db
 from streams.adapters.account_tokens import (
     CHANGE_EMAIL,
     CONFIRM,
@@ -323,6 +324,7 @@ def _delete_everything(conn: Connection, subscriber_id: int) -> SubscriberChange
     # pending_alerts has no foreign key (see db.py); the rest would cascade, but say it outright.
     for table in (pending_alerts, digests, tracked_addresses, offender_watches, email_tokens, web_sessions):
         conn.execute(delete(table).where(table.c.subscriber_id == subscriber_id))
+    second_factors_db.delete_all(conn, subscriber_id)
     conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
     return SubscriberChange(subscriber_id, removed_circles=circles, removed_watches=watches)
 

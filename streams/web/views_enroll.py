@@ -27,6 +27,7 @@ from streams.web.account_mail import message, send_later
 from streams.web.keys import db, flash, login_session, now, publish, session_of
 from streams.web.paths import absolute, paths_of
 from streams.web.responses import redirect, render
+from streams.web.second_steps import after_password
 
 logger = structlog.get_logger()
 
@@ -131,9 +132,7 @@ async def login(request: web.Request) -> web.Response:
     if sid is None:
         logger.info("login refused")
         return render(request, "web/login.html.j2", {"error": LOGIN_REFUSED, "email": raw}, status=400)
-    await login_session(request, sid)
-    logger.info("logged in", subscriber_id=sid)
-    raise redirect(paths_of(request).of("notifications"))
+    return await after_password(request, sid)
 
 
 async def logout(request: web.Request) -> web.Response:
