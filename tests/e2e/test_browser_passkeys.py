@@ -96,7 +96,7 @@ def test_a_passkey_signs_in_without_the_password_then_an_app_is_added(system, tm
             page.get_by_role("button", name="Log out").click()
             page.goto(f"{base}/login")
             shot("login")
-            page.get_by_role("button", name="Log in with a passkey").click()
+            page.get_by_role("button", name="Sign in with a passkey").click()
             page.wait_for_url(re.compile(r"/notifications$"))
             assert "Log out" in page.content()
             shot("signed-in-with-passkey")
