@@ -301,3 +301,28 @@ async def test_the_embedded_sqlite_upgrades_itself_and_keeps_a_copy_of_the_file_
         assert schema_migrations.schema_state(kept).current == next_release
     finally:
         kept.dispose()
+
+
+def test_the_second_factors_revision_goes_back_only_while_nobody_enrolled_a_factor(engine: Engine) -> None:
+    """Its downgrade would leave accounts with their password alone, unannounced: it refuses
+    while a factor is stored, and once none is, drops its tables and nothing else."""
+    from alembic import command
+
+    from streams.adapters import second_factors_db
+
+    drop_everything(engine)
+    upgrade(engine)
+    sub = subscriber_store.upsert_subscriber(engine, imported("kept@example.org"))
+    second_factors_db.add_totp(engine, sub.subscriber_id, "v1.sealed", "App", 1, ["a" * 64], NOW)
+    before = every_row(engine)
+    with engine.begin() as conn, pytest.raises(RuntimeError, match="second_factors holds rows"):
+        command.downgrade(schema_migrations._config(conn), "0001_baseline")
+    assert every_row(engine) == before
+    with engine.begin() as conn:
+        conn.execute(second_factors_db.recovery_codes.delete())
+        conn.execute(second_factors_db.second_factors.delete())
+    with engine.begin() as conn:
+        command.downgrade(schema_migrations._config(conn), "0001_baseline")
+    assert not {"second_factors", "recovery_codes", "sign_in_steps"} & set(inspect(engine).get_table_names())
+    assert "subscribers" in inspect(engine).get_table_names()
+    drop_everything(engine)  # the next test's database is this release's
