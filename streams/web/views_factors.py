@@ -74,7 +74,10 @@ async def _app_key(request: web.Request, sid: int) -> str:
     h = session_hash(request)
     step = await db(request, sign_in_steps.get, h, sign_in_steps.TOTP_ENROLL, now())
     if step is not None and step.subscriber_id == sid and step.value:
-        return unseal_totp(request, sid, step.value)
+        try:
+            return unseal_totp(request, sid, step.value)
+        except ValueError:  # sealed under an earlier SOR_SECRET_KEY: show a new key
+            pass
     key = rules.new_totp_secret()
     await db(
         request, sign_in_steps.put, h, sign_in_steps.TOTP_ENROLL, sid, seal_totp(request, sid, key), now()

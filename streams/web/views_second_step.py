@@ -50,7 +50,11 @@ async def _totp_ok(request: web.Request, sid: int, code: str) -> bool:
     totp = await db(request, second_factors_db.totp_of, sid)
     if totp is None:
         return False
-    key = unseal_totp(request, sid, totp.sealed_secret)
+    try:
+        key = unseal_totp(request, sid, totp.sealed_secret)
+    except ValueError:  # SOR_SECRET_KEY changed since: the app must be added again
+        logger.warning("authenticator app key unreadable", subscriber_id=sid)
+        return False
     step = rules.matching_step(key, code, now(), totp.last_used_step)
     return step is not None and await db(request, second_factors_db.accept_totp_step, totp.id, step, now())
 

@@ -230,3 +230,20 @@ async def test_deleting_the_enrollment_deletes_its_factors_and_codes(
     assert status == 200
     for table in (second_factors, recovery_codes, sign_in_steps):
         assert rows(engine, table, subscriber_id=sid) == 0
+
+
+async def test_an_app_key_that_no_longer_opens_refuses_codes_but_recovery_codes_still_work(
+    site: Site, engine: Engine
+) -> None:
+    """After SOR_SECRET_KEY changed, a stored app key cannot be read: no error page, the code
+    is refused, and a recovery code (or a passkey) still signs in."""
+    await enroll_and_log_in(site, "cy@example.org")
+    secret, codes = await add_app(site)
+    with engine.begin() as conn:
+        conn.execute(
+            second_factors.update().values(totp_secret="v1.c2VhbGVkIHVuZGVyIGFub3RoZXIga2V5IGxvbmcgZW5vdWdo")
+        )
+    await site.post("/logout")
+    await password_step(site, "cy@example.org")
+    assert (await second_step(site, code=code_at(secret, 1)))[0] == 400
+    assert await second_step(site, recovery_code=codes[0]) == (303, "/notifications")
