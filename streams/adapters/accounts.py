@@ -255,6 +255,8 @@ def finish_reset(engine: Engine, raw: str, password: str, now: datetime) -> Subs
         )
         # Whoever asked to move the alerts elsewhere may have known the old password.
         retire(conn, sid, now, RESET, CHANGE_EMAIL)
+        # The mailed link proves the address: codes refused after many wrong ones work again.
+        second_factors_db.clear_failures(conn, sid)
         return SubscriberChange(sid) if was_confirmed else _now_active(conn, sid)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -27,12 +26,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from streams.adapters.db import metadata
-from streams.adapters.sql import inserted_id
 
 TOTP = "totp"
 PASSKEY = "passkey"
 MAX_PASSKEYS = 10  # a phone, a laptop, a security key or two: more is somebody else's
 MAX_LABEL = 60
+# Wrong codes in a row after which codes are refused until a password reset (SP 800-63B-4
+# 3.2.2 allows at most 100); a passkey, which cannot be guessed, still signs in.
+MAX_FAILURES = 100
 
 second_factors = Table(
     "second_factors",
@@ -54,6 +55,8 @@ second_factors = Table(
     Column("transports", String(200), nullable=True),  # comma-separated, as the browser told them
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+    # Wrong codes in a row, kept on each of the subscriber's factors alike (SP 800-63B-4 3.2.2).
+    Column("failed_attempts", Integer, nullable=False, default=0, server_default="0"),
 )
 
 recovery_codes = Table(
@@ -84,16 +87,6 @@ class Totp:
     id: int
     sealed_secret: str
     last_used_step: int | None
-
-
-@dataclass(frozen=True)
-class Passkey:
-    id: int
-    subscriber_id: int
-    credential_id: str
-    public_key: bytes
-    sign_count: int
-    transports: tuple[str, ...]
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -130,37 +123,6 @@ def totp_of(engine: Engine, subscriber_id: int) -> Totp | None:
     if row is None:
         return None
     return Totp(int(row.id), row.totp_secret, None if row.last_used_step is None else int(row.last_used_step))
-
-
-def _passkey(r: Any) -> Passkey:
-    return Passkey(
-        int(r.id),
-        int(r.subscriber_id),
-        r.credential_id,
-        bytes(r.public_key),
-        int(r.sign_count or 0),
-        tuple(t for t in (r.transports or "").split(",") if t),
-    )
-
-
-def passkeys_of(engine: Engine, subscriber_id: int) -> list[Passkey]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(second_factors)
-            .where(second_factors.c.subscriber_id == subscriber_id, second_factors.c.kind == PASSKEY)
-            .order_by(second_factors.c.id)
-        )
-        return [_passkey(r) for r in rows]
-
-
-def passkey_by_credential(engine: Engine, credential_id: str) -> Passkey | None:
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(second_factors).where(
-                second_factors.c.credential_id == credential_id, second_factors.c.kind == PASSKEY
-            )
-        ).first()
-    return None if row is None else _passkey(row)
 
 
 def recovery_codes_left(engine: Engine, subscriber_id: int) -> int:
@@ -228,60 +190,15 @@ def add_totp(
                 created_at=now,
             )
         )
-        return _codes_if_none(conn, subscriber_id, code_hashes, now)
+        return codes_if_none(conn, subscriber_id, code_hashes, now)
 
 
-def _codes_if_none(conn: Connection, subscriber_id: int, code_hashes: list[str], now: datetime) -> bool:
+def codes_if_none(conn: Connection, subscriber_id: int, code_hashes: list[str], now: datetime) -> bool:
+    """Set recovery codes from `code_hashes` when the subscriber has no unused one left; whether it did."""
     if _unused_codes(conn, subscriber_id):
         return False
     _replace_codes(conn, subscriber_id, code_hashes, now)
     return True
-
-
-@dataclass(frozen=True)
-class PasskeyAdded:
-    factor_id: int | None  # None: refused (too many, or the credential is registered already)
-    codes_set: bool = False
-
-
-def add_passkey(
-    engine: Engine,
-    subscriber_id: int,
-    *,
-    credential_id: str,
-    public_key: bytes,
-    sign_count: int,
-    transports: list[str],
-    label: str,
-    code_hashes: list[str],
-    now: datetime,
-) -> PasskeyAdded:
-    with engine.begin() as conn:
-        have = conn.execute(
-            select(func.count())
-            .select_from(second_factors)
-            .where(second_factors.c.subscriber_id == subscriber_id, second_factors.c.kind == PASSKEY)
-        ).scalar_one()
-        taken = conn.execute(
-            select(second_factors.c.id).where(second_factors.c.credential_id == credential_id)
-        ).first()
-        if have >= MAX_PASSKEYS or taken is not None:
-            return PasskeyAdded(None)
-        fid = inserted_id(
-            conn.execute(
-                insert(second_factors).values(
-                    subscriber_id=subscriber_id,
-                    kind=PASSKEY,
-                    label=label[:MAX_LABEL],
-                    credential_id=credential_id,
-                    public_key=public_key,
-                    sign_count=sign_count,
-                    transports=",".join(transports)[:200],
-                    created_at=now,
-                )
-            )
-        )
-        return PasskeyAdded(fid, _codes_if_none(conn, subscriber_id, code_hashes, now))
 
 
 def new_recovery_codes(engine: Engine, subscriber_id: int, code_hashes: list[str], now: datetime) -> bool:
@@ -335,18 +252,37 @@ def use_recovery_code(engine: Engine, subscriber_id: int, code_hash: str, now: d
         )
 
 
-def accept_sign_count(engine: Engine, factor_id: int, seen: int, new: int, now: datetime) -> bool:
-    """Move the passkey's counter from `seen` to `new`; False when another sign-in moved it meanwhile
-    (the same assertion twice, or a cloned authenticator)."""
+def failures(engine: Engine, subscriber_id: int) -> int:
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(func.max(second_factors.c.failed_attempts)).where(
+                second_factors.c.subscriber_id == subscriber_id
+            )
+        ).scalar()
+    return int(found or 0)
+
+
+def count_failure(engine: Engine, subscriber_id: int) -> None:
     with engine.begin() as conn:
-        return (
-            conn.execute(
-                update(second_factors)
-                .where(second_factors.c.id == factor_id, second_factors.c.sign_count == seen)
-                .values(sign_count=new, last_used_at=now)
-            ).rowcount
-            == 1
+        conn.execute(
+            update(second_factors)
+            .where(second_factors.c.subscriber_id == subscriber_id)
+            .values(failed_attempts=second_factors.c.failed_attempts + 1)
         )
+
+
+def clear_failures(conn: Connection, subscriber_id: int) -> None:
+    """After a sign-in with a factor, or a password reset through the mailed link."""
+    conn.execute(
+        update(second_factors)
+        .where(second_factors.c.subscriber_id == subscriber_id)
+        .values(failed_attempts=0)
+    )
+
+
+def signed_in_with_factor(engine: Engine, subscriber_id: int) -> None:
+    with engine.begin() as conn:
+        clear_failures(conn, subscriber_id)
 
 
 # --- removing -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from webauthn.helpers.structs import (
 )
 from webauthn.registration.verify_registration_response import VerifiedRegistration
 
-from streams.adapters.second_factors_db import Passkey
+from streams.adapters.passkeys_db import Passkey
 from streams.settings import Settings
 
 RP_NAME = "Registry e-mail alerts"

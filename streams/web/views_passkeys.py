@@ -7,7 +7,7 @@ from aiohttp import web
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
 
-from streams.adapters import accounts, second_factors_db, sign_in_steps
+from streams.adapters import accounts, passkeys_db, second_factors_db, sign_in_steps
 from streams.web import passkeys
 from streams.web.account_forms import limited, text, too_many
 from streams.web.keys import db, flash, now, runtime_of, session_of
@@ -38,7 +38,7 @@ async def register_options(request: web.Request) -> web.Response:
     sid = session_of(request).subscriber_id
     assert sid is not None
     acct = await db(request, accounts.account, sid)
-    existing = await db(request, second_factors_db.passkeys_of, sid)
+    existing = await db(request, passkeys_db.passkeys_of, sid)
     body, challenge = passkeys.registration_options(runtime_of(request).settings, sid, acct.email, existing)
     await db(
         request,
@@ -73,7 +73,7 @@ async def register(request: web.Request) -> web.Response:
     codes, hashes = new_codes()
     result = await db(
         request,
-        lambda engine: second_factors_db.add_passkey(
+        lambda engine: passkeys_db.add_passkey(
             engine,
             sid,
             credential_id=bytes_to_base64url(verified.credential_id),
@@ -106,7 +106,7 @@ def _transports(form: object) -> list[str]:
 async def sign_in_options(request: web.Request) -> web.Response:
     """Passwordless when no password was given in this session; else the second step, with the account's passkeys."""
     sid = await pending(request)
-    allowed = await db(request, second_factors_db.passkeys_of, sid) if sid is not None else None
+    allowed = await db(request, passkeys_db.passkeys_of, sid) if sid is not None else None
     body, challenge = passkeys.authentication_options(runtime_of(request).settings, allowed)
     await db(
         request,
@@ -140,7 +140,7 @@ async def sign_in(request: web.Request) -> web.Response:
         credential_id, handle = passkeys.credential_id_of(credential)
     except ValueError:
         return await _refused(request, "unreadable")
-    key = await db(request, second_factors_db.passkey_by_credential, credential_id)
+    key = await db(request, passkeys_db.passkey_by_credential, credential_id)
     passwordless = step.subscriber_id is None
     if key is None or not passkeys.handle_matches(settings, key, handle):
         return await _refused(request, "unknown passkey")
@@ -154,9 +154,10 @@ async def sign_in(request: web.Request) -> web.Response:
         )
     except (InvalidAuthenticationResponse, ValueError) as exc:
         return await _refused(request, type(exc).__name__)
-    if not await db(request, second_factors_db.accept_sign_count, key.id, key.sign_count, count, now()):
+    if not await db(request, passkeys_db.accept_sign_count, key.id, key.sign_count, count, now()):
         return await _refused(request, "sign count")
     acct = await db(request, accounts.account, key.subscriber_id)
     if acct is None or not acct.confirmed or acct.status == "suspended":
         return await _refused(request, "account")
+    await db(request, second_factors_db.signed_in_with_factor, key.subscriber_id)
     return await signed_in(request, key.subscriber_id, "passkey")

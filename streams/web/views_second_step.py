@@ -17,6 +17,11 @@ from streams.web.views_factors import unseal_totp
 logger = structlog.get_logger()
 
 WRONG = "That code is not right, or it was used already. Try the code your app shows now."
+LOCKED = (
+    "Too many wrong codes were typed for this account, so codes are not accepted for now. "
+    "Use your passkey, or choose a new password through the link we e-mail you (Forgot your password?): "
+    "that makes codes work again."
+)
 START_AGAIN = "For your safety, log in with your password again."
 
 
@@ -67,6 +72,9 @@ async def second_step(request: web.Request) -> web.Response:
     code, recovery = text(form, "code", 20), text(form, "recovery_code", 80)
     if limited(request, "second_step", f"subscriber:{sid}"):
         return too_many(request)
+    if await db(request, second_factors_db.failures, sid) >= second_factors_db.MAX_FAILURES:
+        logger.info("second step locked after many wrong codes", subscriber_id=sid)
+        return await _page(request, sid, LOCKED, status=429)
     how = None
     if code and await _totp_ok(request, sid, code):
         how = "totp"
@@ -76,6 +84,7 @@ async def second_step(request: web.Request) -> web.Response:
         ):
             how = "recovery_code"
     if how is None:
+        await db(request, second_factors_db.count_failure, sid)
         h = session_hash(request)
         if await db(request, sign_in_steps.failed, h, sign_in_steps.SECOND_STEP) >= MAX_ATTEMPTS:
             await db(request, sign_in_steps.drop, h, sign_in_steps.SECOND_STEP)
@@ -84,6 +93,7 @@ async def second_step(request: web.Request) -> web.Response:
             raise redirect(paths_of(request).of("login_form"))
         logger.info("second step refused", subscriber_id=sid)
         return await _page(request, sid, WRONG, status=400)
+    await db(request, second_factors_db.signed_in_with_factor, sid)
     note = None
     if how == "recovery_code":
         left = await db(request, second_factors_db.recovery_codes_left, sid)

@@ -247,3 +247,31 @@ async def test_an_app_key_that_no_longer_opens_refuses_codes_but_recovery_codes_
     await password_step(site, "cy@example.org")
     assert (await second_step(site, code=code_at(secret, 1)))[0] == 400
     assert await second_step(site, recovery_code=codes[0]) == (303, "/notifications")
+
+
+async def test_after_100_wrong_codes_in_a_row_codes_wait_for_a_password_reset(
+    site: Site, engine: Engine
+) -> None:
+    """SP 800-63B-4 3.2.2: at most 100 failed attempts in a row, across sign-ins and browsers;
+    the mailed reset link, which only the owner gets, lifts it."""
+    from tests.web.test_account import link_in
+
+    await enroll_and_log_in(site, "di@example.org")
+    secret, codes = await add_app(site)
+    await site.post("/logout")
+    with engine.begin() as conn:  # 99 wrong codes typed earlier, over many sign-ins
+        conn.execute(second_factors.update().values(failed_attempts=99))
+    await password_step(site, "di@example.org")
+    wrong = f"{(int(code_at(secret, 1)) + 3) % 1_000_000:06d}"
+    assert (await second_step(site, code=wrong))[0] == 400
+    assert (await second_step(site, code=code_at(secret, 1)))[0] == 429
+    assert (await second_step(site, recovery_code=codes[0]))[0] == 429
+
+    await site.get("/forgot")
+    await site.post("/forgot", {"email": "di@example.org"})
+    reset = link_in((await sent_mail(site))[-1], "/reset/")
+    await site.get(reset)
+    await site.post(reset, {"password": "cedar harbor violet", "password2": "cedar harbor violet"})
+    status, _, location = await log_in(site, "di@example.org", "cedar harbor violet")
+    assert location == "/login/second-step"
+    assert await second_step(site, code=code_at(secret, 1)) == (303, "/notifications")
