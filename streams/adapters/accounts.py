@@ -9,6 +9,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from streams.adapters import second_factors_db
 from streams.adapters.account_tokens import (
     CHANGE_EMAIL,
     CONFIRM,
@@ -235,6 +236,8 @@ def finish_reset(engine: Engine, raw: str, password: str, now: datetime) -> Subs
         )
         # Whoever asked to move the alerts elsewhere may have known the old password.
         retire(conn, sid, now, RESET, CHANGE_EMAIL)
+        # The mailed link proves the address: codes refused after many wrong ones work again.
+        second_factors_db.clear_failures(conn, sid)
         return SubscriberChange(sid) if was_confirmed else _now_active(conn, sid)
 
 
@@ -312,6 +315,7 @@ def _delete_everything(conn: Connection, subscriber_id: int) -> SubscriberChange
         settings_notices,
     ):
         conn.execute(delete(table).where(table.c.subscriber_id == subscriber_id))
+    second_factors_db.delete_all(conn, subscriber_id)
     conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
     return SubscriberChange(subscriber_id, removed_circles=circles, removed_watches=watches)
 

@@ -14,7 +14,9 @@ from streams.adapters import (  # noqa: F401 (importing a module declares its ta
     geocode_cache,
     offender_search,
     ops_db,
+    second_factors_db,
     settings_notices,
+    sign_in_steps,
     web_db,
 )
 from streams.adapters.db import metadata

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
-from streams.adapters import account_tokens
+from streams.adapters import account_tokens, second_factors_db
 from streams.domain import passwords
 from streams.web.account_mail import message
 from streams.web.account_requests import AccountRequest
@@ -78,9 +78,8 @@ def password_problems(
 
 
 async def has_second_factor(request: web.Request, subscriber_id: int) -> bool:
-    """Whether the account signs in with more than its password. None has yet: the one place
-    the second factors (TOTP, passkeys) answer from once they exist."""
-    return False
+    """Whether the account signs in with more than its password (an app or a passkey)."""
+    return bool(await db(request, second_factors_db.has_any, subscriber_id))
 
 
 def limited(request: web.Request, action: str, email: str | None = None) -> int:

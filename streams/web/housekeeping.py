@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from streams.adapters import accounts, db_calls
+from streams.adapters import accounts, db_calls, sign_in_steps
 from streams.web import sessions
 from streams.web.keys import now
 
@@ -30,6 +30,7 @@ async def purge_hourly(engine: Any) -> None:
     while True:
         try:
             await db_calls.call(engine, sessions.purge_expired, now())
+            await db_calls.call(engine, sign_in_steps.purge_expired, now())
             await db_calls.call(engine, purge_expired, now())
         except Exception as exc:  # noqa: BLE001 - the site keeps serving; the next hour tries again
             logger.warning("housekeeping failed", error=type(exc).__name__)

@@ -8,10 +8,13 @@ from streams.web import (
     views_account,
     views_addresses,
     views_enroll,
+    views_factors,
     views_map,
     views_offenders,
     views_ops,
     views_pages,
+    views_passkeys,
+    views_second_step,
     views_unsubscribe,
 )
 
@@ -29,6 +32,10 @@ def setup(app: web.Application) -> None:
     r.add_post("/confirm/{token}", views_enroll.confirm, name="confirm")
     r.add_get("/login", views_enroll.login_form, name="login_form")
     r.add_post("/login", views_enroll.login, name="login")
+    r.add_get("/login/second-step", views_second_step.second_step_form, name="second_step")
+    r.add_post("/login/second-step", views_second_step.second_step, name="second_step_post")
+    r.add_post("/login/passkey/options", views_passkeys.sign_in_options, name="passkey_sign_in_options")
+    r.add_post("/login/passkey", views_passkeys.sign_in, name="passkey_sign_in")
     r.add_post("/logout", views_enroll.logout, name="logout")
     r.add_get("/forgot", views_enroll.forgot_form, name="forgot_form")
     r.add_post("/forgot", views_enroll.forgot, name="forgot")
@@ -39,6 +46,13 @@ def setup(app: web.Application) -> None:
     r.add_post("/account/mail/start", views_account.start_mail, name="start_mail")
     r.add_post("/account/password", views_account.change_password, name="change_password")
     r.add_post("/account/email", views_account.change_email, name="change_email")
+    r.add_get("/account/security", views_factors.security_page, name="security")
+    r.add_get("/account/app", views_factors.app_form, name="app_form")
+    r.add_post("/account/app", views_factors.app_add, name="app_add")
+    r.add_post(r"/account/factors/{factor_id:\d+}/delete", views_factors.remove_factor, name="remove_factor")
+    r.add_post("/account/passkeys/options", views_passkeys.register_options, name="passkey_options")
+    r.add_post("/account/passkeys", views_passkeys.register, name="passkey_register")
+    r.add_post("/account/recovery-codes", views_factors.recovery_codes, name="recovery_codes")
     r.add_get("/email/confirm/{token}", views_account.email_confirm_form, name="email_confirm_form")
     r.add_post("/email/confirm/{token}", views_account.email_confirm, name="email_confirm")
     r.add_post("/account/delete", views_account.delete_logged_in, name="delete_logged_in")

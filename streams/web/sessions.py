@@ -34,6 +34,11 @@ class Session:
         return self.subscriber_id is not None
 
 
+def id_hash(session: Session) -> str:
+    """What the database knows a session by (rows that belong to a session point at it)."""
+    return _hash(session.raw_id)
+
+
 def load(engine: Engine, raw_id: str | None, now: datetime) -> Session | None:
     if not raw_id or len(raw_id) > 100:
         return None

@@ -34,6 +34,7 @@ from streams.web.account_work import queue_request
 from streams.web.keys import db, flash, login_session, now, publish, session_of
 from streams.web.paths import paths_of
 from streams.web.responses import redirect, render
+from streams.web.second_steps import after_password
 
 logger = structlog.get_logger()
 
@@ -130,17 +131,19 @@ async def login(request: web.Request) -> web.Response:
         login_limits.login_failed(request, email)
         logger.info("login refused")
         return render(request, "web/login.html.j2", {"error": LOGIN_REFUSED, "email": raw}, status=400)
-    await login_session(request, sid)
-    logger.info("logged in", subscriber_id=sid)
-    if passwords.needs_strengthening(pw[:MAX_PASSWORD_INPUT], await has_second_factor(request, sid)):
-        # Long enough when it was chosen, short of SP 800-63B-4's 15 for a password alone: it
-        # keeps working, and its owner is asked, at each sign-in, to lengthen it.
-        await flash(request, LENGTHEN_PASSWORD)
-        done = redirect(paths_of(request).of("account"))
-    else:
-        done = redirect(paths_of(request).of("notifications"))
-    login_limits.remember_device(request, done, email)
-    raise done
+    # Long enough when it was chosen, short of SP 800-63B-4's 15 for a password alone: it keeps
+    # working, and its owner is asked, at each sign-in, to lengthen it (or add a second factor).
+    strengthen = passwords.needs_strengthening(pw[:MAX_PASSWORD_INPUT], await has_second_factor(request, sid))
+    try:
+        return await after_password(
+            request,
+            sid,
+            note=LENGTHEN_PASSWORD if strengthen else None,
+            landing="account" if strengthen else "notifications",
+        )
+    except web.HTTPException as done:  # signed in, or on to the second step: the password was right
+        login_limits.remember_device(request, done, email)
+        raise
 
 
 async def logout(request: web.Request) -> web.Response:

@@ -354,12 +354,34 @@ def test_the_notices_revision_downgrades_only_when_no_notice_waits(engine: Engin
     before = every_row(engine)
     try:
         with pytest.raises(SchemaOutOfStep, match="wait for their notice e-mail"):
-            schema_migrations.downgrade(engine, "0002_ids_never_reused")
+            schema_migrations.downgrade(engine, "0003_second_factors")
         assert every_row(engine) == before
         with engine.begin() as conn:
             conn.execute(delete(settings_notices))
-        schema_migrations.downgrade(engine, "0002_ids_never_reused")
+        schema_migrations.downgrade(engine, "0003_second_factors")
         assert "settings_notices" not in inspect(engine).get_table_names()
         assert every_row(engine)["subscribers"] == before["subscribers"]
     finally:
         drop_everything(engine)  # the next test's database is this release's
+
+
+def test_the_second_factors_revision_goes_back_only_while_nobody_enrolled_a_factor(engine: Engine) -> None:
+    """Its downgrade would leave accounts with their password alone, unannounced: it refuses
+    while a factor is stored, and once none is, drops its tables and nothing else."""
+    from streams.adapters import second_factors_db
+
+    drop_everything(engine)
+    upgrade(engine)
+    sub = subscriber_store.upsert_subscriber(engine, imported("kept@example.org"))
+    second_factors_db.add_totp(engine, sub.subscriber_id, "v1.sealed", "App", 1, ["a" * 64], NOW)
+    before = every_row(engine)
+    with pytest.raises(SchemaOutOfStep, match="second_factors holds rows"):
+        schema_migrations.downgrade(engine, "0002_ids_never_reused")
+    assert every_row(engine) == before
+    with engine.begin() as conn:
+        conn.execute(second_factors_db.recovery_codes.delete())
+        conn.execute(second_factors_db.second_factors.delete())
+    schema_migrations.downgrade(engine, "0002_ids_never_reused")
+    assert not {"second_factors", "recovery_codes", "sign_in_steps"} & set(inspect(engine).get_table_names())
+    assert "subscribers" in inspect(engine).get_table_names()
+    drop_everything(engine)  # the next test's database is this release's

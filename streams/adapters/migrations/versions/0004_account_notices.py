@@ -1,7 +1,7 @@
 """Account notices: settings changes waiting for their one coalesced e-mail (settings_notices).
 
 Revision ID: 0004_account_notices
-Revises: 0002_ids_never_reused
+Revises: 0003_second_factors
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_account_notices"
-down_revision: str | None = "0002_ids_never_reused"
+down_revision: str | None = "0003_second_factors"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
