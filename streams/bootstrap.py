@@ -40,6 +40,10 @@ def dkim_key_for(dkim: DkimSettings) -> rsa.RSAPrivateKey:
     try:
         return embedded_key(dkim.key_file) if dkim.generate else read_dkim_key(dkim.key_file)
     except DkimKeyError as exc:
+        if dkim.generate:
+            raise SettingsError(
+                f"the generated DKIM key: {exc} (remove it to make a new one, then publish its record)"
+            ) from None
         raise SettingsError(f"SOR_DKIM_PRIVATE_KEY_FILE: {exc}") from None
 
 

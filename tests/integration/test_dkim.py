@@ -146,3 +146,20 @@ async def test_the_embedded_default_signs_its_maildir_with_a_key_made_once(
     assert_signed(raw, record)
     assert key_file.read_bytes() == made
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_damaged_generated_key_stops_the_command_with_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "dkim.key").write_text("not a key")
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.entrypoints.cli", "dkim", "record"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("SOR_")}
+        | {"SOR_DATA_DIR": str(tmp_path)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "configuration error: the generated DKIM key" in proc.stderr
+    assert "not a PEM private key" in proc.stderr and "remove it to make a new one" in proc.stderr
+    assert "Traceback" not in proc.stderr
