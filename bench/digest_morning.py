@@ -41,6 +41,7 @@ from bench.pipeline_common import (
     bench_database,
     city_name,
     describe_database,
+    dkim_key_file,
     free_port,
     load_now,
     machine,
@@ -117,6 +118,7 @@ class Morning:
             SOR_SMTP_HOST="127.0.0.1",
             SOR_SMTP_PORT=str(self.smtp.port),
             SOR_SMTP_STARTTLS="false",
+            SOR_DKIM_PRIVATE_KEY_FILE=dkim_key_file(self.tmp),
             # Far from now: the worker's own daily run must not start while we measure.
             SOR_DIGEST_TIME=time.strftime("%H:%M", time.localtime(time.time() + 12 * 3600)),
         )

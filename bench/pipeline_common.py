@@ -113,6 +113,23 @@ def base_env(**sor: str) -> dict[str, str]:
     return env | sor
 
 
+def dkim_key_file(folder: Path) -> str:
+    """An operator's DKIM key (RSA 2048) in `folder`: mail through SMTP is signed, as in production."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "dkim.pem"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    path.chmod(0o600)
+    return str(path)
+
+
 # --- a loopback SMTP server in its own process ---------------------------------------------
 
 

@@ -5,10 +5,13 @@ Only entrypoints and tests import this module; everything else receives the `Run
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.engine import Engine
 
 from streams import worker_pages
 from streams.adapters.db import make_engine
+from streams.adapters.dkim_keys import embedded_key
+from streams.adapters.dkim_signing import DkimSigner, SigningSender
 from streams.adapters.gazetteer import LocalGazetteer
 from streams.adapters.geocode_cache import CachedGeocoder, ChainGeocoder
 from streams.adapters.mail import MailSender, SmtpSender
@@ -26,13 +29,34 @@ from streams.agents import (
 from streams.app import StreamGraph, create_app
 from streams.domain.geocoding import Geocoder
 from streams.runtime import Runtime
-from streams.settings import Settings
+from streams.settings import DkimKeyError, DkimSettings, Settings, SettingsError, read_dkim_key
 
 # Every flow of the worker, in the order they are registered.
 FLOWS = (registry_events, offender_watches, tracked_circles, address_changes, alerts, digests, worker_pages)
 
 
+def dkim_key_for(dkim: DkimSettings) -> rsa.RSAPrivateKey:
+    """The signing key, read (or, for the embedded default, made) once per process."""
+    try:
+        return embedded_key(dkim.key_file) if dkim.generate else read_dkim_key(dkim.key_file)
+    except DkimKeyError as exc:
+        if dkim.generate:
+            raise SettingsError(
+                f"the generated DKIM key: {exc} (remove it to make a new one, then publish its record)"
+            ) from None
+        raise SettingsError(f"SOR_DKIM_PRIVATE_KEY_FILE: {exc}") from None
+
+
 def mail_sender_for(settings: Settings) -> MailSender:
+    """The mail server of the settings; every message DKIM-signed unless SOR_DKIM=off."""
+    inner = _server_for(settings)
+    if settings.dkim is None:
+        return inner
+    signer = DkimSigner(settings.dkim.selector, settings.dkim.domain, dkim_key_for(settings.dkim))
+    return SigningSender(inner, signer)
+
+
+def _server_for(settings: Settings) -> MailSender:
     if settings.smtp_host is not None:  # settings.uses_smtp, said so the type checker sees it
         return SmtpSender(
             host=settings.smtp_host,

@@ -5,15 +5,29 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from streams.dkim_settings import DKIM_MIN_BITS, DkimKeyError, DkimSettings, read_dkim_key
+from streams.dkim_settings import dkim_settings as _dkim
+from streams.setting_values import SettingsError
+from streams.setting_values import boolean as _bool
+from streams.setting_values import number as _number
+from streams.setting_values import opt_bool as _opt_bool
+from streams.setting_values import seconds as _seconds
+from streams.setting_values import whole as _int
 
-class SettingsError(ValueError):
-    """A configuration value a person must fix; the message names the variable."""
+__all__ = [
+    "DKIM_MIN_BITS",
+    "DkimKeyError",
+    "DkimSettings",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "read_dkim_key",
+]
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,7 @@ class Settings:
     # Settings-changed e-mails: the changes of this long after the first one go out in one
     # e-mail (SOR_SETTINGS_NOTICE_DELAY, in minutes), so toggling a watch cannot flood an inbox.
     settings_notice_delay_s: float
+    dkim: DkimSettings | None = None  # None: SOR_DKIM=off (a relay signs, or nobody does)
 
     @property
     def uses_smtp(self) -> bool:
@@ -87,55 +102,6 @@ class Settings:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-
-def _opt_bool(env: Mapping[str, str], name: str) -> bool | None:
-    """None when unset: the program decides."""
-    return None if env.get(name) in (None, "") else _bool(env, name, False)
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name}={raw!r}: expected true or false")
-
-
-_Number = TypeVar("_Number", int, float)
-
-
-def _number(
-    env: Mapping[str, str],
-    name: str,
-    default: _Number,
-    lo: _Number,
-    hi: _Number,
-    parse: Callable[[str], _Number],
-    expected: str,
-    in_range: str,
-) -> _Number:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = parse(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected {expected}") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name}={value}: expected {in_range.format(lo=lo, hi=hi)}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    return _number(env, name, default, lo, hi, int, "a whole number", "a number from {lo} to {hi}")
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    return _number(env, name, default, lo, hi, float, "a number of seconds", "from {lo} to {hi} seconds")
 
 
 _MAKE_A_KEY = "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
@@ -164,6 +130,7 @@ def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     return key
 
 
+# RFC 8301 asks signers for 2048 bits or more (1024 is still verified, and breakable).
 def _remote_geocoders(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     raw = env.get("SOR_GEOCODERS") or ""
     out = []
@@ -248,13 +215,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if "@" not in mail_from:
         raise SettingsError("SOR_MAIL_FROM: expected an e-mail address, optionally with a name")
 
+    smtp_host = env.get("SOR_SMTP_HOST") or None
     return Settings(
         data_dir=data_dir,
         broker_url=broker,
         database_url=database_url,
         partitions=_int(env, "SOR_PARTITIONS", 12, 1, 256),
         app_id=env.get("SOR_APP_ID") or "sor-notify",
-        smtp_host=env.get("SOR_SMTP_HOST") or None,
+        smtp_host=smtp_host,
         smtp_port=_int(env, "SOR_SMTP_PORT", 587, 1, 65535),
         smtp_connections=_int(env, "SOR_SMTP_CONNECTIONS", 16, 1, 100),
         smtp_starttls=_bool(env, "SOR_SMTP_STARTTLS", True),
@@ -304,4 +272,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "a whole number of minutes",
             "from {lo} to {hi} minutes",
         ),
+        dkim=_dkim(env, data_dir, mail_from, uses_smtp=smtp_host is not None),
     )

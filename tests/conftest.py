@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -29,6 +30,7 @@ class MailCatcher:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # each message's bytes as received (a signature is checked on these)
         self.envelopes: list[tuple[str, list[str]]] = []
         # Called with the number of messages accepted so far each time a client names a
         # recipient, before it hears 250: a test can act between one message and the next.
@@ -43,6 +45,7 @@ class MailCatcher:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append(msg)  # type: ignore[arg-type]
+        self.raw.append(envelope.original_content or envelope.content)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"
 
@@ -70,6 +73,23 @@ def smtp_server() -> Iterator[tuple[MailCatcher, int]]:
     catcher = MailCatcher()
     with running_smtp(catcher) as port:
         yield catcher, port
+
+
+@pytest.fixture(scope="session")
+def dkim_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An operator's DKIM key (RSA 2048, PKCS#8 PEM, as openssl genpkey writes it), one per session."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path_factory.mktemp("dkim") / "dkim.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    path.chmod(0o600)
+    return path
 
 
 def database_urls() -> list[str]:

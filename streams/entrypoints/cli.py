@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     # faust reads its environment when imported, so `main` drops those variables first.
     from streams.entrypoints import data_commands as data
     from streams.entrypoints import db_commands as db
+    from streams.entrypoints import dkim_commands as dkim
     from streams.entrypoints import ops_commands as ops
     from streams.entrypoints import run_commands as run
 
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     rev.add_argument("-m", "--message", required=True, help="what the revision changes, in a few words")
     rev.set_defaults(fn=db.cmd_db_revision)
 
+    dk = sub.add_parser("dkim", help="the mail's DKIM signature").add_subparsers(
+        dest="dkim_cmd", required=True
+    )
+    dk.add_parser(
+        "record", help="the DNS TXT record to publish: <selector>._domainkey.<domain>"
+    ).set_defaults(fn=dkim.cmd_dkim_record)
+
     st = sub.add_parser("status", help="lag per topic and partition, database counts, last digest run")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(fn=ops.cmd_status)
@@ -151,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     try:
         return int(args.fn(settings, args))
+    except SettingsError as err:  # found by the composition root (the DKIM key's file)
+        print(f"sor-notify: configuration error: {err}", file=sys.stderr)
+        return 2
     except (UsageError, BrokerError, SchemaOutOfStep) as err:
         print(f"sor-notify: {err}", file=sys.stderr)
         return 2

@@ -127,7 +127,9 @@ class System:
 
 
 @pytest.fixture
-def system(broker: EmbeddedBroker, database_url: str, smtp_server, tmp_path: Path) -> Iterator[System]:
+def system(
+    broker: EmbeddedBroker, database_url: str, smtp_server, tmp_path: Path, dkim_key_file: Path
+) -> Iterator[System]:
     catcher, smtp_port = smtp_server
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOR_")} | {
         "SOR_BROKER_URL": broker.bootstrap,
@@ -136,6 +138,7 @@ def system(broker: EmbeddedBroker, database_url: str, smtp_server, tmp_path: Pat
         "SOR_SMTP_HOST": "127.0.0.1",
         "SOR_SMTP_PORT": str(smtp_port),
         "SOR_SMTP_STARTTLS": "false",
+        "SOR_DKIM_PRIVATE_KEY_FILE": str(dkim_key_file),  # mail through a relay needs the operator's key
         "SOR_WORKER_WEB": "false",
         "SOR_SESSION_TIMEOUT_S": "6",
         "SOR_PARTITIONS": "2",

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
+import dkim
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pyproj import Geod
+
+from streams.adapters.dkim_keys import record_value
+from streams.settings import read_dkim_key
 
 ST_LOUIS = (38.6270, -90.1994)
 GEOD = Geod(ellps="WGS84")
@@ -247,6 +252,9 @@ def test_registry_events_become_one_digest_per_subscriber(system) -> None:
     assert system.catcher.envelopes[0][1] == ["parent@example.org"]
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg["List-Unsubscribe"].startswith("<https://notify.example.test/unsubscribe/")
+    # Signed by `digest send` with the operator's key: verifies against the record it publishes.
+    record = record_value(read_dkim_key(Path(system.env["SOR_DKIM_PRIVATE_KEY_FILE"])))
+    assert dkim.verify(system.catcher.raw[0], dnsfunc=lambda name, timeout=5: record.encode())
     text_part = msg.get_body(preferencelist=("plain",)).get_content()
     html_part = msg.get_body(preferencelist=("html",)).get_content()
     for body in (text_part, html_part):

@@ -592,7 +592,7 @@ async def test_bad_settings_are_refused_with_a_clear_message(engine, tmp_path: P
             period=period(0),
             from_addr=FROM,
             public_url=PUBLIC,
-            unsubscribe_url_for=str,
+            unsubscribe_url_for=lambda sid, key: "",
             now=DAY0,
             suspend_after=0,
         )
