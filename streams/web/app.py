@@ -17,7 +17,18 @@ from streams.adapters import web_db  # noqa: F401 (its tables)
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.services.publishing import publish_subscriber_change
 from streams.web import housekeeping, routes, sessions, views_ops
-from streams.web.keys import CHANGES, LIMITER, RUNTIME, SESSION, ChangeFeed, Publish, Runtime
+from streams.web.keys import (
+    CHANGES,
+    CLOCK,
+    LIMITER,
+    RUNTIME,
+    SESSION,
+    ChangeFeed,
+    Clock,
+    Publish,
+    Runtime,
+    now,
+)
 from streams.web.middlewares import MIDDLEWARES
 from streams.web.security import RateLimiter
 
@@ -86,10 +97,11 @@ def init_app(
     limiter: RateLimiter | None = None,
     broker_url: str | None = None,
     purge_hourly: bool = False,
+    clock: Clock = now,
 ) -> web.Application:
     """The site on `runtime`. Changes go to `publish` when given, else to a broker producer at
     `broker_url` while the app runs, else nowhere (the next resync carries them); `purge_hourly`
-    runs the housekeeping while the app runs."""
+    runs the housekeeping while the app runs; sessions time out by `clock`."""
     app = web.Application(
         middlewares=list(MIDDLEWARES),
         client_max_size=64 * 1024,  # forms only: nothing here needs more
@@ -97,6 +109,7 @@ def init_app(
     app[RUNTIME] = runtime
     app[CHANGES] = ChangeFeed(publish) if publish is not None else ChangeFeed()
     app[LIMITER] = limiter or RateLimiter()
+    app[CLOCK] = clock
     if publish is None and broker_url:
         app.cleanup_ctx.append(_publisher(broker_url))
     if purge_hourly:
