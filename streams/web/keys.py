@@ -55,9 +55,8 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-CLOCK: web.AppKey[Clock] = web.AppKey(
-    "clock"
-)  # what sessions time themselves by: `now` unless a test moves it
+# What sessions time themselves by: `now`, unless a test moves it (init_app(clock=...)).
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 
 
 def clock_of(request: web.Request) -> datetime:

@@ -137,19 +137,12 @@ async def session_middleware(request: web.Request, handler: Any) -> web.StreamRe
     if request.path.startswith("/static/"):
         return await handler(request)
     secure = served_over_https(request)
-    raw = request.cookies.get(sessions.cookie_name(sessions.COOKIE, secure))
-    s = (
-        await db_calls.call(runtime_of(request).engine, sessions.load, raw, clock_of(request))
-        if raw
-        else None
-    )
-    seed = request.cookies.get(sessions.cookie_name(sessions.CSRF_COOKIE, secure))
-    if seed is not None and sessions.valid_csrf_seed(seed):
-        request[CSRF_SEED] = CsrfSeed(seed)
-    else:  # none yet, or not one of ours: a new one
-        request[CSRF_SEED] = CsrfSeed(sessions.new_csrf_seed(), changed=True)
+    s = None
+    if raw := request.cookies.get(sessions.cookie_name(sessions.COOKIE, secure)):
+        s = await db_calls.call(runtime_of(request).engine, sessions.load, raw, clock_of(request))
+    seed = request[CSRF_SEED] = _csrf_seed(request, secure)
     if s is None or not s.stored:
-        csrf = sessions.csrf_token_for(runtime_of(request).settings.secret_key, request[CSRF_SEED].value)
+        csrf = sessions.csrf_token_for(runtime_of(request).settings.secret_key, seed.value)
         s = sessions.anonymous(csrf, s.flash if s else None)
     request[SESSION] = s
     try:
@@ -159,6 +152,13 @@ async def session_middleware(request: web.Request, handler: Any) -> web.StreamRe
         raise
     _set_cookies(request, response, secure)
     return response
+
+
+def _csrf_seed(request: web.Request, secure: bool) -> CsrfSeed:
+    seed = request.cookies.get(sessions.cookie_name(sessions.CSRF_COOKIE, secure))
+    if seed is not None and sessions.valid_csrf_seed(seed):
+        return CsrfSeed(seed)
+    return CsrfSeed(sessions.new_csrf_seed(), changed=True)  # none yet, or not one of ours
 
 
 def served_over_https(request: web.Request) -> bool:

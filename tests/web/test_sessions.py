@@ -291,6 +291,20 @@ async def test_logout_destroys_the_session_on_the_server(site, engine) -> None:
         assert not await logged_in(replay)
 
 
+async def test_deleting_the_enrollment_ends_its_sessions_in_every_browser(site, engine) -> None:
+    await enroll_and_log_in(site, "gone@example.org")
+    sid = subscriber_id_of(engine, "gone@example.org")
+    async with browser(site) as other:
+        await other.get("/login")
+        assert (await other.post("/login", {"email": "gone@example.org", "password": PW}))[0] == 200
+        assert stored_sessions(engine, sid) == 2
+        await logged_in(site)  # the account page's token
+        status, page = await site.post("/account/delete", {"delete_password": PW})
+        assert status == 200 and "Your enrollment is deleted" in page
+        assert not await logged_in(site) and not await logged_in(other)
+    assert stored_sessions(engine, sid) == 0
+
+
 async def test_ending_all_other_sessions_keeps_only_the_browser_that_asked(site, engine) -> None:
     """What adding or removing a second factor calls: the subscriber's other browsers are out,
     this one stays in, nobody else's session is touched."""
