@@ -21,7 +21,18 @@ from streams.web import housekeeping, routes, sessions, views_ops
 from streams.web.account_requests import carry_out
 from streams.web.account_work import ACCOUNT_WORK, AccountWork
 from streams.web.confirmations import send_due_notices
-from streams.web.keys import CHANGES, LIMITER, RUNTIME, SESSION, ChangeFeed, Publish, Runtime, now
+from streams.web.keys import (
+    CHANGES,
+    CLOCK,
+    LIMITER,
+    RUNTIME,
+    SESSION,
+    ChangeFeed,
+    Clock,
+    Publish,
+    Runtime,
+    now,
+)
 from streams.web.middlewares import MIDDLEWARES
 from streams.web.security import RateLimiter
 
@@ -98,12 +109,13 @@ def init_app(
     broker_url: str | None = None,
     purge_hourly: bool = False,
     account_work: bool = True,
+    clock: Clock = now,
 ) -> web.Application:
     """The site on `runtime`. Changes go to `publish` when given, else to a broker producer at
     `broker_url` while the app runs, else nowhere (the next resync carries them); `purge_hourly`
     runs the housekeeping while the app runs. `account_work` carries out the account requests
     the forms queue, and sends the settings notices, while the app runs (off: they stay queued,
-    for a test of what a request alone does)."""
+    for a test of what a request alone does); sessions time out by `clock`."""
     app = web.Application(
         middlewares=list(MIDDLEWARES),
         client_max_size=64 * 1024,  # forms only: nothing here needs more
@@ -111,6 +123,7 @@ def init_app(
     app[RUNTIME] = runtime
     app[CHANGES] = ChangeFeed(publish) if publish is not None else ChangeFeed()
     app[LIMITER] = limiter or RateLimiter()
+    app[CLOCK] = clock
     app[ACCOUNT_WORK] = AccountWork(partial(carry_out, app), partial(send_due_notices, app), now)
     if account_work:
         app.cleanup_ctx.append(_account_work)

@@ -37,10 +37,31 @@ RUNTIME = web.AppKey("runtime", Runtime)
 CHANGES = web.AppKey("changes", ChangeFeed)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SESSION = web.RequestKey("session", sessions.Session)  # set by middlewares.session_middleware
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class CsrfSeed:
+    """The browser's CSRF cookie (middlewares.session_middleware): its value, and whether the
+    answer must send it (new, or renewed at login and logout)."""
+
+    value: str
+    changed: bool = False
+
+
+CSRF_SEED = web.RequestKey("csrf_seed", CsrfSeed)
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# What sessions time themselves by: `now`, unless a test moves it (init_app(clock=...)).
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+
+
+def clock_of(request: web.Request) -> datetime:
+    return request.app.get(CLOCK, now)()
 
 
 def runtime_of(request: web.Request) -> Runtime:
@@ -66,10 +87,37 @@ async def publish(request: web.Request, change: SubscriberChange) -> None:
     await request.app[CHANGES].send(change)
 
 
+def renew_csrf_seed(request: web.Request) -> str:
+    """A new CSRF cookie; returns the token forms carry with it."""
+    seed = request[CSRF_SEED] = CsrfSeed(sessions.new_csrf_seed(), changed=True)
+    return sessions.csrf_token_for(runtime_of(request).settings.secret_key, seed.value)
+
+
 async def login_session(request: web.Request, subscriber_id: int | None) -> None:
+    """Log in (a new stored session) or out (none stored): either way the old session ends and
+    the CSRF cookie is new, so no id or token seen before carries over."""
     old = session_of(request)
-    request[SESSION] = await db(request, sessions.rotate, old, subscriber_id, now())
+    csrf = renew_csrf_seed(request)
+    if subscriber_id is None:
+        await db(request, sessions.destroy, old)
+        request[SESSION] = sessions.anonymous(csrf)
+    else:
+        request[SESSION] = await db(request, sessions.rotate, old, subscriber_id, clock_of(request))
+
+
+async def stored_session(request: web.Request) -> sessions.Session:
+    """The visitor's session, stored now if nothing was: for state a sign-in keeps between two
+    requests (a passkey's challenge, a second step), which points at a session row."""
+    s = session_of(request)
+    if not s.stored:
+        s = request[SESSION] = await db(request, sessions.create, None, clock_of(request), s.csrf_token)
+    return s
 
 
 async def flash(request: web.Request, message: str) -> None:
-    await db(request, sessions.set_flash, session_of(request), message)
+    """A message for the next page: the first thing that stores a session for a visitor."""
+    s = session_of(request)
+    if s.stored:
+        await db(request, sessions.set_flash, s, message)
+    else:
+        request[SESSION] = await db(request, sessions.create, None, clock_of(request), s.csrf_token, message)

@@ -73,7 +73,8 @@ def lift(request: web.Request, email: str) -> None:
 
 
 def _session_key(request: web.Request) -> str:
-    return hashlib.sha256(session_of(request).raw_id.encode()).hexdigest()[:24]
+    # Only a logged-in session confirms its password, and a logged-in session is stored.
+    return hashlib.sha256((session_of(request).raw_id or "").encode()).hexdigest()[:24]
 
 
 def reauth_wait(request: web.Request) -> int:

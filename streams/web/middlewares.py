@@ -11,7 +11,7 @@ from aiohttp import web
 
 from streams.adapters import db_calls, metrics
 from streams.web import sessions
-from streams.web.keys import SESSION, now, runtime_of, session_of
+from streams.web.keys import CSRF_SEED, SESSION, CsrfSeed, clock_of, runtime_of, session_of
 from streams.web.responses import render
 from streams.web.security import content_security_policy
 
@@ -117,6 +117,10 @@ def security_headers(request: web.Request, response: web.StreamResponse) -> None
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("X-Frame-Options", "DENY")
     h["Server"] = "sor-notify"  # not aiohttp's "Python/3.x aiohttp/3.x": no versions to look up
+    if runtime_of(request).settings.public_url.startswith("https://"):
+        # A year of HTTPS only, subdomains too: no first plain-HTTP request to strip or to
+        # plant a cookie through once a browser has been here.
+        h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     h["Referrer-Policy"] = "no-referrer" if request.path.startswith(TOKEN_PATH_PREFIXES) else "same-origin"
     if not request.path.startswith("/static/"):
         h.setdefault("Cache-Control", "no-store")
@@ -127,36 +131,53 @@ def security_headers(request: web.Request, response: web.StreamResponse) -> None
 
 @web.middleware
 async def session_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The stored session of the cookie, if any; else an anonymous one whose CSRF token is
+    signed from the CSRF cookie. Nothing is written for a visitor until something needs it
+    (a login, a message for the next page): a crawler leaves no rows behind."""
     if request.path.startswith("/static/"):
         return await handler(request)
-    engine = runtime_of(request).engine
-    s = await db_calls.call(engine, sessions.load, request.cookies.get(sessions.COOKIE), now())
-    if s is None:
-        s = await db_calls.call(engine, sessions.create, None, now())
+    secure = served_over_https(request)
+    s = None
+    if raw := request.cookies.get(sessions.cookie_name(sessions.COOKIE, secure)):
+        s = await db_calls.call(runtime_of(request).engine, sessions.load, raw, clock_of(request))
+    seed = request[CSRF_SEED] = _csrf_seed(request, secure)
+    if s is None or not s.stored:
+        csrf = sessions.csrf_token_for(runtime_of(request).settings.secret_key, seed.value)
+        s = sessions.anonymous(csrf, s.flash if s else None)
     request[SESSION] = s
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
-        _set_cookie(request, response)
+        _set_cookies(request, exc, secure)
         raise
-    _set_cookie(request, response)
+    _set_cookies(request, response, secure)
     return response
 
 
-def _set_cookie(request: web.Request, response: web.StreamResponse) -> None:
+def _csrf_seed(request: web.Request, secure: bool) -> CsrfSeed:
+    seed = request.cookies.get(sessions.cookie_name(sessions.CSRF_COOKIE, secure))
+    if seed is not None and sessions.valid_csrf_seed(seed):
+        return CsrfSeed(seed)
+    return CsrfSeed(sessions.new_csrf_seed(), changed=True)  # none yet, or not one of ours
+
+
+def served_over_https(request: web.Request) -> bool:
+    return request.secure or runtime_of(request).settings.public_url.startswith("https://")
+
+
+def _set_cookies(request: web.Request, response: web.StreamResponse, secure: bool) -> None:
+    # HttpOnly: no script reads them; SameSite=Lax: no other site's POST carries them;
+    # Secure and the __Host- prefix over HTTPS; Path=/ and no Domain always.
+    attrs: dict[str, Any] = {"httponly": True, "samesite": "Lax", "secure": secure, "path": "/"}
     s = request[SESSION]
-    if s.changed:
-        secure = request.secure or runtime_of(request).settings.public_url.startswith("https://")
-        response.set_cookie(
-            sessions.COOKIE,
-            s.raw_id,
-            httponly=True,
-            samesite="Lax",
-            secure=secure,
-            path="/",
-            max_age=int(sessions.ABSOLUTE.total_seconds()),
-        )
+    name = sessions.cookie_name(sessions.COOKIE, secure)
+    if s.raw_id is not None and s.changed:
+        response.set_cookie(name, s.raw_id, max_age=int(sessions.ABSOLUTE.total_seconds()), **attrs)
+    elif not s.stored and name in request.cookies:
+        response.del_cookie(name, **attrs)  # ended, spent or unknown: the browser forgets it
+    seed = request[CSRF_SEED]
+    if seed.changed:  # a browser-session cookie: gone when the browser closes
+        response.set_cookie(sessions.cookie_name(sessions.CSRF_COOKIE, secure), seed.value, **attrs)
 
 
 @web.middleware

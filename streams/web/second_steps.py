@@ -9,7 +9,7 @@ from streams.adapters import accounts, second_factors_db, sign_in_steps
 from streams.domain import second_factors as rules
 from streams.web import sessions
 from streams.web.account_mail import message, send_later
-from streams.web.keys import db, flash, login_session, now, session_of
+from streams.web.keys import db, flash, login_session, now, session_of, stored_session
 from streams.web.paths import absolute, paths_of
 from streams.web.responses import redirect
 
@@ -21,7 +21,13 @@ MAX_ATTEMPTS = 5
 
 
 def session_hash(request: web.Request) -> str:
+    """The session's key for reading its steps ("" for a visitor with nothing stored)."""
     return sessions.id_hash(session_of(request))
+
+
+async def stored_session_hash(request: web.Request) -> str:
+    """The session's key for keeping a step: the session is stored first if it was not."""
+    return sessions.id_hash(await stored_session(request))
 
 
 async def after_password(
@@ -36,7 +42,7 @@ async def after_password(
     await db(
         request,
         sign_in_steps.put,
-        session_hash(request),
+        await stored_session_hash(request),
         sign_in_steps.SECOND_STEP,
         subscriber_id,
         None,

@@ -13,7 +13,14 @@ from streams.web.account_forms import limited, text, too_many
 from streams.web.keys import db, flash, now, runtime_of, session_of
 from streams.web.paths import paths_of
 from streams.web.responses import redirect, require_login
-from streams.web.second_steps import factors_changed, new_codes, pending, session_hash, signed_in
+from streams.web.second_steps import (
+    factors_changed,
+    new_codes,
+    pending,
+    session_hash,
+    signed_in,
+    stored_session_hash,
+)
 from streams.web.views_factors import ADDED, added
 
 logger = structlog.get_logger()
@@ -43,7 +50,7 @@ async def register_options(request: web.Request) -> web.Response:
     await db(
         request,
         sign_in_steps.put,
-        session_hash(request),
+        await stored_session_hash(request),
         sign_in_steps.PASSKEY_REGISTER,
         sid,
         bytes_to_base64url(challenge),
@@ -111,7 +118,7 @@ async def sign_in_options(request: web.Request) -> web.Response:
     await db(
         request,
         sign_in_steps.put,
-        session_hash(request),
+        await stored_session_hash(request),
         sign_in_steps.PASSKEY_SIGN_IN,
         sid,
         bytes_to_base64url(challenge),

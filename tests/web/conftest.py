@@ -19,6 +19,7 @@ from streams.runtime import Runtime
 from streams.services.demo import DEMO_GAZETTEER
 from streams.settings import load_settings
 from streams.web.app import init_app, init_metrics_app
+from streams.web.keys import Clock, now
 from streams.web.security import RateLimiter
 from tests.integration.conftest import engine  # noqa: F401 (fixture: sqlite and PostgreSQL)
 
@@ -53,6 +54,11 @@ class Site:
         if m := CSRF.search(text):
             self.csrf = m.group(1)
         return resp.status, text
+
+    def cookie(self, name: str) -> str | None:
+        """The value of the browser's cookie `name` for this site, if it holds one."""
+        morsel = self.client.session.cookie_jar.filter_cookies(self.client.make_url("/")).get(name)
+        return morsel.value if morsel is not None else None
 
     def links_in_last_mail(self) -> list[str]:
         msg = self.mail.messages[-1]
@@ -152,7 +158,7 @@ async def enroll_and_log_in(site: Site, email: str, password: str = "plum orchar
     assert status == 200
     assert len(await sent_mail(site)) == before + 1
     [link] = [u for u in site.links_in_last_mail() if "/confirm/" in u]
-    path = link.replace("http://notify.test", "")
+    path = re.sub(r"^https?://notify\.test", "", link)
     status, _ = await site.get(path)  # the page with the button (site.csrf is its token)
     assert status == 200
     resp = await site.client.post(path, data={"csrf_token": site.csrf}, allow_redirects=False)
@@ -175,11 +181,13 @@ async def open_site(
     mail: Any = None,
     env: dict[str, str] | None = None,
     account_work: bool = True,
+    public_url: str = "http://notify.test",
+    clock: Clock = now,
 ) -> AsyncIterator[Site]:
     settings = load_settings(
         {
             "SOR_DATA_DIR": str(tmp_path),
-            "SOR_PUBLIC_URL": "http://notify.test",
+            "SOR_PUBLIC_URL": public_url,
             "SOR_MAP_TILES_URL": "",
             **(env or {}),
         }
@@ -199,7 +207,9 @@ async def open_site(
     async def publish(change: SubscriberChange) -> None:
         published.append(change)
 
-    app = init_app(runtime, publish=publish, limiter=limiter or RateLimiter(), account_work=account_work)
+    app = init_app(
+        runtime, publish=publish, limiter=limiter or RateLimiter(), account_work=account_work, clock=clock
+    )
     async with (
         TestClient(TestServer(app)) as client,
         TestClient(TestServer(init_metrics_app(runtime))) as ops,

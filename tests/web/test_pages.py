@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 
-async def test_home_page_has_security_headers_and_a_session_cookie(site) -> None:
+async def test_home_page_has_security_headers_and_a_csrf_cookie_but_no_session(site) -> None:
     resp = await site.client.get("/")
     assert resp.status == 200
     assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    cookie = resp.cookies["sor_session"]
+    assert "sor_session" not in resp.cookies  # nothing stored for a visitor (tests/web/test_sessions.py)
+    cookie = resp.cookies["sor_csrf"]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
 
 
