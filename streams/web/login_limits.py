@@ -8,11 +8,20 @@ import time
 import structlog
 from aiohttp import web
 
-from streams.web import device_cookies
+from streams.web import device_cookies, sessions
 from streams.web.keys import LIMITER, client_key, runtime_of, session_of
 from streams.web.security import account_key
 
 logger = structlog.get_logger()
+
+
+def _secure(request: web.Request) -> bool:
+    return request.secure or runtime_of(request).settings.public_url.startswith("https://")
+
+
+def _cookie_name(request: web.Request) -> str:
+    """`__Host-sor_device` over HTTPS, like the session's: no sibling subdomain can plant one."""
+    return sessions.cookie_name(device_cookies.COOKIE, _secure(request))
 
 
 def _budget(request: web.Request, email: str) -> tuple[str, str]:
@@ -20,7 +29,7 @@ def _budget(request: web.Request, email: str) -> tuple[str, str]:
     budget of its own; any other shares the account's, which strangers can use up."""
     account = account_key(email)
     device = device_cookies.device_for(
-        _secret(request), request.cookies.get(device_cookies.COOKIE), account, time.time()
+        _secret(request), request.cookies.get(_cookie_name(request)), account, time.time()
     )
     if device is not None:
         return "login:device", f"{account}:{device}"
@@ -47,14 +56,14 @@ def login_failed(request: web.Request, email: str) -> None:
 def remember_device(request: web.Request, response: web.StreamResponse, email: str) -> None:
     """After a right password: this browser gets (or renews) its device cookie for the account."""
     value = device_cookies.remember(
-        _secret(request), request.cookies.get(device_cookies.COOKIE), account_key(email), time.time()
+        _secret(request), request.cookies.get(_cookie_name(request)), account_key(email), time.time()
     )
     response.set_cookie(
-        device_cookies.COOKIE,
+        _cookie_name(request),
         value,
         httponly=True,
         samesite="Strict",
-        secure=request.secure or runtime_of(request).settings.public_url.startswith("https://"),
+        secure=_secure(request),
         path="/",
         max_age=device_cookies.LIFETIME_S,
     )

@@ -400,6 +400,9 @@ async def test_over_https_cookies_are_host_prefixed_secure_httponly_and_lax(http
         assert {"secure", "httponly", "samesite", "path", "max-age"} <= attributes(header)
         assert "Path=/" in header and "SameSite=Lax" in header and "domain" not in attributes(header)
         assert "sor_session" not in set_cookies(resp) and await logged_in(b)
+        device = set_cookies(resp)["__Host-sor_device"]  # the log-in limits' device cookie too
+        assert {"secure", "httponly", "path"} <= attributes(device) and "domain" not in attributes(device)
+        assert "SameSite=Strict" in device and "sor_device" not in set_cookies(resp)
         live = b.cookie("__Host-sor_session")
 
     # The unprefixed name (which a subdomain or a plain-http answer could set) opens nothing.
