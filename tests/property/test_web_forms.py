@@ -52,7 +52,7 @@ from streams.web.account_mail import mail_sent
 from streams.web.security import RateLimiter
 from tests.integration.conftest import proximity_alert
 from tests.property.hostile import BAD_UTF8, CONTROL, SCRIPT, Tally, hostile_text, property_settings
-from tests.web.conftest import Site, add_subscriber, notices_sent, open_site
+from tests.web.conftest import Site, add_subscriber, notices_sent, open_site, work_of
 
 HITT = {"street": "1 Hitt St", "city": "Columbia", "state": "MO", "zip": "65201", "radius": "1mi"}
 MARKUP = [
@@ -862,6 +862,7 @@ def test_account_forms_do_what_was_typed_or_refuse_with_the_accounts_unchanged(o
         before = site_state(site)
         status, page, _ = await post(site, case.path, case.fields)
         assert_clear_answer(status, page, list(case.fields.values()), case.path)
+        await work_of(site).idle()  # what the form queued (account_work.py) is carried out
         diff = changes(before, site_state(site))
         if refused(status):
             assert not diff, ("refused, yet changed", case.path, status, diff)
