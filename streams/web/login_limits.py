@@ -10,18 +10,15 @@ from aiohttp import web
 
 from streams.web import device_cookies, sessions
 from streams.web.keys import LIMITER, client_key, runtime_of, session_of
+from streams.web.middlewares import served_over_https
 from streams.web.security import account_key
 
 logger = structlog.get_logger()
 
 
-def _secure(request: web.Request) -> bool:
-    return request.secure or runtime_of(request).settings.public_url.startswith("https://")
-
-
 def _cookie_name(request: web.Request) -> str:
     """`__Host-sor_device` over HTTPS, like the session's: no sibling subdomain can plant one."""
-    return sessions.cookie_name(device_cookies.COOKIE, _secure(request))
+    return sessions.cookie_name(device_cookies.COOKIE, served_over_https(request))
 
 
 def _budget(request: web.Request, email: str) -> tuple[str, str]:
@@ -63,7 +60,7 @@ def remember_device(request: web.Request, response: web.StreamResponse, email: s
         value,
         httponly=True,
         samesite="Strict",
-        secure=_secure(request),
+        secure=served_over_https(request),
         path="/",
         max_age=device_cookies.LIFETIME_S,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from streams.adapters import accounts, second_factors_db, sign_in_steps
+from streams.adapters import accounts, sign_in_steps
 from streams.domain import second_factors as rules
 from streams.web import sessions
 from streams.web.account_mail import message, send_later
@@ -31,12 +31,17 @@ async def stored_session_hash(request: web.Request) -> str:
 
 
 async def after_password(
-    request: web.Request, subscriber_id: int, *, note: str | None = None, landing: str = "notifications"
+    request: web.Request,
+    subscriber_id: int,
+    *,
+    has_factor: bool,
+    note: str | None = None,
+    landing: str = "notifications",
 ) -> web.Response:
     """The login view's last word once the password was right: signed in (on `landing`, with
     `note`), or, when the account has a second factor, a session that is not signed in yet
     and waits for the second step."""
-    if not await db(request, second_factors_db.has_any, subscriber_id):
+    if not has_factor:
         return await signed_in(request, subscriber_id, "password", note, landing)
     await login_session(request, None)  # a new session id: the pending step belongs to it alone
     await db(
@@ -75,8 +80,8 @@ async def signed_in(
 async def factors_changed(request: web.Request, subscriber_id: int, template: str, subject: str) -> None:
     """After a factor is added or removed: every other session ends (this one gets a new id)
     and the owner is told by mail, so a factor an intruder slipped in does not go unseen."""
-    await db(request, sessions.end_all_for, subscriber_id)
-    await login_session(request, subscriber_id)
+    await db(request, sessions.end_all_others, subscriber_id, session_of(request))
+    await login_session(request, subscriber_id)  # and this one gets a new id
     acct = await db(request, accounts.account, subscriber_id)
     if acct is not None:
         msg = message(

@@ -133,11 +133,13 @@ async def login(request: web.Request) -> web.Response:
         return render(request, "web/login.html.j2", {"error": LOGIN_REFUSED, "email": raw}, status=400)
     # Long enough when it was chosen, short of SP 800-63B-4's 15 for a password alone: it keeps
     # working, and its owner is asked, at each sign-in, to lengthen it (or add a second factor).
-    strengthen = passwords.needs_strengthening(pw[:MAX_PASSWORD_INPUT], await has_second_factor(request, sid))
+    has_factor = await has_second_factor(request, sid)
+    strengthen = passwords.needs_strengthening(pw[:MAX_PASSWORD_INPUT], has_factor)
     try:
         return await after_password(
             request,
             sid,
+            has_factor=has_factor,
             note=LENGTHEN_PASSWORD if strengthen else None,
             landing="account" if strengthen else "notifications",
         )
