@@ -139,7 +139,8 @@ registry_event_ids = Table(
     Column("offender_id", String(100), nullable=False),
     Column("revision", BigInteger, nullable=False),
     Column("content_digest", String(64), nullable=False),  # streams.domain.event_identity
-    Column("applied_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    # Indexed: the latest one is "registry as of" on every page and digest listing offenders.
+    Column("applied_at", DateTime(timezone=True), nullable=False, default=utcnow, index=True),
 )
 
 digests = Table(
