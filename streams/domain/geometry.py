@@ -279,3 +279,22 @@ def point_along(
     if left is not None and offset_m > 0:
         lon, lat, _ = GEOD.fwd(lon, lat, heading - 90.0 if left else heading + 90.0, offset_m)
     return float(lat), float(lon)
+
+
+CIRCLE_VERTICES = 72  # every 5 degrees: at 5 miles a chord strays under 8 m inside the circle
+
+
+def geodesic_circle(
+    lat: float, lon: float, radius_m: float, vertices: int = CIRCLE_VERTICES
+) -> list[tuple[float, float]]:
+    """The circle as drawn on a map: (lat, lon) points at exactly radius_m from the centre, closed.
+
+    Walked out along the geodesic at evenly spaced azimuths, the ring is the same circle the
+    alerts decide by (`distance_within`), not a flat-earth one.
+    """
+    azimuths = np.linspace(0.0, 360.0, vertices, endpoint=False)
+    lons, lats, _ = GEOD.fwd(
+        np.full(vertices, lon), np.full(vertices, lat), azimuths, np.full(vertices, radius_m)
+    )
+    ring = [(float(a), float(o)) for a, o in zip(lats, lons)]
+    return ring + ring[:1]
