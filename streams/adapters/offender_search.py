@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.expression import ColumnElement
 
 from streams.adapters.db import metadata, offenders, utcnow
-from streams.adapters.sql import Bind, reading, transaction
+from streams.adapters.sql import Bind, reading, reading_all, transaction
 from streams.domain.addresses import zip5
 from streams.domain.geocoding import PROXIMITY_PRECISIONS
 from streams.domain.geometry import bounding_box, distance_within
@@ -223,6 +223,22 @@ def public_offender(bind: Bind, offender_id: str) -> OffenderState | None:
             )
         ).scalar()
     return _public_state(doc) if doc is not None else None
+
+
+def public_states(bind: Bind) -> Iterator[OffenderState]:
+    """Every record the public may see (the statistics' one pass over the registry)."""
+    stmt = (
+        select(offenders.c.state_json)
+        .select_from(
+            offender_search.join(offenders, offenders.c.offender_id == offender_search.c.offender_id)
+        )
+        .where(_shown())
+        .execution_options(yield_per=1000)
+    )
+    with reading_all(bind) as conn:
+        for doc in conn.execute(stmt).scalars():
+            if (state := _public_state(doc)) is not None:
+                yield state
 
 
 @dataclass(frozen=True)

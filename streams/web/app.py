@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from streams.adapters import web_db  # noqa: F401 (its tables)
+from streams.adapters.registrant_statistics import StatisticsCache
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.services.publishing import publish_subscriber_change
 from streams.web import housekeeping, routes, sessions, views_ops
@@ -27,6 +28,7 @@ from streams.web.keys import (
     LIMITER,
     RUNTIME,
     SESSION,
+    STATISTICS,
     ChangeFeed,
     Clock,
     Publish,
@@ -124,6 +126,7 @@ def init_app(
     app[CHANGES] = ChangeFeed(publish) if publish is not None else ChangeFeed()
     app[LIMITER] = limiter or RateLimiter()
     app[CLOCK] = clock
+    app[STATISTICS] = StatisticsCache()
     app[ACCOUNT_WORK] = AccountWork(partial(carry_out, app), partial(send_due_notices, app), now)
     if account_work:
         app.cleanup_ctx.append(_account_work)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from streams.domain import radii
@@ -67,6 +67,11 @@ def distance_text(metres: float) -> str:
     if feet < 1000:
         return f"{max(10, round(feet, -1)):.0f} feet"
     return f"{metres / radii.MILE_M:.1f} miles"
+
+
+def when_text(t: datetime) -> str:
+    """ "December 7, 2026 at 3:05 PM CST", in the zone `t` carries."""
+    return f"{t:%B} {t.day}, {t.year} at {t.hour % 12 or 12}:{t:%M %p %Z}"
 
 
 def dob_text(value: str) -> str:

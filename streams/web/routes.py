@@ -15,6 +15,7 @@ from streams.web import (
     views_pages,
     views_passkeys,
     views_second_step,
+    views_statistics,
     views_unsubscribe,
 )
 
@@ -74,6 +75,8 @@ def setup(app: web.Application) -> None:
     r.add_post("/offenders/search", views_offenders.search_by_identifier, name="search_by_identifier")
     r.add_get("/offenders/{offender_id}", views_offenders.offender_record, name="record")
     r.add_get("/map", views_map.map_page, name="map")
+    r.add_get("/statistics", views_statistics.statistics_page, name="statistics")
+    r.add_get("/statistics.csv", views_statistics.statistics_download, name="statistics_csv")
     r.add_get("/unsubscribe/{token}", views_unsubscribe.unsubscribe_page, name="unsubscribe_page")
     r.add_post("/unsubscribe/{token}", views_unsubscribe.unsubscribe, name="unsubscribe")
 

@@ -1,0 +1,131 @@
+"""The public statistics: every public registrant counted once into a Missouri county, cached
+per "registry as of" so a page costs one indexed lookup while the registry stands still."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from streams.adapters import basemap, offender_search, registry_freshness
+from streams.adapters.sql import Bind
+from streams.domain.model import Address, OffenderState
+from streams.domain.regions import Region
+from streams.domain.registrant_counts import RegistrantCounts, tally
+
+MISSOURI = "29"
+MISSOURI_USPS = "MO"
+
+
+def _key(text: str) -> str:
+    """The registry's county text compared without spaces or a trailing "County"/"Co.":
+    "Saint Louis County", "St. Louis Co." and "st louis" agree; so do "De Kalb" and "DeKalb"."""
+    words = offender_search.norm_county(text).split()
+    if len(words) > 1 and words[-1] == "CO":
+        words.pop()
+    return "".join(words)
+
+
+def is_independent_city(fips: str) -> bool:
+    """Census FIPS county codes 510 and up are independent cities (St. Louis city is 29510)."""
+    return fips[2:] >= "510"
+
+
+class CountyNames:
+    """A state's counties by the names a registry writes. A city that is no county's part is
+    named with "City" ("St. Louis City", "City of St. Louis"); its bare name is the county's
+    (the registry writes "St. Louis" for St. Louis County)."""
+
+    def __init__(self, counties: tuple[Region, ...]) -> None:
+        self._by_key: dict[str, Region] = {}
+        for c in counties:
+            if is_independent_city(c.id):
+                for name in (f"{c.name} City", f"City of {c.name}"):
+                    self._by_key[_key(name)] = c
+        for c in counties:
+            self._by_key.setdefault(_key(c.name), c)
+
+    def find(self, text: str | None) -> Region | None:
+        return self._by_key.get(_key(text)) if text and text.strip() else None
+
+
+def home_address(state: OffenderState) -> Address | None:
+    return next((a for a in state.addresses if a.type == "home"), None)
+
+
+def county_of(
+    state: OffenderState, names: CountyNames, locate: Callable[[float, float], Region | None]
+) -> str | None:
+    """The FIPS of the Missouri county of the registered home address, or None (no home
+    address, one outside Missouri, or a county neither the registry nor the map can tell).
+
+    The registry's county wins over the map: the base layer is drawn at 1:10,000,000, so a
+    home near a county line can fall on the wrong side of it; the point decides only when the
+    registry names no county (or one it does not know).
+    """
+    home = home_address(state)
+    if home is None or home.state.strip().upper() != MISSOURI_USPS:
+        return None
+    if (named := names.find(home.county)) is not None:
+        return named.id
+    if home.has_point:
+        assert home.lon is not None and home.lat is not None
+        found = locate(home.lon, home.lat)
+        if found is not None and found.state == MISSOURI:
+            return found.id
+    return None
+
+
+def missouri_counties() -> tuple[Region, ...]:
+    return tuple(sorted(basemap.counties_of(MISSOURI), key=lambda c: c.id))
+
+
+def _registrants(bind: Bind, names: CountyNames) -> Iterator[tuple[str | None, int, str]]:
+    for state in offender_search.public_states(bind):
+        p = state.profile
+        assert p is not None  # public
+        yield county_of(state, names, basemap.county_at), p.tier, p.compliance
+
+
+def count_registrants(bind: Bind) -> RegistrantCounts:
+    """One pass over the public records."""
+    counties = missouri_counties()
+    return tally(_registrants(bind, CountyNames(counties)), [(c.id, c.name) for c in counties])
+
+
+@dataclass(frozen=True)
+class Statistics:
+    as_of: datetime | None  # registry_freshness.registry_as_of when counted
+    counts: RegistrantCounts
+
+
+class StatisticsCache:
+    """The counts of the latest "registry as of". While one request counts anew, the others are
+    answered from the counts before it rather than waiting (the page says which "as of" it is);
+    before the first registry event nothing is kept, as records may still be loaded without one."""
+
+    def __init__(self) -> None:
+        self._held: Statistics | None = None
+        self._counting = threading.Lock()
+
+    def get(self, bind: Bind) -> Statistics:
+        as_of = registry_freshness.registry_as_of(bind)
+        held = self._held
+        if held is not None and as_of is not None:
+            if held.as_of == as_of:
+                return held
+            if not self._counting.acquire(blocking=False):
+                return held
+        else:
+            self._counting.acquire()
+        try:
+            current = self._held
+            if current is not None and as_of is not None and current.as_of == as_of:
+                return current  # counted by the request this one waited for
+            fresh = Statistics(as_of, count_registrants(bind))
+            if as_of is not None:
+                self._held = fresh
+            return fresh
+        finally:
+            self._counting.release()
