@@ -47,10 +47,14 @@ def counties_in(box: tuple[float, float, float, float], directory: Path = BASEMA
     return [c for s in states_in(box, directory) for c in counties_of(s.id, directory) if c.meets_box(box)]
 
 
-def county_at(lon: float, lat: float, directory: Path = BASEMAP_DIR) -> Region | None:
+def county_at(
+    lon: float, lat: float, directory: Path = BASEMAP_DIR, state: str | None = None
+) -> Region | None:
     """The county holding a point, from the layer's outlines (1:10,000,000: near a county line,
-    the registry's own county is the better answer)."""
-    for county in counties_in((lon, lat, lon, lat), directory):
+    the registry's own county is the better answer); only `state`'s counties when given (the
+    statistics place thousands of points in one state: a tenth of the time of every state's)."""
+    candidates = counties_of(state, directory) if state else counties_in((lon, lat, lon, lat), directory)
+    for county in candidates:
         if county.contains(lon, lat):
             return county
     return None

@@ -81,11 +81,15 @@ def missouri_counties() -> tuple[Region, ...]:
     return tuple(sorted(basemap.counties_of(MISSOURI), key=lambda c: c.id))
 
 
+def _in_missouri(lon: float, lat: float) -> Region | None:
+    return basemap.county_at(lon, lat, state=MISSOURI)
+
+
 def _registrants(bind: Bind, names: CountyNames) -> Iterator[tuple[str | None, int, str]]:
     for state in offender_search.public_states(bind):
         p = state.profile
         assert p is not None  # public
-        yield county_of(state, names, basemap.county_at), p.tier, p.compliance
+        yield county_of(state, names, _in_missouri), p.tier, p.compliance
 
 
 def count_registrants(bind: Bind) -> RegistrantCounts:

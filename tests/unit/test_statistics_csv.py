@@ -1,4 +1,4 @@
-"""The statistics CSV and the county names it is counted by: RFC 4180 rows a spreadsheet cannot run."""
+"""The statistics CSV, and the county names and points it is counted by: RFC 4180 rows a spreadsheet cannot run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from streams.adapters import basemap
 from streams.adapters.registrant_statistics import CountyNames, missouri_counties
 from streams.domain.registrant_counts import CountyCounts, tally
 from streams.web.statistics_page import csv_text
@@ -57,3 +58,19 @@ def test_an_unknown_tier_or_status_is_an_error_not_a_dropped_count() -> None:
     with pytest.raises(ValueError):
         tally([(None, 1, "unknown")], [])
     assert isinstance(tally([], [("29019", "Boone")]).counties[0], CountyCounts)
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "fips"),
+    [
+        (-92.3341, 38.9517, "29019"),  # Columbia: Boone
+        (-90.1994, 38.6270, "29510"),  # downtown St. Louis: the city
+        (-90.3237, 38.6426, "29189"),  # Clayton: St. Louis County
+        (-94.6859, 39.1141, None),  # Kansas City, Kansas: in Wyandotte, not a Missouri county
+    ],
+)
+def test_a_point_is_placed_only_in_a_missouri_county(lon: float, lat: float, fips: str | None) -> None:
+    found = basemap.county_at(lon, lat, state="29")
+    assert (found.id if found else None) == fips
+    anywhere = basemap.county_at(lon, lat)
+    assert anywhere is not None and (fips is None or anywhere.id == fips)
