@@ -52,8 +52,17 @@ def missouri_map() -> Drawn:
     )
 
 
+def number(n: int) -> str:
+    return f"{n:,}"
+
+
 def _numbers(c: Counts) -> dict[str, Any]:
-    return {"total": c.total, "tiers": list(c.tiers), "compliance": list(c.compliance)}
+    """The counts as the page prints them ("1,234")."""
+    return {
+        "total": number(c.total),
+        "tiers": [number(x) for x in c.tiers],
+        "compliance": [number(x) for x in c.compliance],
+    }
 
 
 def registrants_text(n: int) -> str:
@@ -85,7 +94,11 @@ def page_context(stats: Statistics, zone: ZoneInfo) -> dict[str, Any]:
         "compliance": [COMPLIANCE_TEXT[s] for s in COMPLIANCE],
         "total": _numbers(total),
         "cross": [
-            {"tier": t, "cells": list(total.by_tier_compliance[i]), "total": total.tiers[i]}
+            {
+                "tier": t,
+                "cells": [number(x) for x in total.by_tier_compliance[i]],
+                "total": number(total.tiers[i]),
+            }
             for i, t in enumerate(TIERS)
         ],
         "rows": rows,
@@ -93,7 +106,7 @@ def page_context(stats: Statistics, zone: ZoneInfo) -> dict[str, Any]:
         "map": {"width": drawn.picture_width, "height": drawn.picture_height, "shapes": shapes},
         "legend": [{"label": b.label, "fill": PALETTE[b.shade - 1]} for b in classed],
         "palette_none": NONE_FILL,
-        "in_counties": total.total - counts.elsewhere.total,
+        "in_counties": number(total.total - counts.elsewhere.total),
     }
 
 
