@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from streams.adapters import basemap, offender_search, registry_freshness
 from streams.adapters.sql import Bind
@@ -105,19 +105,26 @@ class Statistics:
 
 
 class StatisticsCache:
-    """The counts of the latest "registry as of". While one request counts anew, the others are
-    answered from the counts before it rather than waiting (the page says which "as of" it is);
-    before the first registry event nothing is kept, as records may still be loaded without one."""
+    """The counts of the latest "registry as of", recounted at most once per `min_interval`
+    (a recount reads every record: on a busy registry day, one per event would keep a core
+    busy). While one request recounts, the others are answered from the counts before it rather
+    than waiting (the page says which "as of" it shows). Before the first registry event nothing
+    is kept, as records may still be loaded without one."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime], min_interval: timedelta = timedelta(minutes=1)) -> None:
+        self._clock = clock
+        self._min_interval = min_interval
         self._held: Statistics | None = None
+        self._counted_at: datetime | None = None
         self._counting = threading.Lock()
 
     def get(self, bind: Bind) -> Statistics:
         as_of = registry_freshness.registry_as_of(bind)
-        held = self._held
+        held, counted_at = self._held, self._counted_at
         if held is not None and as_of is not None:
             if held.as_of == as_of:
+                return held
+            if counted_at is not None and self._clock() - counted_at < self._min_interval:
                 return held
             if not self._counting.acquire(blocking=False):
                 return held
@@ -127,9 +134,10 @@ class StatisticsCache:
             current = self._held
             if current is not None and as_of is not None and current.as_of == as_of:
                 return current  # counted by the request this one waited for
+            started = self._clock()
             fresh = Statistics(as_of, count_registrants(bind))
             if as_of is not None:
-                self._held = fresh
+                self._held, self._counted_at = fresh, started
             return fresh
         finally:
             self._counting.release()

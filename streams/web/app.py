@@ -126,7 +126,7 @@ def init_app(
     app[CHANGES] = ChangeFeed(publish) if publish is not None else ChangeFeed()
     app[LIMITER] = limiter or RateLimiter()
     app[CLOCK] = clock
-    app[STATISTICS] = StatisticsCache()
+    app[STATISTICS] = StatisticsCache(clock)
     app[ACCOUNT_WORK] = AccountWork(partial(carry_out, app), partial(send_due_notices, app), now)
     if account_work:
         app.cleanup_ctx.append(_account_work)
