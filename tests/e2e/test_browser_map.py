@@ -96,25 +96,31 @@ def test_with_no_tiles_the_map_draws_county_lines_and_names_under_typed_markers(
             region = page.get_by_role("region", name="Map of the places listed below")
             expect(region).to_be_visible()
             # The base layer: county outlines as SVG paths in their own pane, under the symbols.
-            counties = page.locator(".leaflet-sorCounties-pane svg path")
+            close_up = page.locator("#map > .leaflet-map-pane")  # not the small map of the wider area
+            counties = close_up.locator(".leaflet-sorCounties-pane svg path")
             expect(counties.first).to_be_attached()
             assert counties.count() >= 5  # Boone and its neighbours
-            assert page.locator(".leaflet-sorBorders-pane svg path").count() >= 1  # state lines
+            assert close_up.locator(".leaflet-sorBorders-pane svg path").count() >= 1  # state lines
             assert page.locator(".leaflet-tile").count() == 0
             # The county is named on the map although its own label point is off this view.
-            boone = page.locator(".sor-label", has_text="Boone")
+            boone = close_up.locator(".leaflet-sorLabels-pane .sor-label", has_text="Boone")
             expect(boone).to_be_visible()
             box, frame = boone.bounding_box(), region.bounding_box()
             assert box and frame
             assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]
             assert frame["y"] <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"]
 
-            # The circle is the server's geodesic ring drawn as a polygon: straight segments,
-            # closed, no arc of a flat circle (L.circle draws its path with "a" commands).
+            # The small map of the wider area names the county and its neighbours.
+            wider = page.locator(".sor-overview .sor-label")
+            expect(wider.filter(has_text="Boone")).to_be_visible()
+            assert wider.count() >= 3
+
+            # The circle is the server's geodesic ring drawn as a polygon, vertex by vertex (72):
+            # straight segments, closed, no arc of a flat circle (L.circle draws with "a").
             ring = page.locator(".leaflet-overlay-pane svg path.leaflet-interactive")
             assert ring.count() == 1
             d = ring.get_attribute("d") or ""
-            assert d.startswith("M") and d.endswith("z") and "a" not in d and d.count("L") >= 24
+            assert d.startswith("M") and d.endswith("z") and "a" not in d and d.count("L") >= 60
             # One marker per place, each shaped by its address type, with its name for a screen reader.
             assert page.locator(".sor-marker svg.tracked").count() == 1
             assert page.locator(".sor-marker svg.home").count() == 1  # Nora Nearby

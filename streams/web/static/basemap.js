@@ -26,11 +26,21 @@
     });
   }
 
+  var fetched = {}; // one fetch per file, however many maps on the page draw it
+
   function getJSON(url) {
-    return fetch(url, { credentials: "same-origin" }).then(function (r) {
-      if (!r.ok) { throw new Error(url + ": " + r.status); }
-      return r.json();
-    });
+    if (!fetched[url]) {
+      fetched[url] = fetch(url, { credentials: "same-origin" }).then(function (r) {
+        if (!r.ok) { throw new Error(url + ": " + r.status); }
+        return r.json();
+      });
+    }
+    return fetched[url];
+  }
+
+  function boundsOf(feature) {
+    if (!feature.sorBounds) { feature.sorBounds = L.geoJSON(feature).getBounds(); }
+    return feature.sorBounds;
   }
 
   // Even-odd ray casting over every ring of a (Multi)Polygon in [lon, lat].
@@ -86,7 +96,7 @@
     var index = [], states = [], named = [], loading = {};
 
     function remember(list, feature) {
-      list.push({ feature: feature, bounds: L.geoJSON(feature).getBounds() });
+      list.push({ feature: feature, bounds: boundsOf(feature) });
     }
 
     function loadCounties(id) {
@@ -118,25 +128,25 @@
       return Promise.all(wanted().map(loadCounties)).then(relabel, relabel);
     }
 
-    // A point of the view inside the region, nearest its own label point: a county larger
-    // than the view is still named on it.
-    function pointInView(item, size) {
+    // Points of the view inside the region, nearest its own label point first: a county larger
+    // than the view is still named on it, as near its middle as the view and the symbols allow.
+    function pointsInView(item, size) {
       var target = L.latLng(item.feature.properties.label[1], item.feature.properties.label[0]);
-      var best = null, bestD = Infinity, steps = 9;
+      var found = [], steps = 10;
       for (var i = 1; i < steps; i++) {
         for (var j = 1; j < steps; j++) {
           var at = map.containerPointToLatLng([size.x * i / steps, size.y * j / steps]);
-          if (!inside(at.lng, at.lat, item.feature.geometry)) { continue; }
-          var d = at.distanceTo(target);
-          if (d < bestD) { best = at; bestD = d; }
+          if (inside(at.lng, at.lat, item.feature.geometry)) { found.push({ at: at, d: at.distanceTo(target) }); }
         }
       }
-      return best;
+      found.sort(function (a, b) { return a.d - b.d; });
+      return found.map(function (f) { return f.at; });
     }
 
     function relabel() {
       labels.clearLayers();
-      var stateNames = map.getZoom() < COUNTY_NAMES;
+      if (opts.names === false) { return; }
+      var stateNames = map.getZoom() < (opts.countyNames || COUNTY_NAMES);
       var source = stateNames ? states : named;
       var view = map.getBounds(), size = map.getSize(), taken = [];
       (opts.avoid ? opts.avoid() : []).forEach(function (ll) {
@@ -152,10 +162,13 @@
           var at = L.latLng(item.feature.properties.label[1], item.feature.properties.label[0]);
           var box = boxAt(map.latLngToContainerPoint(at), w, h);
           if (!within(box, size) || overlaps(box, taken)) {
-            at = pointInView(item, size);
+            var fits = function (ll) {
+              box = boxAt(map.latLngToContainerPoint(ll), w, h);
+              return within(box, size) && !overlaps(box, taken);
+            };
+            at = pointsInView(item, size).filter(fits)[0];
             if (!at) { return; }
             box = boxAt(map.latLngToContainerPoint(at), w, h);
-            if (!within(box, size) || overlaps(box, taken)) { return; }
           }
           taken.push(box);
           L.marker(at, {
@@ -172,6 +185,8 @@
       map.on("moveend", update);
       return update();
     });
+    // Without its files the map keeps its plain background; the page says the rest in words.
+    ready.catch(function () {});
     return { ready: ready, counties: counties, relabel: relabel };
   }
 
@@ -191,6 +206,39 @@
       L.tileLayer(opts.tiles, { maxZoom: 19, attribution: opts.attribution || "" }).addTo(map);
     }
     return map;
+  }
+
+  /* A small map of the wider area in a corner of `map`, the view marked on it: offline, with no
+     streets to go by, it shows which county and state the close-up lies in. */
+  function overview(map, options) {
+    var opts = options || {};
+    var Control = L.Control.extend({
+      options: { position: opts.position || "topright" },
+      onAdd: function () {
+        var box = L.DomUtil.create("div", "leaflet-control sor-overview");
+        box.setAttribute("aria-hidden", "true"); // a picture of what the page says in words
+        return box;
+      }
+    });
+    var control = new Control().addTo(map);
+    var small = L.map(control.getContainer(), {
+      zoomControl: false, attributionControl: false, dragging: false, keyboard: false, boxZoom: false,
+      doubleClickZoom: false, scrollWheelZoom: false, touchZoom: false, zoomSnap: 0.5, fadeAnimation: false
+    });
+    small.getContainer().classList.add("sor-map");
+    small.getContainer().removeAttribute("tabindex");
+    var frame = null;
+    function follow() {
+      small.setView(map.getCenter(), Math.max(map.getZoom() - (opts.zoomOut || 5), 3), { animate: false });
+      var view = map.getBounds();
+      if (frame) { frame.setBounds(view); } else {
+        frame = L.rectangle(view, { color: "#b3261e", weight: 2, fill: false, interactive: false }).addTo(small);
+      }
+    }
+    follow();
+    base(small, { countyNames: opts.countyNames || 7, avoid: function () { return [map.getCenter()]; } });
+    map.on("moveend", follow);
+    return control;
   }
 
   /* The block around a map (map, note, legend) starts hidden: no script, no map. */
@@ -225,7 +273,7 @@
       title: opts.label || "",
       alt: opts.label || "",
       keyboard: true,
-      zIndexOffset: kind === "tracked" ? 1000 : 0
+      zIndexOffset: kind === "tracked" ? -1000 : 0 // an offender's point is never hidden under yours
     });
     m.on("add", function () {
       var el = m.getElement();
@@ -236,7 +284,9 @@
 
   /* The tracked circle: `ring` is [[lat, lon], ...] computed by the server on the geodesic. */
   function circle(ring, options) {
-    return L.polygon(ring, L.extend({ color: "#0b4f8a", weight: 2.5, fillColor: "#0b4f8a", fillOpacity: 0.08 }, options || {}));
+    // A low smoothFactor keeps the ring's vertices: Leaflet's default would cut it to a polygon.
+    var style = { color: "#0b4f8a", weight: 2.5, fillColor: "#0b4f8a", fillOpacity: 0.08, smoothFactor: 0.2 };
+    return L.polygon(ring, L.extend(style, options || {}));
   }
 
   /* A copy of the page's legend `element` on the map (the page's own stays for readers). */
@@ -263,6 +313,6 @@
 
   window.SorMap = {
     base: base, create: create, reveal: reveal, symbol: symbol, marker: marker, circle: circle,
-    legend: legend, inside: inside
+    legend: legend, overview: overview, inside: inside
   };
 })();

@@ -40,9 +40,16 @@
       points.push(L.latLng(p.lat, p.lon));
       bounds.extend([p.lat, p.lon]);
     });
+    // On a wide map the key and the wider area sit on its right, and the places keep clear of
+    // them; on a narrow one the page's own key, just below, is enough.
+    var right = 0;
+    if (holder.clientWidth >= 600) {
+      var key = SorMap.legend(map, document.getElementById("map-legend"), "bottomright");
+      right = key ? key.getContainer().offsetWidth + 20 : 0;
+    }
     // Without street tiles, closer than this shows nothing but the symbols themselves.
-    map.fitBounds(bounds.pad(0.15), { maxZoom: data.tiles ? 17 : 14 });
-    SorMap.legend(map, document.getElementById("map-legend"));
+    map.fitBounds(bounds.pad(0.15), { maxZoom: data.tiles ? 17 : 14, paddingBottomRight: [right, 0] });
+    if (right && !data.tiles) { SorMap.overview(map); }
     SorMap.base(map, { avoid: function () { return points; } });
   }
   if (document.readyState === "loading") {
