@@ -149,6 +149,13 @@
       var stateNames = map.getZoom() < (opts.countyNames || COUNTY_NAMES);
       var source = stateNames ? states : named;
       var view = map.getBounds(), size = map.getSize(), taken = [];
+      // Names keep clear of the controls (zoom, key, wider area) and of the symbols.
+      var frame = map.getContainer().getBoundingClientRect();
+      Array.prototype.forEach.call(map.getContainer().querySelectorAll(".leaflet-control"), function (el) {
+        var r = el.getBoundingClientRect();
+        if (el.closest(".leaflet-container") !== map.getContainer()) { return; } // a map inside a control
+        taken.push([r.left - frame.left - 4, r.top - frame.top - 4, r.right - frame.left + 4, r.bottom - frame.top + 4]);
+      });
       (opts.avoid ? opts.avoid() : []).forEach(function (ll) {
         var p = map.latLngToContainerPoint(ll);
         taken.push([p.x - 16, p.y - 16, p.x + 16, p.y + 16]);
