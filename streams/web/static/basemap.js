@@ -77,7 +77,8 @@
 
   /* The base layer under everything else on `map` (whose view must be set). Options:
      countyStyle(feature) and onEachCounty(feature, layer) for a choropleth; states: FIPS ids
-     whose counties load whatever the view; avoid(): LatLngs of symbols that names keep clear of.
+     whose counties alone load, whatever the view (else those of the states in view, when close
+     enough); avoid(): LatLngs of symbols that names keep clear of; names: false for none.
      Returns { ready: a Promise of the first drawing, counties: the county layer, relabel() }. */
   function base(map, options) {
     var opts = options || {};
@@ -110,7 +111,8 @@
     }
 
     function wanted() {
-      var want = (opts.states || []).slice();
+      if (opts.states) { return opts.states.slice(); } // a choropleth: those states' counties alone
+      var want = [];
       if (map.getZoom() >= COUNTY_LINES) {
         var view = map.getBounds().pad(0.25);
         index.forEach(function (s) {
@@ -122,7 +124,7 @@
     }
 
     function update() {
-      var showCounties = map.getZoom() >= COUNTY_LINES || (opts.states || []).length > 0;
+      var showCounties = map.getZoom() >= COUNTY_LINES || Boolean(opts.states);
       if (showCounties && !map.hasLayer(counties)) { counties.addTo(map); }
       if (!showCounties && map.hasLayer(counties)) { map.removeLayer(counties); }
       return Promise.all(wanted().map(loadCounties)).then(relabel, relabel);
