@@ -312,3 +312,16 @@ async def test_juvenile_removed_and_unknown_get_one_and_the_same_answer(logged_i
     assert len(set(pages)) == 1
     for hidden in ("Jody", "Gonzaga", "5 Hitt St", "7 Hitt St"):
         assert hidden not in pages[0]
+
+
+async def test_a_subscriber_whose_mail_is_stopped_is_told_first(logged_in_site, engine) -> None:
+    from streams.adapters.db import subscribers
+
+    site = logged_in_site
+    seed_registry(engine)
+    with engine.begin() as conn:
+        conn.execute(subscribers.update().values(status="unsubscribed"))
+    _, page = await answer(site, "OFF-NEAR")
+    assert "Your alert e-mails are stopped, so nothing is mailed to you at all." in " ".join(
+        visible(page).split()
+    )
