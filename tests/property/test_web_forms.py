@@ -372,8 +372,16 @@ TRACKING_FORMS: dict[str, tuple[str, ...]] = {
     "/offenders/search": ("online_identifier",),
     "GET /offenders/search": ("last_name", "first_name", "address_type", "street", "city", "county", "zip"),
     "GET /map": ("tracked", "offender"),
+    "/notifications/why": ("q",),
+    "GET /notifications/why": ("offender",),
 }
-SEARCHES = {"/offenders/search", "GET /offenders/search", "GET /map"}
+SEARCHES = {
+    "/offenders/search",
+    "GET /offenders/search",
+    "GET /map",
+    "/notifications/why",
+    "GET /notifications/why",
+}
 ACCOUNT_FORMS: dict[str, tuple[str, ...]] = {
     "/enroll": ("email", "email2", "password", "password2"),
     "/login": ("email", "password"),
@@ -402,6 +410,7 @@ GOOD: dict[str, list[str]] = {
     "address_type": ["home"],
     "county": ["Boone"],
     "offender": ["OFF-NEAR"],
+    "q": ["OFF-NEAR", "Nearby, Nora", " nora  NEARBY "],
     "email": EMAILS,
     "password": [PASSPHRASE],
     "current_password": [PASSPHRASE],
