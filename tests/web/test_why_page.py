@@ -137,7 +137,7 @@ async def test_the_record_shows_a_subscriber_each_tracked_address_against_each_r
     # Placed only to its ZIP code: a reason instead of a distance.
     _, page = await site.get("/offenders/OFF-APPROX")
     text = " ".join(visible(page).split())
-    assert "Not counted: this address could only be placed roughly" in text
+    assert "Not counted: this address could only be placed roughly (its street or ZIP code area)" in text
     _, page = await site.get("/offenders/OFF-TEMP")
     assert "temporary addresses are kept on the record but never send alerts" in visible(page)
 
