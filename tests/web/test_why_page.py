@@ -153,9 +153,10 @@ async def test_a_subscriber_tracking_nothing_is_pointed_to_tracking_an_address(
 # --- the why page ----------------------------------------------------------------------------
 
 
-async def test_the_notifications_page_links_to_the_why_page(logged_in_site) -> None:
-    _, page = await logged_in_site.get("/notifications")
-    assert 'href="/notifications/why"' in page
+async def test_the_notifications_page_and_the_faq_link_to_the_why_page(logged_in_site) -> None:
+    for path in ("/notifications", "/faq"):
+        _, page = await logged_in_site.get(path)
+        assert 'href="/notifications/why"' in page, path
 
 
 async def test_the_why_page_redirects_a_visitor_to_log_in(site) -> None:
