@@ -47,6 +47,7 @@ from streams.adapters.rendering import render_digest
 from streams.adapters.web_db import web_sessions
 from streams.domain.digest import build_digest
 from streams.domain.model import Address, OffenderProfile, OffenderState, Offense, SeenEvent
+from streams.domain.radii import radius_m
 from streams.web import sessions
 from streams.web.account_mail import mail_sent
 from streams.web.security import RateLimiter
@@ -658,6 +659,9 @@ def _address_edited(
     place = ("street", "city", "state", "zip")
     moved = any(old[k] != new[k] for k in place)
     kept = set(old) - set(typed) - ({"lat", "lon", "precision", "normalized"} if moved else set())
+    if moved or radius_m(new["radius_code"]) > radius_m(old["radius_code"]):
+        kept.discard("created_at")  # tracked as it now stands since the edit
+        assert new["created_at"] > old["created_at"], ("moved or widened: tracked anew", old, new)
     assert {k: new[k] for k in kept} == {k: old[k] for k in kept}, ("only what was typed changed", old, new)
     return "edited"
 

@@ -326,3 +326,26 @@ async def test_a_subscriber_whose_mail_is_stopped_is_told_first(logged_in_site, 
     assert "Your alert e-mails are stopped, so nothing is mailed to you at all." in " ".join(
         visible(page).split()
     )
+
+
+async def test_an_address_moved_or_widened_is_tracked_anew_from_the_edit(logged_in_site, engine) -> None:
+    site = logged_in_site
+    seed_registry(engine)
+    place = track(engine, site.subscriber_id, "Home", "500ft")
+    # OFF-MID (about 925 m away) registered after tracking began, outside 500 ft then.
+    dated(engine, "OFF-MID", "2026-11-20T14:00:00Z")
+    _, page = await answer(site, "OFF-MID")
+    assert "outside your radius" in visible(page)
+    await site.get(f"/notifications/addresses/{place}")
+    fields = {"label": "Home", "street": "1 Hitt St", "city": "Columbia", "state": "MO", "zip": "65201"}
+    resp = await site.client.post(
+        f"/notifications/addresses/{place}",
+        data={**fields, "radius": "1mi", "csrf_token": site.csrf},
+        allow_redirects=False,
+    )
+    assert resp.status == 303
+    _, page = await answer(site, "OFF-MID")
+    text = " ".join(visible(page).split())
+    today = datetime.now(UTC).astimezone(CHICAGO)
+    assert "but it was on the registry (by November 20, 2026) before you started tracking Home on" in text
+    assert f"Home on {today:%B} {today.day}, {today.year}." in text
