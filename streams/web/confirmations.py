@@ -20,7 +20,7 @@ from streams.adapters.mail_message import build_message
 from streams.adapters.rendering import environment as mail_environment
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.domain import links
-from streams.web.display import Nearby
+from streams.web.display import Nearby, when_text
 from streams.web.keys import RUNTIME, db, flash, now, publish, runtime_of
 
 logger = structlog.get_logger()
@@ -57,10 +57,6 @@ class Listed:
     when: str
 
 
-def _when_text(t: datetime) -> str:
-    return f"{t:%B} {t.day}, {t.year} at {t.hour % 12 or 12}:{t:%M %p %Z}"
-
-
 def confirmation_message(
     settings: Any,
     subscriber: Any,
@@ -75,7 +71,7 @@ def confirmation_message(
         settings.public_url, settings.secret_key, subscriber.subscriber_id, subscriber.link_key
     )
     subject = "Your registry e-mail alert settings changed"
-    listed = [Listed(c, _when_text(t.astimezone(settings.zone))) for t, c in changes[:MOST_LISTED]]
+    listed = [Listed(c, when_text(t.astimezone(settings.zone))) for t, c in changes[:MOST_LISTED]]
     context = {
         "subject": subject,
         "changes": listed,
