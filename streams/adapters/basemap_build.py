@@ -3,11 +3,14 @@
     python -m streams.adapters.basemap_build
 
 writes, beside the vendored file in streams/web/static/basemap/:
-- states.json: every state's outline (properties: id = state FIPS, name);
-- counties-SS.json for each state SS: its counties (id = county FIPS, name, state);
+- states.json: every state's outline (properties: id = state FIPS, name, label);
+- counties-SS.json for each state SS: its counties (id = county FIPS, name, state, label);
 - index.json: each state's FIPS, name and bounding box, so a map loads only the states it shows.
 Coordinates are longitude, latitude (WGS84 as the Census publishes them), rounded to 4 decimals
 (about 10 m; the source is drawn at 1:10,000,000, so nothing real is lost).
+`label` is where a map writes the region's name: [longitude, latitude] of the pole of
+inaccessibility of its largest part, a point well inside it however the outline bends
+(a centroid can fall outside a crescent-shaped county or in a bay).
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from shapely.geometry import Polygon
+from shapely.ops import polylabel
 
 BASEMAP_DIR = Path(__file__).resolve().parents[1] / "web" / "static" / "basemap"
 SOURCE = BASEMAP_DIR / "us-atlas" / "counties-10m.json"
@@ -47,23 +53,46 @@ def _ring(arcs: list[list[Point]], indexes: Iterable[int]) -> Ring:
         points = arcs[i] if i >= 0 else arcs[~i][::-1]
         # Consecutive arcs share their joining point: keep it once.
         ring.extend(points[1:] if ring else points)
+    if ring and ring[0] != ring[-1]:
+        ring.append(ring[0])  # Illinois' outline ends 100 m short of its start in the source
     return ring
+
+
+def _polygon(arcs: list[list[Point]], rings: list[list[int]]) -> list[Ring]:
+    """An outer ring and its holes, without the slivers that enclose nothing: at 1:10,000,000
+    some sliver holes (Broomfield's enclaves, a Denver corner) collapse to a line or a point,
+    which is no ring a geometry library accepts. A polygon whose outer ring collapsed is none."""
+    kept = [ring for ring in (_ring(arcs, r) for r in rings) if len(set(ring)) >= 3]
+    return kept if kept and len(set(_ring(arcs, rings[0]))) >= 3 else []
 
 
 def _polygons(arcs: list[list[Point]], geometry: dict[str, Any]) -> list[list[Ring]]:
     if geometry["type"] == "Polygon":
-        return [[_ring(arcs, r) for r in geometry["arcs"]]]
-    if geometry["type"] == "MultiPolygon":
-        return [[_ring(arcs, r) for r in polygon] for polygon in geometry["arcs"]]
-    return []  # a null geometry (none in this edition)
+        parts = [geometry["arcs"]]
+    elif geometry["type"] == "MultiPolygon":
+        parts = geometry["arcs"]
+    else:
+        return []  # a null geometry (none in this edition)
+    return [polygon for polygon in (_polygon(arcs, rings) for rings in parts) if polygon]
 
 
-def _feature(fid: str, props: dict[str, str], polygons: list[list[Ring]]) -> dict[str, Any]:
+# In degrees: about 100 m, far finer than a label's own size at any zoom that shows it.
+LABEL_TOLERANCE = 0.001
+
+
+def label_point(polygons: Sequence[list[Ring]]) -> list[float]:
+    """[lon, lat] well inside the largest part of the outline: where its name is written."""
+    largest = max((Polygon(p[0], p[1:]) for p in polygons), key=lambda shape: shape.area)
+    point = polylabel(largest, tolerance=LABEL_TOLERANCE)
+    return [round(point.x, 4), round(point.y, 4)]
+
+
+def _feature(fid: str, props: dict[str, Any], polygons: list[list[Ring]]) -> dict[str, Any]:
     coords = [[[list(p) for p in ring] for ring in polygon] for polygon in polygons]
     return {
         "type": "Feature",
         "id": fid,
-        "properties": {"id": fid, **props},
+        "properties": {"id": fid, **props, "label": label_point(polygons)},
         "geometry": {"type": "MultiPolygon", "coordinates": coords},
     }
 
@@ -101,8 +130,11 @@ def build(source: Path = SOURCE, out: Path = BASEMAP_DIR) -> list[Path]:
         state = g["id"][:2]
         if state not in names:
             continue
+        polygons = _polygons(arcs, g)
+        if not polygons:
+            continue  # Falls Church, Virginia: under a square mile, a line at this scale
         props = {"name": g["properties"]["name"], "state": state}
-        by_state[state].append(_feature(g["id"], props, _polygons(arcs, g)))
+        by_state[state].append(_feature(g["id"], props, polygons))
 
     write("states.json", _collection(states))
     for state, features in sorted(by_state.items()):

@@ -17,6 +17,13 @@ PRECISIONS: tuple[str, ...] = (ADDRESS_POINT, INTERPOLATED, PROVIDED, STREET, ZI
 # and shown as "location approximate", never used for a proximity alert.
 PROXIMITY_PRECISIONS: frozenset[str] = frozenset({ADDRESS_POINT, INTERPOLATED, PROVIDED})
 
+
+def precise_enough(precision: str | None) -> bool:
+    """Exact enough to say "within 500 ft" (None: stored before precisions were kept, as
+    coordinates supplied with the record were)."""
+    return precision is None or precision in PROXIMITY_PRECISIONS
+
+
 FailureReason = Literal[
     "unparseable",  # the text is not a street address (no house number, PO box, ...)
     "outside_state",  # the address is not in the state this deployment serves

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from streams.domain.geocoding import PROXIMITY_PRECISIONS
+from streams.domain.geocoding import precise_enough
 
 AddressType = Literal["home", "work", "school", "temporary"]
 # Only these address types take part in proximity and watch alerts (RSMo 43.650 lists
@@ -42,7 +42,7 @@ class Address:
     @property
     def locates(self) -> bool:
         """Exact enough to say "within 500 ft": coarser points are shown as approximate only."""
-        return self.has_point and (self.precision is None or self.precision in PROXIMITY_PRECISIONS)
+        return self.has_point and precise_enough(self.precision)
 
     @property
     def one_line(self) -> str:

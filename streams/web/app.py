@@ -18,7 +18,7 @@ from streams.adapters import web_db  # noqa: F401 (its tables)
 from streams.adapters.registrant_statistics import StatisticsCache
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.services.publishing import publish_subscriber_change
-from streams.web import housekeeping, routes, sessions, views_ops
+from streams.web import display, housekeeping, routes, sessions, views_ops
 from streams.web.account_requests import carry_out
 from streams.web.account_work import ACCOUNT_WORK, AccountWork
 from streams.web.confirmations import send_due_notices
@@ -142,6 +142,11 @@ def init_app(
     )
     env.globals["public_url"] = runtime.settings.public_url
     env.globals["map_tiles_url"] = runtime.settings.map_tiles_url
+    zone = runtime.settings.zone
+    env.filters["distance"] = display.distance_text
+    env.filters["radius"] = display.radius_text
+    env.filters["local_day"] = lambda t: display.day_text(t.astimezone(zone))
+    env.filters["local_when"] = lambda t: display.when_text(t.astimezone(zone))
     routes.setup(app)
     app.router.add_static("/static/", STATIC, name="static")
     return app

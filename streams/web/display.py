@@ -12,9 +12,9 @@ from streams.domain.geocoding import (
     ADDRESS_POINT,
     INTERPOLATED,
     PROVIDED,
-    PROXIMITY_PRECISIONS,
     STREET,
     ZIP_CENTROID,
+    precise_enough,
 )
 from streams.domain.model import Address, OffenderState
 from streams.web.paths import Paths
@@ -69,9 +69,14 @@ def distance_text(metres: float) -> str:
     return f"{metres / radii.MILE_M:.1f} miles"
 
 
+def day_text(t: datetime) -> str:
+    """ "December 8, 2026", in the time zone `t` is in."""
+    return f"{t:%B} {t.day}, {t.year}"
+
+
 def when_text(t: datetime) -> str:
-    """ "December 7, 2026 at 3:05 PM CST", in the zone `t` carries."""
-    return f"{t:%B} {t.day}, {t.year} at {t.hour % 12 or 12}:{t:%M %p %Z}"
+    """ "December 8, 2026 at 6:00 AM CST", in the time zone `t` is in."""
+    return f"{day_text(t)} at {t.hour % 12 or 12}:{t:%M %p %Z}"
 
 
 def dob_text(value: str) -> str:
@@ -151,7 +156,7 @@ def address_view(row: Any) -> dict[str, Any]:
         "one_line": f"{row.street}, {row.city}, {row.state} {row.zip}".strip(),
         "radius": radius_text(row.radius_code),
         "precision": precision_text(row.precision),
-        "approximate": row.precision not in PROXIMITY_PRECISIONS,
+        "approximate": not precise_enough(row.precision),
     }
 
 

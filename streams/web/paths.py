@@ -41,6 +41,9 @@ class Paths:
             q["offender"] = offender_id
         return f"{self._router['map'].url_for()}?{urlencode(q)}"
 
+    def why(self, offender_id: str) -> str:
+        return f"{self._router['why'].url_for()}?{urlencode({'offender': offender_id})}"
+
     def of(self, name: str) -> str:
         return str(self._router[name].url_for())
 

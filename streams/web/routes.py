@@ -17,6 +17,7 @@ from streams.web import (
     views_second_step,
     views_statistics,
     views_unsubscribe,
+    views_why,
 )
 
 ADDRESS = r"/notifications/addresses/{address_id:\d+}"
@@ -71,6 +72,8 @@ def setup(app: web.Application) -> None:
     r.add_post(
         "/notifications/offenders/{offender_id}/delete", views_offenders.delete_watch, name="delete_watch"
     )
+    r.add_get("/notifications/why", views_why.why_page, name="why")
+    r.add_post("/notifications/why", views_why.why_lookup, name="why_lookup")
     r.add_get("/offenders/search", views_offenders.search_page, name="search")
     r.add_post("/offenders/search", views_offenders.search_by_identifier, name="search_by_identifier")
     r.add_get("/offenders/{offender_id}", views_offenders.offender_record, name="record")

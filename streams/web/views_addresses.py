@@ -27,6 +27,7 @@ from streams.domain.geocoding import (
 from streams.domain.ids import parse_id
 from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain.model import Circle
+from streams.domain.radii import radius_m
 from streams.web.confirmations import SettingsChange, finish
 from streams.web.display import (
     DEFAULT_RADIUS,
@@ -40,7 +41,7 @@ from streams.web.display import (
     precision_text,
     radius_text,
 )
-from streams.web.keys import db, flash, runtime_of, session_of
+from streams.web.keys import clock_of, db, flash, runtime_of, session_of
 from streams.web.paths import paths_of
 from streams.web.responses import not_found, redirect, render, require_login
 from streams.web.views_account import mail_status
@@ -299,7 +300,12 @@ async def edit_address(request: web.Request, sid: int, row: Any) -> web.Response
     if (f.label, f.radius) == (row.label, row.radius_code) and point is None:
         await flash(request, "Nothing changed.")
         raise redirect(paths_of(request).address(row.id))
-    result = await db(request, tracking_db.update_address, sid, row.id, _address_values(f, point))
+    values = _address_values(f, point)
+    if point is not None or radius_m(f.radius) > radius_m(row.radius_code):
+        # Moved or widened: it tracks as it now stands from now on, so what was registered
+        # inside it before is what was there before tracking (streams/domain/why.py).
+        values["created_at"] = clock_of(request)
+    result = await db(request, tracking_db.update_address, sid, row.id, values)
     if result is None:
         return not_found(request)
     old, new = result

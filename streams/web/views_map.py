@@ -9,10 +9,12 @@ from aiohttp import web
 
 from streams.adapters import offender_search, tracking_db
 from streams.adapters.subscriber_store import circle_of_row
-from streams.domain.geometry import distance_within
+from streams.domain.geometry import distance_within, geodesic_circle
 from streams.domain.ids import parse_id
 from streams.domain.model import Address, Circle, OffenderState
 from streams.web.display import (
+    ADDRESS_TYPE_TEXT,
+    ADDRESS_TYPES,
     address_line,
     address_type_text,
     distance_text,
@@ -34,11 +36,40 @@ def _attribution(tiles: str) -> str:
     return f"Map tiles: {host}"
 
 
+# Seven decimals of a degree: about a centimetre, so the drawn ring is the computed one.
+RING_DECIMALS = 7
+
+
+def _ring(circle: Circle) -> list[list[float]]:
+    """The tracked circle as the map draws it: [lat, lon] vertices on the WGS84 geodesic circle."""
+    return [
+        [round(lat, RING_DECIMALS), round(lon, RING_DECIMALS)]
+        for lat, lon in geodesic_circle(circle.lat, circle.lon, circle.radius_m)
+    ]
+
+
+def map_legend(tracked: dict[str, Any] | None, places: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The key to the map's symbols, for what is on this map, in the order a reader looks for it."""
+    items = []
+    if tracked is not None:
+        items.append({"symbol": "tracked", "text": "Your tracked address"})
+        items.append({"symbol": "circle", "text": f"Your circle: {tracked['radius']} around it"})
+    kinds = {p["kind"] for p in places}
+    items += [{"symbol": k, "text": f"{text} address"} for k, text in ADDRESS_TYPES if k in kinds]
+    if "other" in kinds:
+        items.append({"symbol": "other", "text": "Other address"})
+    if any(p["approximate"] for p in places):
+        items.append({"symbol": "approximate", "text": "Location approximate (pale, dashed outline)"})
+    return items
+
+
 def _map_place(state: OffenderState, a: Address, circle: Circle | None, paths: Paths) -> dict[str, Any]:
     p = state.profile
     assert p is not None and a.lat is not None and a.lon is not None
     place: dict[str, Any] = {
         "name": p.display_name,
+        # The marker's symbol (static/map-symbols.svg); `type` is its words.
+        "kind": a.type if a.type in ADDRESS_TYPE_TEXT else "other",
         "type": address_type_text(a),
         "address": address_line(a),
         "lat": a.lat,
@@ -82,6 +113,7 @@ async def map_page(request: web.Request) -> web.Response:
             "radius_m": circle.radius_m,
             "radius": radius_text(circle.radius_code),
             "precision": precision_text(tracked_row.precision),
+            "ring": _ring(circle),
         }
     if state is not None:
         people = [(state, a) for a in state.addresses if a.has_point]
@@ -104,5 +136,6 @@ async def map_page(request: web.Request) -> web.Response:
             "offender": record_view(state, paths) if state else None,
             "unmapped": [{"type": address_type_text(a), "line": address_line(a)} for a in unmapped],
             "data": data,
+            "legend": map_legend(tracked, places),
         },
     )

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
-from streams.adapters import offender_search, tracking_db
+from streams.adapters import offender_search, tracking_db, why_facts
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.domain.limits import MAX_OFFENDERS
 from streams.domain.model import OffenderState
@@ -31,6 +31,7 @@ from streams.web.paths import Paths, paths_of
 from streams.web.responses import no_record, not_found, redirect, render, require_login
 from streams.web.security import content_security_policy
 from streams.web.views_addresses import notifications_page
+from streams.web.views_why import distance_rows
 
 SEARCH_FIELDS = ("last_name", "first_name", "address_type", "street", "city", "county", "zip")
 
@@ -209,6 +210,8 @@ async def offender_record(request: web.Request) -> web.Response:
         return no_record(request)
     s = session_of(request)
     watched = await db(request, tracking_db.watched_ids, s.subscriber_id) if s.logged_in else []
+    # Only a signed-in subscriber's own tracked addresses, measured as the alerts measure.
+    places = await db(request, why_facts.tracked_places, s.subscriber_id) if s.logged_in else []
     response = render(
         request,
         "web/offender.html.j2",
@@ -217,6 +220,8 @@ async def offender_record(request: web.Request) -> web.Response:
             "watched": state.offender_id in watched,
             "can_track": len(watched) < MAX_OFFENDERS,
             "max_offenders": MAX_OFFENDERS,
+            "distances": distance_rows(places, state),
+            "why": paths_of(request).why(state.offender_id),
         },
     )
     return allow_photos(request, response, [state])

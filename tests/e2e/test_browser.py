@@ -142,7 +142,16 @@ def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> Non
             page.locator("a[href*='/offenders/OFF-B']").first.click()
             page.wait_for_load_state()
             assert "Bill Brown" in page.content() and "secret-handle" not in page.content()
+            # Signed in: how far the record's address is from the tracked one, as the alert measured.
+            distances = page.get_by_role("table", name=re.compile("Each address you track"))
+            assert distances.get_by_role("rowheader", name="Home (within 1/2 mile)").is_visible()
+            assert distances.get_by_role("cell", name="Yes").is_visible()
             shot("offender-record")
+
+            page.get_by_role("link", name="Why didn't I hear about Bill Brown?").click()
+            page.wait_for_load_state()
+            assert "You were told: it was in your digest of" in page.content()
+            shot("why")
 
             page.set_content(html)
             page.locator("a[href*='/map?']").first.click()
@@ -154,4 +163,4 @@ def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> Non
     finally:
         web.terminate()
         web.wait(10)
-    assert len(shots) == 10  # every step of the walk-through reached, each pictured
+    assert len(shots) == 11  # every step of the walk-through reached, each pictured

@@ -47,6 +47,7 @@ from streams.adapters.rendering import render_digest
 from streams.adapters.web_db import web_sessions
 from streams.domain.digest import build_digest
 from streams.domain.model import Address, OffenderProfile, OffenderState, Offense, SeenEvent
+from streams.domain.radii import radius_m
 from streams.web import sessions
 from streams.web.account_mail import mail_sent
 from streams.web.security import RateLimiter
@@ -372,8 +373,16 @@ TRACKING_FORMS: dict[str, tuple[str, ...]] = {
     "/offenders/search": ("online_identifier",),
     "GET /offenders/search": ("last_name", "first_name", "address_type", "street", "city", "county", "zip"),
     "GET /map": ("tracked", "offender"),
+    "/notifications/why": ("q",),
+    "GET /notifications/why": ("offender",),
 }
-SEARCHES = {"/offenders/search", "GET /offenders/search", "GET /map"}
+SEARCHES = {
+    "/offenders/search",
+    "GET /offenders/search",
+    "GET /map",
+    "/notifications/why",
+    "GET /notifications/why",
+}
 ACCOUNT_FORMS: dict[str, tuple[str, ...]] = {
     "/enroll": ("email", "email2", "password", "password2"),
     "/login": ("email", "password"),
@@ -402,6 +411,7 @@ GOOD: dict[str, list[str]] = {
     "address_type": ["home"],
     "county": ["Boone"],
     "offender": ["OFF-NEAR"],
+    "q": ["OFF-NEAR", "Nearby, Nora", " nora  NEARBY "],
     "email": EMAILS,
     "password": [PASSPHRASE],
     "current_password": [PASSPHRASE],
@@ -649,6 +659,9 @@ def _address_edited(
     place = ("street", "city", "state", "zip")
     moved = any(old[k] != new[k] for k in place)
     kept = set(old) - set(typed) - ({"lat", "lon", "precision", "normalized"} if moved else set())
+    if moved or radius_m(new["radius_code"]) > radius_m(old["radius_code"]):
+        kept.discard("created_at")  # tracked as it now stands since the edit
+        assert new["created_at"] > old["created_at"], ("moved or widened: tracked anew", old, new)
     assert {k: new[k] for k in kept} == {k: old[k] for k in kept}, ("only what was typed changed", old, new)
     return "edited"
 

@@ -637,7 +637,7 @@ async def test_the_map_uses_leaflet_from_this_site_and_no_inline_script(logged_i
         assert 'src="/static/' in attrs or 'type="application/json"' in attrs, attrs
         assert 'src="/static/' not in attrs or not body.strip()
     srcs = re.findall(r'<script[^>]*src="([^"]+)"', page)
-    assert srcs == ["/static/leaflet/leaflet.js", "/static/map.js"]
+    assert srcs == ["/static/leaflet/leaflet.js", "/static/basemap.js", "/static/map.js"]
     assert '<link rel="stylesheet" href="/static/leaflet/leaflet.css">' in page
     assert "script-src 'self';" in resp.headers["Content-Security-Policy"]
     for path in srcs + ["/static/leaflet/leaflet.css", "/static/leaflet/images/marker-icon.png"]:
