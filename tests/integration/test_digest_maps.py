@@ -83,7 +83,7 @@ async def test_each_tracked_address_with_changes_gets_its_picture_in_a_related_p
         addresses=(
             imported_address("Home"),
             imported_address(
-                "School run", street="5600 Clayton Ave", zip_="63110", radius="2mi", at=(38.63, -90.28)
+                "School run", street="5600 Clayton Ave", zip_="63110", radius="2mi", at=(38.645, -90.215)
             ),
         ),
     )
@@ -125,10 +125,13 @@ async def test_each_tracked_address_with_changes_gets_its_picture_in_a_related_p
     # Registry as of, in the digest's zone (Central: 11:45 UTC is 5:45 AM CST), in both parts.
     as_of = "Registry data as of November 20, 2026, 5:45 AM CST."
     assert as_of in text_of(msg).splitlines() and as_of in html
+    # For the browser test: the HTML part with its pictures as files beside it.
     ARTIFACTS.mkdir(exist_ok=True)
-    first = images[cids[0]].get_content()
-    (ARTIFACTS / "digest-map.png").write_bytes(first)
-    (ARTIFACTS / "digest-map.html").write_text(html.replace(f"cid:{cids[0]}", "digest-map.png"))
+    for n, cid in enumerate(cids):
+        name = "digest-map.png" if n == 0 else f"digest-map-{n + 1}.png"
+        (ARTIFACTS / name).write_bytes(images[cid].get_content())
+        html = html.replace(f"cid:{cid}", name)
+    (ARTIFACTS / "digest-map.html").write_text(html)
 
 
 def test_the_text_part_is_the_same_bytes_with_or_without_pictures() -> None:
