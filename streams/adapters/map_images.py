@@ -103,32 +103,45 @@ def _lines(c: _Canvas, polygons: Sequence[Rings], colour: tuple[int, int, int], 
             c.draw.line(c.ring_xy(r), fill=colour, width=c.w(width))
 
 
-def _county_names(c: _Canvas, counties: Sequence[Region], view: tuple[float, float, float, float]) -> None:
+Box = tuple[float, float, float, float]
+
+
+def _overlaps(b: Box, taken: Sequence[Box]) -> bool:
+    return any(not (b[2] < t[0] or b[0] > t[2] or b[3] < t[1] or b[1] > t[3]) for t in taken)
+
+
+def _county_names(
+    c: _Canvas, counties: Sequence[Region], view: Box, marks: Sequence[tuple[float, float]]
+) -> None:
+    """Each county's name inside its visible part, clear of the map's marks and of each other
+    (moved up or down a line or two when it would cover one, left out when it still would)."""
     font = _font(c.w(11))
     frame = box(*view)
-    taken: list[tuple[float, float, float, float]] = []
+    pad = MARKER_R * c.k * 1.3
+    taken: list[Box] = [(x - pad, y - pad, x + pad, y + pad) for x, y in marks]
     for county in counties:
         shape = Polygon(county.outlines[0][0]).buffer(0).intersection(frame)
         if shape.is_empty or shape.area < frame.area * 0.02:
             continue  # a sliver at the edge: its name would sit on the frame
         point = shape.representative_point()
-        x, y = c.xy(point.y, point.x)
+        px, py = c.xy(point.y, point.x)
         name = county.name.upper()
-        x0, y0, x1, y1 = c.draw.textbbox((x, y), name, font=font, anchor="mm")
-        if x0 < 0 or y0 < 0 or x1 > c.image.width or y1 > c.image.height:
-            continue
-        if any(not (x1 < a or x0 > b or y1 < d or y0 > e) for a, d, b, e in taken):
-            continue
-        taken.append((x0, y0, x1, y1))
-        c.draw.text(
-            (x, y),
-            name,
-            font=font,
-            anchor="mm",
-            fill=COUNTY_NAME,
-            stroke_width=c.w(2),
-            stroke_fill=c.image.getpixel((round(x), round(y))),
-        )
+        step = c.w(18)
+        for x, y in ((px, py + dy * step) for dy in (0, 1, -1, 2, -2)):
+            b = c.draw.textbbox((x, y), name, font=font, anchor="mm")
+            if b[0] < 0 or b[1] < 0 or b[2] > c.image.width or b[3] > c.image.height or _overlaps(b, taken):
+                continue
+            taken.append(b)
+            c.draw.text(
+                (x, y),
+                name,
+                font=font,
+                anchor="mm",
+                fill=COUNTY_NAME,
+                stroke_width=c.w(2),
+                stroke_fill=c.image.getpixel((round(x), round(y))),
+            )
+            break
 
 
 def marker(
@@ -212,7 +225,8 @@ def draw(spec: MapSpec, scale: int = PIXEL_SCALE, supersample: int = SUPERSAMPLE
     c.draw.polygon(circle, fill=CIRCLE_TINT)
     _lines(c, county_shapes, COUNTY_LINE, COUNTY_WIDTH)
     _lines(c, clipped(states, view), STATE_LINE, STATE_WIDTH)
-    _county_names(c, counties, view)
+    marks = [c.xy(spec.lat, spec.lon), *(c.xy(p.lat, p.lon) for p in spec.points)]
+    _county_names(c, counties, view, marks)
     c.draw.line(circle, fill=RING, width=c.w(RING_WIDTH), joint="curve")
     _centre(c, *c.xy(spec.lat, spec.lon))
     _points(c, spec.points)
