@@ -51,6 +51,7 @@ class Settings:
     # over after this long. Far above one SMTP attempt; a re-send keeps its Message-ID.
     digest_stale_after_s: float
     suspend_after_bounces: int  # hard bounces in a row after which a subscriber's digests stop
+    digest_maps: bool  # a map picture per tracked address in the digests' HTML part
     timezone: str
     secret_key: str
     worker_web_port: int
@@ -226,6 +227,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         smtp_port=_int(env, "SOR_SMTP_PORT", 587, 1, 65535),
         smtp_connections=_int(env, "SOR_SMTP_CONNECTIONS", 16, 1, 100),
         smtp_starttls=_bool(env, "SOR_SMTP_STARTTLS", True),
+        digest_maps=_bool(env, "SOR_DIGEST_MAPS", True),
         smtp_username=env.get("SOR_SMTP_USERNAME") or None,
         smtp_password=env.get("SOR_SMTP_PASSWORD") or None,
         mail_from=mail_from,

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, and_, bindparam, literal, or_, select, text, update
 from sqlalchemy.engine import Connection
 
-from streams.adapters.db import digests, offenders, pending_alerts, subscribers
+from streams.adapters.db import digests, offenders, pending_alerts, subscribers, tracked_addresses
 from streams.adapters.sql import Bind, custom_plans, reading, transaction
 from streams.adapters.sql import insert as sql_insert
 from streams.adapters.subscriber_store import active_subscriber as _active_subscriber
+from streams.domain.digest_map import Circle
 from streams.domain.model import Alert
 
 # Digests that are done with: their alerts are never mailed again.
@@ -247,6 +248,9 @@ class DigestWork:
     created_at: datetime | None  # first claimed (None: a row from before this was kept)
     alerts: list[Alert]  # only offenders who may still be shown
     withheld: int  # alerts dropped: the offender was removed or flagged juvenile since
+    # The tracked addresses its proximity alerts name, as they stand now (a deleted one is
+    # missing): the circles its maps draw.
+    circles: dict[int, Circle] = field(default_factory=dict)
 
 
 def _still_shown(kind: str, removed: bool | None, juvenile: bool | None) -> bool:
@@ -311,6 +315,7 @@ def load_digests(bind: Bind, digest_ids: Sequence[int]) -> list[DigestWork]:
                     alerts[r.digest_id].append(Alert.from_dict(r.payload))
                 else:
                     withheld[r.digest_id] += 1
+        circles = _circles(conn, {a.tracked_address_id for found in alerts.values() for a in found})
     missing = [i for i in digest_ids if i not in heads]
     if missing:
         raise LookupError(f"no digest with id {missing[0]}")
@@ -328,10 +333,31 @@ def load_digests(bind: Bind, digest_ids: Sequence[int]) -> list[DigestWork]:
             created_at=_utc(d.created_at),
             alerts=alerts[i],
             withheld=withheld[i],
+            circles={
+                a.tracked_address_id: circles[a.tracked_address_id]
+                for a in alerts[i]
+                if a.tracked_address_id in circles
+            },
         )
         for i in digest_ids
         for d in (heads[i],)
     ]
+
+
+def _circles(conn: Connection, ids: set[int | None]) -> dict[int, Circle]:
+    wanted = sorted(i for i in ids if i is not None)
+    out: dict[int, Circle] = {}
+    for part in _chunks(wanted):
+        for r in conn.execute(
+            select(
+                tracked_addresses.c.id,
+                tracked_addresses.c.lat,
+                tracked_addresses.c.lon,
+                tracked_addresses.c.radius_code,
+            ).where(tracked_addresses.c.id.in_(part))
+        ):
+            out[int(r.id)] = Circle(float(r.lat), float(r.lon), r.radius_code)
+    return out
 
 
 def load_digest(bind: Bind, digest_id: int) -> DigestWork:

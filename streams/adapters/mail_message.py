@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -16,6 +18,18 @@ _MAX_LINE = 998  # the hard limit
 # "=_" never occurs in quoted-printable text ('=' is always escaped), and a part sent as it is
 # (7bit) is one that does not hold the boundary: one fixed boundary does for every message.
 BOUNDARY = "=_sor-notify-digest_="
+# The HTML part and its pictures (multipart/related, RFC 2387); base64 has no "_" either.
+RELATED_BOUNDARY = "=_sor-notify-related_="
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """A picture the HTML part shows by `cid:<content_id>`."""
+
+    content_id: str  # without angle brackets
+    data: bytes
+    filename: str
+    content_type: str = "image/png"
 
 
 def header(name: str, value: str) -> str:
@@ -53,6 +67,7 @@ def body(text: str) -> tuple[str, bytes]:
         and "\r" not in text
         and "\0" not in text
         and BOUNDARY not in text
+        and RELATED_BOUNDARY not in text
         and max(map(len, text.split("\n"))) <= _MAX_LINE
     ):
         return "7bit", text.encode("ascii")
@@ -67,11 +82,13 @@ def message_bytes(
     text: str,
     html: str,
     headers: Iterable[tuple[str, str]] = (),
+    images: Sequence[InlineImage] = (),
 ) -> bytes:
     """The whole message as bytes, lines ending in LF (an SMTP client sends them as CRLF).
 
     `headers` (Date, Message-ID, List-Unsubscribe, ...) follow Subject, From and To in the
-    order given.
+    order given. With `images`, the HTML part and they go in a multipart/related in place of
+    the HTML part alone; the plain-text part is the same either way.
     """
     head = "".join(
         (
@@ -87,16 +104,43 @@ def message_bytes(
     part = 'Content-Type: text/{}; charset="utf-8"\nContent-Transfer-Encoding: {}\n\n'
     text_cte, text_bytes = body(text)
     html_cte, html_bytes = body(html)
+    html_block: tuple[bytes, ...]
+    if not images:
+        html_block = (f"\n--{BOUNDARY}\n{part.format('html', html_cte)}".encode("ascii"), html_bytes)
+    else:
+        html_block = (
+            f"\n--{BOUNDARY}\n"
+            f'Content-Type: multipart/related; type="text/html"; boundary="{RELATED_BOUNDARY}"\n\n'
+            f"--{RELATED_BOUNDARY}\n{part.format('html', html_cte)}".encode("ascii"),
+            html_bytes,
+            *(_inline(image) for image in images),
+            f"\n--{RELATED_BOUNDARY}--".encode("ascii"),
+        )
     return b"".join(
         (
             head.encode("ascii"),
             f"--{BOUNDARY}\n{part.format('plain', text_cte)}".encode("ascii"),
             text_bytes,
-            f"\n--{BOUNDARY}\n{part.format('html', html_cte)}".encode("ascii"),
-            html_bytes,
+            *html_block,
             f"\n--{BOUNDARY}--\n".encode("ascii"),
         )
     )
+
+
+def _inline(image: InlineImage) -> bytes:
+    if not (image.content_id.isascii() and image.filename.isascii() and image.content_type.isascii()):
+        raise ValueError("an inline image's names are ASCII")
+    if any(c in image.content_id + image.filename for c in '<>"\r\n'):
+        raise ValueError(
+            f"inline image {image.filename!r}: its Content-ID or name holds a reserved character"
+        )
+    return (
+        f"\n--{RELATED_BOUNDARY}\n"
+        f"Content-Type: {image.content_type}\n"
+        "Content-Transfer-Encoding: base64\n"
+        f"Content-ID: <{image.content_id}>\n"
+        f'Content-Disposition: inline; filename="{image.filename}"\n\n'
+    ).encode("ascii") + base64.encodebytes(image.data).rstrip(b"\n")
 
 
 def build_message(

@@ -7,6 +7,8 @@ whoever wants one. The templates' environment serves the site's e-mails too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -18,7 +20,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from streams.adapters.mail_message import message_bytes
+from streams.adapters.mail_message import InlineImage, message_bytes
+from streams.domain import digest_dates
 from streams.domain.digest import Digest
 from streams.domain.links import Links
 
@@ -58,6 +61,16 @@ def subject_for(digest: Digest, period: str) -> str:
     return f"Registry notification digest for {period}: " + " and ".join(parts)
 
 
+@dataclass(frozen=True)
+class DigestMap:
+    """A tracked address's map picture in a digest: shown in the HTML part by its Content-ID."""
+
+    tracked_address_id: int
+    content_id: str
+    alt: str
+    png: bytes
+
+
 def render_digest_bytes(
     digest: Digest,
     *,
@@ -68,8 +81,14 @@ def render_digest_bytes(
     message_id: str,
     period: str,
     date: datetime | None = None,
+    registry_as_of: str | None = None,
+    maps: Sequence[DigestMap] = (),
 ) -> bytes:
-    """The whole message as bytes, lines ending in LF (an SMTP client sends them as CRLF)."""
+    """The whole message as bytes, lines ending in LF (an SMTP client sends them as CRLF).
+
+    `registry_as_of` is the sentence saying how current the registry data is
+    (`digest_dates.registry_as_of`; None: not known); `maps` go in the HTML part only.
+    """
     text_template, html_template = _templates()
     subject = subject_for(digest, period)
     context = {
@@ -77,13 +96,18 @@ def render_digest_bytes(
         "period": period,
         "subject": subject,
         "links": Links(public_url, unsubscribe_url),
+        "registry_as_of": registry_as_of or digest_dates.registry_as_of(None, UTC),
+        "maps": {m.tracked_address_id: m for m in maps},
     }
+    # One part per picture, however many tracked addresses show the same one.
+    images = {m.content_id: InlineImage(m.content_id, m.png, f"map-{m.tracked_address_id}.png") for m in maps}
     return message_bytes(
         from_addr=from_addr,
         to_addr=to_addr,
         subject=subject,
         text=text_template.render(context),
         html=html_template.render(context),
+        images=tuple(images.values()),
         headers=(
             ("Date", format_datetime((date or datetime.now(UTC)).astimezone(UTC))),
             ("Message-ID", message_id),

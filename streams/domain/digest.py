@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,9 @@ class OffenderLine:
     offense: str
     band: str  # e.g. "within 1/4 mi"
     distance_m: float
+    # Where the address lies (drawn on the digest's map); None when the registry gave no point.
+    lat: float | None = None
+    lon: float | None = None
 
     @property
     def moved_in(self) -> bool:
@@ -127,6 +131,10 @@ def _net_proximity(alerts: Sequence[Alert]) -> list[Alert]:
     return [g[-1] for g in groups.values() if g[0].kind == g[-1].kind]
 
 
+def _coordinate(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
 def _offender_line(a: Alert) -> OffenderLine:
     addr = a.address or {}
     return OffenderLine(
@@ -138,6 +146,8 @@ def _offender_line(a: Alert) -> OffenderLine:
         offense=str(a.offender.get("main_offense") or ""),
         band=a.band or "",
         distance_m=float(a.distance_m if a.distance_m is not None else 0.0),
+        lat=_coordinate(addr.get("lat")),
+        lon=_coordinate(addr.get("lon")),
     )
 
 

@@ -16,14 +16,14 @@ import asyncio
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parseaddr
 from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
 
-from streams.adapters import db_calls, digest_store, metrics
+from streams.adapters import db_calls, digest_store, metrics, registry_freshness
 from streams.adapters.digest_store import DigestWork
 from streams.adapters.mail import (
     MailLanes,
@@ -35,9 +35,11 @@ from streams.adapters.mail import (
     TemporaryMailError,
     lanes_of,
 )
-from streams.adapters.rendering import render_digest_bytes
-from streams.domain import links
+from streams.adapters.map_images import MapCache
+from streams.adapters.rendering import DigestMap, render_digest_bytes
+from streams.domain import digest_dates, links
 from streams.domain.digest import Digest, build_digest
+from streams.domain.digest_map import alt_text, map_spec
 from streams.domain.retry_policy import GIVE_UP_AFTER, retry_delay
 from streams.runtime import Runtime
 
@@ -89,12 +91,17 @@ async def send_due_digests(
     suspend_after: int = DEFAULT_SUSPEND_AFTER,
     rand: Callable[[], float] = random.random,
     lanes: int = DEFAULT_LANES,
+    zone: tzinfo = UTC,
+    maps: bool = True,
+    map_cache: MapCache | None = None,
 ) -> DigestRunReport:
     """Retry the claimed digests that are due, then claim and send this period's.
 
     `claim_new=False` only retries (for a more frequent retry schedule that must not send
     the day's digest early). Once the mail server is found unavailable, the run tries no
-    other digest: the rest are deferred untried to the same retry time.
+    other digest: the rest are deferred untried to the same retry time. `zone` is the one
+    the digests' dates are in (the period's); `maps=False` leaves the map pictures out, and
+    each distinct picture is drawn once a run (in `map_cache`, a new one by default).
     """
     if suspend_after < 1:
         raise ValueError(f"suspend_after={suspend_after}: expected at least 1")
@@ -108,8 +115,12 @@ async def send_due_digests(
         now=now.astimezone(UTC),
         suspend_after=suspend_after,
         rand=rand,
+        map_cache=(map_cache or MapCache()) if maps else None,
     )
     report = run.report
+    # Read once: every digest of the run says the same.
+    as_of = await run.db(registry_freshness.registry_as_of)
+    run.registry_as_of = digest_dates.registry_as_of(as_of, zone)
     async with lanes_of(sender, lanes) as pool, run.lanes(pool):
         retries = await run.db(
             digest_store.take_over_claimed_digests, now=run.now, stale_before=run.now - stale_after
@@ -164,6 +175,8 @@ async def send_digests(
         suspend_after=settings.suspend_after_bounces,
         claim_new=claim_new,
         lanes=settings.smtp_connections,
+        zone=settings.zone,
+        maps=settings.digest_maps,
     )
 
 
@@ -176,6 +189,8 @@ class _Run:
     now: datetime
     suspend_after: int
     rand: Callable[[], float]
+    map_cache: MapCache | None = None  # None: digests without map pictures
+    registry_as_of: str | None = None
     report: DigestRunReport = field(default_factory=DigestRunReport)
     down: MailServerUnavailable | None = None  # the server failed us in this run
     down_retry_at: datetime | None = None  # when the digest that found it down is retried
@@ -363,12 +378,34 @@ class _Run:
                 message_id=message_id,
                 period=work.period,
                 date=self.now,
+                registry_as_of=self.registry_as_of,
+                maps=self._maps(digest, work),
             )
         except Exception as exc:  # noqa: BLE001 - one bad digest must not stop everyone else's
             logger.error("digest: unexpected error", error=type(exc).__name__, digest_id=work.digest_id)
             await self._defer(work, type(exc).__name__, attempted=True, server_down=False)
             return None
         return work, digest, OutgoingMail(self.envelope_from, work.email, data, message_id)
+
+    def _maps(self, digest: Digest, work: DigestWork) -> list[DigestMap]:
+        """A picture per tracked address with changes that can be drawn; one that fails to draw
+        is left out (the digest says the same in words)."""
+        if self.map_cache is None:
+            return []
+        out = []
+        for place in digest.places:
+            circle = work.circles.get(place.tracked_address_id)
+            spec = map_spec(place, circle) if circle is not None else None
+            if spec is None:
+                continue
+            try:
+                png = self.map_cache.png(spec)
+            except Exception as exc:  # noqa: BLE001 - the digest goes without its picture
+                logger.error("digest map not drawn", error=type(exc).__name__, digest_id=work.digest_id)
+                continue
+            alt = alt_text(place.label, circle.radius_code, spec) if circle is not None else ""
+            out.append(DigestMap(place.tracked_address_id, spec.content_id, alt, png))
+        return out
 
     # --- outcomes other than sent -----------------------------------------------------------
 

@@ -124,7 +124,16 @@ async def test_a_digest_through_smtp_is_signed_and_verifies_against_the_publishe
     await send_digest(engine, subscribe, load_settings(env))
     [raw] = catcher.raw
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw
-    assert_signed(raw, record_from_command(env))
+    # The signature covers the whole body: the HTML part's map picture too.
+    assert b"Content-Type: multipart/related" in raw and b"Content-Type: image/png" in raw
+    record = record_from_command(env)
+    assert_signed(raw, record)
+    # One character of the picture changed on the way no longer verifies.
+    picture = re.search(rb"Content-Type: image/png.*?\r?\n\r?\n", raw, re.S)
+    assert picture is not None
+    at = picture.end() + 10
+    changed = raw[:at] + (b"B" if raw[at : at + 1] == b"A" else b"A") + raw[at + 1 :]
+    assert not verifies(changed, record)
 
 
 async def test_the_embedded_default_signs_its_maildir_with_a_key_made_once(

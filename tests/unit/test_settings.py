@@ -23,6 +23,8 @@ def test_embedded_defaults(tmp_path: Path) -> None:
     assert s.maildir == tmp_path / "maildir"
     assert s.digest_time == (6, 0) and s.timezone == "America/Chicago"
     assert s.settings_notice_delay_s == 300  # one settings e-mail per five minutes at most
+    assert s.digest_maps  # digests show their map pictures unless turned off
+    assert not load_settings(env(tmp_path) | {"SOR_DIGEST_MAPS": "false"}).digest_maps
     # The generated secret is kept, so unsubscribe links stay valid across restarts.
     assert load_settings(env(tmp_path)).secret_key == s.secret_key
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
@@ -38,6 +40,7 @@ def test_embedded_defaults(tmp_path: Path) -> None:
         ("SOR_DIGEST_TIME", "25:00", "HH:MM"),
         ("SOR_TIMEZONE", "Mars/Olympus", "time zone"),
         ("SOR_SMTP_STARTTLS", "maybe", "true or false"),
+        ("SOR_DIGEST_MAPS", "pictures", "SOR_DIGEST_MAPS='pictures': expected true or false"),
         ("SOR_PUBLIC_URL", "notify.example", "http"),
         ("SOR_SECRET_KEY", "short", "32 characters"),
         ("SOR_LOG_FORMAT", "xml", "SOR_LOG_FORMAT"),
