@@ -11,14 +11,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, and_, bindparam, literal, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from streams.adapters.db import digests, offenders, pending_alerts, subscribers, tracked_addresses
-from streams.adapters.sql import Bind, custom_plans, reading, transaction
+from streams.adapters.sql import Bind, custom_plans, reading, stored_utc, transaction
 from streams.adapters.sql import insert as sql_insert
 from streams.adapters.subscriber_store import active_subscriber as _active_subscriber
 from streams.domain.digest_map import Circle
@@ -263,10 +263,7 @@ def _still_shown(kind: str, removed: bool | None, juvenile: bool | None) -> bool
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    # SQLite gives back naive datetimes; every time stored here is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+    return stored_utc(value) if value is not None else None
 
 
 def load_digests(bind: Bind, digest_ids: Sequence[int]) -> list[DigestWork]:

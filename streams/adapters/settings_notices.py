@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, Table, Text, delete, func, insert, select
 from sqlalchemy.engine import Engine
 
 from streams.adapters.db import metadata, subscribers
+from streams.adapters.sql import stored_utc
 
 # One row per change, kept in the database so a restart of the site loses no notice; the
 # account's deletion takes its rows with it (and the sender joins on subscribers besides).
@@ -75,14 +76,10 @@ def due(engine: Engine, waited_since: datetime, limit: int = 100) -> list[DueNot
                     int(sid),
                     email,
                     link_key,
-                    [PendingChange(int(r.id), _utc(r.changed_at), r.change) for r in rows],
+                    [PendingChange(int(r.id), stored_utc(r.changed_at), r.change) for r in rows],
                 )
             )
     return notices
-
-
-def _utc(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite keeps no zone: UTC as stored
 
 
 def mailed(engine: Engine, ids: list[int]) -> None:

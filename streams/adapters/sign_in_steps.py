@@ -8,7 +8,7 @@ goes with the session (foreign key) at log in, log out and when sessions are end
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     Column,
@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 from streams.adapters.db import metadata
+from streams.adapters.sql import stored_utc
 from streams.adapters.web_db import web_sessions  # noqa: F401 (the table the foreign key names)
 
 SECOND_STEP = "second_step"  # the password was right; a second factor is still to come
@@ -66,10 +67,6 @@ class Step:
     attempts: int
 
 
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def put(
     engine: Engine,
     session_hash: str,
@@ -104,7 +101,7 @@ def get(engine: Engine, session_hash: str, purpose: str, now: datetime) -> Step 
                 sign_in_steps.c.session_hash == session_hash, sign_in_steps.c.purpose == purpose
             )
         ).first()
-    if row is None or _aware(row.expires_at) <= now:
+    if row is None or stored_utc(row.expires_at) <= now:
         return None
     return Step(row.subscriber_id, row.value, int(row.attempts))
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Engine
 
 Bind = Engine | Connection
+
+
+def stored_utc(t: datetime) -> datetime:
+    """A time read back from the database, aware: SQLite keeps no zone, and every time stored here is UTC."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def driver_connection(conn: Connection) -> Any:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from streams.adapters.db import digests, offender_watches, pending_alerts, tracked_addresses
-from streams.adapters.sql import reading
+from streams.adapters.sql import reading, stored_utc
 from streams.domain import radii
 from streams.domain.why import AlertFact, TrackedPlace
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite gives back naive datetimes; every time stored here is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _place(row: Any) -> TrackedPlace:
@@ -28,7 +23,7 @@ def _place(row: Any) -> TrackedPlace:
         radius_m=radii.radius_m(row.radius_code),
         radius_code=row.radius_code,
         precision=row.precision,
-        tracked_since=_utc(row.created_at),
+        tracked_since=stored_utc(row.created_at),
     )
 
 
@@ -49,7 +44,7 @@ def watched_since(engine: Engine, sid: int, offender_id: str) -> datetime | None
                 offender_watches.c.subscriber_id == sid, offender_watches.c.offender_id == offender_id
             )
         ).scalar()
-    return _utc(at) if at is not None else None
+    return stored_utc(at) if at is not None else None
 
 
 def alert_facts(engine: Engine, sid: int, offender_id: str) -> list[AlertFact]:
@@ -69,7 +64,7 @@ def alert_facts(engine: Engine, sid: int, offender_id: str) -> list[AlertFact]:
                     kind=r.kind,
                     place_id=r.payload.get("tracked_address_id"),
                     identity=(address["type"], address["normalized"]) if address else None,
-                    sent_at=_utc(r.sent_at) if sent else None,
+                    sent_at=stored_utc(r.sent_at) if sent else None,
                 )
             )
     return facts

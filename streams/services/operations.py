@@ -17,6 +17,7 @@ from streams.adapters.broker import BROKER_FAILURES, BrokerError, broker_failure
 from streams.adapters.dead_letters import InvalidEvent
 from streams.adapters.event_codec import conflicting_duplicate, decode_registry_event, encode_registry_event
 from streams.adapters.schema_checks import strict_json_loads
+from streams.adapters.sql import stored_utc
 from streams.domain.event_identity import content_digest
 from streams.domain.model import RegistryEvent
 from streams.runtime import Runtime
@@ -55,8 +56,7 @@ class AlreadyReplayed(OperationError):
 
 
 def _when(at: datetime) -> str:
-    at = at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite drops the zone
-    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return stored_utc(at).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # --- status ------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from streams.adapters.sign_in_steps import sign_in_steps
+from streams.adapters.sql import stored_utc
 from streams.adapters.web_db import web_sessions
 
 COOKIE = "sor_session"
@@ -98,7 +99,7 @@ def load(engine: Engine, raw_id: str | None, now: datetime) -> Session | None:
     if row is None:
         return None
     with engine.begin() as conn:
-        if _aware(row.expires_at) <= now or _aware(row.last_seen) + IDLE <= now:
+        if stored_utc(row.expires_at) <= now or stored_utc(row.last_seen) + IDLE <= now:
             conn.execute(delete(web_sessions).where(key))
             return None
         if row.subscriber_id is None and not _holds_a_step(conn, _hash(raw_id)):
@@ -117,10 +118,6 @@ def _holds_a_step(conn: Any, id_hash: str) -> bool:
         ).first()
         is not None
     )
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def create(
