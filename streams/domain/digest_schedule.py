@@ -1,19 +1,81 @@
-"""When the daily digest goes out: SOR_DIGEST_TIME in the service's time zone."""
+"""When a subscriber's digest goes out: daily, or weekly on a chosen weekday, at SOR_DIGEST_TIME
+in the service's time zone."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+DAILY = "daily"
+WEEKLY = "weekly"
+FREQUENCIES = (DAILY, WEEKLY)
+# date.weekday() numbering: 0 is Monday.
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
-def next_digest_at(now: datetime, zone: ZoneInfo, digest_time: tuple[int, int]) -> datetime:
-    """The first daily send after `now` (aware), in `zone`: the digest a waiting alert goes into."""
+
+class ScheduleError(ValueError):
+    """A frequency or weekday that is not one of the choices; the message says what is."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    frequency: str = DAILY
+    weekday: int | None = None  # weekly only: 0 Monday … 6 Sunday
+
+    def __post_init__(self) -> None:
+        if self.frequency not in FREQUENCIES:
+            raise ScheduleError("Choose how often: daily or weekly.")
+        if self.frequency == WEEKLY and self.weekday not in range(7):
+            raise ScheduleError("Choose the day of the week your weekly digest goes out.")
+        if self.frequency == DAILY and self.weekday is not None:
+            raise ScheduleError("A daily digest has no weekday: choose weekly to pick a day.")
+
+    @classmethod
+    def parse(cls, frequency: str | None, weekday: str | int | None) -> Schedule:
+        """From a form or an import line: a weekday by number (0 Monday) or English name;
+        a weekday given with "daily" is ignored (a form sends its select either way)."""
+        freq = (frequency or "").strip().lower()
+        if freq != WEEKLY:
+            return cls(freq or DAILY)
+        if isinstance(weekday, str):
+            text = weekday.strip()
+            names = [d.lower() for d in WEEKDAYS]
+            if text.lower() in names:
+                weekday = names.index(text.lower())
+            elif text.isascii() and text.isdigit():
+                weekday = int(text)
+            else:
+                weekday = None
+        return cls(WEEKLY, weekday if isinstance(weekday, int) and not isinstance(weekday, bool) else None)
+
+    @property
+    def weekly(self) -> bool:
+        return self.frequency == WEEKLY
+
+    def due_on(self, day: date) -> bool:
+        """Whether the digest run of local date `day` sends this subscriber's digest."""
+        return not self.weekly or day.weekday() == self.weekday
+
+    def describe(self) -> str:
+        """'once a day' / 'once a week, on Tuesdays'."""
+        return f"once a week, on {WEEKDAYS[self.weekday or 0]}s" if self.weekly else "once a day"
+
+
+DAILY_SCHEDULE = Schedule()
+
+
+def next_digest_at(
+    now: datetime, zone: ZoneInfo, digest_time: tuple[int, int], schedule: Schedule = DAILY_SCHEDULE
+) -> datetime:
+    """The first send of `schedule` after `now` (aware), in `zone`: the digest a waiting alert goes into."""
     local = now.astimezone(zone)
     at = time(*digest_time)
-    for days in (0, 1, 2):
-        candidate = datetime.combine(local.date() + timedelta(days=days), at, tzinfo=zone)
+    for days in range(9):
+        day = local.date() + timedelta(days=days)
+        candidate = datetime.combine(day, at, tzinfo=zone)
         # Compared in UTC: aware datetimes sharing a tzinfo compare by wall clock, which a
         # daylight-saving change would fool.
-        if candidate.astimezone(UTC) > now.astimezone(UTC):
+        if schedule.due_on(day) and candidate.astimezone(UTC) > now.astimezone(UTC):
             return candidate
-    raise AssertionError("a daily time always comes again within two days")
+    raise AssertionError("a daily or weekly time always comes again within eight days")
