@@ -75,6 +75,10 @@ subscribers = Table(
     # Bound into the unsubscribe links (streams.domain.links). NULL only for subscribers from
     # before revision 0002, whose links already mailed keep working (ids are never reused).
     Column("link_key", String(32), nullable=True, default=new_link_key),
+    # How often digests go out (streams.domain.digest_schedule): 'daily', or 'weekly' on
+    # digest_weekday (0 Monday … 6 Sunday; NULL for daily). Checked at the edge (site, import).
+    Column("digest_frequency", String(8), nullable=False, default="daily", server_default="daily"),
+    Column("digest_weekday", Integer, nullable=True),
     # SQLite reuses the highest freed rowid without AUTOINCREMENT; PostgreSQL's sequence never does.
     sqlite_autoincrement=True,
 )

@@ -11,10 +11,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, and_, bindparam, literal, or_, select, text, update
+from sqlalchemy import DateTime, Integer, String, and_, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from streams.adapters.db import digests, offenders, pending_alerts, subscribers, tracked_addresses
@@ -22,6 +22,7 @@ from streams.adapters.sql import Bind, custom_plans, reading, stored_utc, transa
 from streams.adapters.sql import insert as sql_insert
 from streams.adapters.subscriber_store import active_subscriber as _active_subscriber
 from streams.domain.digest_map import Circle
+from streams.domain.digest_schedule import DAILY_SCHEDULE, WEEKLY, Schedule
 from streams.domain.model import Alert
 
 # Digests that are done with: their alerts are never mailed again.
@@ -33,6 +34,13 @@ _CHUNK = 2000
 def _mailable_subscriber() -> Any:
     """Active, and digests not suspended after repeated hard bounces (their alerts are still recorded)."""
     return and_(_active_subscriber(), subscribers.c.mail_suspended_at.is_(None))
+
+
+def _due(period: str) -> Any:
+    """`Schedule.due_on` in SQL, for the run of the local date `period`: daily subscribers, and
+    weekly ones whose weekday it is (a weekly one's alerts wait, unassigned, until then)."""
+    weekday = date.fromisoformat(period).weekday()
+    return or_(subscribers.c.digest_frequency != WEEKLY, subscribers.c.digest_weekday == weekday)
 
 
 def _chunks(values: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
@@ -69,8 +77,9 @@ def refresh_statistics(bind: Bind) -> None:
             conn.exec_driver_sql(_RUN_STATISTICS)
 
 
-def subscribers_with_unassigned_alerts(bind: Bind) -> list[int]:
-    """Confirmed, active subscribers whose mail is not suspended, with alerts not yet in any digest.
+def subscribers_with_unassigned_alerts(bind: Bind, period: str | None = None) -> list[int]:
+    """Confirmed, active subscribers whose mail is not suspended, with alerts not yet in any digest
+    (and due in the run of `period`, when given: see `_due`).
 
     Two single-table statements, not a join: neither can be planned into work that grows
     with subscribers times alerts, whatever the statistics say (see `refresh_statistics`).
@@ -87,7 +96,11 @@ def subscribers_with_unassigned_alerts(bind: Bind) -> list[int]:
             due += (
                 int(s)
                 for s in conn.execute(
-                    select(subscribers.c.id).where(subscribers.c.id.in_(part), _mailable_subscriber())
+                    select(subscribers.c.id).where(
+                        subscribers.c.id.in_(part),
+                        _mailable_subscriber(),
+                        _due(period) if period is not None else literal(True),
+                    )
                 ).scalars()
             )
     return sorted(due)
@@ -127,8 +140,9 @@ _ATTACH_PG = text(
 def claim_digests(
     bind: Bind, subscriber_ids: Sequence[int], period: str, *, now: datetime, message_domain: str
 ) -> Claimed:
-    """Claim the (subscriber, period) digest of each subscriber who may receive one and has none
-    for the period yet, and attach each one's unassigned alerts to it: one transaction.
+    """Claim the (subscriber, period) digest of each subscriber who may receive one, is due on
+    the period's date and has none for the period yet, and attach each one's unassigned alerts
+    to it (whatever schedule they were recorded under): one transaction.
 
     Rows are inserted in subscriber order, so two runs claiming overlapping blocks wait for
     each other without deadlocking; a subscriber another run holds is skipped.
@@ -149,7 +163,7 @@ def claim_digests(
                 literal(now, DateTime(timezone=True)),
                 literal(now, DateTime(timezone=True)),
             )
-            .where(subscribers.c.id.in_(ids), _mailable_subscriber())
+            .where(subscribers.c.id.in_(ids), _mailable_subscriber(), _due(period))
             .order_by(subscribers.c.id)
         )
         rows = conn.execute(
@@ -251,6 +265,10 @@ class DigestWork:
     # The tracked addresses its proximity alerts name, as they stand now (a deleted one is
     # missing): the circles its maps draw.
     circles: dict[int, Circle] = field(default_factory=dict)
+    schedule: Schedule = DAILY_SCHEDULE  # the subscriber's, as it stands now
+    # Weekly only: from when the digest's alerts were recorded (the previous digest sent, or
+    # enrollment); the digest itself covers up to its claim (`created_at`).
+    covers_from: datetime | None = None
 
 
 def _still_shown(kind: str, removed: bool | None, juvenile: bool | None) -> bool:
@@ -286,6 +304,8 @@ def load_digests(bind: Bind, digest_ids: Sequence[int]) -> list[DigestWork]:
                     subscribers.c.confirmed,
                     subscribers.c.status,
                     subscribers.c.mail_suspended_at,
+                    subscribers.c.digest_frequency,
+                    subscribers.c.digest_weekday,
                 )
                 .join(subscribers, subscribers.c.id == digests.c.subscriber_id)
                 .where(digests.c.id.in_(part))
@@ -313,6 +333,8 @@ def load_digests(bind: Bind, digest_ids: Sequence[int]) -> list[DigestWork]:
                 else:
                     withheld[r.digest_id] += 1
         circles = _circles(conn, {a.tracked_address_id for found in alerts.values() for a in found})
+        schedules = {i: Schedule.stored(d.digest_frequency, d.digest_weekday) for i, d in heads.items()}
+        covers_from = _covers_from(conn, [i for i, s in schedules.items() if s.weekly])
     missing = [i for i in digest_ids if i not in heads]
     if missing:
         raise LookupError(f"no digest with id {missing[0]}")
@@ -335,10 +357,39 @@ def load_digests(bind: Bind, digest_ids: Sequence[int]) -> list[DigestWork]:
                 for a in alerts[i]
                 if a.tracked_address_id in circles
             },
+            schedule=schedules[i],
+            covers_from=covers_from.get(i),
         )
         for i in digest_ids
         for d in (heads[i],)
     ]
+
+
+def _covers_from(conn: Connection, digest_ids: list[int]) -> dict[int, datetime]:
+    """Per digest: when its subscriber's previous digest took its alerts (sent, or empty after
+    netting; a failed one gave them back), else when they enrolled. Weekly digests only, so a
+    daily run reads nothing more."""
+    previous = digests.alias("previous")
+    out: dict[int, datetime] = {}
+    for part in _chunks(digest_ids):
+        last = (
+            select(func.max(func.coalesce(previous.c.created_at, previous.c.sent_at)))
+            .where(
+                previous.c.subscriber_id == digests.c.subscriber_id,
+                previous.c.id < digests.c.id,
+                previous.c.status.in_(("sent", "empty")),
+            )
+            .scalar_subquery()
+        )
+        for r in conn.execute(
+            select(digests.c.id, last.label("last"), subscribers.c.created_at)
+            .join(subscribers, subscribers.c.id == digests.c.subscriber_id)
+            .where(digests.c.id.in_(part))
+        ):
+            since = r.last if r.last is not None else r.created_at
+            if since is not None:
+                out[int(r.id)] = stored_utc(since)
+    return out
 
 
 def _circles(conn: Connection, ids: set[int | None]) -> dict[int, Circle]:

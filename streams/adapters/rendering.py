@@ -52,13 +52,18 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def subject_for(digest: Digest, period: str) -> str:
+def subject_for(digest: Digest, period: str, weekly: digest_dates.WeeklyWords | None = None) -> str:
     parts = []
     if digest.proximity_count:
         parts.append(f"{_plural(digest.proximity_count, 'change')} near your tracked addresses")
     if digest.watch_count:
         parts.append(f"{_plural(digest.watch_count, 'update')} on offenders you track")
-    return f"Registry notification digest for {period}: " + " and ".join(parts)
+    head = (
+        f"Weekly registry notification digest, {weekly.span}"
+        if weekly
+        else (f"Registry notification digest for {period}")
+    )
+    return f"{head}: " + " and ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -83,14 +88,16 @@ def render_digest_bytes(
     date: datetime | None = None,
     registry_as_of: str | None = None,
     maps: Sequence[DigestMap] = (),
+    weekly: digest_dates.WeeklyWords | None = None,
 ) -> bytes:
     """The whole message as bytes, lines ending in LF (an SMTP client sends them as CRLF).
 
     `registry_as_of` is the sentence saying how current the registry data is
-    (`digest_dates.registry_as_of`; None: not known); `maps` go in the HTML part only.
+    (`digest_dates.registry_as_of`; None: not known); `maps` go in the HTML part only;
+    `weekly`: a weekly digest, and the days it covers (None: the daily one).
     """
     text_template, html_template = _templates()
-    subject = subject_for(digest, period)
+    subject = subject_for(digest, period, weekly)
     context = {
         "digest": digest,
         "period": period,
@@ -98,6 +105,7 @@ def render_digest_bytes(
         "links": Links(public_url, unsubscribe_url),
         "registry_as_of": registry_as_of or digest_dates.registry_as_of(None, UTC),
         "maps": {m.tracked_address_id: m for m in maps},
+        "weekly": weekly,
     }
     # One part per picture, however many tracked addresses show the same one.
     images = {m.content_id: InlineImage(m.content_id, m.png, f"map-{m.tracked_address_id}.png") for m in maps}

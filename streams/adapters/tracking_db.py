@@ -12,6 +12,7 @@ from streams.adapters import offender_search
 from streams.adapters.db import offender_watches, subscribers, tracked_addresses, utcnow
 from streams.adapters.sql import inserted_id, reading
 from streams.adapters.subscriber_store import SubscriberChange, circle_of_row, subscriptions
+from streams.domain.digest_schedule import DAILY_SCHEDULE, Schedule
 from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain.model import Circle, OffenderState
 
@@ -184,3 +185,33 @@ def resubscribe(engine: Engine, sid: int) -> SubscriberChange | None:
 
 def public_states(engine: Engine, ids: list[str]) -> dict[str, OffenderState | None]:
     return {oid: offender_search.public_offender(engine, oid) for oid in ids}
+
+
+def schedule(engine: Engine, sid: int) -> Schedule:
+    """How often the subscriber's digests go out (daily for an unknown id)."""
+    with reading(engine) as conn:
+        row = conn.execute(
+            select(subscribers.c.digest_frequency, subscribers.c.digest_weekday).where(
+                subscribers.c.id == sid
+            )
+        ).first()
+    return Schedule.stored(*row) if row is not None else DAILY_SCHEDULE
+
+
+def set_schedule(engine: Engine, sid: int, new: Schedule) -> Schedule | None:
+    """Change how often; returns the schedule before (None: no such subscriber). Alerts waiting
+    stay waiting: the next digest due under the new schedule takes them."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(subscribers.c.digest_frequency, subscribers.c.digest_weekday)
+            .where(subscribers.c.id == sid)
+            .with_for_update()
+        ).first()
+        if row is None:
+            return None
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == sid)
+            .values(digest_frequency=new.frequency, digest_weekday=new.weekday)
+        )
+    return Schedule.stored(*row)

@@ -49,6 +49,15 @@ class Schedule:
                 weekday = None
         return cls(WEEKLY, weekday if isinstance(weekday, int) and not isinstance(weekday, bool) else None)
 
+    @classmethod
+    def stored(cls, frequency: str | None, weekday: int | None) -> Schedule:
+        """As the database holds it; anything but a whole weekly choice reads as daily (more
+        mail, never less)."""
+        try:
+            return cls(WEEKLY, weekday) if frequency == WEEKLY else DAILY_SCHEDULE
+        except ScheduleError:
+            return DAILY_SCHEDULE
+
     @property
     def weekly(self) -> bool:
         return self.frequency == WEEKLY

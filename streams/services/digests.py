@@ -116,6 +116,7 @@ async def send_due_digests(
         suspend_after=suspend_after,
         rand=rand,
         map_cache=(map_cache or MapCache()) if maps else None,
+        zone=zone,
     )
     report = run.report
     # Read once: every digest of the run says the same.
@@ -134,7 +135,7 @@ async def send_due_digests(
         if claim_new:
             domain = message_domain(from_addr)
             await run.db(digest_store.refresh_statistics)
-            due = await run.db(digest_store.subscribers_with_unassigned_alerts)
+            due = await run.db(digest_store.subscribers_with_unassigned_alerts, period)
             due = [s for s in due if s not in run.refused]
             for block in _blocks(due):
                 claimed = await run.db(
@@ -191,6 +192,7 @@ class _Run:
     rand: Callable[[], float]
     map_cache: MapCache | None = None  # None: digests without map pictures
     registry_as_of: str | None = None
+    zone: tzinfo = UTC  # the one the digests' dates are written in
     report: DigestRunReport = field(default_factory=DigestRunReport)
     down: MailServerUnavailable | None = None  # the server failed us in this run
     down_retry_at: datetime | None = None  # when the digest that found it down is retried
@@ -379,6 +381,7 @@ class _Run:
                 period=work.period,
                 date=self.now,
                 registry_as_of=self.registry_as_of,
+                weekly=self._weekly(work),
                 # Drawn off the loop (tens of ms a new picture): the mail lanes keep sending.
                 maps=await asyncio.to_thread(self._maps, digest, work) if self.map_cache is not None else [],
             )
@@ -387,6 +390,13 @@ class _Run:
             await self._defer(work, type(exc).__name__, attempted=True, server_down=False)
             return None
         return work, digest, OutgoingMail(self.envelope_from, work.email, data, message_id)
+
+    def _weekly(self, work: DigestWork) -> digest_dates.WeeklyWords | None:
+        """A weekly digest names the days it covers: from its alerts' start to its claim."""
+        if not work.schedule.weekly:
+            return None
+        end = work.created_at or self.now
+        return digest_dates.weekly_words(work.covers_from or end, end, self.zone)
 
     def _maps(self, digest: Digest, work: DigestWork) -> list[DigestMap]:
         """A picture per tracked address with changes that can be drawn; one that fails to draw

@@ -360,7 +360,8 @@ def test_the_notices_revision_downgrades_only_when_no_notice_waits(engine: Engin
             conn.execute(delete(settings_notices))
         schema_migrations.downgrade(engine, "0003_second_factors")
         assert "settings_notices" not in inspect(engine).get_table_names()
-        assert every_row(engine)["subscribers"] == before["subscribers"]
+        kept = every_row(engine)["subscribers"]  # less the columns later revisions added
+        assert kept == [row[: len(kept[0])] for row in before["subscribers"]]
     finally:
         drop_everything(engine)  # the next test's database is this release's
 
@@ -385,3 +386,45 @@ def test_the_second_factors_revision_goes_back_only_while_nobody_enrolled_a_fact
     assert not {"second_factors", "recovery_codes", "sign_in_steps"} & set(inspect(engine).get_table_names())
     assert "subscribers" in inspect(engine).get_table_names()
     drop_everything(engine)  # the next test's database is this release's
+
+
+def test_the_frequency_revision_makes_every_subscriber_daily_and_goes_back_keeping_them(
+    engine: Engine,
+) -> None:
+    """0007_digest_frequency: subscribers from before it get their daily digest as they did;
+    its downgrade forgets only the choices (the older release mails everyone daily)."""
+    from streams.adapters import tracking_db
+    from streams.domain.digest_schedule import DAILY_SCHEDULE, Schedule
+
+    drop_everything(engine)
+    try:
+        upgrade(engine, "0005_registry_as_of")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO subscribers (email, confirmed, status, created_at, mail_bounces)"
+                    " VALUES ('before@example.org', true, 'active', :t, 0)"
+                ),
+                {"t": NOW},
+            )
+        before = every_row(engine)["subscribers"]
+        upgrade(engine)
+        assert differences(engine) == []
+        with engine.connect() as conn:
+            [(sid, frequency, weekday)] = conn.execute(
+                text("SELECT id, digest_frequency, digest_weekday FROM subscribers")
+            ).all()
+        assert (frequency, weekday) == ("daily", None)
+        assert tracking_db.schedule(engine, sid) == DAILY_SCHEDULE
+        assert [r[: len(before[0])] for r in every_row(engine)["subscribers"]] == before
+
+        assert tracking_db.set_schedule(engine, sid, Schedule("weekly", 2)) == DAILY_SCHEDULE
+        assert tracking_db.schedule(engine, sid) == Schedule("weekly", 2)
+        schema_migrations.downgrade(engine, "0005_registry_as_of")
+        columns = {c["name"] for c in inspect(engine).get_columns("subscribers")}
+        assert not {"digest_frequency", "digest_weekday"} & columns
+        assert every_row(engine)["subscribers"] == before
+        upgrade(engine)
+        assert tracking_db.schedule(engine, sid) == DAILY_SCHEDULE
+    finally:
+        drop_everything(engine)  # the next test's database is this release's
