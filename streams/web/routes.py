@@ -9,6 +9,7 @@ from streams.web import (
     views_addresses,
     views_enroll,
     views_factors,
+    views_frequency,
     views_map,
     views_offenders,
     views_ops,
@@ -72,6 +73,7 @@ def setup(app: web.Application) -> None:
     r.add_post(
         "/notifications/offenders/{offender_id}/delete", views_offenders.delete_watch, name="delete_watch"
     )
+    r.add_post("/notifications/frequency", views_frequency.set_frequency, name="set_frequency")
     r.add_get("/notifications/why", views_why.why_page, name="why")
     r.add_post("/notifications/why", views_why.why_lookup, name="why_lookup")
     r.add_get("/offenders/search", views_offenders.search_page, name="search")

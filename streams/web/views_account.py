@@ -104,7 +104,7 @@ async def start_mail(request: web.Request) -> web.Response:
         await flash(
             request,
             "Your alert e-mails are on again: your tracked addresses and offenders are watched "
-            "from now on, and changes come in your daily e-mail.",
+            "from now on, and changes come in your digest e-mail.",
         )
     raise redirect(paths_of(request).of("notifications"))
 

@@ -41,6 +41,7 @@ from streams.web.display import (
     precision_text,
     radius_text,
 )
+from streams.web.frequency import frequency_context
 from streams.web.keys import clock_of, db, flash, runtime_of, session_of
 from streams.web.paths import paths_of
 from streams.web.responses import not_found, redirect, render, require_login
@@ -126,6 +127,7 @@ async def _notifications_context(request: web.Request, sid: int) -> dict[str, An
         "errors": {},
         "problem": None,
         "refused": None,
+        **frequency_context(request, await db(request, tracking_db.schedule, sid)),
     }
 
 

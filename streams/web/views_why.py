@@ -94,7 +94,12 @@ async def _answer(request: web.Request, state: OffenderState, query: str) -> web
         state,
         await db(request, why_facts.watched_since, sid, state.offender_id),
         await db(request, why_facts.alert_facts, sid, state.offender_id),
-        next_digest_at(clock_of(request), settings.zone, settings.digest_time),
+        next_digest_at(
+            clock_of(request),
+            settings.zone,
+            settings.digest_time,
+            await db(request, tracking_db.schedule, sid),
+        ),
     )
     assert state.profile is not None  # public_offender and search give public records only
     return await _page(
