@@ -574,7 +574,7 @@ def run_wrk(base: str, lua: Path, args: argparse.Namespace, seconds: float) -> d
         f"-c{args.connections}",
         f"-d{seconds:g}s",
         "--timeout",
-        "10s",
+        "30s",
         "-s",
         str(lua),
         base,
