@@ -21,6 +21,7 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    func,
     or_,
     select,
 )
@@ -278,6 +279,18 @@ def search_versions(bind: Bind, since: datetime | None = None) -> dict[str, date
         stmt = stmt.where(offender_search.c.updated_at > since)
     with reading_all(bind) as conn:
         return {oid: stored_utc(t) for oid, t in conn.execute(stmt.execution_options(yield_per=5000))}
+
+
+def search_window(bind: Bind, since: datetime | None) -> tuple[int, datetime | None]:
+    """How many records' search rows were written after `since`, and the newest stamp: one
+    indexed range count, the same while nothing is written."""
+    t = offender_search.c.updated_at
+    stmt = select(func.count(), func.max(t))
+    if since is not None:
+        stmt = stmt.where(t > since)
+    with reading(bind) as conn:
+        n, newest = conn.execute(stmt).one()
+    return n, stored_utc(newest) if newest is not None else None
 
 
 def public_records(bind: Bind, ids: Sequence[str] | None = None) -> Iterator[tuple[datetime, OffenderState]]:

@@ -22,6 +22,7 @@ from streams.adapters.offender_search import (
     norm_county,
     public_records,
     search_versions,
+    search_window,
     sort_key,
 )
 from streams.domain.addresses import zip5
@@ -138,6 +139,7 @@ class SearchIndex:
         self._records: dict[str, Record] = {}
         self._versions: dict[str, datetime] = {}  # every record's, public or not
         self._newest: datetime | None = None
+        self._probe: tuple[Any, ...] | None = None  # since, how many after it, newest
         self._checked_at: float | None = None
         self._checking: asyncio.Future[int] | None = None
 
@@ -168,6 +170,10 @@ class SearchIndex:
             self.load(engine)
             return len(self._records)
         since = self._newest - LATE_COMMIT if self._newest is not None else None
+        probe = (since, *search_window(engine, since))
+        if probe == self._probe:
+            return 0  # nothing written since the last look
+        self._probe = probe
         seen = search_versions(engine, since)
         changed = sorted(oid for oid, t in seen.items() if self._versions.get(oid) != t)
         if not changed:

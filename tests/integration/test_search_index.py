@@ -260,6 +260,7 @@ def test_a_change_committed_after_a_newer_one_is_not_missed(engine: Engine, late
     stored(engine, states)
     index = SearchIndex(every_s=0.0)
     index.load(engine)
+    assert index.refresh(engine) == 0  # looked once more: nothing new
     with engine.connect() as conn:
         newest = stored_utc(conn.execute(select(func.max(offender_search.c.updated_at))).scalar_one())
     late = OffenderState(
