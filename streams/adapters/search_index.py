@@ -46,6 +46,10 @@ class Record:
     digests: frozenset[str]  # online identifiers, hashed: matched whole, never shown
     view: Any  # what the site shows of it, made once when the record is loaded
 
+    @property
+    def all_positions(self) -> tuple[int, ...]:
+        return tuple(range(len(self.addresses)))
+
 
 @dataclass(frozen=True)
 class Hit:

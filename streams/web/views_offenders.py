@@ -129,7 +129,8 @@ class SearchRow:
     only picks the matching addresses and joins strings."""
 
     cells: Markup  # the photo and the name (with aliases, compliance)
-    addresses: tuple[Markup, ...]  # one list item per registered address, in the record's order
+    addresses: tuple[str, ...]  # one list item's HTML per registered address, in the record's order
+    all_addresses: Markup  # all of them, as a search without address fields lists them
     name: str
     record: str
     photo_origin: str | None
@@ -153,7 +154,8 @@ def search_row(env: jinja2.Environment, paths: Paths) -> Callable[[OffenderState
         )
         return SearchRow(
             Markup(cells),
-            tuple(map(Markup, addresses)),
+            tuple(map(str, addresses)),
+            Markup("".join(addresses)),
             name,
             record,
             photo_origins([state])[0] if photo else None,
@@ -165,7 +167,11 @@ def search_row(env: jinja2.Environment, paths: Paths) -> Callable[[OffenderState
 def _hit(hit: Hit, watched: set[str]) -> tuple[Markup, Markup, str, str, bool]:
     row: SearchRow = hit.record.view
     oid = hit.record.offender_id
-    return row.cells, Markup("").join(row.addresses[i] for i in hit.addresses), oid, row.name, oid in watched
+    if hit.addresses == hit.record.all_positions:
+        addresses = row.all_addresses
+    else:  # items rendered (and escaped) when the record was loaded
+        addresses = Markup("".join([row.addresses[i] for i in hit.addresses]))
+    return row.cells, addresses, oid, row.name, oid in watched
 
 
 async def _search_page(
