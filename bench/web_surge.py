@@ -43,7 +43,6 @@ from bench.pipeline_common import (
     base_env,
     bench_database,
     cpu_seconds,
-    create_tables,
     describe_database,
     free_port,
     load_now,
@@ -57,6 +56,7 @@ from bench.pipeline_common import (
     wait_port,
     write_json,
 )
+from streams.adapters.db import make_engine
 
 SURNAMES = [
     "Smith",
@@ -556,6 +556,7 @@ def _lua(paths: list[str], seed: int) -> str:
     return LUA % {"paths": quoted, "seed": seed}
 
 
+CLI = "import sys; from streams.entrypoints.cli import main; sys.exit(main([%s]))"
 _REQ = re.compile(
     r'^sor_web_requests_total\{method="(\w+)",route="([^"]*)",status="(\d+)"\} ([0-9.e+]+)$', re.M
 )
@@ -569,6 +570,16 @@ def site_statuses(metrics_port: int) -> dict[str, float]:
     for _m, _route, status, value in _REQ.findall(text):
         out[status] = out.get(status, 0) + float(value)
     return out
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), MB."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            kb = next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
+        return round(kb / 1024, 1)
+    except (OSError, StopIteration):
+        return float("nan")
 
 
 def run_wrk(base: str, lua: Path, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
@@ -611,23 +622,12 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the site on the way out
     tmp = Path(tempfile.mkdtemp(prefix="sor-bench-surge-"))
     doc: dict[str, Any] = {"machine": machine(), "args": vars(args), "runs": []}
     server = None
     try:
         url = bench_database(args.db, tmp)
-        engine = create_tables(url)
-        states = registrants(args.registrants, args.seed)
-        t = time.perf_counter()
-        seed_database(engine, states)
-        doc["seed_s"] = round(time.perf_counter() - t, 1)
-        engine.dispose()
-        targets = {item: paths_for(item, states, args.seed) for item in args.paths.split(",") if item}
-        print(
-            f"database: {describe_database(url)}; {len(states)} records ({args.registrants} public); "
-            f"seeded in {doc['seed_s']} s; site from {args.site_repo}",
-            flush=True,
-        )
         port, metrics_port = free_port(), free_port()
         env = base_env(
             SOR_DATABASE_URL=url,
@@ -642,18 +642,46 @@ def main(argv: list[str] | None = None) -> int:
             SOR_SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789",
         )
         env["PYTHONPATH"] = str(Path(args.site_repo).resolve())
+        # The schema of the site's own release (`sor-notify db upgrade`): a baseline checkout
+        # refuses a database at a revision it does not know.
+        subprocess.run(
+            [sys.executable, "-c", CLI % "'db', 'upgrade'"], env=env, cwd=args.site_repo, check=True
+        )
+        engine = make_engine(url)
+        states = registrants(args.registrants, args.seed)
+        t = time.perf_counter()
+        seed_database(engine, states)
+        doc["seed_s"] = round(time.perf_counter() - t, 1)
+        engine.dispose()
+        targets = {item: paths_for(item, states, args.seed) for item in args.paths.split(",") if item}
+        print(
+            f"database: {describe_database(url)}; {len(states)} records ({args.registrants} public); "
+            f"seeded in {doc['seed_s']} s; site from {args.site_repo}",
+            flush=True,
+        )
         server = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
-                "import sys; from streams.entrypoints.cli import main; sys.exit(main(['web']))",
+                CLI % "'web'",
             ],
             env=env,
             cwd=args.site_repo,
             stdout=open(tmp / "web.log", "wb"),
             stderr=subprocess.STDOUT,
         )
-        wait_port(port, 60)
+        deadline = time.monotonic() + 120
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(
+                    f"the site exited ({server.returncode}): {(tmp / 'web.log').read_text()[-2000:]}"
+                )
+            try:
+                wait_port(port, 1)
+                break
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
         base = f"http://127.0.0.1:{port}"
         # The first search waits for what the site loads at its start (a search index): timed
         # apart, so the runs measure the site as it serves, not as it starts.
@@ -661,7 +689,11 @@ def main(argv: list[str] | None = None) -> int:
         with urllib.request.urlopen(base + next(iter(targets.values()))[0], timeout=600) as r:
             r.read()
         doc["first_request_s"] = round(time.perf_counter() - t, 2)
-        print(f"first request: {doc['first_request_s']} s", flush=True)
+        doc["site_rss_mb_at_start"] = rss_mb(server.pid)
+        print(
+            f"first request: {doc['first_request_s']} s; site RSS {doc['site_rss_mb_at_start']} MB",
+            flush=True,
+        )
         for item, paths in targets.items():
             lua = tmp / "surge.lua"
             lua.write_text(_lua(paths, args.seed))
