@@ -1,10 +1,11 @@
-"""The public registry search: name, address and exact online-identifier lookups, and who is near a point."""
+"""The public records' search rows in normal form, what the search index loads from them, and who is near a point."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +21,7 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    func,
     or_,
     select,
 )
@@ -27,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.expression import ColumnElement
 
 from streams.adapters.db import metadata, offenders, utcnow
-from streams.adapters.sql import Bind, reading, reading_all, transaction
+from streams.adapters.sql import Bind, reading, reading_all, stored_utc, transaction
 from streams.domain.addresses import zip5
 from streams.domain.geocoding import PROXIMITY_PRECISIONS
 from streams.domain.geometry import bounding_box, distance_within
@@ -35,7 +37,6 @@ from streams.domain.model import (
     ALERTING_TYPES,
     Address,
     OffenderState,
-    digest_online_identifier,
 )
 
 offender_search = Table(
@@ -50,7 +51,8 @@ offender_search = Table(
     # Not removed, has a profile, not juvenile (RSMo 43.650.5): only these are ever searched.
     Column("public", Boolean, nullable=False, index=True),
     Column("tier", Integer, nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Indexed: each site process's search index asks for what changed since it last looked.
+    Column("updated_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 offender_search_addresses = Table(
@@ -105,6 +107,36 @@ def _street_text(a: Address) -> str:
     return "|".join(dict.fromkeys(x for x in (norm(a.street), norm(usps)) if x))
 
 
+@dataclass(frozen=True)
+class AddressKeys:
+    """One registered address as the search compares it."""
+
+    type: str
+    street: str  # the street as registered and in USPS form, "|"-joined
+    city: str
+    county: str
+    zip: str
+
+
+def name_keys(state: OffenderState) -> tuple[tuple[str, str], ...]:
+    """(last, first) of the name and of every alias, in normal form, each once."""
+    p = state.profile
+    assert p is not None
+    names = [(p.last_name, p.first_name)] + [(a.last_name, a.first_name) for a in p.aliases]
+    return tuple(dict.fromkeys((norm(last), norm(first)) for last, first in names))
+
+
+def address_keys(a: Address) -> AddressKeys:
+    return AddressKeys(a.type, _street_text(a), norm(a.city), norm_county(a.county), zip5(a.zip))
+
+
+def sort_key(state: OffenderState) -> tuple[str, str, str]:
+    """The order results are listed in: last name, first name, record number."""
+    p = state.profile
+    assert p is not None
+    return (norm(p.last_name)[:100], norm(p.first_name)[:100], state.offender_id)
+
+
 def index_offender(bind: Bind, state: OffenderState) -> None:
     """Rewrite one offender's search rows from its state (in the caller's transaction)."""
     index_offenders(bind, [state])
@@ -139,15 +171,13 @@ def index_offenders(bind: Bind, states: Sequence[OffenderState]) -> None:
             continue
         p = state.profile
         assert p is not None  # is_public
-        names = [(p.last_name, p.first_name)] + [(a.last_name, a.first_name) for a in p.aliases]
-        names_text = (
-            "|" + "|".join(dict.fromkeys(f"{norm(last)}/{norm(first)}" for last, first in names)) + "|"
-        )
+        names_text = "|" + "|".join(f"{last}/{first}" for last, first in name_keys(state)) + "|"
+        last_norm, first_norm, _ = sort_key(state)
         heads.append(
             {
                 "offender_id": oid,
-                "last_name_norm": norm(p.last_name)[:100],
-                "first_name_norm": norm(p.first_name)[:100],
+                "last_name_norm": last_norm,
+                "first_name_norm": first_norm,
                 "names_text": names_text,
                 "public": True,
                 "tier": p.tier,
@@ -158,16 +188,16 @@ def index_offenders(bind: Bind, states: Sequence[OffenderState]) -> None:
             {
                 "offender_id": oid,
                 "position": i,
-                "type": a.type,
-                "street_norm": _street_text(a)[:450],
-                "city_norm": norm(a.city)[:100],
-                "county_norm": norm_county(a.county)[:100],
-                "zip": zip5(a.zip),
+                "type": k.type,
+                "street_norm": k.street[:450],
+                "city_norm": k.city[:100],
+                "county_norm": k.county[:100],
+                "zip": k.zip,
                 "lat": a.lat if a.has_point else None,
                 "lon": a.lon if a.has_point else None,
                 "precision": a.precision,
             }
-            for i, a in enumerate(state.addresses)
+            for i, (a, k) in enumerate((a, address_keys(a)) for a in state.addresses)
         )
         digests.extend({"offender_id": oid, "digest": d} for d in sorted(set(p.online_identifier_digests)))
     with transaction(bind) as conn:
@@ -241,124 +271,45 @@ def public_states(bind: Bind) -> Iterator[OffenderState]:
                 yield state
 
 
-@dataclass(frozen=True)
-class SearchHit:
-    state: OffenderState
-    addresses: tuple[Address, ...]  # those matching the address fields, else all of them
+def search_versions(bind: Bind, since: datetime | None = None) -> dict[str, datetime]:
+    """When each record's search rows were last written (all records, or those written after
+    `since`): what a search index compares with what it holds."""
+    stmt = select(offender_search.c.offender_id, offender_search.c.updated_at)
+    if since is not None:
+        stmt = stmt.where(offender_search.c.updated_at > since)
+    with reading_all(bind) as conn:
+        return {oid: stored_utc(t) for oid, t in conn.execute(stmt.execution_options(yield_per=5000))}
 
 
-@dataclass(frozen=True)
-class SearchResult:
-    hits: list[SearchHit]
-    more: bool  # there were more than `limit` matches
+def search_window(bind: Bind, since: datetime | None) -> tuple[int, datetime | None]:
+    """How many records' search rows were written after `since`, and the newest stamp: one
+    indexed range count, the same while nothing is written."""
+    t = offender_search.c.updated_at
+    stmt = select(func.count(), func.max(t))
+    if since is not None:
+        stmt = stmt.where(t > since)
+    with reading(bind) as conn:
+        n, newest = conn.execute(stmt).one()
+    return n, stored_utc(newest) if newest is not None else None
 
 
-def search(
-    bind: Bind,
-    last_name: str = "",
-    first_name: str = "",
-    address_type: str = "",
-    street: str = "",
-    city: str = "",
-    county: str = "",
-    zip: str = "",  # noqa: A002 - the form's field name
-    online_identifier: str = "",
-    limit: int = 50,
-) -> SearchResult:
-    """Public offenders matching every field given.
-
-    Names match by prefix against the name and every alias (last and first name on the same
-    one); the online identifier only as a whole, through its digest.
-    """
-    last, first = norm(last_name), norm(first_name)
-    if not (
-        last
-        or first
-        or norm(street)
-        or norm(city)
-        or norm_county(county)
-        or zip.strip()
-        or online_identifier.strip()
-    ):
-        return SearchResult([], False)  # an address type alone would list everyone
-    conds: list[Any] = [_shown()]
-    if last:
-        conds.append(offender_search.c.names_text.like(f"%|{last}%"))
-    if first:
-        conds.append(offender_search.c.names_text.like(f"%/{first}%"))
-
-    a = offender_search_addresses
-    addr_conds: list[Any] = []
-    if address_type:
-        addr_conds.append(a.c.type == address_type)
-    if norm(street):
-        addr_conds.append(a.c.street_norm.like(f"%{norm(street)}%"))
-    if norm(city):
-        addr_conds.append(a.c.city_norm.like(f"{norm(city)}%"))
-    if norm_county(county):
-        addr_conds.append(a.c.county_norm.like(f"{norm_county(county)}%"))
-    if zip.strip():
-        # A partial ZIP matches nothing rather than a whole region.
-        addr_conds.append(a.c.zip == (zip5(zip) or "-"))
-    if addr_conds:
-        conds.append(exists().where(a.c.offender_id == offender_search.c.offender_id, *addr_conds))
-    if online_identifier.strip():
-        d = offender_identifier_digests
-        conds.append(
-            exists().where(
-                d.c.offender_id == offender_search.c.offender_id,
-                d.c.digest == digest_online_identifier(online_identifier),
-            )
-        )
-
+def public_records(bind: Bind, ids: Sequence[str] | None = None) -> Iterator[tuple[datetime, OffenderState]]:
+    """The records the public may see (all, or those of `ids`), each with when its search rows
+    were written; a hidden one is simply not among them."""
     stmt = (
-        select(offenders.c.state_json)
+        select(offender_search.c.updated_at, offenders.c.state_json)
         .select_from(
             offender_search.join(offenders, offenders.c.offender_id == offender_search.c.offender_id)
         )
-        .where(*conds)
-        .order_by(
-            offender_search.c.last_name_norm, offender_search.c.first_name_norm, offender_search.c.offender_id
-        )
-        .execution_options(yield_per=200)
+        .where(_shown())
     )
-    hits: list[SearchHit] = []
-    more = False
-    with reading(bind) as conn:
-        for doc in conn.execute(stmt).scalars():
-            state = _public_state(doc)
-            if state is None or not _names_match(state, last, first):
-                continue
-            if len(hits) == limit:
-                more = True
-                break
-            hits.append(SearchHit(state, _matching_addresses(state, address_type, street, city, county, zip)))
-    return SearchResult(hits, more)
-
-
-def _names_match(state: OffenderState, last: str, first: str) -> bool:
-    """SQL matched last and first anywhere; here they must belong to the same name."""
-    p = state.profile
-    assert p is not None
-    names = [(p.last_name, p.first_name)] + [(al.last_name, al.first_name) for al in p.aliases]
-    return any(norm(ln).startswith(last) and norm(fn).startswith(first) for ln, fn in names)
-
-
-def _matching_addresses(
-    state: OffenderState, type_: str, street: str, city: str, county: str, zip_: str
-) -> tuple[Address, ...]:
-    s, c, co, z = norm(street), norm(city), norm_county(county), zip_.strip()
-    if not (type_ or s or c or co or z):
-        return state.addresses
-    return tuple(
-        ad
-        for ad in state.addresses
-        if (not type_ or ad.type == type_)
-        and (not s or s in _street_text(ad))
-        and (not c or norm(ad.city).startswith(c))
-        and (not co or norm_county(ad.county).startswith(co))
-        and (not z or zip5(ad.zip) == zip5(z))
-    )
+    chunks = [None] if ids is None else [list(ids[i : i + 500]) for i in range(0, len(ids), 500)]
+    with reading_all(bind) as conn:
+        for chunk in chunks:
+            q = stmt if chunk is None else stmt.where(offender_search.c.offender_id.in_(chunk))
+            for t, doc in conn.execute(q.execution_options(yield_per=1000)):
+                if (state := _public_state(doc)) is not None:
+                    yield stored_utc(t), state
 
 
 def offenders_within(

@@ -8,11 +8,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
+
 from streams.adapters import basemap, offender_search, registry_freshness
 from streams.adapters.sql import Bind
 from streams.domain.model import Address, OffenderState
 from streams.domain.regions import Region
 from streams.domain.registrant_counts import RegistrantCounts, tally
+
+logger = structlog.get_logger()
 
 MISSOURI = "29"
 MISSOURI_USPS = "MO"
@@ -106,38 +110,64 @@ class Statistics:
 
 class StatisticsCache:
     """The counts of the latest "registry as of", recounted at most once per `min_interval`
-    (a recount reads every record: on a busy registry day, one per event would keep a core
-    busy). While one request recounts, the others are answered from the counts before it rather
-    than waiting (the page says which "as of" it shows). Before the first registry event nothing
-    is kept, as records may still be loaded without one."""
+    (a recount reads every record, ~6 s at 20,000: on a busy registry day, one per event would
+    keep a core busy). A recount runs in a thread of its own: the request that finds the counts
+    stale, and every other, is answered from the counts before it (the page says which "as of"
+    it shows), so a surge never waits for one. Only with nothing held (the first request, or any
+    before the first registry event, as records may still be loaded without one) does a request
+    count, and wait for it."""
 
-    def __init__(self, clock: Callable[[], datetime], min_interval: timedelta = timedelta(minutes=1)) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], datetime],
+        min_interval: timedelta = timedelta(minutes=1),
+        count: Callable[[Bind], RegistrantCounts] = count_registrants,
+    ) -> None:
         self._clock = clock
         self._min_interval = min_interval
+        self._count = count
         self._held: Statistics | None = None
         self._counted_at: datetime | None = None
         self._counting = threading.Lock()
+        self._recount: threading.Thread | None = None
 
     def get(self, bind: Bind) -> Statistics:
         as_of = registry_freshness.registry_as_of(bind)
         held, counted_at = self._held, self._counted_at
         if held is not None and as_of is not None:
-            if held.as_of == as_of:
-                return held
-            if counted_at is not None and self._clock() - counted_at < self._min_interval:
-                return held
-            if not self._counting.acquire(blocking=False):
-                return held
-        else:
-            self._counting.acquire()
-        try:
+            due = counted_at is None or self._clock() - counted_at >= self._min_interval
+            if held.as_of != as_of and due:
+                self._start_recount(bind, as_of)
+            return held
+        with self._counting:
             current = self._held
             if current is not None and as_of is not None and current.as_of == as_of:
                 return current  # counted by the request this one waited for
             started = self._clock()
-            fresh = Statistics(as_of, count_registrants(bind))
+            fresh = Statistics(as_of, self._count(bind))
             if as_of is not None:
                 self._held, self._counted_at = fresh, started
             return fresh
-        finally:
-            self._counting.release()
+
+    def _start_recount(self, bind: Bind, as_of: datetime) -> None:
+        if not self._counting.acquire(blocking=False):
+            return  # one under way already
+        self._counted_at = self._clock()  # the next one a minute after this one started
+
+        def recount() -> None:
+            try:
+                self._held = Statistics(as_of, self._count(bind))
+            except Exception as exc:  # noqa: BLE001 - the held counts stay; tried again after min_interval
+                logger.warning("statistics recount failed", error=type(exc).__name__)
+            finally:
+                self._counting.release()
+
+        self._recount = threading.Thread(target=recount, name="statistics-recount", daemon=True)
+        self._recount.start()
+
+    def settled(self, timeout: float | None = None) -> bool:
+        """Wait for a recount under way (blocking); whether none is running now."""
+        if (t := self._recount) is not None:
+            t.join(timeout)
+            return not t.is_alive()
+        return True

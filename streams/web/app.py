@@ -16,9 +16,10 @@ from aiohttp import web
 
 from streams.adapters import web_db  # noqa: F401 (its tables)
 from streams.adapters.registrant_statistics import StatisticsCache
+from streams.adapters.search_index import SearchIndex
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.services.publishing import publish_subscriber_change
-from streams.web import display, housekeeping, routes, sessions, views_ops
+from streams.web import display, housekeeping, routes, sessions, views_offenders, views_ops
 from streams.web.account_requests import carry_out
 from streams.web.account_work import ACCOUNT_WORK, AccountWork
 from streams.web.confirmations import send_due_notices
@@ -27,6 +28,7 @@ from streams.web.keys import (
     CLOCK,
     LIMITER,
     RUNTIME,
+    SEARCH,
     SESSION,
     STATISTICS,
     ChangeFeed,
@@ -36,6 +38,7 @@ from streams.web.keys import (
     now,
 )
 from streams.web.middlewares import MIDDLEWARES
+from streams.web.paths import Paths
 from streams.web.security import RateLimiter
 
 logger = structlog.get_logger()
@@ -84,6 +87,23 @@ async def _account_work(app: web.Application) -> AsyncIterator[None]:
     await work.stop(task)
 
 
+async def _search_loaded(app: web.Application) -> AsyncIterator[None]:
+    """Start loading the search index with the site: the first searches wait for it, not for a
+    page of their own."""
+
+    async def load() -> None:
+        try:
+            await app[SEARCH].fresh(app[RUNTIME].engine)
+        except Exception as exc:  # noqa: BLE001 - the first search tries again (and answers for it)
+            logger.warning("search index not loaded at start", error=type(exc).__name__)
+
+    task = asyncio.get_running_loop().create_task(load())
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
 async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.get_running_loop().create_task(housekeeping.purge_hourly(app[RUNTIME].engine))
     yield
@@ -112,10 +132,12 @@ def init_app(
     purge_hourly: bool = False,
     account_work: bool = True,
     clock: Clock = now,
+    search_every_s: float = 2.0,
 ) -> web.Application:
     """The site on `runtime`. Changes go to `publish` when given, else to a broker producer at
     `broker_url` while the app runs, else nowhere (the next resync carries them); `purge_hourly`
-    runs the housekeeping while the app runs. `account_work` carries out the account requests
+    runs the housekeeping while the app runs. The search index looks for registry changes at
+    most every `search_every_s` seconds. `account_work` carries out the account requests
     the forms queue, and sends the settings notices, while the app runs (off: they stay queued,
     for a test of what a request alone does); sessions time out by `clock`."""
     app = web.Application(
@@ -148,5 +170,7 @@ def init_app(
     env.filters["local_day"] = lambda t: display.day_text(t.astimezone(zone))
     env.filters["local_when"] = lambda t: display.when_text(t.astimezone(zone))
     routes.setup(app)
+    app[SEARCH] = SearchIndex(views_offenders.search_row(env, Paths(app.router)), every_s=search_every_s)
+    app.cleanup_ctx.append(_search_loaded)
     app.router.add_static("/static/", STATIC, name="static")
     return app

@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web
 
 from streams.adapters.registrant_statistics import StatisticsCache
+from streams.adapters.search_index import SearchIndex
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.runtime import Runtime
 from streams.web import sessions
@@ -38,6 +39,7 @@ RUNTIME = web.AppKey("runtime", Runtime)
 CHANGES = web.AppKey("changes", ChangeFeed)
 LIMITER = web.AppKey("limiter", RateLimiter)
 STATISTICS = web.AppKey("statistics", StatisticsCache)  # the public counts, per registry as of
+SEARCH = web.AppKey("search", SearchIndex)  # the public search, held in this process
 SESSION = web.RequestKey("session", sessions.Session)  # set by middlewares.session_middleware
 Clock = Callable[[], datetime]
 
@@ -73,6 +75,13 @@ def runtime_of(request: web.Request) -> Runtime:
 async def db(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
     """fn(engine, *args) off the loop."""
     return await runtime_of(request).db_once(fn, *args)
+
+
+async def search_index(request: web.Request) -> SearchIndex:
+    """The site's search index, fresh to within its `every_s`."""
+    index = request.app[SEARCH]
+    await index.fresh(runtime_of(request).engine)
+    return index
 
 
 def session_of(request: web.Request) -> sessions.Session:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import jinja2
 from aiohttp import web
-from sqlalchemy.engine import Engine
+from markupsafe import Markup
 
 from streams.adapters import offender_search, tracking_db, why_facts
+from streams.adapters.search_index import Hit
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.domain.limits import MAX_OFFENDERS
 from streams.domain.model import OffenderState
@@ -26,7 +29,7 @@ from streams.web.display import (
     photo_of,
     record_view,
 )
-from streams.web.keys import LIMITER, client_key, db, flash, runtime_of, session_of
+from streams.web.keys import LIMITER, client_key, db, flash, runtime_of, search_index, session_of
 from streams.web.paths import Paths, paths_of
 from streams.web.responses import no_record, not_found, redirect, render, require_login
 from streams.web.security import content_security_policy
@@ -97,8 +100,8 @@ async def delete_watch(request: web.Request) -> web.Response:
 # --- photos ------------------------------------------------------------------------------
 
 
-def _photo_origins(states: list[OffenderState]) -> list[str]:
-    origins = []
+def photo_origins(states: list[OffenderState]) -> list[str]:
+    origins: list[str] = []
     for s in states:
         url = s.profile.photo_url if s.profile else None
         if url and (m := PHOTO_ORIGIN.match(url)) and m.group(0) not in origins:
@@ -106,9 +109,9 @@ def _photo_origins(states: list[OffenderState]) -> list[str]:
     return origins
 
 
-def allow_photos(request: web.Request, response: web.Response, states: list[OffenderState]) -> web.Response:
+def allow_photos(request: web.Request, response: web.Response, origins: list[str]) -> web.Response:
     """Registry photos live on the registry's own host: allow exactly those hosts for images."""
-    origins = _photo_origins(states)
+    origins = list(origins)
     tiles = runtime_of(request).settings.map_tiles_url
     if tiles:
         origins.append("{0.scheme}://{0.netloc}".format(urlsplit(tiles)))
@@ -120,29 +123,55 @@ def allow_photos(request: web.Request, response: web.Response, states: list[Offe
 # --- registry search ---------------------------------------------------------------------
 
 
-def _hit_view(hit: offender_search.SearchHit, watched: set[str], paths: Paths) -> dict[str, Any]:
-    p = hit.state.profile
-    assert p is not None
-    return {
-        "id": hit.state.offender_id,
-        "name": listed_name(p.last_name, p.first_name, p.middle_name, p.suffix),
-        "aliases": [listed_name(a.last_name, a.first_name) for a in p.aliases],
-        "photo": photo_of(hit.state),
-        "compliance": p.compliance,
-        "tier": p.tier,
-        "addresses": [{"type": address_type_text(a), "line": address_line(a)} for a in hit.addresses],
-        "record": paths.record(hit.state.offender_id),
-        "watched": hit.state.offender_id in watched,
-    }
+@dataclass(frozen=True)
+class SearchRow:
+    """What a result row shows of a record, rendered when the index loads it: a search then
+    only picks the matching addresses and joins strings."""
+
+    cells: Markup  # the photo and the name (with aliases, compliance)
+    addresses: tuple[str, ...]  # one list item's HTML per registered address, in the record's order
+    all_addresses: Markup  # all of them, as a search without address fields lists them
+    name: str
+    record: str
+    photo_origin: str | None
 
 
-def _search_fields(engine: Engine, criteria: dict[str, str]) -> offender_search.SearchResult:
-    # SEARCH_FIELDS are the search's text fields: `limit`, its one int, is never among them.
-    return offender_search.search(engine, **criteria)  # type: ignore[arg-type]
+def search_row(env: jinja2.Environment, paths: Paths) -> Callable[[OffenderState], SearchRow]:
+    macros = env.get_template("web/_search_row.html.j2").module
+
+    def row(state: OffenderState) -> SearchRow:
+        p = state.profile
+        assert p is not None
+        name = listed_name(p.last_name, p.first_name, p.middle_name, p.suffix)
+        photo = photo_of(state)
+        record = paths.record(state.offender_id)
+        cells = macros.cells(  # type: ignore[attr-defined]
+            name, record, photo, [listed_name(a.last_name, a.first_name) for a in p.aliases], p.compliance
+        )
+        addresses = tuple(
+            macros.address(address_type_text(a), address_line(a))  # type: ignore[attr-defined]
+            for a in state.addresses
+        )
+        return SearchRow(
+            Markup(cells),
+            tuple(map(str, addresses)),
+            Markup("".join(addresses)),
+            name,
+            record,
+            photo_origins([state])[0] if photo else None,
+        )
+
+    return row
 
 
-def _search_identifier(engine: Engine, identifier: str) -> offender_search.SearchResult:
-    return offender_search.search(engine, online_identifier=identifier)
+def _hit(hit: Hit, watched: set[str]) -> tuple[Markup, Markup, str, str, bool]:
+    row: SearchRow = hit.record.view
+    oid = hit.record.offender_id
+    if hit.addresses == hit.record.all_positions:
+        addresses = row.all_addresses
+    else:  # items rendered (and escaped) when the record was loaded
+        addresses = Markup("".join([row.addresses[i] for i in hit.addresses]))
+    return row.cells, addresses, oid, row.name, oid in watched
 
 
 async def _search_page(
@@ -182,14 +211,15 @@ async def _search_page(
             "Too many searches from your connection in the last minute. Wait a moment and try again."
         )
         return render(request, "web/offender_search.html.j2", context, status=429)
-    if by_identifier:
-        result = await db(request, _search_identifier, identifier)
-    else:
-        result = await db(request, _search_fields, criteria)
-    paths = paths_of(request)
-    context.update(searched=True, hits=[_hit_view(h, watched, paths) for h in result.hits], more=result.more)
+    index = await search_index(request)
+    # SEARCH_FIELDS are the search's text fields: `limit`, its one int, is never among them.
+    found = (
+        index.search(online_identifier=identifier) if by_identifier else index.search(**criteria)  # type: ignore[arg-type]
+    )
+    context.update(searched=True, hits=[_hit(h, watched) for h in found.hits], more=found.more)
     response = render(request, "web/offender_search.html.j2", context)
-    return allow_photos(request, response, [h.state for h in result.hits])
+    origins = list(dict.fromkeys(o for h in found.hits if (o := h.record.view.photo_origin)))
+    return allow_photos(request, response, origins)
 
 
 async def search_page(request: web.Request) -> web.Response:
@@ -224,4 +254,4 @@ async def offender_record(request: web.Request) -> web.Response:
             "why": paths_of(request).why(state.offender_id),
         },
     )
-    return allow_photos(request, response, [state])
+    return allow_photos(request, response, photo_origins([state]))

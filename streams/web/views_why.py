@@ -12,7 +12,7 @@ from streams.domain.digest_schedule import next_digest_at
 from streams.domain.model import OffenderState
 from streams.domain.why import Reason, TrackedPlace, explain, placements
 from streams.web.display import address_line, address_type_text, clean, dob_text, precision_text
-from streams.web.keys import LIMITER, client_key, clock_of, db, runtime_of, session_of
+from streams.web.keys import LIMITER, client_key, clock_of, db, runtime_of, search_index, session_of
 from streams.web.paths import paths_of
 from streams.web.responses import render, require_login
 
@@ -51,19 +51,27 @@ def distance_rows(places: list[TrackedPlace], state: OffenderState) -> list[dict
     ]
 
 
-def _name_hits(engine: Engine, text: str) -> list[OffenderState]:
-    """Public offenders a typed name may mean: "Last, First", "First Last", "Last First" or "Last"."""
+def _name_tries(text: str) -> list[tuple[str, str]]:
+    """What a typed name may mean: "Last, First", "First Last", "Last First" or "Last"."""
     if "," in text:
         last, first = (part.strip() for part in text.split(",", 1))
-        tries = [(last, first.split()[0] if first.split() else "")]
-    else:
-        words = text.split()
-        tries = [(words[0], "")] if len(words) == 1 else [(words[-1], words[0]), (words[0], words[1])]
-    found: dict[str, OffenderState] = {}
-    for last, first in tries:
-        for hit in offender_search.search(engine, last_name=last, first_name=first, limit=MOST_CHOICES).hits:
-            found.setdefault(hit.state.offender_id, hit.state)
-    return list(found.values())[:MOST_CHOICES]
+        return [(last, first.split()[0] if first.split() else "")]
+    words = text.split()
+    return [(words[0], "")] if len(words) == 1 else [(words[-1], words[0]), (words[0], words[1])]
+
+
+def _states(engine: Engine, ids: list[str]) -> list[OffenderState]:
+    return [s for oid in ids if (s := offender_search.public_offender(engine, oid)) is not None]
+
+
+async def _name_hits(request: web.Request, text: str) -> list[OffenderState]:
+    """Public offenders a typed name may mean."""
+    index = await search_index(request)
+    found: dict[str, None] = {}
+    for last, first in _name_tries(text):
+        for hit in index.search(last_name=last, first_name=first, limit=MOST_CHOICES).hits:
+            found.setdefault(hit.record.offender_id)
+    return await db(request, _states, list(found)[:MOST_CHOICES])
 
 
 async def _mail_stopped(request: web.Request, sid: int) -> str | None:
@@ -129,7 +137,7 @@ async def _look_up(request: web.Request, query: str) -> web.Response:
     state = await db(request, offender_search.public_offender, query)
     if state is not None:
         return await _answer(request, state, query)
-    hits = await db(request, _name_hits, query)
+    hits = await _name_hits(request, query)
     if len(hits) == 1:
         return await _answer(request, hits[0], query)
     if not hits:

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Engine
 
-from streams.adapters import digest_store, offender_search, repository, subscriber_store
+from streams.adapters import digest_store, repository, subscriber_store
 from streams.adapters.db import digests, pending_alerts, subscribers
 from streams.adapters.schema_migrations import ensure_ready, upgrade
+from streams.adapters.search_index import SearchIndex
 from streams.domain.model import Circle
 from streams.domain.radii import radius_m
 from tests.integration.conftest import (
@@ -161,7 +162,9 @@ def test_a_batch_of_offender_states_is_stored_at_once_and_only_moves_forward(eng
     found = repository.get_offender_states(engine, ["MO-3", "MO-404", "MO-1"])
     assert found == {"MO-1": offender_state("MO-1", 5), "MO-3": offender_state("MO-3", 7, first="Ann")}
     # And the search finds what was stored in the batch.
-    assert [h.state.offender_id for h in offender_search.search(engine, first_name="Ann").hits] == ["MO-3"]
+    index = SearchIndex()
+    index.load(engine)
+    assert [h.record.offender_id for h in index.search(first_name="Ann").hits] == ["MO-3"]
 
 
 def test_the_longest_offender_id_and_the_highest_revision_the_contract_allows_are_stored(

@@ -183,7 +183,10 @@ async def open_site(
     account_work: bool = True,
     public_url: str = "http://notify.test",
     clock: Clock = now,
+    search_every_s: float = 0.0,
 ) -> AsyncIterator[Site]:
+    """The site on `engine`; by default its search looks for registry changes before every
+    search (`search_every_s`), since tests store records and search at once."""
     settings = load_settings(
         {
             "SOR_DATA_DIR": str(tmp_path),
@@ -208,7 +211,12 @@ async def open_site(
         published.append(change)
 
     app = init_app(
-        runtime, publish=publish, limiter=limiter or RateLimiter(), account_work=account_work, clock=clock
+        runtime,
+        publish=publish,
+        limiter=limiter or RateLimiter(),
+        account_work=account_work,
+        clock=clock,
+        search_every_s=search_every_s,
     )
     async with (
         TestClient(TestServer(app)) as client,

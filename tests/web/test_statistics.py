@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import io
 import re
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,8 +17,10 @@ from typing import Any
 import pytest
 
 from streams.adapters import repository
+from streams.adapters.registrant_statistics import StatisticsCache, count_registrants
 from streams.adapters.repository import AppliedEvent
 from streams.domain.model import Address, OffenderProfile, OffenderState, Offense, SeenEvent
+from streams.web.keys import STATISTICS
 from tests.web.conftest import Site, open_site
 from tests.web.test_sessions import MovedClock
 
@@ -237,6 +241,11 @@ async def test_the_csv_holds_the_page_s_numbers_one_row_per_county(site, engine)
     assert next(r[:2] for r in counties if r[0] == "29510") == ["29510", "St. Louis City"]
 
 
+async def recounted(site: Site) -> None:
+    """Once the recount under way, if any, is done."""
+    assert await asyncio.to_thread(site.client.server.app[STATISTICS].settled, 30)
+
+
 @pytest.fixture
 def clock() -> MovedClock:
     return MovedClock()
@@ -269,6 +278,12 @@ async def test_the_counts_are_kept_until_the_registry_changes(timed_site, engine
     _, page = await site.get("/statistics")
     assert counts_in(table_rows(page)["total"])[0] == 4
     clock.move(seconds=2)
+    # The request that finds them stale starts a recount and, like every other, is answered
+    # at once from the counts held, with their own "as of".
+    _, page = await site.get("/statistics")
+    assert counts_in(table_rows(page)["total"])[0] == 4
+    assert re.search(r"Registry as of ([^<]+)\.", page).group(1) == as_of_1.group(1)  # type: ignore[union-attr]
+    await recounted(site)
     _, page = await site.get("/statistics")
     assert re.search(r"Registry as of ([^<]+)\.", page)
     rows = table_rows(page)
@@ -285,3 +300,32 @@ async def test_before_any_registry_event_the_page_says_so_and_counts_every_time(
     seed(engine, REGISTRY[:2])
     _, page = await site.get("/statistics")
     assert counts_in(table_rows(page)["total"])[0] == 2
+
+
+def test_a_slow_recount_holds_no_request_up(engine) -> None:
+    """A recount takes seconds at a registry's size: while it runs, every request (the one that
+    started it too) gets the counts held at once, and only one recount runs."""
+    seed(engine, REGISTRY[:4], event="day-1")
+    gate = threading.Event()
+    counts: list[int] = []
+
+    def count(bind: Any) -> Any:
+        counts.append(1)
+        if len(counts) > 1:
+            assert gate.wait(30)  # the recount, held until the test has asked its questions
+        return count_registrants(bind)
+
+    clock = MovedClock()
+    cache = StatisticsCache(clock, count=count)
+    first = cache.get(engine)  # nothing held yet: this one counts, and waits for it
+    assert first.counts.total.total == 4
+    seed(engine, [registrant("N", "29019", home("Boone"))], event="day-2")
+    clock.move(seconds=61)
+    assert cache.get(engine) is first  # stale: a recount starts, the answer is the held counts
+    assert not cache.settled(0)
+    assert cache.get(engine) is first and cache.get(engine) is first
+    gate.set()
+    assert cache.settled(30)
+    fresh = cache.get(engine)
+    assert len(counts) == 2 and fresh.counts.total.total == 5
+    assert fresh.as_of is not None and first.as_of is not None and fresh.as_of > first.as_of

@@ -1,0 +1,287 @@
+"""The public search in this process's memory: every public record's search keys, kept fresh from the database."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from streams.adapters import db_calls
+from streams.adapters.offender_search import (
+    AddressKeys,
+    address_keys,
+    name_keys,
+    norm,
+    norm_county,
+    public_records,
+    search_versions,
+    search_window,
+    sort_key,
+)
+from streams.domain.addresses import zip5
+from streams.domain.model import OffenderState, digest_online_identifier
+
+logger = structlog.get_logger()
+
+# A writer stamps its rows before it commits: a row stamped earlier than the newest one seen
+# may still turn up. Asking again for this long before the newest stamp catches it.
+LATE_COMMIT = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One public record as the search finds and lists it."""
+
+    offender_id: str
+    key: tuple[str, str, str]  # the listing order
+    names: tuple[tuple[str, str], ...]  # (last, first) of the name and each alias
+    addresses: tuple[AddressKeys, ...]  # in the record's order
+    digests: frozenset[str]  # online identifiers, hashed: matched whole, never shown
+    view: Any  # what the site shows of it, made once when the record is loaded
+
+    @property
+    def all_positions(self) -> tuple[int, ...]:
+        return tuple(range(len(self.addresses)))
+
+
+@dataclass(frozen=True)
+class Hit:
+    record: Record
+    addresses: tuple[int, ...]  # positions of the addresses matching the address fields, else all
+
+
+@dataclass(frozen=True)
+class Found:
+    hits: list[Hit]
+    more: bool  # there were more than `limit` matches
+
+
+def _prefix_range(keys: list[str], prefix: str) -> tuple[int, int]:
+    return bisect.bisect_left(keys, prefix), bisect.bisect_left(keys, prefix + "\uffff")
+
+
+class _Tables:
+    """Records in listing order and lookups from each search field to their ranks. Built whole
+    from the records, never changed: a reload builds another and swaps it in."""
+
+    def __init__(self, records: Iterable[Record]) -> None:
+        self.records = sorted(records, key=lambda r: r.key)
+        last: list[tuple[str, int]] = []
+        first: list[tuple[str, int]] = []
+        city: list[tuple[str, int]] = []
+        county: list[tuple[str, int]] = []
+        self.zips: dict[str, set[int]] = {}
+        self.digests: dict[str, set[int]] = {}
+        self.streets: dict[str, set[int]] = {}
+        for rank, r in enumerate(self.records):
+            for ln, fn in r.names:
+                last.append((ln, rank))
+                first.append((fn, rank))
+            for a in r.addresses:
+                city.append((a.city, rank))
+                county.append((a.county, rank))
+                self.zips.setdefault(a.zip, set()).add(rank)
+                self.streets.setdefault(a.street, set()).add(rank)
+            for d in r.digests:
+                self.digests.setdefault(d, set()).add(rank)
+        self._sorted = {}
+        for name, pairs in (("last", last), ("first", first), ("city", city), ("county", county)):
+            pairs.sort()
+            self._sorted[name] = ([k for k, _ in pairs], [rank for _, rank in pairs])
+
+    def prefixed(self, field: str, prefix: str) -> set[int]:
+        keys, ranks = self._sorted[field]
+        lo, hi = _prefix_range(keys, prefix)
+        return set(ranks[lo:hi])
+
+    def street_has(self, text: str) -> set[int]:
+        out: set[int] = set()
+        for street, ranks in self.streets.items():
+            if text in street:
+                out |= ranks
+        return out
+
+
+def _address_matches(a: AddressKeys, type_: str, street: str, city: str, county: str, zip_: str) -> bool:
+    return (
+        (not type_ or a.type == type_)
+        and (not street or street in a.street)
+        and (not city or a.city.startswith(city))
+        and (not county or a.county.startswith(county))
+        and (not zip_ or a.zip == zip_)
+    )
+
+
+class SearchIndex:
+    """The public records of the search, held whole in this process.
+
+    Each process of the site holds its own. At most every `every_s` seconds a request asks the
+    database which records' search rows were written since (offender_search.updated_at,
+    indexed) and reloads those: a new registrant is found, a removed or juvenile one is gone,
+    that soon after the registry agent stored it. `view(state)` is what the site keeps of a
+    record to show it (rendered once here, not on every request).
+    """
+
+    def __init__(
+        self,
+        view: Callable[[OffenderState], Any] = lambda state: None,
+        *,
+        every_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._view = view
+        self.every_s = every_s
+        self._clock = clock
+        self._tables: _Tables | None = None
+        self._records: dict[str, Record] = {}
+        self._versions: dict[str, datetime] = {}  # every record's, public or not
+        self._newest: datetime | None = None
+        self._probe: tuple[Any, ...] | None = None  # since, how many after it, newest
+        self._checked_at: float | None = None
+        self._checking: asyncio.Future[int] | None = None
+
+    # --- keeping fresh ----------------------------------------------------------------------
+
+    def _record(self, state: OffenderState) -> Record:
+        p = state.profile
+        assert p is not None
+        return Record(
+            state.offender_id,
+            sort_key(state),
+            name_keys(state),
+            tuple(address_keys(a) for a in state.addresses),
+            frozenset(p.online_identifier_digests),
+            self._view(state),
+        )
+
+    def load(self, engine: Engine) -> None:
+        """Everything, from the database (blocking: run it off the loop)."""
+        versions = search_versions(engine)
+        records = {s.offender_id: self._record(s) for _, s in public_records(engine)}
+        self._swap(records, versions)
+        logger.info("search index loaded", records=len(records))
+
+    def refresh(self, engine: Engine) -> int:
+        """Reload the records written since the last look (blocking); returns how many."""
+        if self._tables is None:
+            self.load(engine)
+            return len(self._records)
+        since = self._newest - LATE_COMMIT if self._newest is not None else None
+        probe = (since, *search_window(engine, since))
+        if probe == self._probe:
+            return 0  # nothing written since the last look
+        self._probe = probe
+        seen = search_versions(engine, since)
+        changed = sorted(oid for oid, t in seen.items() if self._versions.get(oid) != t)
+        if not changed:
+            return 0
+        records = dict(self._records)
+        for oid in changed:
+            records.pop(oid, None)
+        records.update((s.offender_id, self._record(s)) for _, s in public_records(engine, changed))
+        self._swap(records, self._versions | seen)
+        return len(changed)
+
+    def _swap(self, records: dict[str, Record], versions: dict[str, datetime]) -> None:
+        tables = _Tables(records.values())
+        self._records, self._versions, self._tables = records, versions, tables
+        self._newest = max(versions.values(), default=None)
+
+    async def fresh(self, engine: Engine) -> None:
+        """Look for changes if the last look is `every_s` old. The request that looks waits for
+        it; others meanwhile use what is held (the first ever request waits too)."""
+        now = self._clock()
+        if self._checking is not None:
+            if self._tables is None:
+                await asyncio.shield(self._checking)
+            return
+        if self._checked_at is not None and now - self._checked_at < self.every_s:
+            return
+        self._checked_at = now
+        self._checking = asyncio.ensure_future(db_calls.call(engine, self.refresh))
+        try:
+            await asyncio.shield(self._checking)
+        finally:
+            self._checking = None
+
+    # --- searching --------------------------------------------------------------------------
+
+    def search(
+        self,
+        last_name: str = "",
+        first_name: str = "",
+        address_type: str = "",
+        street: str = "",
+        city: str = "",
+        county: str = "",
+        zip: str = "",  # noqa: A002 - the form's field name
+        online_identifier: str = "",
+        limit: int = 50,
+    ) -> Found:
+        """Public records matching every field given, in listing order.
+
+        Names match by prefix against the name and every alias (last and first name on the same
+        one); address fields all on one address (street: part of it; city and county: the
+        start; ZIP: all five digits); the online identifier only as a whole, by its digest.
+        """
+        tables = self._tables
+        last, first = norm(last_name), norm(first_name)
+        s, c, co = norm(street), norm(city), norm_county(county)
+        z = zip5(zip) if zip.strip() else ""
+        ident = digest_online_identifier(online_identifier) if online_identifier.strip() else ""
+        if tables is None or not (last or first or s or c or co or zip.strip() or ident):
+            return Found([], False)  # an address type alone would list everyone
+        if zip.strip() and not z:
+            return Found([], False)  # a partial ZIP matches nothing rather than a whole region
+        candidates: list[set[int]] = []
+        if ident:
+            candidates.append(tables.digests.get(ident, set()))
+        if z:
+            candidates.append(tables.zips.get(z, set()))
+        if last:
+            candidates.append(tables.prefixed("last", last))
+        if c:
+            candidates.append(tables.prefixed("city", c))
+        if co:
+            candidates.append(tables.prefixed("county", co))
+        if first and not last:
+            candidates.append(tables.prefixed("first", first))
+        if s and not candidates:
+            candidates.append(tables.street_has(s))
+        candidates.sort(key=len)
+        ranks = set.intersection(*candidates) if candidates else set()
+        by_address = bool(address_type or s or c or co or z)
+        hits: list[Hit] = []
+        for rank in sorted(ranks):
+            r = tables.records[rank]
+            if ident and ident not in r.digests:
+                continue
+            if (last or first) and not any(
+                ln.startswith(last) and fn.startswith(first) for ln, fn in r.names
+            ):
+                continue
+            if by_address:
+                matching = tuple(
+                    i for i, a in enumerate(r.addresses) if _address_matches(a, address_type, s, c, co, z)
+                )
+                if not matching:
+                    continue
+            else:
+                matching = tuple(range(len(r.addresses)))
+            if len(hits) == limit:
+                return Found(hits, True)
+            hits.append(Hit(r, matching))
+        return Found(hits, False)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def ids(self) -> Sequence[str]:
+        return list(self._records)
