@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from streams.adapters.near_index import NearIndex
 from streams.adapters.registrant_statistics import StatisticsCache
 from streams.adapters.subscriber_store import SubscriberChange
 from streams.runtime import Runtime
@@ -38,6 +39,7 @@ RUNTIME = web.AppKey("runtime", Runtime)
 CHANGES = web.AppKey("changes", ChangeFeed)
 LIMITER = web.AppKey("limiter", RateLimiter)
 STATISTICS = web.AppKey("statistics", StatisticsCache)  # the public counts, per registry as of
+NEAR = web.AppKey("near", NearIndex)  # the public points in memory, and the registry's "as of"
 SESSION = web.RequestKey("session", sessions.Session)  # set by middlewares.session_middleware
 Clock = Callable[[], datetime]
 

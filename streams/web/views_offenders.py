@@ -28,6 +28,7 @@ from streams.web.display import (
 )
 from streams.web.keys import LIMITER, client_key, db, flash, runtime_of, session_of
 from streams.web.paths import Paths, paths_of
+from streams.web.registry_dates import registry_as_of_text
 from streams.web.responses import no_record, not_found, redirect, render, require_login
 from streams.web.security import content_security_policy
 from streams.web.views_addresses import notifications_page
@@ -187,7 +188,12 @@ async def _search_page(
     else:
         result = await db(request, _search_fields, criteria)
     paths = paths_of(request)
-    context.update(searched=True, hits=[_hit_view(h, watched, paths) for h in result.hits], more=result.more)
+    context.update(
+        searched=True,
+        hits=[_hit_view(h, watched, paths) for h in result.hits],
+        more=result.more,
+        registry_as_of=await registry_as_of_text(request),
+    )
     response = render(request, "web/offender_search.html.j2", context)
     return allow_photos(request, response, [h.state for h in result.hits])
 
@@ -222,6 +228,7 @@ async def offender_record(request: web.Request) -> web.Response:
             "max_offenders": MAX_OFFENDERS,
             "distances": distance_rows(places, state),
             "why": paths_of(request).why(state.offender_id),
+            "registry_as_of": await registry_as_of_text(request),
         },
     )
     return allow_photos(request, response, [state])
