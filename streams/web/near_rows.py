@@ -7,9 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 from jinja2.utils import htmlsafe_json_dumps
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from streams.adapters.near_index import NearFound
 from streams.domain import radii
@@ -28,7 +29,7 @@ class NearPoint:
 
     offender_id: str
     kind: str  # home | work | school (the map's symbol)
-    row_head: Markup  # the list's row up to its distance cell
+    row_head: str  # the list's row up to its distance cell, escaped
     place_head: str  # the map's JSON object up to its "distance" value
     item_head: str  # the API's JSON object up to its distance fields
 
@@ -47,9 +48,11 @@ def describe_with(paths: Callable[[], Paths]) -> Callable[[OffenderState, Addres
         kind = a.type if a.type in ADDRESS_TYPE_TEXT else "other"
         offense = p.main_offense or "not listed"
         line, type_text = address_line(a), address_type_text(a)
-        row = Markup(
-            '<tr><th scope="row"><a href="{}">{}</a></th><td>{}</td><td>{}</td><td>{}</td><td>'
-        ).format(record, p.display_name, type_text, line, offense)
+        row = str(
+            Markup(
+                '<tr><th scope="row"><a href="{}">{}</a></th><td>{}</td><td>{}</td><td>{}</td><td>'
+            ).format(record, p.display_name, type_text, line, offense)
+        )
         place = {
             "name": p.display_name,
             "kind": kind,
@@ -75,36 +78,52 @@ def describe_with(paths: Callable[[], Paths]) -> Callable[[OffenderState, Addres
     return describe
 
 
+# The proximity bands (radii.proximity_band's rule, `distance <= edge`) as arrays, so a list's
+# bands are one searchsorted; their words hold no character JSON or HTML would escape.
+_EDGES = np.array([m for m, _ in radii.RADII.values()])
+_BANDS = [f"within {label}" for _, label in radii.RADII.values()] + [radii.proximity_band(float("inf"))]
+
+
+def _bands(distances_m: np.ndarray) -> list[str]:
+    return [_BANDS[i] for i in np.searchsorted(_EDGES, distances_m, side="left").tolist()]
+
+
 @dataclass(frozen=True)
 class NearList:
-    """One query's answer as the page and the API give it."""
+    """One query's answer as the page and the API give it (each builds only its own part)."""
 
-    rows: list[Markup]
+    rows: Markup  # the list's table rows
     places_json: str  # the map's "places" array
     items_json: str  # the API's "offenders" array
-    total: int  # addresses within the radius (rows holds the nearest MAX_LISTED)
+    total: int  # addresses within the radius (the parts hold the nearest MAX_LISTED)
+    listed: int
     people: int
     kinds: frozenset[str]
 
 
-def near_list(found: NearFound, limit: int = MAX_LISTED) -> NearList:
-    rows: list[Markup] = []
-    places: list[str] = []
-    items: list[str] = []
-    for point, d in zip(found.views[:limit], found.distances_m[:limit].tolist()):
-        band, text = radii.proximity_band(d), distance_text(d)
-        rows.append(point.row_head + escape(f"{band} ({text})") + Markup("</td></tr>"))
-        places.append(f'{point.place_head}, "distance": {_json(f"about {text} away")}}}')
-        items.append(
-            f'{point.item_head}, "distance_m": {round(d, 2)}, "distance": {_json(text)}, "band": {_json(band)}}}'
+def near_list(found: NearFound, *, page: bool = True, api: bool = False, limit: int = MAX_LISTED) -> NearList:
+    points = found.views[:limit]
+    d = found.distances_m[:limit]
+    # distance_text's words are digits, "." and "," and letters: safe in JSON and HTML as they are.
+    texts = [distance_text(x) for x in d.tolist()]
+    bands = _bands(d)
+    rows = places = items = ""
+    if page:
+        rows = "".join(f"{p.row_head}{b} ({t})</td></tr>" for p, b, t in zip(points, bands, texts))
+        places = ",".join(f'{p.place_head}, "distance": "about {t} away"}}' for p, t in zip(points, texts))
+    if api:
+        items = ",".join(
+            f'{p.item_head}, "distance_m": {round(x, 2)}, "distance": "{t}", "band": "{b}"}}'
+            for p, x, t, b in zip(points, d.tolist(), texts, bands)
         )
     return NearList(
-        rows,
-        "[" + ",".join(places) + "]",
-        "[" + ",".join(items) + "]",
+        Markup(rows),
+        f"[{places}]",
+        f"[{items}]",
         len(found.views),
+        len(points),
         found.people,
-        frozenset(p.kind for p in found.views[:limit]),
+        frozenset(p.kind for p in points),
     )
 
 

@@ -55,7 +55,7 @@ async def near_api(request: web.Request) -> web.Response:
         response.headers["Retry-After"] = str(request.app[LIMITER].retry_after(RULE, client_key(request)))
         return response
     snap = await _snapshot(request)
-    found = near_list(snap.within(q.lat, q.lon, q.radius_m))
+    found = near_list(snap.within(q.lat, q.lon, q.radius_m), page=False, api=True)
     as_of = snap.version.as_of
     head = {
         "lat": q.lat,
@@ -65,7 +65,7 @@ async def near_api(request: web.Request) -> web.Response:
         "registry_as_of": as_of.isoformat().replace("+00:00", "Z") if as_of else None,
         "count": found.total,
         "people": found.people,
-        "listed": min(found.total, MAX_LISTED),
+        "listed": found.listed,
     }
     body = str(htmlsafe_json_dumps(head))[:-1] + f', "offenders": {found.items_json}}}'
     return web.Response(text=body, content_type="application/json")
