@@ -160,10 +160,11 @@ def _legend(radius: str, kinds: frozenset[str]) -> list[dict[str, str]]:
     return items + [{"symbol": k, "text": f"{text} address"} for k, text in ADDRESS_TYPES if k in kinds]
 
 
-def _alerts_link(request: web.Request, wish: AreaWish | None, radius: str) -> str:
+def _alerts_link(request: web.Request, wish: AreaWish | None) -> str:
     """Where "e-mail me about this area" goes: enrollment (or, signed in, the form) with the address."""
     target = "/notifications" if session_of(request).logged_in else "/enroll"
-    return f"{target}?{wish.query()}" if wish else f"{target}?{urlencode({'radius': radius})}"
+    # A location from the browser has no street address to carry: the form is then left to fill in.
+    return f"{target}?{wish.query()}" if wish else target
 
 
 async def near_page(request: web.Request) -> web.Response:
@@ -198,7 +199,7 @@ async def near_page(request: web.Request) -> web.Response:
         found=found,
         map_json=_map_json(request, where, q, found.places_json),
         legend=_legend(form.radius, found.kinds),
-        alerts_link=_alerts_link(request, where.wish, form.radius),
+        alerts_link=_alerts_link(request, where.wish),
         registry_as_of=await registry_as_of_text(request),
     )
     return render(request, "web/near.html.j2", context)
