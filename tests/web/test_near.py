@@ -410,3 +410,32 @@ async def test_a_signed_in_visitor_goes_straight_to_the_filled_in_form(logged_in
         "/login?street=1+Hitt+St&city=Columbia&state=MO&radius=1mi", allow_redirects=False
     )
     assert resp.headers["Location"] == "/notifications?street=1+Hitt+St&city=Columbia&state=MO&radius=1mi"
+
+
+async def test_with_a_second_factor_the_address_rides_through_the_second_step_too(site) -> None:
+    from tests.web.conftest import enroll_and_log_in
+    from tests.web.test_account import PW
+    from tests.web.test_second_factors import add_app, code_at
+
+    await enroll_and_log_in(site, "tess@example.org", PW)
+    secret, _ = await add_app(site)
+    await site.post("/logout")
+    carry = "street=1+Hitt+St&city=Columbia&state=MO&zip=65201&radius=2mi"
+    await site.get(f"/login?{carry}")
+    resp = await site.client.post(
+        f"/login?{carry}",
+        data={"email": "tess@example.org", "password": PW, "csrf_token": site.csrf},
+        allow_redirects=False,
+    )
+    assert resp.status == 303 and resp.headers["Location"] == f"/login/second-step?{carry}"
+    status, page = await site.get(resp.headers["Location"])
+    action = html.unescape(
+        re.search(r'<form method="post" action="(/login/second-step[^"]*)"', page).group(1)
+    )
+    assert action == f"/login/second-step?{carry}"
+    resp = await site.client.post(
+        action, data={"code": code_at(secret, 1), "csrf_token": site.csrf}, allow_redirects=False
+    )
+    assert resp.status == 303 and resp.headers["Location"] == f"/notifications?{carry}"
+    status, page = await site.get(resp.headers["Location"])
+    assert status == 200 and 'value="1 Hitt St"' in page and '<option value="2mi" selected>' in page
