@@ -27,6 +27,7 @@ class AccountRequest:
     kind: str  # reset | delete | enroll
     email: str = field(repr=False)
     password_hash: str | None = field(default=None, repr=False)  # enroll: hashed on the request path
+    then: str = field(default="", repr=False)  # enroll: area_carry.carried, for the mailed link
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ async def _enrollment(app: web.Application, req: AccountRequest, now: datetime) 
             "confirm",
             req.email,
             "Confirm your e-mail address for registry e-mail alerts",
-            link=site_link(app, "confirm_form", token=enrollment.token),
+            link=site_link(app, "confirm_form", token=enrollment.token) + req.then,
         )
         return msg, "confirm"
     msg = compose(
@@ -82,7 +83,7 @@ async def _enrollment(app: web.Application, req: AccountRequest, now: datetime) 
         req.email,
         "Someone tried to enroll this address in registry e-mail alerts",
         pending=enrollment.pending,
-        login=site_link(app, "login_form"),
+        login=site_link(app, "login_form") + req.then,
         forgot=site_link(app, "forgot_form"),
     )
     return msg, "already_enrolled"

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from streams.adapters import web_db  # noqa: F401 (its tables)
+from streams.adapters.near_index import NearIndex
 from streams.adapters.registrant_statistics import StatisticsCache
 from streams.adapters.search_index import SearchIndex
 from streams.adapters.subscriber_store import SubscriberChange
@@ -22,11 +23,13 @@ from streams.services.publishing import publish_subscriber_change
 from streams.web import display, housekeeping, routes, sessions, views_offenders, views_ops
 from streams.web.account_requests import carry_out
 from streams.web.account_work import ACCOUNT_WORK, AccountWork
+from streams.web.area_carry import carried
 from streams.web.confirmations import send_due_notices
 from streams.web.keys import (
     CHANGES,
     CLOCK,
     LIMITER,
+    NEAR,
     RUNTIME,
     SEARCH,
     SESSION,
@@ -38,6 +41,7 @@ from streams.web.keys import (
     now,
 )
 from streams.web.middlewares import MIDDLEWARES
+from streams.web.near_rows import describe_with
 from streams.web.paths import Paths
 from streams.web.security import RateLimiter
 
@@ -55,6 +59,7 @@ async def _context(request: web.Request) -> dict[str, Any]:
         "flash": s.flash if s else None,
         "logged_in": bool(s and s.logged_in),
         "path": request.path,
+        "carry": carried(request),  # an address on its way to the add-address form (area_carry)
     }
 
 
@@ -149,6 +154,7 @@ def init_app(
     app[LIMITER] = limiter or RateLimiter()
     app[CLOCK] = clock
     app[STATISTICS] = StatisticsCache(clock)
+    app[NEAR] = NearIndex(describe_with(lambda: Paths(app.router)))
     app[ACCOUNT_WORK] = AccountWork(partial(carry_out, app), partial(send_due_notices, app), now)
     if account_work:
         app.cleanup_ctx.append(_account_work)

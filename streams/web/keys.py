@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from streams.adapters.near_index import NearIndex
 from streams.adapters.registrant_statistics import StatisticsCache
 from streams.adapters.search_index import SearchIndex
 from streams.adapters.subscriber_store import SubscriberChange
@@ -40,6 +41,7 @@ CHANGES = web.AppKey("changes", ChangeFeed)
 LIMITER = web.AppKey("limiter", RateLimiter)
 STATISTICS = web.AppKey("statistics", StatisticsCache)  # the public counts, per registry as of
 SEARCH = web.AppKey("search", SearchIndex)  # the public search, held in this process
+NEAR = web.AppKey("near", NearIndex)  # the public points in memory, and the registry's "as of"
 SESSION = web.RequestKey("session", sessions.Session)  # set by middlewares.session_middleware
 Clock = Callable[[], datetime]
 

@@ -11,6 +11,7 @@ from streams.web import (
     views_factors,
     views_frequency,
     views_map,
+    views_near,
     views_offenders,
     views_ops,
     views_pages,
@@ -80,6 +81,8 @@ def setup(app: web.Application) -> None:
     r.add_post("/offenders/search", views_offenders.search_by_identifier, name="search_by_identifier")
     r.add_get("/offenders/{offender_id}", views_offenders.offender_record, name="record")
     r.add_get("/map", views_map.map_page, name="map")
+    r.add_get("/near", views_near.near_page, name="near")
+    r.add_get("/api/near", views_near.near_api, name="near_api")
     r.add_get("/statistics", views_statistics.statistics_page, name="statistics")
     r.add_get("/statistics.csv", views_statistics.statistics_download, name="statistics_csv")
     r.add_get("/unsubscribe/{token}", views_unsubscribe.unsubscribe_page, name="unsubscribe_page")

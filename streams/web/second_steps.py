@@ -37,12 +37,13 @@ async def after_password(
     has_factor: bool,
     note: str | None = None,
     landing: str = "notifications",
+    then: str = "",
 ) -> web.Response:
     """The login view's last word once the password was right: signed in (on `landing`, with
     `note`), or, when the account has a second factor, a session that is not signed in yet
-    and waits for the second step."""
+    and waits for the second step. `then` (area_carry.carried) rides on to the landing."""
     if not has_factor:
-        return await signed_in(request, subscriber_id, "password", note, landing)
+        return await signed_in(request, subscriber_id, "password", note, landing, then)
     await login_session(request, None)  # a new session id: the pending step belongs to it alone
     await db(
         request,
@@ -54,7 +55,7 @@ async def after_password(
         now(),
     )
     logger.info("password accepted, second step asked", subscriber_id=subscriber_id)
-    raise redirect(paths_of(request).of("second_step"))
+    raise redirect(paths_of(request).of("second_step") + then)
 
 
 async def pending(request: web.Request) -> int | None:
@@ -69,12 +70,14 @@ async def signed_in(
     how: str,
     note: str | None = None,
     landing: str = "notifications",
+    then: str = "",
 ) -> web.Response:
     await login_session(request, subscriber_id)  # the old session, and any step it held, is gone
     if note:
         await flash(request, note)
     logger.info("logged in", subscriber_id=subscriber_id, factor=how)
-    raise redirect(paths_of(request).of(landing))
+    # An address carried from the near page goes only to the form that adds it.
+    raise redirect(paths_of(request).of(landing) + (then if landing == "notifications" else ""))
 
 
 async def factors_changed(request: web.Request, subscriber_id: int, template: str, subject: str) -> None:

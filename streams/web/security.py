@@ -32,6 +32,7 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "delete:client": Limit(10, 3600),
     "delete:account": Limit(3, 3600),
     "search:client": Limit(60, 60),
+    "near:client": Limit(60, 60),  # the near page and /api/near together
     # Codes after a right password, and passkey sign-ins (the account key is the subscriber).
     "second_step:client": Limit(30, 900),
     "second_step:account": Limit(10, 900),

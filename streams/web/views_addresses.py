@@ -28,6 +28,7 @@ from streams.domain.ids import parse_id
 from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain.model import Circle
 from streams.domain.radii import radius_m
+from streams.web.area_carry import wish_of
 from streams.web.confirmations import SettingsChange, finish
 from streams.web.display import (
     DEFAULT_RADIUS,
@@ -139,13 +140,19 @@ async def notifications_page(request: web.Request, status: int = 200, **override
 
 @require_login
 async def notifications(request: web.Request) -> web.Response:
-    return await notifications_page(request)
+    wish = wish_of(request)
+    if wish is None:
+        return await notifications_page(request)
+    # From "e-mail me about this area": the address looked up, ready to be named and saved.
+    form = AddressForm("", wish.street, wish.city, wish.state, wish.zip, wish.radius)
+    return await notifications_page(request, form=form, wish=wish)
 
 
 # --- placing an address ------------------------------------------------------------------
 
 
-async def _geocode(request: web.Request, f: AddressForm) -> GeocodeResult | GeocodeProblem:
+async def geocode_form(request: web.Request, f: AddressForm) -> GeocodeResult | GeocodeProblem:
+    """The form's address placed by the site's geocoder chain, or why it cannot be (the near page too)."""
     runtime = runtime_of(request)
     query = GeocodeQuery(f.street, f.city, f.state, f.zip)
     try:
@@ -216,7 +223,7 @@ async def add_address(request: web.Request) -> web.Response:
     errors = f.errors()
     if errors:
         return await notifications_page(request, 400, form=f, errors=errors)
-    point = await _geocode(request, f)
+    point = await geocode_form(request, f)
     if isinstance(point, GeocodeProblem):
         return await notifications_page(request, 503 if point.unavailable else 400, form=f, problem=point)
     circle = await db(request, tracking_db.add_address, sid, _address_values(f, point))
@@ -293,7 +300,7 @@ async def edit_address(request: web.Request, sid: int, row: Any) -> web.Response
         return await _address_page(request, row, 400, form=f, errors=errors)
     point: GeocodeResult | None = None
     if not f.same_place(row):
-        answer = await _geocode(request, f)
+        answer = await geocode_form(request, f)
         if isinstance(answer, GeocodeProblem):
             return await _address_page(
                 request, row, 503 if answer.unavailable else 400, form=f, problem=answer

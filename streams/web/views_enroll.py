@@ -31,6 +31,7 @@ from streams.web.account_forms import (
 from streams.web.account_mail import send_later
 from streams.web.account_requests import ENROLL, AccountRequest
 from streams.web.account_work import queue_request
+from streams.web.area_carry import carried, wish_of
 from streams.web.keys import db, flash, login_session, now, publish, session_of
 from streams.web.paths import paths_of
 from streams.web.responses import redirect, render
@@ -54,7 +55,9 @@ LENGTHEN_PASSWORD = (
 
 
 async def enroll_form(request: web.Request) -> web.Response:
-    return render(request, "web/enroll.html.j2", {"errors": {}, "hint": passwords.HINT})
+    return render(
+        request, "web/enroll.html.j2", {"errors": {}, "hint": passwords.HINT, "wish": wish_of(request)}
+    )
 
 
 async def enroll(request: web.Request) -> web.Response:
@@ -72,7 +75,13 @@ async def enroll(request: web.Request) -> web.Response:
         return render(
             request,
             "web/enroll.html.j2",
-            {"errors": errors, "email": raw, "email2": raw2, "hint": passwords.HINT},
+            {
+                "errors": errors,
+                "email": raw,
+                "email2": raw2,
+                "hint": passwords.HINT,
+                "wish": wish_of(request),
+            },
             status=400,
         )
     if wait := limited(request, "enroll", email):
@@ -80,7 +89,7 @@ async def enroll(request: web.Request) -> web.Response:
 
     # Hashed here whatever the address: what is done with it is found out after the answer.
     password_hash = await asyncio.to_thread(hash_password, pw)
-    queue_request(request, AccountRequest(ENROLL, email, password_hash))
+    queue_request(request, AccountRequest(ENROLL, email, password_hash, then=carried(request)))
     return check_email(
         request,
         "Check your e-mail",
@@ -108,7 +117,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
         "Your e-mail address is confirmed. Log in with your password, "
         "then choose the addresses and offenders you want to hear about.",
     )
-    raise redirect(paths_of(request).of("login_form"))
+    raise redirect(paths_of(request).of("login_form") + carried(request))
 
 
 # --- log in and out ----------------------------------------------------------------------
@@ -116,7 +125,7 @@ async def confirm(request: web.Request) -> web.StreamResponse:
 
 async def login_form(request: web.Request) -> web.Response:
     if session_of(request).logged_in:
-        raise redirect(paths_of(request).of("notifications"))
+        raise redirect(paths_of(request).of("notifications") + carried(request))
     return render(request, "web/login.html.j2")
 
 
@@ -142,6 +151,7 @@ async def login(request: web.Request) -> web.Response:
             has_factor=has_factor,
             note=LENGTHEN_PASSWORD if strengthen else None,
             landing="account" if strengthen else "notifications",
+            then=carried(request),
         )
     except web.HTTPException as done:  # signed in, or on to the second step: the password was right
         login_limits.remember_device(request, done, email)

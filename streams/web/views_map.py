@@ -27,7 +27,7 @@ from streams.web.paths import Paths, paths_of
 from streams.web.responses import no_record, not_found, render
 
 
-def _attribution(tiles: str) -> str:
+def tiles_attribution(tiles: str) -> str:
     if not tiles:
         return ""
     host = urlsplit(tiles).hostname or ""
@@ -126,7 +126,7 @@ async def map_page(request: web.Request) -> web.Response:
     paths = paths_of(request)
     places = [_map_place(st, a, circle, paths) for st, a in people]
     tiles = runtime_of(request).settings.map_tiles_url
-    data = {"tiles": tiles, "attribution": _attribution(tiles), "tracked": tracked, "places": places}
+    data = {"tiles": tiles, "attribution": tiles_attribution(tiles), "tracked": tracked, "places": places}
     return render(
         request,
         "web/map.html.j2",

@@ -31,6 +31,7 @@ from streams.web.display import (
 )
 from streams.web.keys import LIMITER, client_key, db, flash, runtime_of, search_index, session_of
 from streams.web.paths import Paths, paths_of
+from streams.web.registry_dates import registry_as_of_text
 from streams.web.responses import no_record, not_found, redirect, render, require_login
 from streams.web.security import content_security_policy
 from streams.web.views_addresses import notifications_page
@@ -216,7 +217,12 @@ async def _search_page(
     found = (
         index.search(online_identifier=identifier) if by_identifier else index.search(**criteria)  # type: ignore[arg-type]
     )
-    context.update(searched=True, hits=[_hit(h, watched) for h in found.hits], more=found.more)
+    context.update(
+        searched=True,
+        hits=[_hit(h, watched) for h in found.hits],
+        more=found.more,
+        registry_as_of=await registry_as_of_text(request),
+    )
     response = render(request, "web/offender_search.html.j2", context)
     origins = list(dict.fromkeys(o for h in found.hits if (o := h.record.view.photo_origin)))
     return allow_photos(request, response, origins)
@@ -252,6 +258,7 @@ async def offender_record(request: web.Request) -> web.Response:
             "max_offenders": MAX_OFFENDERS,
             "distances": distance_rows(places, state),
             "why": paths_of(request).why(state.offender_id),
+            "registry_as_of": await registry_as_of_text(request),
         },
     )
     return allow_photos(request, response, photo_origins([state]))

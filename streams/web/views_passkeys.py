@@ -10,6 +10,7 @@ from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRe
 from streams.adapters import accounts, passkeys_db, second_factors_db, sign_in_steps
 from streams.web import passkeys
 from streams.web.account_forms import limited, text, too_many
+from streams.web.area_carry import carried
 from streams.web.keys import db, flash, now, runtime_of, session_of
 from streams.web.paths import paths_of
 from streams.web.responses import redirect, require_login
@@ -167,4 +168,4 @@ async def sign_in(request: web.Request) -> web.Response:
     if acct is None or not acct.confirmed or acct.status == "suspended":
         return await _refused(request, "account")
     await db(request, second_factors_db.signed_in_with_factor, key.subscriber_id)
-    return await signed_in(request, key.subscriber_id, "passkey")
+    return await signed_in(request, key.subscriber_id, "passkey", then=carried(request))

@@ -8,6 +8,7 @@ from aiohttp import web
 from streams.adapters import second_factors_db, sign_in_steps
 from streams.domain import second_factors as rules
 from streams.web.account_forms import limited, text, too_many
+from streams.web.area_carry import carried
 from streams.web.keys import db, flash, now
 from streams.web.paths import paths_of
 from streams.web.responses import redirect, render
@@ -101,4 +102,4 @@ async def second_step(request: web.Request) -> web.Response:
             f"You used a recovery code; it will not work again ({left} left). "
             "Make new ones under My account, Sign-in factors, before you run out."
         )
-    return await signed_in(request, sid, how, note)
+    return await signed_in(request, sid, how, note, then=carried(request))

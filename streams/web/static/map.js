@@ -26,7 +26,7 @@
     if (data.tracked) {
       var t = data.tracked;
       bounds.extend(SorMap.circle(t.ring).addTo(map).getBounds());
-      SorMap.marker([t.lat, t.lon], "tracked", { label: "Your tracked address " + t.label + ": " + t.address })
+      SorMap.marker([t.lat, t.lon], "tracked", { label: (t.name || "Your tracked address " + t.label) + ": " + t.address })
         .bindPopup(document.createTextNode(t.label + ": " + t.address))
         .addTo(map);
       points.push(L.latLng(t.lat, t.lon));
