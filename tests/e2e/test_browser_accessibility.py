@@ -34,8 +34,17 @@ SIGNED_OUT = [
     ("/offenders/search?last_name=Nobody", "search with no result"),
     ("/offenders/OFF-NEAR", "a record, signed out"),
     ("/no-such-page", "not found"),
+    ("/offenders/OFF-JUV", "no public record"),
+    ("/reset/not-a-real-token", "a reset link that is no good"),
+    ("/unsubscribe/not-a-real-token", "an unsubscribe link that is no good"),
 ]
-STATUS = {"/confirm/not-a-real-token": 400, "/no-such-page": 404}
+STATUS = {
+    "/confirm/not-a-real-token": 400,
+    "/reset/not-a-real-token": 400,
+    "/unsubscribe/not-a-real-token": 400,
+    "/no-such-page": 404,
+    "/offenders/OFF-JUV": 404,
+}
 SIGNED_IN = [
     ("/notifications", "my notifications"),
     ("/notifications/addresses/{aid}", "a tracked address"),
@@ -99,9 +108,22 @@ def test_every_page_passes_axe_and_reflows_at_320_px(tmp_path: Path) -> None:
                     except AssertionError as e:
                         failures.append(str(e))
 
+            def after_submitting(page, path: str, button: str, what: str) -> None:
+                """A form sent empty: its errors listed on top and beside each field."""
+                page.goto(base + path)
+                page.get_by_role("button", name=button, exact=True).click()
+                page.wait_for_load_state()
+                assert page.locator(".errors").first.is_visible(), what
+                for check in (assert_accessible, assert_reflows):
+                    try:
+                        check(page, what)
+                    except AssertionError as e:
+                        failures.append(str(e))
+
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             for path, what in SIGNED_OUT:
                 visit(page, path, what)
+            after_submitting(page, "/enroll", "Enroll", "enroll, sent empty")
             page.close()
 
             context = browser.new_context(viewport={"width": 1100, "height": 900})
@@ -111,6 +133,7 @@ def test_every_page_passes_axe_and_reflows_at_320_px(tmp_path: Path) -> None:
             page = context.new_page()
             for path, what in SIGNED_IN:
                 visit(page, path, what)
+            after_submitting(page, "/notifications", "Track this address", "track an address, sent empty")
             # The record's distance table, as a signed-in subscriber sees it.
             page.goto(f"{base}/offenders/OFF-NEAR")
             distances = page.get_by_role("region", name=re.compile("Each address you track"))
