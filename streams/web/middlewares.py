@@ -1,4 +1,4 @@
-"""The site's middlewares, outermost first: request counting, security headers, sessions, CSRF."""
+"""The site's middlewares, outermost first: counting, security headers, sessions, CSRF, unknown pages."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiohttp import web
 from streams.adapters import db_calls, metrics
 from streams.web import sessions
 from streams.web.keys import CSRF_SEED, SESSION, CsrfSeed, clock_of, runtime_of, session_of
-from streams.web.responses import render
+from streams.web.responses import not_found, render
 from streams.web.security import content_security_policy
 
 OPS_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
@@ -202,4 +202,22 @@ async def csrf_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     return await handler(request)
 
 
-MIDDLEWARES = (metrics_middleware, headers_middleware, session_middleware, csrf_middleware)
+@web.middleware
+async def unmatched_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """An address with no page gets the site's own "Page not found" (its title, landmarks and a
+    way back), not aiohttp's one line of plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.match_info.http_exception is None or request.method not in {"GET", "HEAD"}:
+            raise
+        return not_found(request)
+
+
+MIDDLEWARES = (
+    metrics_middleware,
+    headers_middleware,
+    session_middleware,
+    csrf_middleware,
+    unmatched_middleware,
+)

@@ -14,6 +14,7 @@ from streams.adapters import repository
 from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
 from streams.web import sessions
+from tests.e2e.accessibility import assert_focus_visible, check_page
 from tests.e2e.conftest import REPO
 from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _wait_port, pytestmark  # noqa: F401
 from tests.web.conftest import add_subscriber
@@ -139,14 +140,16 @@ def test_with_no_tiles_the_map_draws_county_lines_and_names_under_typed_markers(
             ).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "map-offline.png"), full_page=True)
 
-            # The keyboard passes through the map and out the other side.
+            # The keyboard passes through the map and out the other side, each stop ringed.
             region.focus()
             for _ in range(20):
                 page.keyboard.press("Tab")
                 if not page.evaluate("document.getElementById('map').contains(document.activeElement)"):
                     break
+                assert_focus_visible(page)
             assert page.evaluate("document.activeElement.closest('main') !== null")
             assert not page.evaluate("document.getElementById('map').contains(document.activeElement)")
+            check_page(page, "map of a tracked address")
             browser.close()
         assert elsewhere == [], elsewhere  # nothing fetched from anywhere but this site
         assert refused == [], refused

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyotp
 
 from streams.services.demo import DEMO_GAZETTEER
+from tests.e2e.accessibility import check_page
 from tests.e2e.conftest import REPO
 from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _wait_port, pytestmark  # noqa: F401
 
@@ -46,6 +47,7 @@ def test_a_passkey_signs_in_without_the_password_then_an_app_is_added(system, tm
                 path = ARTIFACTS / f"passkey-{len(shots) + 1:02d}-{name}.png"
                 page.screenshot(path=str(path), full_page=True)
                 shots.append(path.name)
+                check_page(page, name)  # WCAG 2.1 AA on every page pictured
 
             # Chromium's virtual authenticator: a platform passkey that verifies its user.
             cdp = page.context.new_cdp_session(page)
@@ -116,8 +118,20 @@ def test_a_passkey_signs_in_without_the_password_then_an_app_is_added(system, tm
             assert "Authenticator app" in content and "This laptop" in content
             assert "Your new sign-in factor is ready" in content
             shot("factors")
+
+            # With factors, the password alone leads to the second step, which offers them all.
+            page.get_by_role("button", name="Log out").click()
+            page.goto(f"{base}/login")
+            page.get_by_label("E-mail address").fill(EMAIL)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in", exact=True).click()
+            page.wait_for_url(re.compile(r"/login/second-step$"))
+            assert page.get_by_role("button", name="Use my passkey").is_visible()
+            page.get_by_text("No phone or passkey with you?").click()
+            assert page.get_by_label("One of your recovery codes").is_visible()
+            shot("second-step")
             browser.close()
     finally:
         web.terminate()
         web.wait(10)
-    assert len(shots) == 6
+    assert len(shots) == 7

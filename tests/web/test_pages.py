@@ -24,3 +24,17 @@ async def test_no_response_names_the_server_software_or_its_version(site) -> Non
     for path in ("/", "/static/site.css", "/no-such-page", "/confirm/not-a-token"):
         resp = await site.client.get(path, allow_redirects=False)
         assert resp.headers["Server"] == "sor-notify", path
+
+
+async def test_an_address_with_no_page_is_the_sites_own_page_not_found(site) -> None:
+    """A mistyped link gets a page with the site's title, landmarks and a way back, not one line
+    of plain text a screen reader announces with no title; a missing static file stays plain."""
+    resp = await site.client.get("/no-such-page")
+    text = await resp.text()
+    assert resp.status == 404 and resp.content_type == "text/html"
+    assert "<title>Page not found" in text and '<main id="main">' in text and 'href="/"' in text
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    missing = await site.client.get("/static/no-such-file.css")
+    assert missing.status == 404 and "<main" not in await missing.text()
+    await site.get("/enroll")  # a CSRF token, so the POST reaches the router
+    assert (await site.post("/no-such-page"))[0] == 404

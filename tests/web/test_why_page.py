@@ -124,7 +124,7 @@ async def test_the_record_shows_a_subscriber_each_tracked_address_against_each_r
     track(engine, site.subscriber_id, "School", "500ft")
     status, page = await site.get("/offenders/OFF-MID")
     assert status == 200
-    [table] = re.findall(r"<table>\s*<caption>Each address you track.*?</table>", page, re.S)
+    [table] = re.findall(r"<table>\s*<caption[^>]*>Each address you track.*?</table>", page, re.S)
     assert '<th scope="col">Your address</th>' in table and '<th scope="row">' in table
     rows = [visible(r).split() for r in re.findall(r"<tr>\s*<th scope=\"row\">.*?</tr>", table, re.S)]
     d = distance_text(oracle_m(*WHERE["OFF-MID"]))
