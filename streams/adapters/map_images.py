@@ -36,17 +36,17 @@ from streams.adapters.map_tiles import (
     RING,
     STATE_LINE,
     TEXT,
-    TILES,
     WATER,
     TileCache,
     base_layer,
     encode_png,
     palette_bytes,
+    regions_in,
     w,
 )
 from streams.domain.digest_map import PIXEL_SCALE, MapPoint, MapSpec, Projection, fit, ring
 
-__all__ = ["COUNTY_LINE", "LAND", "STATE_LINE", "TILES", "WATER", "TileCache", "MapCache", "png", "draw"]
+__all__ = ["COUNTY_LINE", "LAND", "STATE_LINE", "WATER", "TileCache", "MapCache", "png", "draw"]
 
 # Sizes in CSS pixels.
 RING_WIDTH = 2.5
@@ -228,7 +228,7 @@ def _county_names(
     pad = MARKER_R * k * 1.3
     taken: list[Box] = [(x - pad, y - pad, x + pad, y + pad) for x, y in marks]
     step = w(18, k)
-    for county in basemap.counties_in(view):
+    for county in regions_in(view)[1]:
         shape = _name_area(county.state, county.id).intersection(frame)
         if shape.is_empty or shape.area < frame.area * 0.02:
             continue  # a sliver at the edge: its name would sit on the frame

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 import shapely
 from isal import isal_zlib
 from PIL import Image, ImageDraw
@@ -24,6 +25,8 @@ from shapely.prepared import PreparedGeometry, prep
 from streams.adapters import basemap
 from streams.domain.digest_map import TILE, Projection, grid_box, mercator_many, zoom_scale
 from streams.domain.regions import Region
+
+Box = tuple[float, float, float, float]
 
 # Colours (RGB): muted land and lines under a strong circle and strong markers.
 WATER = (221, 230, 236)
@@ -107,6 +110,30 @@ def _shapes_of(region: Region) -> _Shapes:
     return found
 
 
+@cache
+def _boxes(state: str | None) -> tuple[tuple[Region, ...], np.ndarray]:
+    """The states (None) or one state's counties, with their boxes as one array."""
+    regions = basemap.states() if state is None else basemap.counties_of(state)
+    return regions, np.array([r.bbox for r in regions], dtype=float).reshape(-1, 4)
+
+
+def _meeting(regions: tuple[Region, ...], boxes: np.ndarray, view: Box) -> list[Region]:
+    hit = (
+        (boxes[:, 0] <= view[2])
+        & (boxes[:, 2] >= view[0])
+        & (boxes[:, 1] <= view[3])
+        & (boxes[:, 3] >= view[1])
+    )
+    return [regions[i] for i in np.flatnonzero(hit)]
+
+
+def regions_in(view: Box) -> tuple[list[Region], list[Region]]:
+    """The states and the counties whose boxes meet `view` (basemap.states_in and counties_in,
+    a box test over arrays: a tile asks thousands of times a run)."""
+    states = _meeting(*_boxes(None), view)
+    return states, [c for st in states for c in _meeting(*_boxes(st.id), view)]
+
+
 def _pixels(coords: Sequence[tuple[float, float]], s: float, px0: int, py0: int) -> list[tuple[float, float]]:
     return [(x * s - px0, -y * s - py0) for x, y in coords]
 
@@ -126,8 +153,9 @@ def draw_tile(k: float, zoom: int, col: int, row: int) -> Image.Image | int:
     x0, x1 = (px0 - m) / s, (px0 + TILE + m) / s
     y0, y1 = -(py0 + TILE + m) / s, -(py0 - m) / s
     rect = box(x0, y0, x1, y1)
-    states = [_shapes_of(r) for r in basemap.states_in(view)]
-    counties = [_shapes_of(r) for r in basemap.counties_in(view)]
+    state_regions, county_regions = regions_in(view)
+    states = [_shapes_of(r) for r in state_regions]
+    counties = [_shapes_of(r) for r in county_regions]
     county_lines = [g for c in counties for g in _parts(shapely.clip_by_rect(c.lines, x0, y0, x1, y1))]
     state_lines = [g for st in states for g in _parts(shapely.clip_by_rect(st.lines, x0, y0, x1, y1))]
     inside = any(st.area.contains(rect) for st in states)
@@ -173,7 +201,7 @@ class TileCache:
                 self._tiles.move_to_end(key)
         if found is None:
             tile = draw_tile(k, zoom, col, row)
-            found = tile if isinstance(tile, int) else zlib.compress(tile.tobytes(), 1)
+            found = tile if isinstance(tile, int) else isal_zlib.compress(tile.tobytes(), 1)
             with self._lock:
                 self.drawn += 1
                 self._tiles[key] = found
@@ -182,7 +210,7 @@ class TileCache:
             return tile
         if isinstance(found, int):
             return found
-        return Image.frombytes("L", (TILE, TILE), zlib.decompress(found))
+        return Image.frombytes("L", (TILE, TILE), isal_zlib.decompress(found))
 
 
 TILES = TileCache()
