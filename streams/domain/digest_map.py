@@ -57,68 +57,134 @@ class Circle:
     radius_code: str
 
 
+# The picture's scales form a fixed ladder (ZOOM_STEPS a doubling), so every picture of one zoom
+# level lies in one pixel grid: its base layer is cropped from tiles drawn once (map_images).
+ZOOM_STEPS = 4
+TILE = 256  # a tile's side in pixels
+_E = math.sqrt(WGS84_E2)
+
+
+def mercator(lat: float, lon: float) -> tuple[float, float]:
+    """Ellipsoidal Mercator (conformal on WGS84: a small geodesic circle stays a circle), metres."""
+    phi = math.radians(lat)
+    s = _E * math.sin(phi)
+    y = WGS84_A * math.log(math.tan(math.pi / 4 + phi / 2) * ((1 - s) / (1 + s)) ** (_E / 2))
+    return WGS84_A * math.radians(lon), y
+
+
+def mercator_many(lonlat: Sequence[tuple[float, float]] | np.ndarray) -> np.ndarray:
+    """`mercator` of many (lon, lat) points: an (n, 2) array of (x, y) metres."""
+    pts = np.asarray(lonlat, dtype=float).reshape(-1, 2)
+    phi = np.radians(pts[:, 1])
+    s = _E * np.sin(phi)
+    y = WGS84_A * np.log(np.tan(np.pi / 4 + phi / 2) * ((1 - s) / (1 + s)) ** (_E / 2))
+    return np.column_stack((WGS84_A * np.radians(pts[:, 0]), y))
+
+
+def inverse_mercator(x: float, y: float) -> tuple[float, float]:
+    """(lat, lon) of a Mercator point (the latitude by fixed-point iteration, to 1e-12 rad)."""
+    t = math.exp(-y / WGS84_A)
+    phi = math.pi / 2 - 2 * math.atan(t)
+    for _ in range(20):
+        s = _E * math.sin(phi)
+        nxt = math.pi / 2 - 2 * math.atan(t * ((1 - s) / (1 + s)) ** (_E / 2))
+        done = abs(nxt - phi) < 1e-12
+        phi = nxt
+        if done:
+            break
+    return math.degrees(phi), math.degrees(x / WGS84_A)
+
+
+def mercator_scale(lat: float) -> float:
+    """True length on the ground of one Mercator metre at `lat`, inverted: Mercator metres a metre."""
+    phi = math.radians(lat)
+    return math.sqrt(1 - WGS84_E2 * math.sin(phi) ** 2) / math.cos(phi)
+
+
+def zoom_scale(zoom: int) -> float:
+    """Pixels a Mercator metre at a zoom level."""
+    return float(2.0 ** (zoom / ZOOM_STEPS))
+
+
 @dataclass(frozen=True)
 class Projection:
-    """A local equirectangular projection (east scaled by the ellipsoid's parallel radius at the
-    centre), fitted so the circle and every point fit the picture with room around them.
-    Pixel (0, 0) is the top left; y grows downwards."""
+    """A picture's window on the pixel grid of its zoom level: pixel (x0, y0) of the grid is the
+    picture's top left; y grows downwards. The same place is the same grid pixel in every
+    picture of the level, so pictures share the base layer's tiles."""
 
-    lat: float
+    lat: float  # the picture's centre (the tracked address)
     lon: float
-    px_per_m: float
+    zoom: int
+    x0: int
+    y0: int
     width: int
     height: int
 
     @property
-    def _radii(self) -> tuple[float, float]:
-        # Meridional (north) and prime-vertical (east) radii of curvature at the centre.
-        s = math.sin(math.radians(self.lat))
-        w = math.sqrt(1 - WGS84_E2 * s * s)
-        return WGS84_A * (1 - WGS84_E2) / w**3, WGS84_A / w
+    def scale(self) -> float:
+        return zoom_scale(self.zoom)
+
+    @property
+    def px_per_m(self) -> float:
+        """Pixels a metre on the ground at the centre, in any direction (conformal)."""
+        return self.scale * mercator_scale(self.lat)
 
     def xy(self, lat: float, lon: float) -> tuple[float, float]:
-        m, n = self._radii
-        east = math.radians(lon - self.lon) * n * math.cos(math.radians(self.lat))
-        north = math.radians(lat - self.lat) * m
-        return self.width / 2 + east * self.px_per_m, self.height / 2 - north * self.px_per_m
+        x, y = mercator(lat, lon)
+        return x * self.scale - self.x0, -y * self.scale - self.y0
 
     def xy_many(self, lonlat: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-        """`xy` of many (lon, lat) points at once (a county's outline)."""
-        m, n = self._radii
-        pts = np.asarray(lonlat, dtype=float).reshape(-1, 2)
-        east = np.radians(pts[:, 0] - self.lon) * (n * math.cos(math.radians(self.lat)))
-        north = np.radians(pts[:, 1] - self.lat) * m
-        xs = self.width / 2 + east * self.px_per_m
-        ys = self.height / 2 - north * self.px_per_m
+        """`xy` of many (lon, lat) points at once (a ring)."""
+        m = mercator_many(lonlat) * self.scale
+        xs, ys = m[:, 0] - self.x0, -m[:, 1] - self.y0
         return list(zip(xs.tolist(), ys.tolist()))
 
     def lat_lon(self, x: float, y: float) -> tuple[float, float]:
-        m, n = self._radii
-        east = (x - self.width / 2) / self.px_per_m
-        north = (self.height / 2 - y) / self.px_per_m
-        return (
-            self.lat + math.degrees(north / m),
-            self.lon + math.degrees(east / (n * math.cos(math.radians(self.lat)))),
-        )
+        return inverse_mercator((x + self.x0) / self.scale, -(y + self.y0) / self.scale)
 
     def box(self) -> tuple[float, float, float, float]:
         """(min lon, min lat, max lon, max lat) the picture shows."""
-        corners = [self.lat_lon(x, y) for x in (0, self.width) for y in (0, self.height)]
-        lats, lons = [c[0] for c in corners], [c[1] for c in corners]
-        return (min(lons), min(lats), max(lons), max(lats))
+        return grid_box(self.zoom, self.x0, self.y0, self.x0 + self.width, self.y0 + self.height)
+
+    def tiles(self) -> list[tuple[int, int]]:
+        """The (column, row) of every tile of the grid the picture overlaps."""
+        cols = range(self.x0 // TILE, (self.x0 + self.width - 1) // TILE + 1)
+        rows = range(self.y0 // TILE, (self.y0 + self.height - 1) // TILE + 1)
+        return [(c, r) for r in rows for c in cols]
+
+
+def grid_box(zoom: int, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+    """(min lon, min lat, max lon, max lat) of a rectangle of a zoom level's pixel grid."""
+    s = zoom_scale(zoom)
+    lat_top, lon_left = inverse_mercator(x0 / s, -y0 / s)
+    lat_bottom, lon_right = inverse_mercator(x1 / s, -y1 / s)
+    return (lon_left, lat_bottom, lon_right, lat_top)
 
 
 def fit(spec: MapSpec, scale: int = PIXEL_SCALE) -> Projection:
-    """The projection of `spec` at `scale` pixels a CSS pixel: the circle's radius fills FILL of
-    half the height, and a point beyond it (a circle narrowed since) widens the view to show it."""
+    """The projection of `spec` at `scale` pixels a CSS pixel: the zoom level nearest below the
+    scale at which the circle's radius fills FILL of half the height (so it fills between
+    FILL / 2^(1/ZOOM_STEPS) and FILL), and a point beyond it (a circle narrowed since) widens
+    the view to show it. The centre is within half a pixel of the picture's middle."""
     width, height = CSS_WIDTH * scale, CSS_HEIGHT * scale
-    unit = Projection(spec.lat, spec.lon, 1.0, 0, 0)  # metres from the centre
     reach_y, reach_x = spec.radius_m, 0.0
-    for p in spec.points:
-        x, y = unit.xy(p.lat, p.lon)
-        reach_x, reach_y = max(reach_x, abs(x)), max(reach_y, abs(y))
-    px_per_m = min(FILL * height / 2 / reach_y, FILL * width / 2 / reach_x if reach_x else math.inf)
-    return Projection(spec.lat, spec.lon, px_per_m, width, height)
+    m, n = _radii(spec.lat)
+    for p in spec.points:  # metres from the centre, east and north
+        reach_x = max(reach_x, abs(math.radians(p.lon - spec.lon) * n * math.cos(math.radians(spec.lat))))
+        reach_y = max(reach_y, abs(math.radians(p.lat - spec.lat) * m))
+    need = min(FILL * height / 2 / reach_y, FILL * width / 2 / reach_x if reach_x else math.inf)
+    zoom = math.floor(ZOOM_STEPS * math.log2(need / mercator_scale(spec.lat)) + 1e-9)
+    s = zoom_scale(zoom)
+    cx, cy = mercator(spec.lat, spec.lon)
+    x0, y0 = round(cx * s - width / 2), round(-cy * s - height / 2)
+    return Projection(spec.lat, spec.lon, zoom, x0, y0, width, height)
+
+
+def _radii(lat: float) -> tuple[float, float]:
+    """Meridional (north) and prime-vertical (east) radii of curvature at `lat`."""
+    s = math.sin(math.radians(lat))
+    w = math.sqrt(1 - WGS84_E2 * s * s)
+    return WGS84_A * (1 - WGS84_E2) / w**3, WGS84_A / w
 
 
 def ring(spec: MapSpec) -> list[tuple[float, float]]:

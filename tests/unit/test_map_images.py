@@ -2,20 +2,31 @@
 
 Positions are worked out here apart from the code: pyproj's azimuthal equidistant projection
 around the tracked address (a geodesic circle is a true circle in it, at its radius in metres)
-and pyproj.Geod for the ring; only the picture's scale (pixels a metre) is the layout's.
+and pyproj.Geod for the ring; only the picture's scale (pixels a metre) is the layout's. The
+picture's centre is within half a pixel of its middle (the layout snaps it to its zoom level's
+pixel grid), inside the tolerance of every check here.
 """
 
 from __future__ import annotations
 
 import io
-import math
 
 import pytest
 from PIL import Image
 from pyproj import Geod, Proj
 
 from streams.adapters import basemap, map_images
-from streams.domain.digest_map import CSS_HEIGHT, CSS_WIDTH, PIXEL_SCALE, MapPoint, MapSpec, alt_text, fit
+from streams.domain.digest_map import (
+    CSS_HEIGHT,
+    CSS_WIDTH,
+    FILL,
+    PIXEL_SCALE,
+    ZOOM_STEPS,
+    MapPoint,
+    MapSpec,
+    alt_text,
+    fit,
+)
 from streams.domain.radii import radius_m
 
 JEFFERSON_CITY = (38.5767, -92.1735)  # on the Missouri River: Cole and Callaway counties meet here
@@ -161,6 +172,56 @@ def test_a_point_beyond_the_circle_widens_the_view_to_show_it(spec: MapSpec) -> 
     x, y = pixel_of(wide, lat, lon)
     assert 0 < x < CSS_WIDTH * PIXEL_SCALE and 0 < y < CSS_HEIGHT * PIXEL_SCALE
     assert near(decoded(wide).getpixel((round(x), round(y))), map_images.MARKER)
-    assert math.isclose(
-        fit(wide).px_per_m * spec.radius_m * 3, 0.8 * CSS_WIDTH * PIXEL_SCALE / 2, rel_tol=0.01
-    )
+    # The point sits at most FILL of half the width from the centre, and not much nearer.
+    reach = fit(wide).px_per_m * spec.radius_m * 3 / (CSS_WIDTH * PIXEL_SCALE / 2)
+    assert FILL / 2 ** (1 / ZOOM_STEPS) - 0.01 <= reach <= FILL
+
+
+def ring_radii(image: Image.Image, cx: float, cy: float) -> tuple[float, float]:
+    """The ring's half-width and half-height in pixels, read off the picture alone: the
+    outermost ring-coloured pixels on the row and the column through the centre."""
+    row = [x for x in range(image.width) if near(image.getpixel((x, round(cy))), map_images.RING)]
+    col = [y for y in range(image.height) if near(image.getpixel((round(cx), y)), map_images.RING)]
+    return (row[-1] - row[0]) / 2, (col[-1] - col[0]) / 2
+
+
+@pytest.mark.parametrize("code", ["500ft", "0.25mi", "1mi", "5mi"])
+def test_the_circle_is_round_and_fills_most_of_the_picture_at_every_radius(code: str) -> None:
+    lat, lon = 38.95, -92.33  # Columbia, inside Boone county
+    circle = MapSpec(lat, lon, radius_m(code), (MapPoint(lat, lon + 0.0001, "home", True),))
+    image = decoded(circle)
+    across, down = ring_radii(image, image.width / 2, image.height / 2)
+    ring_px = 2.5 * PIXEL_SCALE  # the ring's width: its outer edge is this much over half beyond
+    expected = radius_m(code) * fit(circle).px_per_m + ring_px / 2
+    assert abs(across - expected) <= 1.5 and abs(down - expected) <= 1.5  # round, at its radius
+    # The radius fills between FILL / 2^(1/4) and FILL of half the picture's height.
+    fill = (across - ring_px / 2) / (CSS_HEIGHT * PIXEL_SCALE / 2)
+    assert FILL / 2 ** (1 / ZOOM_STEPS) - 0.01 <= fill <= FILL + 0.01
+
+
+def test_a_picture_is_the_same_drawn_from_new_tiles_or_kept_ones(spec: MapSpec) -> None:
+    kept = map_images.png(spec)  # the process's tiles, drawn by earlier tests
+    assert map_images.png(spec, tiles=map_images.TileCache()) == kept
+
+
+ST_LOUIS = MapSpec(38.627, -90.199, radius_m("5mi"), (MapPoint(38.64, -90.25, "work", True),))
+
+
+def test_the_state_line_and_the_river_side_of_st_louis_are_drawn() -> None:
+    """Downtown St. Louis: the Mississippi is the state line, drawn in the state line's colour
+    where the layer has it, with Illinois' land beyond it (no water: the layer has none there)."""
+    image = decoded(ST_LOUIS)
+    projection = fit(ST_LOUIS)
+    [missouri] = [s for s in basemap.states_in(projection.box()) if s.id == "29"]
+    checked = hits = 0
+    for outline in missouri.outlines:
+        for a, b in zip(outline[0], outline[0][1:]):
+            for t in range(8):
+                lon, lat = a[0] + (b[0] - a[0]) * t / 8, a[1] + (b[1] - a[1]) * t / 8
+                x, y = pixel_of(ST_LOUIS, lat, lon)
+                if not (10 <= x < image.width - 10 and 10 <= y < image.height - 230):
+                    continue
+                checked += 1
+                hits += colour_within(image, x, y, map_images.STATE_LINE)
+    assert checked >= 10 and hits >= 0.8 * checked
+    assert not any(near(image.getpixel((x, 10)), map_images.WATER, tolerance=2) for x in range(0, 960, 8))
