@@ -398,7 +398,7 @@ def test_the_frequency_revision_makes_every_subscriber_daily_and_goes_back_keepi
 
     drop_everything(engine)
     try:
-        upgrade(engine, "0005_registry_as_of")
+        upgrade(engine, "0006_surge")
         with engine.begin() as conn:
             conn.execute(
                 text(
@@ -420,7 +420,7 @@ def test_the_frequency_revision_makes_every_subscriber_daily_and_goes_back_keepi
 
         assert tracking_db.set_schedule(engine, sid, Schedule("weekly", 2)) == DAILY_SCHEDULE
         assert tracking_db.schedule(engine, sid) == Schedule("weekly", 2)
-        schema_migrations.downgrade(engine, "0005_registry_as_of")
+        schema_migrations.downgrade(engine, "0006_surge")
         columns = {c["name"] for c in inspect(engine).get_columns("subscribers")}
         assert not {"digest_frequency", "digest_weekday"} & columns
         assert every_row(engine)["subscribers"] == before

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_digest_frequency"
-down_revision: str | None = "0005_registry_as_of"
+down_revision: str | None = "0006_surge"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
