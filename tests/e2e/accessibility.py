@@ -113,7 +113,7 @@ def assert_reflows(page: Any, context: str = "page") -> None:
     size = page.viewport_size
     page.set_viewport_size({"width": REFLOW_WIDTH, "height": size["height"] if size else 700})
     try:
-        page.wait_for_function(f"document.documentElement.clientWidth === {REFLOW_WIDTH}")
+        page.wait_for_function(f"window.innerWidth === {REFLOW_WIDTH}")
         seen = page.evaluate(_OVERFLOW)
     finally:
         if size:
@@ -156,7 +156,7 @@ async def a_assert_reflows(page: Any, context: str = "page") -> None:
     size = page.viewport_size
     await page.set_viewport_size({"width": REFLOW_WIDTH, "height": size["height"] if size else 700})
     try:
-        await page.wait_for_function(f"document.documentElement.clientWidth === {REFLOW_WIDTH}")
+        await page.wait_for_function(f"window.innerWidth === {REFLOW_WIDTH}")
         seen = await page.evaluate(_OVERFLOW)
     finally:
         if size:
@@ -171,3 +171,9 @@ def check_page(page: Any, context: str) -> None:
     """The one call for a page a browser test visits: axe-core's WCAG 2.1 AA rules, then reflow."""
     assert_accessible(page, context)
     assert_reflows(page, context)
+
+
+async def a_check_page(page: Any, context: str) -> None:
+    """check_page for Playwright's async pages."""
+    await a_assert_accessible(page, context)
+    await a_assert_reflows(page, context)
