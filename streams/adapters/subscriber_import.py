@@ -26,6 +26,7 @@ from streams.adapters.schema_checks import (
 )
 from streams.adapters.schema_gate import compile_gate
 from streams.domain.addresses import normalize_address
+from streams.domain.digest_schedule import WEEKLY, Schedule
 from streams.domain.geocoding import PROVIDED
 from streams.domain.limits import MAX_ADDRESSES, MAX_OFFENDERS
 from streams.domain.radii import RADIUS_CODES
@@ -58,6 +59,7 @@ class ImportedSubscriber:
     confirmed: bool
     addresses: tuple[ImportedAddress, ...]
     offenders: tuple[str, ...]
+    schedule: Schedule | None = None  # None: a new subscriber is daily, an existing one unchanged
 
 
 class InvalidLine(Exception):
@@ -174,7 +176,19 @@ def parse_subscriber_line(line: str) -> ImportedSubscriber:
         confirmed=doc["confirmed"],
         addresses=tuple(_address(a) for a in doc.get("addresses") or ()),
         offenders=offenders,
+        schedule=_schedule(doc),
     )
+
+
+def _schedule(doc: dict[str, Any]) -> Schedule | None:
+    frequency, weekday = doc.get("frequency"), doc.get("weekday")
+    if frequency is None and weekday is None:
+        return None
+    if frequency != WEEKLY and weekday is not None:
+        raise InvalidLine('weekday: only with "frequency": "weekly" (a daily digest has no weekday)')
+    if frequency == WEEKLY and weekday is None:
+        raise InvalidLine('weekday: required with "frequency": "weekly", one of Monday … Sunday')
+    return Schedule.parse(frequency, weekday)
 
 
 def _lines(fh: Any) -> Iterator[bytes | None]:

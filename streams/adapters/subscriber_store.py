@@ -114,6 +114,12 @@ def _address_values(a: ImportedAddress) -> dict[str, Any]:
     return values
 
 
+def _schedule_values(imported: ImportedSubscriber) -> dict[str, Any]:
+    """The line's digest frequency, when it gives one (otherwise the stored choice stands)."""
+    s = imported.schedule
+    return {} if s is None else {"digest_frequency": s.frequency, "digest_weekday": s.weekday}
+
+
 def upsert_subscriber(bind: Bind, imported: ImportedSubscriber) -> SubscriberChange:
     """Create or update a subscriber by e-mail; its tracked addresses and watches are replaced.
 
@@ -133,7 +139,9 @@ def upsert_subscriber(bind: Bind, imported: ImportedSubscriber) -> SubscriberCha
             select(subscribers.c.id, subscribers.c.status).where(subscribers.c.email == email)
         ).one()
         conn.execute(
-            update(subscribers).where(subscribers.c.id == sid).values(confirmed=bool(imported.confirmed))
+            update(subscribers)
+            .where(subscribers.c.id == sid)
+            .values(confirmed=bool(imported.confirmed), **_schedule_values(imported))
         )
 
         existing = list(
@@ -242,6 +250,18 @@ def _upsert_block(
         conn.execute(
             update(subscribers).where(subscribers.c.id == bindparam("sid")).values(confirmed=bindparam("c")),
             stale,
+        )
+    chosen = [
+        {"sid": found[e].id, "f": i.schedule.frequency, "w": i.schedule.weekday}
+        for e, i in zip(emails, items)
+        if i.schedule is not None
+    ]
+    if chosen:
+        conn.execute(
+            update(subscribers)
+            .where(subscribers.c.id == bindparam("sid"))
+            .values(digest_frequency=bindparam("f"), digest_weekday=bindparam("w")),
+            chosen,
         )
 
     held: dict[int, list[Any]] = {sid: [] for sid in sids}

@@ -308,3 +308,30 @@ def test_an_overlong_line_is_rejected_and_the_next_one_read(tmp_path: Path) -> N
     assert [n for n, _ in results] == [1, 2]
     assert isinstance(results[0][1], InvalidLine) and "longer than" in str(results[0][1])
     assert isinstance(results[1][1], ImportedSubscriber)
+
+
+def test_a_line_may_choose_daily_or_weekly_digests() -> None:
+    from streams.domain.digest_schedule import DAILY_SCHEDULE, Schedule
+
+    assert parse_subscriber_line(line(subscriber())).schedule is None  # the stored choice stands
+    assert parse_subscriber_line(line(subscriber(frequency="daily"))).schedule == DAILY_SCHEDULE
+    weekly = parse_subscriber_line(line(subscriber(frequency="weekly", weekday="Thursday")))
+    assert weekly.schedule == Schedule("weekly", 3)
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"frequency": "hourly"}, "frequency: 'hourly' is not one of 'daily', 'weekly'"),
+        ({"frequency": "weekly"}, 'weekday: required with "frequency": "weekly", one of Monday … Sunday'),
+        ({"frequency": "weekly", "weekday": "Thu"}, "weekday: 'Thu' is not one of 'Monday', 'Tuesday',"),
+        ({"frequency": "weekly", "weekday": 3}, "weekday: 3 is not one of 'Monday', 'Tuesday',"),
+        ({"weekday": "Monday"}, 'weekday: only with "frequency": "weekly"'),
+        ({"frequency": "daily", "weekday": "Monday"}, 'weekday: only with "frequency": "weekly"'),
+    ],
+    ids=["hourly", "weekly-no-day", "short-day", "day-number", "day-alone", "daily-with-day"],
+)
+def test_a_frequency_that_is_not_offered_is_refused_with_its_message(
+    fields: dict[str, Any], says: str
+) -> None:
+    assert rejected(line(subscriber(**fields))).startswith(says)

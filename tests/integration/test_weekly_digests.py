@@ -200,3 +200,40 @@ async def test_daily_weekly_and_a_switch_over_eight_days(engine: Engine, subscri
             ).all()
         )
     assert waiting == {sid: 1 for sid, _ in people.values()}
+
+
+def test_an_import_line_sets_the_frequency_and_a_line_without_one_keeps_the_stored_choice(
+    engine: Engine,
+) -> None:
+    from streams.adapters import subscriber_store
+    from tests.integration.conftest import imported
+
+    def line(email: str, schedule: Schedule | None) -> Any:
+        return replace(imported(email), schedule=schedule)
+
+    def schedules() -> dict[str, Schedule]:
+        with engine.connect() as conn:
+            rows = conn.execute(select(subscribers.c.email, subscribers.c.id)).all()
+        return {email: tracking_db.schedule(engine, sid) for email, sid in rows}
+
+    thursday, sunday = Schedule("weekly", 3), Schedule("weekly", 6)
+    # One at a time (a block naming an e-mail twice) and set-wise (a block), the same rule.
+    subscriber_store.upsert_subscribers(
+        engine, [line("a@example.org", thursday), line("b@example.org", None)]
+    )
+    subscriber_store.upsert_subscriber(engine, line("c@example.org", sunday))
+    assert schedules() == {
+        "a@example.org": thursday,
+        "b@example.org": DAILY_SCHEDULE,
+        "c@example.org": sunday,
+    }
+    subscriber_store.upsert_subscribers(
+        engine,
+        [line("a@example.org", None), line("b@example.org", sunday), line("c@example.org", DAILY_SCHEDULE)],
+    )
+    subscriber_store.upsert_subscribers(engine, [line("a@example.org", None), line("a@example.org", None)])
+    assert schedules() == {
+        "a@example.org": thursday,
+        "b@example.org": sunday,
+        "c@example.org": DAILY_SCHEDULE,
+    }
