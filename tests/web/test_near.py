@@ -306,8 +306,14 @@ async def test_the_index_sees_registry_changes_after_its_refresh_interval(site, 
 # --- "Registry data as of" on every page that lists offenders ------------------------------
 
 
-async def test_search_near_and_record_pages_say_when_the_registry_was_last_updated(site, engine) -> None:
+async def test_every_page_listing_offenders_says_when_the_registry_was_last_updated(
+    logged_in_site, engine
+) -> None:
+    from tests.web.test_tracking import insert_address
+
+    site = logged_in_site
     seed_registry(engine)
+    tracked = insert_address(engine, site.subscriber_id, "Home", radius="1mi")
     sentence = "Registry data as of December 7, 2026, 5:30 AM CST."  # 11:30 UTC in SOR_TIMEZONE's Chicago
     with engine.begin() as conn:
         conn.execute(
@@ -323,6 +329,9 @@ async def test_search_near_and_record_pages_say_when_the_registry_was_last_updat
         "/offenders/search?last_name=Nearby",
         f"/near?lat={CENTRE[0]}&lon={CENTRE[1]}&radius=1mi",
         "/offenders/OFF-NEAR",
+        f"/notifications/addresses/{tracked}",
+        f"/map?tracked={tracked}",
+        "/map?offender=OFF-NEAR",
     ]
     for path in pages:
         status, page = await site.get(path)
