@@ -26,7 +26,7 @@ from streams.web.display import (
     precision_text,
 )
 from streams.web.keys import LIMITER, NEAR, client_key, runtime_of, session_of
-from streams.web.near_rows import MAX_LISTED, BadParameter, NearQuery, api_error, near_list, near_query
+from streams.web.near_rows import BadParameter, NearQuery, api_error, near_list, near_query
 from streams.web.registry_dates import registry_as_of_text
 from streams.web.responses import render
 from streams.web.views_addresses import AddressForm, GeocodeProblem, geocode_form
@@ -184,7 +184,6 @@ async def near_page(request: web.Request) -> web.Response:
         "problem": None,
         "suggestions": [],
         "where": None,
-        "max_listed": MAX_LISTED,
     }
     asked = "lat" in request.query or "lon" in request.query or form.street or form.city
     if asked and _limited(request):
