@@ -122,11 +122,11 @@ def wrk_script(paths: list[str], folder: Path) -> Path:
     return script
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
     assert m, text
     return float(m.group(1)) * _UNITS[m.group(2)]
 
@@ -149,7 +149,9 @@ def run_wrk(base: str, script: Path, connections: int, seconds: float) -> dict[s
         text=True,
         check=True,
     ).stdout
-    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s*(50|75|90|99)(?:\.0+)?%\s+(\S+)\s*$", out, re.M))
+    if "99" not in pct:
+        raise RuntimeError(f"no latency percentiles in wrk's output:\n{out}")
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)$", out, re.M)
     return {
@@ -246,8 +248,15 @@ def main(argv: list[str] | None = None) -> int:
                 script = wrk_script(paths_for(case, radius), tmp)
                 load0, cpu0 = load_now(), cpu_seconds(server.pid)
                 res = run_wrk(base, script, args.connections, args.seconds)
-                cpu = 100 * (cpu_seconds(server.pid) - cpu0) / args.seconds
-                res |= {"case": f"{case} {radius}", "run": r, "server_cpu_pct": round(cpu), "load_1m": load0}
+                cpu_s = cpu_seconds(server.pid) - cpu0
+                res |= {
+                    "case": f"{case} {radius}",
+                    "run": r,
+                    "server_cpu_pct": round(100 * cpu_s / args.seconds),
+                    # What a request costs the site, whatever else shares the machine.
+                    "cpu_ms_per_request": round(1000 * cpu_s / max(1, res["requests"]), 3),
+                    "load_1m": load0,
+                }
                 results.append(res)
                 print(json.dumps(res), flush=True)
     finally:
@@ -264,14 +273,26 @@ def main(argv: list[str] | None = None) -> int:
     for case, radius in cases:
         name = f"{case} {radius}"
         mine = [x for x in results if x["case"] == name]
-        summary[name] = {k: median(x[k] for x in mine) for k in ("rps", "p50_ms", "p99_ms", "server_cpu_pct")}
+        keys = ("rps", "p50_ms", "p99_ms", "server_cpu_pct", "cpu_ms_per_request", "load_1m")
+        summary[name] = {k: median(x[k] for x in mine) for k in keys}
         summary[name]["non_2xx"] = sum(x["non_2xx"] for x in mine)
         s = summary[name]
-        rows.append([name, s["rps"], s["p50_ms"], s["p99_ms"], s["server_cpu_pct"], s["non_2xx"]])
+        rows.append(
+            [
+                name,
+                s["rps"],
+                s["p50_ms"],
+                s["p99_ms"],
+                s["server_cpu_pct"],
+                s["cpu_ms_per_request"],
+                s["load_1m"],
+            ]
+            + [s["non_2xx"]]
+        )
     print(
         f"\nmedian of {args.runs} runs, {args.connections} connections (wrk -t1), {describe_database(url)}:"
     )
-    print_table(["case", "rps", "p50_ms", "p99_ms", "server_cpu_%", "non-2xx"], rows)
+    print_table(["case", "rps", "p50_ms", "p99_ms", "server_cpu_%", "cpu_ms/req", "load_1m", "non-2xx"], rows)
     saved = write_json(
         args.json,
         {

@@ -175,6 +175,14 @@ class NearIndex:
             self._check_when_due(run)
         return self._version.as_of
 
+    async def warm(self, run: Run) -> None:
+        """Build the points before the first request asks (the site's start); a failure only
+        leaves it to the first request."""
+        try:
+            await self.snapshot(run)
+        except Exception as exc:  # noqa: BLE001 - the first request builds it instead
+            logger.warning("near index not built at start", error=type(exc).__name__)
+
     async def idle(self) -> None:
         """Wait for a check or rebuild under way (tests; a clean shutdown)."""
         if self._task is not None:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from streams.runtime import Runtime
 from streams.web.app import init_app, init_metrics_app
+from streams.web.keys import NEAR
 
 
 async def serve(runtime: Runtime, broker_url: str | None) -> None:
@@ -18,9 +19,12 @@ async def serve(runtime: Runtime, broker_url: str | None) -> None:
     ops = web.AppRunner(init_metrics_app(runtime), access_log=None)
     await runner.setup()
     await ops.setup()
+    warming: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, settings.web_host, settings.web_port)
         await site.start()
+        # The near page's points, built while the first visitors are on other pages.
+        warming = asyncio.get_running_loop().create_task(app[NEAR].warm(runtime.db_once))
         print(f"web site on http://{settings.web_host}:{settings.web_port}/", file=sys.stderr, flush=True)
         if settings.web_metrics_port:
             await web.TCPSite(ops, settings.web_metrics_host, settings.web_metrics_port).start()
@@ -31,5 +35,7 @@ async def serve(runtime: Runtime, broker_url: str | None) -> None:
             )
         await asyncio.Event().wait()
     finally:
+        if warming is not None:
+            warming.cancel()
         await ops.cleanup()
         await runner.cleanup()

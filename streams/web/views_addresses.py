@@ -45,6 +45,7 @@ from streams.web.display import (
 from streams.web.frequency import frequency_context
 from streams.web.keys import clock_of, db, flash, runtime_of, session_of
 from streams.web.paths import paths_of
+from streams.web.registry_dates import registry_as_of_text
 from streams.web.responses import not_found, redirect, render, require_login
 from streams.web.views_account import mail_status
 
@@ -282,6 +283,7 @@ async def _address_page(request: web.Request, row: Any, status: int = 200, **ove
         "radius_choices": RADIUS_CHOICES,
         "nearby": nearby,
         "map": paths_of(request).map(row.id),
+        "registry_as_of": await registry_as_of_text(request),
     }
     context.update(overrides)
     return render(request, "web/address.html.j2", context, status=status)

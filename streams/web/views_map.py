@@ -24,6 +24,7 @@ from streams.web.display import (
 )
 from streams.web.keys import db, runtime_of, session_of
 from streams.web.paths import Paths, paths_of
+from streams.web.registry_dates import registry_as_of_text
 from streams.web.responses import no_record, not_found, render
 
 
@@ -137,5 +138,6 @@ async def map_page(request: web.Request) -> web.Response:
             "unmapped": [{"type": address_type_text(a), "line": address_line(a)} for a in unmapped],
             "data": data,
             "legend": map_legend(tracked, places),
+            "registry_as_of": await registry_as_of_text(request),
         },
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import numpy as np
 from aiohttp import web
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
@@ -23,7 +26,7 @@ from streams.web.display import (
     precision_text,
 )
 from streams.web.keys import LIMITER, NEAR, client_key, runtime_of, session_of
-from streams.web.near_rows import MAX_LISTED, BadParameter, NearQuery, api_error, near_list, near_query
+from streams.web.near_rows import BadParameter, NearQuery, api_error, near_list, near_query
 from streams.web.registry_dates import registry_as_of_text
 from streams.web.responses import render
 from streams.web.views_addresses import AddressForm, GeocodeProblem, geocode_form
@@ -134,22 +137,27 @@ async def _where(request: web.Request, form: AddressForm) -> Where | GeocodeProb
     return Where(answer.lat, answer.lon, wish.one_line, precision_text(answer.precision), wish)
 
 
+@functools.lru_cache(maxsize=1024)  # the same street looked up again draws the same ring
+def _ring_json(lat: float, lon: float, radius_m: float) -> str:
+    """The circle as the map draws it: geometry.geodesic_circle's ring, [lat, lon] to 7 decimals
+    (about a centimetre), as JSON (numbers only: nothing to escape)."""
+    ring = np.round(np.array(geodesic_circle(lat, lon, radius_m)), RING_DECIMALS)
+    return json.dumps(ring.tolist())
+
+
 def _map_json(request: web.Request, where: Where, q: NearQuery, places_json: str) -> Markup:
     tiles = runtime_of(request).settings.map_tiles_url
-    ring = [
-        [round(lat, RING_DECIMALS), round(lon, RING_DECIMALS)]
-        for lat, lon in geodesic_circle(where.lat, where.lon, q.radius_m)
-    ]
     centre = {
         "name": "The address you looked up",
         "label": "Looked up",
         "address": where.text,
         "lat": where.lat,
         "lon": where.lon,
-        "ring": ring,
     }
     head = {"tiles": tiles, "attribution": tiles_attribution(tiles), "tracked": centre}
-    return Markup(str(htmlsafe_json_dumps(head))[:-1] + f', "places": {places_json}}}')
+    text = str(htmlsafe_json_dumps(head))[:-2]  # open again after the centre's last value
+    ring = _ring_json(where.lat, where.lon, q.radius_m)
+    return Markup(f'{text}, "ring": {ring}}}, "places": {places_json}}}')
 
 
 def _legend(radius: str, kinds: frozenset[str]) -> list[dict[str, str]]:
@@ -176,7 +184,6 @@ async def near_page(request: web.Request) -> web.Response:
         "problem": None,
         "suggestions": [],
         "where": None,
-        "max_listed": MAX_LISTED,
     }
     asked = "lat" in request.query or "lon" in request.query or form.street or form.city
     if asked and _limited(request):

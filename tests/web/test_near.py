@@ -306,8 +306,14 @@ async def test_the_index_sees_registry_changes_after_its_refresh_interval(site, 
 # --- "Registry data as of" on every page that lists offenders ------------------------------
 
 
-async def test_search_near_and_record_pages_say_when_the_registry_was_last_updated(site, engine) -> None:
+async def test_every_page_listing_offenders_says_when_the_registry_was_last_updated(
+    logged_in_site, engine
+) -> None:
+    from tests.web.test_tracking import insert_address
+
+    site = logged_in_site
     seed_registry(engine)
+    tracked = insert_address(engine, site.subscriber_id, "Home", radius="1mi")
     sentence = "Registry data as of December 7, 2026, 5:30 AM CST."  # 11:30 UTC in SOR_TIMEZONE's Chicago
     with engine.begin() as conn:
         conn.execute(
@@ -323,6 +329,9 @@ async def test_search_near_and_record_pages_say_when_the_registry_was_last_updat
         "/offenders/search?last_name=Nearby",
         f"/near?lat={CENTRE[0]}&lon={CENTRE[1]}&radius=1mi",
         "/offenders/OFF-NEAR",
+        f"/notifications/addresses/{tracked}",
+        f"/map?tracked={tracked}",
+        "/map?offender=OFF-NEAR",
     ]
     for path in pages:
         status, page = await site.get(path)
@@ -439,3 +448,24 @@ async def test_with_a_second_factor_the_address_rides_through_the_second_step_to
     assert resp.status == 303 and resp.headers["Location"] == f"/notifications?{carry}"
     status, page = await site.get(resp.headers["Location"])
     assert status == 200 and 'value="1 Hitt St"' in page and '<option value="2mi" selected>' in page
+
+
+async def test_a_passkey_sign_in_lands_on_the_filled_in_form_too(site) -> None:
+    from tests.web.conftest import enroll_and_log_in
+    from tests.web.test_passkeys import Authenticator, add_passkey, options
+
+    await enroll_and_log_in(site, "pia@example.org")
+    phone = Authenticator()
+    await add_passkey(site, phone)
+    await site.post("/logout")
+    carry = "street=1+Hitt+St&city=Columbia&state=MO&radius=3mi"
+    _, page = await site.get(f"/login?{carry}")
+    action = html.unescape(re.search(r'<form method="post" action="(/login/passkey[^"]*)"', page).group(1))
+    assert action == f"/login/passkey?{carry}"
+    opts = await options(site, "/login/passkey/options")
+    resp = await site.client.post(
+        action, data={"credential": phone.get(opts), "csrf_token": site.csrf}, allow_redirects=False
+    )
+    assert resp.status == 303 and resp.headers["Location"] == f"/notifications?{carry}"
+    status, page = await site.get(resp.headers["Location"])
+    assert status == 200 and 'value="1 Hitt St"' in page and '<option value="3mi" selected>' in page
