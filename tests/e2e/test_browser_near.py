@@ -11,6 +11,7 @@ from pathlib import Path
 from streams.adapters import repository
 from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
+from tests.e2e.accessibility import check_page
 from tests.e2e.conftest import REPO
 from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _wait_port, pytestmark  # noqa: F401
 from tests.e2e.test_browser_map import _cli, _site_env
@@ -68,6 +69,7 @@ def test_the_location_button_lists_and_maps_who_is_registered_nearby(tmp_path: P
             page.goto(base + "/")
             page.get_by_role("navigation", name="Main").get_by_role("link", name="Near an address").click()
             expect(page.get_by_role("heading", name="Registered offenders near an address")).to_be_visible()
+            check_page(page, "near page, empty")
             page.get_by_label("Within").select_option("1mi")
             page.get_by_role("button", name="Use my location").click()
 
@@ -95,6 +97,7 @@ def test_the_location_button_lists_and_maps_who_is_registered_nearby(tmp_path: P
             for words in ("The address you looked up", "Home address", "Work address", "School address"):
                 expect(legend.get_by_text(words)).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "near.png"), full_page=True)
+            check_page(page, "near page with its list and map")
 
             # A typed address, and the way on to e-mail alerts about it.
             page.get_by_label("Street address").fill("1 Hitt St")
@@ -102,8 +105,10 @@ def test_the_location_button_lists_and_maps_who_is_registered_nearby(tmp_path: P
             page.get_by_label("ZIP code (optional)").fill("65201")
             page.get_by_role("button", name="Show offenders near this address").click()
             expect(page.get_by_text("mapped to the house")).to_be_visible()
+            check_page(page, "near page for a typed address")
             page.get_by_role("link", name="E-mail me about this area").click()
             expect(page.get_by_text("1 Hitt St, Columbia, MO 65201")).to_be_visible()
+            check_page(page, "enrollment carrying the address")
             assert not elsewhere, elsewhere
             assert not refused, refused
             browser.close()
