@@ -3,46 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from streams.services.demo import DEMO_GAZETTEER
 from tests.e2e.accessibility import assert_accessible, check_page
-from tests.e2e.conftest import REPO
+from tests.e2e.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark, running_site  # noqa: F401
 from tests.e2e.test_pipeline import event, home, profile
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Debian's chromium is not installed: run `apt-get install chromium` "
-    "(the test drives the system browser and never downloads one)",
-)
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> None:
@@ -55,16 +22,8 @@ def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> Non
     shots: list[str] = []
 
     system.run("gazetteer", "import", str(DEMO_GAZETTEER), "--no-progress")
-    web = subprocess.Popen(
-        [sys.executable, "-m", "streams.entrypoints.cli", "web"],
-        env=system.env,
-        cwd=REPO,
-        stdout=open(tmp_path / "web.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with running_site(system.env, tmp_path / "web.log", port):
         system.start_worker()
-        _wait_port(port)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1100, "height": 900})
@@ -166,7 +125,4 @@ def test_enroll_confirm_track_and_read_the_digest(system, tmp_path: Path) -> Non
             assert page.locator(".leaflet-interactive").count() >= 1  # the radius circle is drawn
             shot("map")
             browser.close()
-    finally:
-        web.terminate()
-        web.wait(10)
     assert len(shots) == 11  # every step of the walk-through reached, each pictured

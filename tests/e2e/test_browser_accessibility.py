@@ -5,8 +5,6 @@ distance table in test-artifacts/."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,8 +13,7 @@ from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
 from streams.web import sessions
 from tests.e2e.accessibility import assert_accessible, assert_reflows
-from tests.e2e.conftest import REPO
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _wait_port, pytestmark  # noqa: F401
+from tests.e2e.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark, running_site  # noqa: F401
 from tests.e2e.test_browser_map import _cli, _site_env
 from tests.web.conftest import add_subscriber
 from tests.web.test_tracking import insert_address, near, offender, seed_registry
@@ -83,15 +80,7 @@ def test_every_page_passes_axe_and_reflows_at_320_px(tmp_path: Path) -> None:
         engine.dispose()
 
     ARTIFACTS.mkdir(exist_ok=True)
-    web = subprocess.Popen(
-        [sys.executable, "-m", "streams.entrypoints.cli", "web"],
-        env=env,
-        cwd=REPO,
-        stdout=open(tmp_path / "web.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_port(port)
+    with running_site(env, tmp_path / "web.log", port):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             failures: list[str] = []
@@ -145,6 +134,3 @@ def test_every_page_passes_axe_and_reflows_at_320_px(tmp_path: Path) -> None:
             page.screenshot(path=str(ARTIFACTS / "record-why.png"))
             browser.close()
         assert not failures, "\n\n".join(failures)
-    finally:
-        web.terminate()
-        web.wait(10)

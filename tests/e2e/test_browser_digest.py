@@ -9,15 +9,11 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from streams.adapters import repository
 from tests.e2e.accessibility import a_assert_accessible, a_assert_reflows
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark  # noqa: F401
 from tests.integration.conftest import engine, imported_address, offender_state, proximity_alert, subscribe  # noqa: F401
 from tests.integration.test_digest_maps import applied, html_of, images_by_cid, run
-
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
 
 async def test_the_digest_shows_its_map_picture_in_a_browser_and_passes_axe(

@@ -15,8 +15,8 @@ from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
 from streams.web import sessions
 from tests.e2e.accessibility import assert_focus_visible, check_page
+from tests.e2e.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark, running_site, watch_requests  # noqa: F401
 from tests.e2e.conftest import REPO
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _wait_port, pytestmark  # noqa: F401
 from tests.web.conftest import add_subscriber
 from tests.web.test_tracking import insert_address, near, offender, seed_registry
 
@@ -65,15 +65,7 @@ def test_with_no_tiles_the_map_draws_county_lines_and_names_under_typed_markers(
         engine.dispose()
 
     ARTIFACTS.mkdir(exist_ok=True)
-    web = subprocess.Popen(
-        [sys.executable, "-m", "streams.entrypoints.cli", "web"],
-        env=env,
-        cwd=REPO,
-        stdout=open(tmp_path / "web.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_port(port)
+    with running_site(env, tmp_path / "web.log", port):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": 1100, "height": 900})
@@ -81,17 +73,7 @@ def test_with_no_tiles_the_map_draws_county_lines_and_names_under_typed_markers(
                 [{"name": sessions.cookie_name(sessions.COOKIE, False), "value": session.raw_id, "url": base}]
             )
             page = context.new_page()
-            elsewhere: list[str] = []
-            page.on(
-                "request",
-                lambda r: (
-                    None if r.url.startswith(base) or r.url.startswith("data:") else elsewhere.append(r.url)
-                ),
-            )
-            refused: list[str] = []
-            page.on(
-                "console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None
-            )
+            elsewhere, refused = watch_requests(page, base)
             page.goto(f"{base}/map?tracked={aid}")
 
             region = page.get_by_role("region", name="Map of the places listed below")
@@ -153,6 +135,3 @@ def test_with_no_tiles_the_map_draws_county_lines_and_names_under_typed_markers(
             browser.close()
         assert elsewhere == [], elsewhere  # nothing fetched from anywhere but this site
         assert refused == [], refused
-    finally:
-        web.terminate()
-        web.wait(10)

@@ -4,16 +4,13 @@ test-artifacts/near.png."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from streams.adapters import repository
 from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
 from tests.e2e.accessibility import check_page
-from tests.e2e.conftest import REPO
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _wait_port, pytestmark  # noqa: F401
+from tests.e2e.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark, running_site, watch_requests  # noqa: F401
 from tests.e2e.test_browser_map import _cli, _site_env
 from tests.web.test_tracking import HITT_AT, near, offender, seed_registry
 
@@ -38,80 +35,58 @@ def test_the_location_button_lists_and_maps_who_is_registered_nearby(tmp_path: P
         engine.dispose()
 
     ARTIFACTS.mkdir(exist_ok=True)
-    web = subprocess.Popen(
-        [sys.executable, "-m", "streams.entrypoints.cli", "web"],
-        env=env,
-        cwd=REPO,
-        stdout=open(tmp_path / "web.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_port(port)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            context = browser.new_context(
-                viewport={"width": 1100, "height": 900},
-                geolocation={"latitude": HITT_AT[0], "longitude": HITT_AT[1]},
-                permissions=["geolocation"],
-            )
-            page = context.new_page()
-            elsewhere: list[str] = []
-            page.on(
-                "request",
-                lambda r: (
-                    None if r.url.startswith(base) or r.url.startswith("data:") else elsewhere.append(r.url)
-                ),
-            )
-            refused: list[str] = []
-            page.on(
-                "console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None
-            )
-            page.goto(base + "/")
-            page.get_by_role("navigation", name="Main").get_by_role("link", name="Near an address").click()
-            expect(page.get_by_role("heading", name="Registered offenders near an address")).to_be_visible()
-            check_page(page, "near page, empty")
-            page.get_by_label("Within").select_option("1mi")
-            page.get_by_role("button", name="Use my location").click()
+    with running_site(env, tmp_path / "web.log", port), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            viewport={"width": 1100, "height": 900},
+            geolocation={"latitude": HITT_AT[0], "longitude": HITT_AT[1]},
+            permissions=["geolocation"],
+        )
+        page = context.new_page()
+        elsewhere, refused = watch_requests(page, base)
+        page.goto(base + "/")
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Near an address").click()
+        expect(page.get_by_role("heading", name="Registered offenders near an address")).to_be_visible()
+        check_page(page, "near page, empty")
+        page.get_by_label("Within").select_option("1mi")
+        page.get_by_role("button", name="Use my location").click()
 
-            expect(page.get_by_role("heading", name="Within 1 mile of your location")).to_be_visible()
-            table = page.get_by_role(
-                "table", name="Registered home, work and school addresses within 1 mile, nearest first"
-            )
-            names = table.locator("tbody th").all_inner_texts()
-            assert names == ["Nora Nearby", "Milo Middleton", "Sid Schooler"]
-            for hidden in ("Juvenal", "Gonzaga", "Approxima", "Temporary", "Faraway"):
-                expect(page.get_by_text(hidden)).to_have_count(0)
-            expect(page.get_by_text("Registry data as of")).to_be_visible()
+        expect(page.get_by_role("heading", name="Within 1 mile of your location")).to_be_visible()
+        table = page.get_by_role(
+            "table", name="Registered home, work and school addresses within 1 mile, nearest first"
+        )
+        names = table.locator("tbody th").all_inner_texts()
+        assert names == ["Nora Nearby", "Milo Middleton", "Sid Schooler"]
+        for hidden in ("Juvenal", "Gonzaga", "Approxima", "Temporary", "Faraway"):
+            expect(page.get_by_text(hidden)).to_have_count(0)
+        expect(page.get_by_text("Registry data as of")).to_be_visible()
 
-            region = page.get_by_role("region", name="Map of the places listed below")
-            expect(region).to_be_visible()
-            close_up = page.locator("#map > .leaflet-map-pane")
-            expect(close_up.locator(".leaflet-sorCounties-pane svg path").first).to_be_attached()
-            assert page.locator(".leaflet-tile").count() == 0
-            assert page.locator(".sor-marker svg.tracked").count() == 1
-            for kind in ("home", "work", "school"):
-                assert page.locator(f".sor-marker svg.{kind}").count() == 1
-            ring = page.locator(".leaflet-overlay-pane svg path.leaflet-interactive")
-            assert ring.count() == 1 and (ring.get_attribute("d") or "").count("L") >= 60
-            legend = page.locator(".leaflet-control.sor-legend")
-            for words in ("The address you looked up", "Home address", "Work address", "School address"):
-                expect(legend.get_by_text(words)).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "near.png"), full_page=True)
-            check_page(page, "near page with its list and map")
+        region = page.get_by_role("region", name="Map of the places listed below")
+        expect(region).to_be_visible()
+        close_up = page.locator("#map > .leaflet-map-pane")
+        expect(close_up.locator(".leaflet-sorCounties-pane svg path").first).to_be_attached()
+        assert page.locator(".leaflet-tile").count() == 0
+        assert page.locator(".sor-marker svg.tracked").count() == 1
+        for kind in ("home", "work", "school"):
+            assert page.locator(f".sor-marker svg.{kind}").count() == 1
+        ring = page.locator(".leaflet-overlay-pane svg path.leaflet-interactive")
+        assert ring.count() == 1 and (ring.get_attribute("d") or "").count("L") >= 60
+        legend = page.locator(".leaflet-control.sor-legend")
+        for words in ("The address you looked up", "Home address", "Work address", "School address"):
+            expect(legend.get_by_text(words)).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "near.png"), full_page=True)
+        check_page(page, "near page with its list and map")
 
-            # A typed address, and the way on to e-mail alerts about it.
-            page.get_by_label("Street address").fill("1 Hitt St")
-            page.get_by_label("City").fill("Columbia")
-            page.get_by_label("ZIP code (optional)").fill("65201")
-            page.get_by_role("button", name="Show offenders near this address").click()
-            expect(page.get_by_text("mapped to the house")).to_be_visible()
-            check_page(page, "near page for a typed address")
-            page.get_by_role("link", name="E-mail me about this area").click()
-            expect(page.get_by_text("1 Hitt St, Columbia, MO 65201")).to_be_visible()
-            check_page(page, "enrollment carrying the address")
-            assert not elsewhere, elsewhere
-            assert not refused, refused
-            browser.close()
-    finally:
-        web.terminate()
-        web.wait(20)
+        # A typed address, and the way on to e-mail alerts about it.
+        page.get_by_label("Street address").fill("1 Hitt St")
+        page.get_by_label("City").fill("Columbia")
+        page.get_by_label("ZIP code (optional)").fill("65201")
+        page.get_by_role("button", name="Show offenders near this address").click()
+        expect(page.get_by_text("mapped to the house")).to_be_visible()
+        check_page(page, "near page for a typed address")
+        page.get_by_role("link", name="E-mail me about this area").click()
+        expect(page.get_by_text("1 Hitt St, Columbia, MO 65201")).to_be_visible()
+        check_page(page, "enrollment carrying the address")
+        assert not elsewhere, elsewhere
+        assert not refused, refused
+        browser.close()

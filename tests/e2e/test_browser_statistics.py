@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.accessibility import a_assert_accessible, a_check_page
-from tests.e2e.conftest import REPO
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark  # noqa: F401
 from tests.integration.conftest import engine  # noqa: F401 (fixture)
 from tests.web.conftest import open_site
 from tests.web.test_statistics import REGISTRY, seed
-
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-ARTIFACTS = REPO / "test-artifacts"
 
 
 async def test_the_statistics_page_reads_on_a_desktop_and_a_phone_without_script(
