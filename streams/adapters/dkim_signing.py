@@ -40,12 +40,15 @@ _LF_ONLY = re.compile(rb"\r?\n")
 
 
 def relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 3.4.4 on a CRLF body, as dkimpy computes it; a body without tabs, runs of
-    spaces or spaces at a line's end (what the templates write) skips dkimpy's regular
-    expressions, which change nothing there and cost most of the canonicalisation."""
-    if b"\t" in body or b"  " in body or b" \r\n" in body or body.endswith(b" "):
+    """RFC 6376 3.4.4 on a CRLF body, as dkimpy computes it; a body without tabs (what the
+    templates write) has its runs of spaces and the spaces ending its lines removed by
+    bytes.replace instead of dkimpy's regular expressions, which took ~0.7 ms on a digest
+    carrying a map picture (17 kB, most of it base64 lines)."""
+    if b"\t" in body:
         return Relaxed.canonicalize_body(body)
-    return correct_empty_body(strip_trailing_lines(body))
+    while b"  " in body:  # a run of n spaces is one after log2(n) rounds
+        body = body.replace(b"  ", b" ")
+    return correct_empty_body(strip_trailing_lines(body.replace(b" \r\n", b"\r\n")))
 
 
 def _split(data: bytes) -> tuple[bytes, bytes, bytes]:

@@ -44,7 +44,7 @@ from streams.adapters.map_tiles import (
     regions_in,
     w,
 )
-from streams.domain.digest_map import PIXEL_SCALE, MapPoint, MapSpec, Projection, fit, ring
+from streams.domain.digest_map import PIXEL_SCALE, MapPoint, MapSpec, Projection, fit, ring_lonlat
 
 __all__ = ["COUNTY_LINE", "LAND", "STATE_LINE", "WATER", "TileCache", "MapCache", "png", "draw"]
 
@@ -256,7 +256,7 @@ def draw_indices(spec: MapSpec, scale: int = PIXEL_SCALE, tiles: TileCache | Non
     projection = fit(spec, scale)
     k = float(scale)
     canvas = base_layer(projection, k, tiles)
-    circle = projection.xy_many([(lon, lat) for lat, lon in ring(spec)])
+    circle = projection.xy_many(ring_lonlat(spec))
     # The tint: land inside the circle; the lines stay over it.
     xs, ys = [p[0] for p in circle], [p[1] for p in circle]
     cut = (

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streams.domain.digest import TrackedAddressSection
-from streams.domain.geometry import WGS84_A, WGS84_E2, geodesic_circle
+from streams.domain.geometry import GEOD, WGS84_A, WGS84_E2, geodesic_circle
 from streams.domain.radii import RADII
 
 # The picture's size in CSS pixels; PIXEL_SCALE pixels a CSS pixel are drawn, for sharp screens.
@@ -133,7 +133,7 @@ class Projection:
         x, y = mercator(lat, lon)
         return x * self.scale - self.x0, -y * self.scale - self.y0
 
-    def xy_many(self, lonlat: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    def xy_many(self, lonlat: Sequence[tuple[float, float]] | np.ndarray) -> list[tuple[float, float]]:
         """`xy` of many (lon, lat) points at once (a ring)."""
         m = mercator_many(lonlat) * self.scale
         xs, ys = m[:, 0] - self.x0, -m[:, 1] - self.y0
@@ -187,9 +187,26 @@ def _radii(lat: float) -> tuple[float, float]:
     return WGS84_A * (1 - WGS84_E2) / w**3, WGS84_A / w
 
 
+RING_VERTICES = 144
+
+
 def ring(spec: MapSpec) -> list[tuple[float, float]]:
     """The circle as (lat, lon) points at exactly its radius (geometry.geodesic_circle)."""
-    return geodesic_circle(spec.lat, spec.lon, spec.radius_m, vertices=144)
+    return geodesic_circle(spec.lat, spec.lon, spec.radius_m, vertices=RING_VERTICES)
+
+
+def ring_lonlat(spec: MapSpec) -> np.ndarray:
+    """`ring` as an (n + 1, 2) array of (lon, lat), closed: the same geodesic walk, without the
+    tuples (a picture projects it at once)."""
+    n = RING_VERTICES
+    lons, lats, _ = GEOD.fwd(
+        np.full(n, spec.lon),
+        np.full(n, spec.lat),
+        np.linspace(0.0, 360.0, n, endpoint=False),
+        np.full(n, spec.radius_m),
+    )
+    out = np.column_stack((lons, lats))
+    return np.vstack((out, out[:1]))
 
 
 def _kind(address_type: str) -> str:

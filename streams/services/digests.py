@@ -382,7 +382,8 @@ class _Run:
                 date=self.now,
                 registry_as_of=self.registry_as_of,
                 weekly=self._weekly(work),
-                # Drawn off the loop (tens of ms a new picture): the mail lanes keep sending.
+                # Drawn off the loop (a millisecond or two a new picture, more for a place whose
+                # base-layer tiles this process has not drawn yet): the mail lanes keep sending.
                 maps=await asyncio.to_thread(self._maps, digest, work) if self.map_cache is not None else [],
             )
         except Exception as exc:  # noqa: BLE001 - one bad digest must not stop everyone else's
