@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from streams.adapters import db_calls
 from streams.adapters.offender_search import (
@@ -218,7 +219,9 @@ class SearchIndex:
 
     async def fresh(self, engine: Engine) -> None:
         """Look for changes if the last look is `every_s` old. The request that looks waits for
-        it; others meanwhile use what is held (the first ever request waits too)."""
+        it; others meanwhile use what is held (the first ever request waits too). A database
+        that does not answer then leaves what is held in use (logged); with nothing held yet,
+        the error is the request's."""
         now = self._clock()
         if self._checking is not None:
             if self._tables is None:
@@ -230,6 +233,10 @@ class SearchIndex:
         self._checking = asyncio.ensure_future(db_calls.call(engine, self.refresh))
         try:
             await asyncio.shield(self._checking)
+        except (OperationalError, InterfaceError) as exc:
+            if self._tables is None:
+                raise
+            logger.warning("search index not refreshed", error=type(exc).__name__, records=len(self._records))
         finally:
             self._checking = None
 
