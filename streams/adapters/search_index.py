@@ -7,7 +7,7 @@ import bisect
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -321,6 +321,3 @@ class SearchIndex:
 
     def __len__(self) -> int:
         return len(self._records)
-
-    def ids(self) -> Sequence[str]:
-        return list(self._records)
