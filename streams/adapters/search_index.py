@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
+import itertools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from streams.adapters import db_calls
 from streams.adapters.offender_search import (
@@ -63,50 +66,70 @@ class Found:
     more: bool  # there were more than `limit` matches
 
 
-def _prefix_range(keys: list[str], prefix: str) -> tuple[int, int]:
-    return bisect.bisect_left(keys, prefix), bisect.bisect_left(keys, prefix + "\uffff")
+class _Field:
+    """One search field: each distinct value with the ranks of the records holding it (ascending),
+    so the records under a prefix come out in listing order by merging a few runs."""
+
+    def __init__(self, pairs: Iterable[tuple[str, int]]) -> None:
+        runs: dict[str, set[int]] = {}
+        for value, rank in pairs:
+            runs.setdefault(value, set()).add(rank)
+        self.values = sorted(runs)
+        self.ranks = [sorted(runs[v]) for v in self.values]
+        self.before = list(itertools.accumulate((len(r) for r in self.ranks), initial=0))
+        self._joined: str | None = None  # for `containing`, made on its first use
+        self._starts: list[int] = []
+
+    def prefixed(self, prefix: str) -> tuple[int, Iterator[int]]:
+        """How many (at most) and, in rank order, the records with a value starting so."""
+        lo = bisect.bisect_left(self.values, prefix)
+        hi = bisect.bisect_left(self.values, prefix + "\uffff")
+        return self.before[hi] - self.before[lo], _merged(self.ranks[lo:hi])
+
+    def exactly(self, value: str) -> tuple[int, Iterator[int]]:
+        i = bisect.bisect_left(self.values, value)
+        if i < len(self.values) and self.values[i] == value:
+            return len(self.ranks[i]), iter(self.ranks[i])
+        return 0, iter(())
+
+    def containing(self, text: str) -> tuple[int, list[int]]:
+        """At most how many records, and which values (by index), have `text` inside: one scan
+        of all the values in C (they are joined once, on the first use)."""
+        if self._joined is None:
+            self._joined = "\n".join(self.values)  # "\n" is in no normal form: no match spans two
+            self._starts = list(itertools.accumulate((len(v) + 1 for v in self.values), initial=0))
+        joined, starts, found = self._joined, self._starts, []
+        at = joined.find(text)
+        while at >= 0:
+            i = bisect.bisect_right(starts, at) - 1
+            found.append(i)
+            at = joined.find(text, starts[i + 1])  # on from the next value
+        return sum(len(self.ranks[i]) for i in found), found
+
+
+def _merged(runs: list[list[int]]) -> Iterator[int]:
+    if len(runs) == 1:
+        return iter(runs[0])
+    return (rank for rank, _ in itertools.groupby(heapq.merge(*runs)))  # each record once
 
 
 class _Tables:
-    """Records in listing order and lookups from each search field to their ranks. Built whole
+    """Records in listing order and, per search field, the ranks holding each value. Built whole
     from the records, never changed: a reload builds another and swaps it in."""
 
     def __init__(self, records: Iterable[Record]) -> None:
         self.records = sorted(records, key=lambda r: r.key)
-        last: list[tuple[str, int]] = []
-        first: list[tuple[str, int]] = []
-        city: list[tuple[str, int]] = []
-        county: list[tuple[str, int]] = []
-        self.zips: dict[str, set[int]] = {}
-        self.digests: dict[str, set[int]] = {}
-        self.streets: dict[str, set[int]] = {}
-        for rank, r in enumerate(self.records):
-            for ln, fn in r.names:
-                last.append((ln, rank))
-                first.append((fn, rank))
-            for a in r.addresses:
-                city.append((a.city, rank))
-                county.append((a.county, rank))
-                self.zips.setdefault(a.zip, set()).add(rank)
-                self.streets.setdefault(a.street, set()).add(rank)
-            for d in r.digests:
-                self.digests.setdefault(d, set()).add(rank)
-        self._sorted = {}
-        for name, pairs in (("last", last), ("first", first), ("city", city), ("county", county)):
-            pairs.sort()
-            self._sorted[name] = ([k for k, _ in pairs], [rank for _, rank in pairs])
-
-    def prefixed(self, field: str, prefix: str) -> set[int]:
-        keys, ranks = self._sorted[field]
-        lo, hi = _prefix_range(keys, prefix)
-        return set(ranks[lo:hi])
-
-    def street_has(self, text: str) -> set[int]:
-        out: set[int] = set()
-        for street, ranks in self.streets.items():
-            if text in street:
-                out |= ranks
-        return out
+        ranked = list(enumerate(self.records))
+        self.last = _Field((ln, rank) for rank, r in ranked for ln, _ in r.names)
+        self.first = _Field((fn, rank) for rank, r in ranked for _, fn in r.names)
+        self.city = _Field((a.city, rank) for rank, r in ranked for a in r.addresses)
+        self.county = _Field((a.county, rank) for rank, r in ranked for a in r.addresses)
+        self.zip = _Field((a.zip, rank) for rank, r in ranked for a in r.addresses)
+        # Each word of the street texts (as registered and in USPS form): few enough to scan.
+        self.street_words = _Field(
+            (w, rank) for rank, r in ranked for a in r.addresses for w in a.street.replace("|", " ").split()
+        )
+        self.digest = _Field((d, rank) for rank, r in ranked for d in r.digests)
 
 
 def _address_matches(a: AddressKeys, type_: str, street: str, city: str, county: str, zip_: str) -> bool:
@@ -196,7 +219,9 @@ class SearchIndex:
 
     async def fresh(self, engine: Engine) -> None:
         """Look for changes if the last look is `every_s` old. The request that looks waits for
-        it; others meanwhile use what is held (the first ever request waits too)."""
+        it; others meanwhile use what is held (the first ever request waits too). A database
+        that does not answer then leaves what is held in use (logged); with nothing held yet,
+        the error is the request's."""
         now = self._clock()
         if self._checking is not None:
             if self._tables is None:
@@ -208,6 +233,10 @@ class SearchIndex:
         self._checking = asyncio.ensure_future(db_calls.call(engine, self.refresh))
         try:
             await asyncio.shield(self._checking)
+        except (OperationalError, InterfaceError) as exc:
+            if self._tables is None:
+                raise
+            logger.warning("search index not refreshed", error=type(exc).__name__, records=len(self._records))
         finally:
             self._checking = None
 
@@ -240,26 +269,36 @@ class SearchIndex:
             return Found([], False)  # an address type alone would list everyone
         if zip.strip() and not z:
             return Found([], False)  # a partial ZIP matches nothing rather than a whole region
-        candidates: list[set[int]] = []
+        # The narrowest field gives the candidates, in listing order; each is checked against
+        # every field, so the first `limit` that pass are the page.
+        sources: list[tuple[int, Iterator[int]]] = []
         if ident:
-            candidates.append(tables.digests.get(ident, set()))
+            sources.append(tables.digest.exactly(ident))
         if z:
-            candidates.append(tables.zips.get(z, set()))
+            sources.append(tables.zip.exactly(z))
         if last:
-            candidates.append(tables.prefixed("last", last))
+            sources.append(tables.last.prefixed(last))
         if c:
-            candidates.append(tables.prefixed("city", c))
+            sources.append(tables.city.prefixed(c))
         if co:
-            candidates.append(tables.prefixed("county", co))
+            sources.append(tables.county.prefixed(co))
         if first and not last:
-            candidates.append(tables.prefixed("first", first))
-        if s and not candidates:
-            candidates.append(tables.street_has(s))
-        candidates.sort(key=len)
-        ranks = set.intersection(*candidates) if candidates else set()
+            sources.append(tables.first.prefixed(first))
+        streets: set[int] | None = None
+        if s:
+            # The records with a street word holding the query's longest word: more than the
+            # street matches (each is checked below), and all of them.
+            bound, words = tables.street_words.containing(max(s.split(), key=len))
+            if not sources or bound < min(n for n, _ in sources):
+                streets = set().union(*(tables.street_words.ranks[i] for i in words))
+                if not sources:
+                    sources.append((len(streets), iter(sorted(streets))))
+        _, candidates = min(sources, key=lambda src: src[0])
         by_address = bool(address_type or s or c or co or z)
         hits: list[Hit] = []
-        for rank in sorted(ranks):
+        for rank in candidates:
+            if streets is not None and rank not in streets:
+                continue  # no street word of it holds the query's
             r = tables.records[rank]
             if ident and ident not in r.digests:
                 continue
@@ -282,6 +321,3 @@ class SearchIndex:
 
     def __len__(self) -> int:
         return len(self._records)
-
-    def ids(self) -> Sequence[str]:
-        return list(self._records)

@@ -279,3 +279,21 @@ def test_a_change_committed_after_a_newer_one_is_not_missed(engine: Engine, late
         )
     index.refresh(engine)
     assert [h.record.offender_id for h in index.search(last_name="Latecomer").hits] == ["MO-LATE"]
+
+
+def test_a_database_that_stops_answering_leaves_the_held_records_searchable(engine: Engine) -> None:
+    from streams.adapters.db import make_engine
+
+    stored(engine, dataset(30, 7))
+    index = SearchIndex(every_s=0.0)
+    asyncio.run(index.fresh(engine))
+    before = found(index, {"city": "s"})
+    assert before[0]
+    gone = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=2")  # nobody listens
+    try:
+        asyncio.run(index.fresh(gone))  # not raised: the page still answers from what is held
+        assert found(index, {"city": "s"}) == before
+        with pytest.raises(Exception):  # noqa: B017, PT011 - nothing held yet: the error is the request's
+            asyncio.run(SearchIndex().fresh(gone))
+    finally:
+        gone.dispose()
