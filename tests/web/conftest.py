@@ -19,7 +19,7 @@ from streams.runtime import Runtime
 from streams.services.demo import DEMO_GAZETTEER
 from streams.settings import load_settings
 from streams.web.app import init_app, init_metrics_app
-from streams.web.keys import Clock, now
+from streams.web.keys import SEARCH, Clock, now
 from streams.web.security import RateLimiter
 from tests.integration.conftest import engine  # noqa: F401 (fixture: sqlite and PostgreSQL)
 
@@ -222,6 +222,9 @@ async def open_site(
         TestClient(TestServer(app)) as client,
         TestClient(TestServer(init_metrics_app(runtime))) as ops,
     ):
+        # The search index loads as the site starts; a test begins once it has, so what a
+        # request does on the database is that request's alone.
+        await app[SEARCH].fresh(runtime.engine)
         site = Site(client, mail_catcher, published)
         site.ops = ops  # the metrics port, apart from the public site
         yield site
