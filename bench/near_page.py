@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,6 @@ from urllib.parse import urlencode
 from bench import workload
 from bench.pipeline_common import (
     REPO,
-    base_env,
     bench_database,
     city_name,
     cpu_seconds,
@@ -48,6 +46,8 @@ from bench.pipeline_common import (
     offender_id,
     print_table,
     registry_event,
+    site_env,
+    stop_process,
     wait_port,
     write_json,
 )
@@ -216,17 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         port = free_port()
-        env = base_env(
-            SOR_DATABASE_URL=url,
-            SOR_DATA_DIR=str(tmp / "data"),
-            SOR_WEB_HOST="127.0.0.1",
-            SOR_WEB_PORT=str(port),
-            SOR_WEB_METRICS_PORT=str(free_port()),
-            SOR_LOG_FORMAT="json",
-            SOR_LOG_LEVEL="warning",
-            SOR_MAP_TILES_URL="",
-            SOR_SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789",
-        )
+        env = site_env(url, tmp / "data", port)
         server = subprocess.Popen(
             [sys.executable, "-m", "bench.near_page", "serve"],
             env=env,
@@ -260,13 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(res)
                 print(json.dumps(res), flush=True)
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        stop_process(server)
         shutil.rmtree(tmp, ignore_errors=True)
 
     rows, summary = [], {}

@@ -113,6 +113,41 @@ def base_env(**sor: str) -> dict[str, str]:
     return env | sor
 
 
+BENCH_SECRET_KEY = "bench-secret-key-that-is-long-enough-0123456789"
+
+
+def site_env(url: str, data_dir: Path, port: int, **more: str) -> dict[str, str]:
+    """The environment of a bench's site process on `port`: the database at `url`, no map
+    tiles, warnings only, JSON logs; `more` adds or overrides SOR_ settings."""
+    return (
+        base_env(
+            SOR_DATABASE_URL=url,
+            SOR_DATA_DIR=str(data_dir),
+            SOR_WEB_HOST="127.0.0.1",
+            SOR_WEB_PORT=str(port),
+            SOR_WEB_METRICS_PORT=str(free_port()),
+            SOR_LOG_FORMAT="json",
+            SOR_LOG_LEVEL="warning",
+            SOR_MAP_TILES_URL="",
+            SOR_SECRET_KEY=BENCH_SECRET_KEY,
+        )
+        | more
+    )
+
+
+def stop_process(server: subprocess.Popen[bytes] | None) -> None:
+    """Ctrl-C a bench's child process (the site shuts down as it would for an operator); killed
+    if it has not stopped within 20 s."""
+    if server is None or server.poll() is not None:
+        return
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def dkim_key_file(folder: Path) -> str:
     """An operator's DKIM key (RSA 2048) in `folder`: mail through SMTP is signed, as in production."""
     from cryptography.hazmat.primitives import serialization

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,6 @@ from bench import workload
 from bench.pipeline_common import (
     LAST_NAMES,
     REPO,
-    base_env,
     bench_database,
     city_name,
     cpu_seconds,
@@ -50,7 +48,9 @@ from bench.pipeline_common import (
     print_profile,
     print_table,
     registry_event,
+    site_env,
     start_py_spy,
+    stop_process,
     stop_py_spy,
     summarize_collapsed,
     wait_port,
@@ -205,17 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
         print(f"database: {describe_database(url)}; workload: {json.dumps(info)}", flush=True)
         port = free_port()
-        env = base_env(
-            SOR_DATABASE_URL=url,
-            SOR_DATA_DIR=str(tmp / "data"),
-            SOR_WEB_HOST="127.0.0.1",
-            SOR_WEB_PORT=str(port),
-            SOR_WEB_METRICS_PORT=str(free_port()),
-            SOR_LOG_FORMAT="json",
-            SOR_LOG_LEVEL="info",
-            SOR_MAP_TILES_URL="",
-            SOR_SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789",
-        )
+        env = site_env(url, tmp / "data", port, SOR_LOG_LEVEL="info")
         server = subprocess.Popen(
             [sys.executable, "-m", "bench.pipeline_web", "serve"],
             env=env,
@@ -249,13 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 out, focus=("streams/", "aiohttp/", "jinja2/", "sqlalchemy/", "psycopg/")
             )
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        stop_process(server)
         shutil.rmtree(tmp, ignore_errors=True)
 
     rows = []

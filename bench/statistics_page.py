@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,12 +28,13 @@ from typing import Any
 
 from bench.pipeline_common import (
     REPO,
-    base_env,
     bench_database,
     create_tables,
     describe_database,
     free_port,
     machine,
+    site_env,
+    stop_process,
     wait_port,
     write_json,
 )
@@ -116,17 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         engine.dispose()
         print(f"database: {describe_database(url)}; {args.registrants} registrants; count {doc['count_s']} s")
         port = free_port()
-        env = base_env(
-            SOR_DATABASE_URL=url,
-            SOR_DATA_DIR=str(tmp / "data"),
-            SOR_WEB_HOST="127.0.0.1",
-            SOR_WEB_PORT=str(port),
-            SOR_WEB_METRICS_PORT=str(free_port()),
-            SOR_LOG_FORMAT="json",
-            SOR_LOG_LEVEL="warning",
-            SOR_MAP_TILES_URL="",
-            SOR_SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789",
-        )
+        env = site_env(url, tmp / "data", port)
         server = subprocess.Popen(
             [sys.executable, "-m", "bench.statistics_page", "serve"],
             env=env,
@@ -144,13 +134,7 @@ def main(argv: list[str] | None = None) -> None:
             doc["pages"].append(res)
             print(res, flush=True)
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        stop_process(server)
         shutil.rmtree(tmp, ignore_errors=True)
     print(write_json(args.json, doc, f"statistics_page-{args.db}-{args.registrants}"))
 

@@ -40,7 +40,6 @@ from urllib.parse import urlencode
 
 from bench.pipeline_common import (
     REPO,
-    base_env,
     bench_database,
     cpu_seconds,
     describe_database,
@@ -50,7 +49,9 @@ from bench.pipeline_common import (
     median,
     print_profile,
     print_table,
+    site_env,
     start_py_spy,
+    stop_process,
     stop_py_spy,
     summarize_collapsed,
     wait_port,
@@ -371,17 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = bench_database(args.db, tmp)
         port, metrics_port = free_port(), free_port()
-        env = base_env(
-            SOR_DATABASE_URL=url,
-            SOR_DATA_DIR=str(tmp / "data"),
-            SOR_WEB_HOST="127.0.0.1",
-            SOR_WEB_PORT=str(port),
+        env = site_env(
+            url,
+            tmp / "data",
+            port,
             SOR_WEB_METRICS_PORT=str(metrics_port),
             SOR_WEB_TRUSTED_PROXIES="127.0.0.1/32",
-            SOR_LOG_FORMAT="json",
-            SOR_LOG_LEVEL="warning",
-            SOR_MAP_TILES_URL="",
-            SOR_SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789",
         )
         env["PYTHONPATH"] = str(Path(args.site_repo).resolve())
         # The schema of the site's own release (`sor-notify db upgrade`): a baseline checkout
@@ -478,13 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print_profile(f"site profile ({item})", prof)
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        stop_process(server)
         shutil.rmtree(tmp, ignore_errors=True)
 
     rows = []
