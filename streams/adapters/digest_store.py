@@ -9,12 +9,25 @@ each digest is fixed when it is claimed, so every retry of it carries the same o
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, and_, bindparam, func, literal, or_, select, text, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from streams.adapters.db import digests, offenders, pending_alerts, subscribers, tracked_addresses
@@ -36,11 +49,24 @@ def _mailable_subscriber() -> Any:
     return and_(_active_subscriber(), subscribers.c.mail_suspended_at.is_(None))
 
 
-def _due(period: str) -> Any:
+def _due(period: str, missed: Mapping[int, datetime] | None = None) -> Any:
     """`Schedule.due_on` in SQL, for the run of the local date `period`: daily subscribers, and
-    weekly ones whose weekday it is (a weekly one's alerts wait, unassigned, until then)."""
+    weekly ones whose weekday it is (a weekly one's alerts wait, unassigned, until then); with
+    `missed` (`digest_schedule.missed_weekly_cutoffs`), also weekly ones of another weekday
+    with an alert waiting from before that weekday's last date: their run did not happen."""
     weekday = date.fromisoformat(period).weekday()
-    return or_(subscribers.c.digest_frequency != WEEKLY, subscribers.c.digest_weekday == weekday)
+    overdue = [
+        and_(
+            subscribers.c.digest_weekday == day,
+            exists().where(
+                pending_alerts.c.subscriber_id == subscribers.c.id,
+                pending_alerts.c.digest_id.is_(None),
+                pending_alerts.c.created_at < cutoff,
+            ),
+        )
+        for day, cutoff in (missed or {}).items()
+    ]
+    return or_(subscribers.c.digest_frequency != WEEKLY, subscribers.c.digest_weekday == weekday, *overdue)
 
 
 def _chunks(values: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
@@ -77,7 +103,9 @@ def refresh_statistics(bind: Bind) -> None:
             conn.exec_driver_sql(_RUN_STATISTICS)
 
 
-def subscribers_with_unassigned_alerts(bind: Bind, period: str | None = None) -> list[int]:
+def subscribers_with_unassigned_alerts(
+    bind: Bind, period: str | None = None, missed: Mapping[int, datetime] | None = None
+) -> list[int]:
     """Confirmed, active subscribers whose mail is not suspended, with alerts not yet in any digest
     (and due in the run of `period`, when given: see `_due`).
 
@@ -99,7 +127,7 @@ def subscribers_with_unassigned_alerts(bind: Bind, period: str | None = None) ->
                     select(subscribers.c.id).where(
                         subscribers.c.id.in_(part),
                         _mailable_subscriber(),
-                        _due(period) if period is not None else literal(True),
+                        _due(period, missed) if period is not None else literal(True),
                     )
                 ).scalars()
             )
@@ -138,7 +166,13 @@ _ATTACH_PG = text(
 
 
 def claim_digests(
-    bind: Bind, subscriber_ids: Sequence[int], period: str, *, now: datetime, message_domain: str
+    bind: Bind,
+    subscriber_ids: Sequence[int],
+    period: str,
+    *,
+    now: datetime,
+    message_domain: str,
+    missed: Mapping[int, datetime] | None = None,
 ) -> Claimed:
     """Claim the (subscriber, period) digest of each subscriber who may receive one, is due on
     the period's date and has none for the period yet, and attach each one's unassigned alerts
@@ -163,7 +197,7 @@ def claim_digests(
                 literal(now, DateTime(timezone=True)),
                 literal(now, DateTime(timezone=True)),
             )
-            .where(subscribers.c.id.in_(ids), _mailable_subscriber(), _due(period))
+            .where(subscribers.c.id.in_(ids), _mailable_subscriber(), _due(period, missed))
             .order_by(subscribers.c.id)
         )
         rows = conn.execute(

@@ -4,7 +4,7 @@ in the service's time zone."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 DAILY = "daily"
@@ -72,6 +72,20 @@ class Schedule:
 
 
 DAILY_SCHEDULE = Schedule()
+
+
+def missed_weekly_cutoffs(day: date, zone: tzinfo) -> dict[int, datetime]:
+    """For the digest run of local date `day`: per other weekday, the start (UTC) of that
+    weekday's latest date before `day`. A weekly subscriber of that weekday who still has an
+    alert recorded before it waiting missed their run (the service was down that whole day:
+    had it run, it would have taken the alert), so this run sends their digest, not next week's."""
+    cutoffs: dict[int, datetime] = {}
+    for weekday in range(7):
+        back = (day.weekday() - weekday) % 7
+        if back:
+            start = datetime.combine(day - timedelta(days=back), time(0), tzinfo=zone)
+            cutoffs[weekday] = start.astimezone(UTC)
+    return cutoffs
 
 
 def next_digest_at(

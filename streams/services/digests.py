@@ -16,7 +16,7 @@ import asyncio
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from email.utils import parseaddr
 from typing import Any
 
@@ -37,7 +37,7 @@ from streams.adapters.mail import (
 )
 from streams.adapters.map_images import MapCache
 from streams.adapters.rendering import DigestMap, render_digest_bytes
-from streams.domain import digest_dates, links
+from streams.domain import digest_dates, digest_schedule, links
 from streams.domain.digest import Digest, build_digest
 from streams.domain.digest_map import alt_text, map_spec
 from streams.domain.retry_policy import GIVE_UP_AFTER, retry_delay
@@ -135,11 +135,18 @@ async def send_due_digests(
         if claim_new:
             domain = message_domain(from_addr)
             await run.db(digest_store.refresh_statistics)
-            due = await run.db(digest_store.subscribers_with_unassigned_alerts, period)
+            # A weekly subscriber whose weekday's run did not happen is sent now, not a week late.
+            missed = digest_schedule.missed_weekly_cutoffs(date.fromisoformat(period), zone)
+            due = await run.db(digest_store.subscribers_with_unassigned_alerts, period, missed)
             due = [s for s in due if s not in run.refused]
             for block in _blocks(due):
                 claimed = await run.db(
-                    digest_store.claim_digests, block, period, now=run.now, message_domain=domain
+                    digest_store.claim_digests,
+                    block,
+                    period,
+                    now=run.now,
+                    message_domain=domain,
+                    missed=missed,
                 )
                 # Unclaimed and not final: another run holds it right now, or the subscriber just left.
                 report.skipped_already_sent += claimed.already_final

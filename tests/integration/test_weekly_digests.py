@@ -237,3 +237,54 @@ def test_an_import_line_sets_the_frequency_and_a_line_without_one_keeps_the_stor
         "b@example.org": sunday,
         "c@example.org": DAILY_SCHEDULE,
     }
+
+
+def recorded_at(engine: Engine, sid: int, when: datetime) -> None:
+    """The subscriber's waiting alerts as if stored at `when` (the store stamps the real clock)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(pending_alerts)
+            .where(pending_alerts.c.subscriber_id == sid, pending_alerts.c.digest_id.is_(None))
+            .values(created_at=when)
+        )
+
+
+async def test_a_weekly_digest_whose_day_had_no_run_goes_out_the_next_day_not_a_week_later(
+    engine: Engine, subscribe, smtp_server
+) -> None:
+    """Mondays' subscriber: an alert stored on Sunday waits for Monday's run; the service is
+    down all Monday, so Tuesday's run sends it (days 6, 7, 8: Sunday Dec 6 to Tuesday Dec 8).
+    An alert stored after a Monday that did run waits for the next Monday, as before."""
+    catcher, port = smtp_server
+    late, circle = enrolled(engine, subscribe, "late@example.org", datetime(2026, 11, 29, 18, 0, tzinfo=UTC))
+    kept, kept_circle = enrolled(
+        engine, subscribe, "kept@example.org", datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
+    )
+    for sid in (late, kept):
+        tracking_db.set_schedule(engine, sid, Schedule("weekly", 0))
+
+    # Sunday noon: one alert each. Monday's run happens for nobody (the service is down).
+    record(engine, proximity_alert(late, circle, "OFF-1", "Lena Late", "1 Elm St", distance=300.0))
+    recorded_at(engine, late, at(6, 12))
+    # `kept`'s alert is stored Monday noon: after Monday began, so had Monday's run happened
+    # it might have come after it; it is next Monday's.
+    record(engine, proximity_alert(kept, kept_circle, "OFF-2", "Kim Kept", "2 Elm St", distance=300.0))
+    recorded_at(engine, kept, at(7, 12))
+
+    # Tuesday's run: `late` missed Monday's run and is sent now; `kept` waits.
+    await run(
+        engine, port, period=(FIRST + timedelta(days=8)).isoformat(), now=at(8, 6), zone=CHICAGO, maps=False
+    )
+    assert [m["To"] for m in catcher.messages] == ["late@example.org"]
+    assert "Lena Late" in text_of(catcher.messages[0])
+    # Wednesday's run: nothing more for either (late's digest is done; kept waits).
+    await run(
+        engine, port, period=(FIRST + timedelta(days=9)).isoformat(), now=at(9, 6), zone=CHICAGO, maps=False
+    )
+    assert len(catcher.messages) == 1
+    # The next Monday: kept's alert goes out.
+    await run(
+        engine, port, period=(FIRST + timedelta(days=14)).isoformat(), now=at(14, 6), zone=CHICAGO, maps=False
+    )
+    assert [m["To"] for m in catcher.messages] == ["late@example.org", "kept@example.org"]
+    assert "Kim Kept" in text_of(catcher.messages[1])

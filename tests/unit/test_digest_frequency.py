@@ -231,3 +231,18 @@ def test_weekly_to_daily_sends_the_weeks_waiting_alerts_in_the_next_daily_digest
         on(6): [],
         on(7): [],
     }
+
+
+def test_the_missed_weekly_cutoffs_are_the_starts_of_the_last_date_of_each_other_weekday() -> None:
+    """Worked by hand: the run of Tuesday December 8, 2026 in Chicago (CST, UTC-6)."""
+    from streams.domain.digest_schedule import missed_weekly_cutoffs
+
+    chicago = ZoneInfo("America/Chicago")
+    cut = missed_weekly_cutoffs(date(2026, 12, 8), chicago)
+    assert 1 not in cut  # Tuesday's own subscribers are simply due
+    assert cut[0] == datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # Monday Dec 7, 00:00 CST
+    assert cut[2] == datetime(2026, 12, 2, 6, 0, tzinfo=UTC)  # Wednesday Dec 2
+    assert cut[6] == datetime(2026, 12, 6, 6, 0, tzinfo=UTC)  # Sunday Dec 6
+    # Across the change to standard time (Sunday November 1, 2026, 2 AM CDT): that Sunday began
+    # at 00:00 CDT, UTC-5.
+    assert missed_weekly_cutoffs(date(2026, 11, 3), chicago)[6] == datetime(2026, 11, 1, 5, 0, tzinfo=UTC)
