@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from streams.adapters.broker import free_port
 from tests.e2e.conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -76,3 +78,37 @@ def watch_requests(page: Any, base: str) -> tuple[list[str], list[str]]:
     )
     page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     return elsewhere, refused
+
+
+def _site_env(tmp_path: Path, port: int) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SOR_")} | {
+        "SOR_DATABASE_URL": f"sqlite:///{tmp_path / 'map.db'}",
+        "SOR_DATA_DIR": str(tmp_path / "data"),
+        "SOR_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "SOR_SECRET_KEY": "e2e-secret-key-that-is-long-enough-0123456789",
+        "SOR_WEB_PORT": str(port),
+        "SOR_WEB_METRICS_PORT": str(free_port()),
+        "SOR_LOG_FORMAT": "json",
+        "SOR_MAP_TILES_URL": "",  # no tiles: what a map shows with no network
+    }
+
+
+def _cli(env: dict[str, str], *args: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.entrypoints.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def offline_site(tmp_path: Path) -> tuple[int, str, dict[str, str]]:
+    """A site's port, address and environment on an SQLite database of its own, upgraded, with
+    no map tiles (what a map shows with no network)."""
+    port = free_port()
+    env = _site_env(tmp_path, port)
+    _cli(env, "db", "upgrade")
+    return port, f"http://127.0.0.1:{port}", env

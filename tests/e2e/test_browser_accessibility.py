@@ -5,18 +5,13 @@ distance table in test-artifacts/."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
-from streams.adapters import repository
-from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
 from streams.web import sessions
 from tests.e2e.accessibility import assert_accessible, assert_reflows
-from tests.e2e.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark, running_site  # noqa: F401
-from tests.e2e.test_browser_map import _cli, _site_env
-from tests.web.conftest import add_subscriber
-from tests.web.test_tracking import insert_address, near, offender, seed_registry
+from tests.e2e.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, offline_site, pytestmark, running_site  # noqa: F401
+from tests.e2e.test_browser_map import map_story
 
 SIGNED_OUT = [
     ("/", "home"),
@@ -64,22 +59,13 @@ SIGNED_IN = [
 def test_every_page_passes_axe_and_reflows_at_320_px(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = _site_env(tmp_path, port)
-    _cli(env, "db", "upgrade")
+    port, base, env = offline_site(tmp_path)
     engine = make_engine(env["SOR_DATABASE_URL"])
     try:
-        seed_registry(engine)
-        school = near("school", "1104 N Providence Rd", 38.9525, -92.3345)
-        assert repository.save_offender_state(engine, offender("OFF-SCH", "Sid", "Schooler", school))
-        sid = add_subscriber(engine, "pat.parent@example.org")
-        aid = insert_address(engine, sid, "Home", radius="1mi")
-        session = sessions.create(engine, sid, datetime.now(UTC))
+        sid, aid, session = map_story(engine)
     finally:
         engine.dispose()
 
-    ARTIFACTS.mkdir(exist_ok=True)
     with running_site(env, tmp_path / "web.log", port):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

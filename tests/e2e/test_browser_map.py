@@ -4,67 +4,47 @@ test-artifacts/map-offline.png."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from streams.adapters import repository
-from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
 from streams.web import sessions
 from tests.e2e.accessibility import assert_focus_visible, check_page
-from tests.e2e.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark, running_site, watch_requests  # noqa: F401
-from tests.e2e.conftest import REPO
+from tests.e2e.browsing import (  # noqa: F401
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    offline_site,
+    pytestmark,
+    running_site,
+    watch_requests,
+)
 from tests.web.conftest import add_subscriber
 from tests.web.test_tracking import insert_address, near, offender, seed_registry
 
 
-def _site_env(tmp_path: Path, port: int) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SOR_")} | {
-        "SOR_DATABASE_URL": f"sqlite:///{tmp_path / 'map.db'}",
-        "SOR_DATA_DIR": str(tmp_path / "data"),
-        "SOR_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "SOR_SECRET_KEY": "e2e-secret-key-that-is-long-enough-0123456789",
-        "SOR_WEB_PORT": str(port),
-        "SOR_WEB_METRICS_PORT": str(free_port()),
-        "SOR_LOG_FORMAT": "json",
-        "SOR_MAP_TILES_URL": "",  # no tiles: what a map shows with no network
-    }
-
-
-def _cli(env: dict[str, str], *args: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "streams.entrypoints.cli", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def map_story(engine):
+    """The registry around 1 Hitt Street, a school ~1 km west, and a parent tracking Home at
+    1 mile: (subscriber, tracked address, signed-in session)."""
+    seed_registry(engine)
+    school = near("school", "1104 N Providence Rd", 38.9525, -92.3345)  # ~1 km west
+    assert repository.save_offender_state(engine, offender("OFF-SCH", "Sid", "Schooler", school))
+    sid = add_subscriber(engine, "pat.parent@example.org")
+    aid = insert_address(engine, sid, "Home", radius="1mi")
+    return sid, aid, sessions.create(engine, sid, datetime.now(UTC))
 
 
 def test_with_no_tiles_the_map_draws_county_lines_and_names_under_typed_markers(tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = _site_env(tmp_path, port)
-    _cli(env, "db", "upgrade")
+    port, base, env = offline_site(tmp_path)
     engine = make_engine(env["SOR_DATABASE_URL"])
     try:
-        seed_registry(engine)
-        school = near("school", "1104 N Providence Rd", 38.9525, -92.3345)  # ~1 km west
-        assert repository.save_offender_state(engine, offender("OFF-SCH", "Sid", "Schooler", school))
-        sid = add_subscriber(engine, "pat.parent@example.org")
-        aid = insert_address(engine, sid, "Home", radius="1mi")
-        session = sessions.create(engine, sid, datetime.now(UTC))
+        _, aid, session = map_story(engine)
     finally:
         engine.dispose()
 
-    ARTIFACTS.mkdir(exist_ok=True)
     with running_site(env, tmp_path / "web.log", port):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

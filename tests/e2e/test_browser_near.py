@@ -7,21 +7,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from streams.adapters import repository
-from streams.adapters.broker import free_port
 from streams.adapters.db import make_engine
 from tests.e2e.accessibility import check_page
-from tests.e2e.browsing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark, running_site, watch_requests  # noqa: F401
-from tests.e2e.test_browser_map import _cli, _site_env
+from tests.e2e.browsing import (  # noqa: F401
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    offline_site,
+    pytestmark,
+    running_site,
+    watch_requests,
+)
 from tests.web.test_tracking import HITT_AT, near, offender, seed_registry
 
 
 def test_the_location_button_lists_and_maps_who_is_registered_nearby(tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = _site_env(tmp_path, port)
-    _cli(env, "db", "upgrade")
+    port, base, env = offline_site(tmp_path)
     engine = make_engine(env["SOR_DATABASE_URL"])
     try:
         from streams.adapters.gazetteer_import import import_gazetteer
